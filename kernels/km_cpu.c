@@ -1,0 +1,668 @@
+/*
+ * km_cpu.c -- the CPU backend: the engine's operations on a pool of compute threads.
+ *
+ * Threading protocol.  The backend owns threads-1 worker threads, started with every signal
+ * blocked so that PostgreSQL's handlers only ever run in the backend's own thread.  The calling
+ * thread runs share 0 of every parallel step itself and waits for the workers; workers touch
+ * only the buffers handed to them for that step and never call into PostgreSQL.  Nothing here
+ * allocates during a step, so a step cannot fail half way; the memory a step needs is reserved
+ * before it starts.
+ *
+ * Determinism.  Row-wise results (labels, distances) do not depend on how rows are split.
+ * Sums are either taken over one dimension at a time in row order (accumulate: threads split
+ * the dimensions, not the rows) or per run of KM_SUB_ROWS rows added in order (potentials,
+ * mindist sums), so no result depends on the number of threads.
+ */
+#include "km_kernels.h"
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef void (*StepFn) (void *arg, int share, int nshares);
+
+/* A fixed crew of worker threads that run one step at a time with the caller. */
+typedef struct Pool
+{
+	int			nthreads;		/* including the caller */
+	pthread_t  *threads;
+	int			started;		/* workers actually running */
+	pthread_mutex_t mutex;
+	pthread_cond_t wake;
+	pthread_cond_t done;
+	uint64_t	generation;
+	int			pending;
+	int			quit;
+	StepFn		fn;
+	void	   *arg;
+} Pool;
+
+typedef struct WorkerStart
+{
+	Pool	   *pool;
+	int			share;
+} WorkerStart;
+
+struct KmBlock
+{
+	const float *x;
+	int64_t		n;
+	float	   *norms;			/* |x_i|^2 */
+};
+
+typedef struct CpuBackend
+{
+	KmBackend	base;
+	Pool		pool;
+	WorkerStart *starts;
+
+	/* installed centers */
+	int			nseg;
+	int		   *seg_off;
+	float	   *c;
+	float	   *cnorm;
+	void	   *packed;			/* GEMM panel layout, when km_use_gemm */
+	int			use_gemm;
+
+	/* scratch for candidate scoring: per share, KM_SUB_ROWS * t labels and scores */
+	int			scratch_t;
+	int32_t    *scratch_labels;
+	float	   *scratch_best;
+	double	   *scratch_sums;	/* per run of rows: t partial sums */
+	int64_t		scratch_runs;
+} CpuBackend;
+
+/* ---------------------------------------------------------------------------------------------
+ * The pool
+ * ------------------------------------------------------------------------------------------- */
+
+/* Worker loop: wait for a new generation, run its share, report back. */
+static void *
+WorkerMain(void *p)
+{
+	WorkerStart *ws = p;
+	Pool	   *pool = ws->pool;
+	uint64_t	seen = 0;
+
+	pthread_mutex_lock(&pool->mutex);
+	for (;;)
+	{
+		while (!pool->quit && pool->generation == seen)
+			pthread_cond_wait(&pool->wake, &pool->mutex);
+		if (pool->quit)
+			break;
+		seen = pool->generation;
+		pthread_mutex_unlock(&pool->mutex);
+
+		pool->fn(pool->arg, ws->share, pool->nthreads);
+
+		pthread_mutex_lock(&pool->mutex);
+		if (--pool->pending == 0)
+			pthread_cond_signal(&pool->done);
+	}
+	pthread_mutex_unlock(&pool->mutex);
+	return NULL;
+}
+
+/* Runs fn on every share, share 0 on the calling thread, and waits for all of them. */
+static void
+PoolRun(Pool *pool, StepFn fn, void *arg)
+{
+	if (pool->nthreads == 1)
+	{
+		fn(arg, 0, 1);
+		return;
+	}
+	pthread_mutex_lock(&pool->mutex);
+	pool->fn = fn;
+	pool->arg = arg;
+	pool->pending = pool->nthreads - 1;
+	pool->generation++;
+	pthread_cond_broadcast(&pool->wake);
+	pthread_mutex_unlock(&pool->mutex);
+
+	fn(arg, 0, pool->nthreads);
+
+	pthread_mutex_lock(&pool->mutex);
+	while (pool->pending > 0)
+		pthread_cond_wait(&pool->done, &pool->mutex);
+	pthread_mutex_unlock(&pool->mutex);
+}
+
+/* Stops and joins the workers that were started. */
+static void
+PoolStop(Pool *pool)
+{
+	if (pool->threads == NULL)
+		return;
+	pthread_mutex_lock(&pool->mutex);
+	pool->quit = 1;
+	pthread_cond_broadcast(&pool->wake);
+	pthread_mutex_unlock(&pool->mutex);
+	for (int i = 0; i < pool->started; i++)
+		pthread_join(pool->threads[i], NULL);
+	pthread_mutex_destroy(&pool->mutex);
+	pthread_cond_destroy(&pool->wake);
+	pthread_cond_destroy(&pool->done);
+	free(pool->threads);
+	pool->threads = NULL;
+}
+
+/* Starts nthreads-1 workers with all signals blocked, so signals reach only the caller. */
+static KmStatus
+PoolStart(Pool *pool, WorkerStart *starts, int nthreads, KmError *err)
+{
+	sigset_t	all,
+				old;
+	int			rc = 0;
+
+	memset(pool, 0, sizeof(*pool));
+	pool->nthreads = nthreads;
+	if (nthreads == 1)
+		return KM_OK;
+	pool->threads = calloc(nthreads - 1, sizeof(pthread_t));
+	if (pool->threads == NULL)
+		return KM_FAIL(err, KM_ERR_NOMEM, "could not allocate %d thread handles", nthreads);
+	pthread_mutex_init(&pool->mutex, NULL);
+	pthread_cond_init(&pool->wake, NULL);
+	pthread_cond_init(&pool->done, NULL);
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	for (int i = 0; i < nthreads - 1; i++)
+	{
+		starts[i].pool = pool;
+		starts[i].share = i + 1;
+		rc = pthread_create(&pool->threads[i], NULL, WorkerMain, &starts[i]);
+		if (rc != 0)
+			break;
+		pool->started++;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+
+	if (rc != 0)
+	{
+		PoolStop(pool);
+		return KM_FAIL(err, KM_ERR_THREAD, "could not start compute thread: %s", strerror(rc));
+	}
+	return KM_OK;
+}
+
+/* The contiguous range of items [*lo, *hi) that share gets. */
+static void
+ShareRange(int64_t items, int share, int nshares, int64_t *lo, int64_t *hi)
+{
+	*lo = items * share / nshares;
+	*hi = items * (share + 1) / nshares;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Operations
+ * ------------------------------------------------------------------------------------------- */
+
+/*
+ * Nearest installed center per segment with its squared distance.  The small-d kernel's
+ * distances are direct sums already; after the GEMM kernel the distance to the chosen center is
+ * recomputed directly, so reported distances and inertia do not carry the expansion's
+ * cancellation error (|x|^2 and |c|^2 can dwarf their difference).
+ */
+static void
+Nearest(CpuBackend *cb, const float *x, int64_t n, int32_t *labels, float *dist)
+{
+	int			d = cb->base.d;
+	int			nseg = cb->nseg;
+
+	if (!cb->use_gemm)
+	{
+		km_argmin_small(x, n, d, cb->c, cb->cnorm, nseg, cb->seg_off, labels, dist);
+		return;
+	}
+	km_gemm_argmin(x, n, d, cb->packed, cb->cnorm, nseg, cb->seg_off, labels, dist);
+	for (int64_t i = 0; i < n; i++)
+	{
+		const float *r = x + i * d;
+
+		for (int s = 0; s < nseg; s++)
+		{
+			const float *c = cb->c + (int64_t) labels[i * nseg + s] * d;
+			double		sum = 0.0;
+
+			for (int t = 0; t < d; t++)
+			{
+				float		diff = r[t] - c[t];
+
+				sum += (double) diff * diff;
+			}
+			dist[i * nseg + s] = (float) sum;
+		}
+	}
+}
+
+static void
+CpuDestroy(KmBackend *be)
+{
+	CpuBackend *cb = (CpuBackend *) be;
+
+	if (cb == NULL)
+		return;
+	PoolStop(&cb->pool);
+	free(cb->starts);
+	free(cb->seg_off);
+	free(cb->c);
+	free(cb->cnorm);
+	free(cb->packed);
+	free(cb->scratch_labels);
+	free(cb->scratch_best);
+	free(cb->scratch_sums);
+	free(cb);
+}
+
+typedef struct NormsStep
+{
+	KmBlock    *blk;
+	int			d;
+} NormsStep;
+
+static void
+NormsShare(void *arg, int share, int nshares)
+{
+	NormsStep  *st = arg;
+	int64_t		lo,
+				hi;
+
+	ShareRange(st->blk->n, share, nshares, &lo, &hi);
+	km_row_norms(st->blk->x + lo * st->d, hi - lo, st->d, st->blk->norms + lo);
+}
+
+/* Wraps n host rows without copying and computes their norms once. */
+static KmStatus
+CpuBlockCreate(KmBackend *be, const float *x, int64_t n, KmBlock **out, KmError *err)
+{
+	CpuBackend *cb = (CpuBackend *) be;
+	KmBlock    *blk = calloc(1, sizeof(KmBlock));
+	NormsStep	st;
+
+	if (blk == NULL || (n > 0 && (blk->norms = malloc(sizeof(float) * n)) == NULL))
+	{
+		free(blk);
+		return KM_FAIL(err, KM_ERR_NOMEM, "could not allocate norms of %lld rows", (long long) n);
+	}
+	blk->x = x;
+	blk->n = n;
+	st.blk = blk;
+	st.d = be->d;
+	if (n > 0)
+		PoolRun(&cb->pool, NormsShare, &st);
+	*out = blk;
+	return KM_OK;
+}
+
+static void
+CpuBlockDestroy(KmBackend *be, KmBlock *blk)
+{
+	(void) be;
+	if (blk == NULL)
+		return;
+	free(blk->norms);
+	free(blk);
+}
+
+/* Installs a copy of the centers with their norms (and GEMM panels for large d). */
+static KmStatus
+CpuSetCenters(KmBackend *be, const float *c, int d, int nseg, const int *seg_off, KmError *err)
+{
+	CpuBackend *cb = (CpuBackend *) be;
+	int			k = seg_off[nseg];
+
+	if (d != be->d || nseg < 1 || k < 1)
+		return KM_FAIL(err, KM_ERR_ARGUMENT, "bad center set: d=%d nseg=%d k=%d", d, nseg, k);
+	free(cb->seg_off);
+	free(cb->c);
+	free(cb->cnorm);
+	free(cb->packed);
+	cb->packed = NULL;
+	cb->seg_off = malloc(sizeof(int) * (nseg + 1));
+	cb->c = malloc(sizeof(float) * (size_t) k * d);
+	cb->cnorm = malloc(sizeof(float) * (size_t) k);
+	cb->use_gemm = km_use_gemm(d, k);
+	if (cb->use_gemm)
+		cb->packed = aligned_alloc(64, (km_gemm_packed_size(k, d) + 63) & ~(size_t) 63);
+	if (cb->seg_off == NULL || cb->c == NULL || cb->cnorm == NULL ||
+		(cb->use_gemm && cb->packed == NULL))
+		return KM_FAIL(err, KM_ERR_NOMEM, "could not allocate %d centers of dimension %d", k, d);
+	memcpy(cb->seg_off, seg_off, sizeof(int) * (nseg + 1));
+	memcpy(cb->c, c, sizeof(float) * (size_t) k * d);
+	km_row_norms(c, k, d, cb->cnorm);
+	if (cb->use_gemm)
+		km_gemm_pack(c, k, d, cb->packed);
+	cb->nseg = nseg;
+	return KM_OK;
+}
+
+typedef struct AssignStep
+{
+	CpuBackend *cb;
+	KmBlock    *blk;
+	int32_t    *labels;
+	float	   *dist;
+} AssignStep;
+
+/* One share of an assignment: a contiguous range of rows. */
+static void
+AssignShare(void *arg, int share, int nshares)
+{
+	AssignStep *st = arg;
+	int			nseg = st->cb->nseg;
+	int64_t		lo,
+				hi;
+
+	ShareRange(st->blk->n, share, nshares, &lo, &hi);
+	if (hi > lo)
+		Nearest(st->cb, st->blk->x + lo * st->cb->base.d, hi - lo, st->labels + lo * nseg,
+				st->dist + lo * nseg);
+}
+
+/* Nearest center per segment: labels and squared distances. */
+static KmStatus
+CpuAssign(KmBackend *be, KmBlock *blk, int32_t *labels, float *dist, KmError *err)
+{
+	CpuBackend *cb = (CpuBackend *) be;
+	AssignStep	st = {cb, blk, labels, dist};
+
+	if (cb->c == NULL)
+		return KM_FAIL(err, KM_ERR_ARGUMENT, "assign before set_centers");
+	if (blk->n > 0)
+		PoolRun(&cb->pool, AssignShare, &st);
+	return KM_OK;
+}
+
+typedef struct AccumStep
+{
+	KmBlock    *blk;
+	int			d;
+	int			nseg;
+	const int32_t *labels;
+	const float *dist;
+	KmAccum    *acc;
+} AccumStep;
+
+/*
+ * One share of the accumulation: a range of "columns", where columns 0..d-1 are the
+ * dimensions and column d is the counts and inertia.  Each column is summed over all rows in
+ * row order, so the split between threads changes nothing.
+ */
+static void
+AccumShare(void *arg, int share, int nshares)
+{
+	AccumStep  *st = arg;
+	int			d = st->d;
+	int			nseg = st->nseg;
+	int64_t		n = st->blk->n;
+	const float *x = st->blk->x;
+	int64_t		lo,
+				hi;
+
+	ShareRange(d + 1, share, nshares, &lo, &hi);
+	if (hi > d)
+	{
+		for (int64_t i = 0; i < n; i++)
+			for (int s = 0; s < nseg; s++)
+			{
+				int32_t		l = st->labels[i * nseg + s];
+
+				st->acc->counts[l]++;
+				st->acc->inertia[l] += st->dist[i * nseg + s];
+			}
+		hi = d;
+	}
+	if (hi <= lo)
+		return;
+	for (int64_t i = 0; i < n; i++)
+	{
+		const float *r = x + i * d;
+
+		for (int s = 0; s < nseg; s++)
+		{
+			double	   *sp = st->acc->sums + (int64_t) st->labels[i * nseg + s] * d;
+
+			for (int64_t j = lo; j < hi; j++)
+				sp[j] += r[j];
+		}
+	}
+}
+
+/* Adds rows into the accumulators by label, in row order. */
+static KmStatus
+CpuAccumulate(KmBackend *be, KmBlock *blk, int nseg, const int32_t *labels, const float *dist,
+			  KmAccum *acc, KmError *err)
+{
+	CpuBackend *cb = (CpuBackend *) be;
+	AccumStep	st = {blk, be->d, nseg, labels, dist, acc};
+
+	if (acc->d != be->d)
+		return KM_FAIL(err, KM_ERR_ARGUMENT, "accumulator dimension %d, data %d", acc->d, be->d);
+	if (blk->n > 0)
+		PoolRun(&cb->pool, AccumShare, &st);
+	return KM_OK;
+}
+
+/* Candidate scoring shared by mindist_update and potentials. */
+typedef struct CandStep
+{
+	CpuBackend *cb;
+	KmBlock    *blk;
+	const float *cand;
+	const float *cnorm;
+	const void *packed;
+	int			t;
+	const int  *seg_off;		/* 0, 1, .., t: one candidate per segment */
+	const float *mindist;
+	float	   *mindist_out;	/* mindist_update: where the new minimum goes */
+	double	   *run_sums;		/* per run: t sums */
+} CandStep;
+
+static void
+CandShare(void *arg, int share, int nshares)
+{
+	CandStep   *st = arg;
+	int			d = st->cb->base.d;
+	int			t = st->t;
+	int64_t		runs = (st->blk->n + KM_SUB_ROWS - 1) / KM_SUB_ROWS;
+	int32_t    *labels = st->cb->scratch_labels + (int64_t) share * KM_SUB_ROWS * t;
+	float	   *best = st->cb->scratch_best + (int64_t) share * KM_SUB_ROWS * t;
+	int64_t		rlo,
+				rhi;
+
+	ShareRange(runs, share, nshares, &rlo, &rhi);
+	for (int64_t r = rlo; r < rhi; r++)
+	{
+		int64_t		i0 = r * KM_SUB_ROWS;
+		int64_t		m = st->blk->n - i0 < KM_SUB_ROWS ? st->blk->n - i0 : KM_SUB_ROWS;
+		const float *x = st->blk->x + i0 * d;
+
+		if (st->packed)
+			km_gemm_argmin(x, m, d, st->packed, st->cnorm, t, st->seg_off, labels, best);
+		else
+			km_argmin_small(x, m, d, st->cand, st->cnorm, t, st->seg_off, labels, best);
+		for (int j = 0; j < t; j++)
+		{
+			double		sum = 0.0;
+
+			for (int64_t i = 0; i < m; i++)
+			{
+				/* the GEMM kernel gives scores, the small one distances */
+				float		v = st->packed ? st->blk->norms[i0 + i] + best[i * t + j] : best[i * t + j];
+				float		old = st->mindist[i0 + i];
+
+				v = v > 0.0f ? v : 0.0f;
+				v = v < old ? v : old;
+				if (st->mindist_out)
+					st->mindist_out[i0 + i] = v;
+				sum += v;
+			}
+			st->run_sums[r * t + j] = sum;
+		}
+	}
+}
+
+/* Makes sure the candidate scratch holds t candidates and runs for n rows. */
+static KmStatus
+CandScratch(CpuBackend *cb, int t, int64_t n, int d, KmError *err)
+{
+	int64_t		runs = (n + KM_SUB_ROWS - 1) / KM_SUB_ROWS;
+	size_t		per = (size_t) KM_SUB_ROWS * t * cb->pool.nthreads;
+
+	if (t > cb->scratch_t)
+	{
+		free(cb->scratch_labels);
+		free(cb->scratch_best);
+		cb->scratch_labels = malloc(sizeof(int32_t) * per);
+		cb->scratch_best = malloc(sizeof(float) * per);
+		cb->scratch_t = t;
+		free(cb->scratch_sums);
+		cb->scratch_sums = NULL;
+		cb->scratch_runs = 0;
+	}
+	if (runs > cb->scratch_runs || cb->scratch_sums == NULL)
+	{
+		free(cb->scratch_sums);
+		cb->scratch_sums = malloc(sizeof(double) * (size_t) (runs > 0 ? runs : 1) * cb->scratch_t);
+		cb->scratch_runs = runs;
+	}
+	if (cb->scratch_labels == NULL || cb->scratch_best == NULL || cb->scratch_sums == NULL)
+	{
+		cb->scratch_t = 0;
+		return KM_FAIL(err, KM_ERR_NOMEM, "could not allocate scratch for %d candidates of %d values",
+					   t, d);
+	}
+	return KM_OK;
+}
+
+/* Scores every row against t candidates and sums min(mindist, distance) per run of rows. */
+static KmStatus
+CandRun(CpuBackend *cb, KmBlock *blk, const float *cand, int t, const float *mindist,
+		float *mindist_out, KmError *err)
+{
+	int			d = cb->base.d;
+	int		   *seg_off = malloc(sizeof(int) * (t + 1));
+	float	   *cnorm = malloc(sizeof(float) * t);
+	void	   *packed = NULL;
+	KmStatus	st = KM_OK;
+	CandStep	step;
+
+	if (seg_off == NULL || cnorm == NULL)
+	{
+		st = KM_FAIL(err, KM_ERR_NOMEM, "could not allocate %d candidates", t);
+		goto out;
+	}
+	for (int j = 0; j <= t; j++)
+		seg_off[j] = j;
+	km_row_norms(cand, t, d, cnorm);
+	if (km_use_gemm(d, t))
+	{
+		packed = aligned_alloc(64, (km_gemm_packed_size(t, d) + 63) & ~(size_t) 63);
+		if (packed == NULL)
+		{
+			st = KM_FAIL(err, KM_ERR_NOMEM, "could not pack %d candidates", t);
+			goto out;
+		}
+		km_gemm_pack(cand, t, d, packed);
+	}
+	if ((st = CandScratch(cb, t, blk->n, d, err)) != KM_OK)
+		goto out;
+
+	step.cb = cb;
+	step.blk = blk;
+	step.cand = cand;
+	step.cnorm = cnorm;
+	step.packed = packed;
+	step.t = t;
+	step.seg_off = seg_off;
+	step.mindist = mindist;
+	step.mindist_out = mindist_out;
+	step.run_sums = cb->scratch_sums;
+	if (blk->n > 0)
+		PoolRun(&cb->pool, CandShare, &step);
+out:
+	free(seg_off);
+	free(cnorm);
+	free(packed);
+	return st;
+}
+
+static KmStatus
+CpuMindistUpdate(KmBackend *be, KmBlock *blk, const float *c, float *mindist, double *sub_sums,
+				 KmError *err)
+{
+	CpuBackend *cb = (CpuBackend *) be;
+	int64_t		runs = (blk->n + KM_SUB_ROWS - 1) / KM_SUB_ROWS;
+	KmStatus	st = CandRun(cb, blk, c, 1, mindist, mindist, err);
+
+	if (st != KM_OK)
+		return st;
+	for (int64_t r = 0; r < runs; r++)
+		sub_sums[r] = cb->scratch_sums[r];
+	return KM_OK;
+}
+
+static KmStatus
+CpuPotentials(KmBackend *be, KmBlock *blk, const float *cand, int t, const float *mindist,
+			  double *pot, KmError *err)
+{
+	CpuBackend *cb = (CpuBackend *) be;
+	int64_t		runs = (blk->n + KM_SUB_ROWS - 1) / KM_SUB_ROWS;
+	KmStatus	st = CandRun(cb, blk, cand, t, mindist, NULL, err);
+
+	if (st != KM_OK)
+		return st;
+	for (int64_t r = 0; r < runs; r++)
+		for (int j = 0; j < t; j++)
+			pot[j] += cb->scratch_sums[r * t + j];
+	return KM_OK;
+}
+
+static const KmBackendOps CpuOps = {
+	.name = "cpu",
+	.destroy = CpuDestroy,
+	.block_create = CpuBlockCreate,
+	.block_destroy = CpuBlockDestroy,
+	.set_centers = CpuSetCenters,
+	.assign = CpuAssign,
+	.accumulate = CpuAccumulate,
+	.mindist_update = CpuMindistUpdate,
+	.potentials = CpuPotentials,
+};
+
+/* The CPU backend on threads compute threads (>= 1); threads block all signals. */
+KmStatus
+km_cpu_backend_create(int threads, int d, KmBackend **out, KmError *err)
+{
+	CpuBackend *cb;
+	KmStatus	st;
+
+	*out = NULL;
+	if (threads < 1 || d < 1)
+		return KM_FAIL(err, KM_ERR_ARGUMENT, "threads=%d d=%d", threads, d);
+	cb = calloc(1, sizeof(CpuBackend));
+	if (cb == NULL)
+		return KM_FAIL(err, KM_ERR_NOMEM, "could not allocate the CPU backend");
+	cb->base.ops = &CpuOps;
+	cb->base.d = d;
+	cb->starts = calloc(threads, sizeof(WorkerStart));
+	if (cb->starts == NULL)
+	{
+		free(cb);
+		return KM_FAIL(err, KM_ERR_NOMEM, "could not allocate %d thread records", threads);
+	}
+	if ((st = PoolStart(&cb->pool, cb->starts, threads, err)) != KM_OK)
+	{
+		free(cb->starts);
+		free(cb);
+		return st;
+	}
+	*out = &cb->base;
+	return KM_OK;
+}

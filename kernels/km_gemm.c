@@ -1,0 +1,670 @@
+/*
+ * km_gemm.c -- nearest-center search for large dimensions: an SGEMM with the argmin fused in.
+ *
+ * For d > KM_SMALL_D_MAX the scores cnorm[j] - 2 x_i.c_j are the entries of the product X C^T,
+ * so the work is a matrix product and the argmin over each segment is a cheap fold over its
+ * result.  The product is computed tile by tile by a register-blocked micro-kernel; each tile
+ * is folded into a running per-row minimum as soon as its dot products are complete, so the
+ * n x k score matrix is never written out.
+ *
+ * Orientation.  Rows go in the vector lanes and centers are broadcast: a tile is KM_MR rows
+ * (KM_MR / lanes vector registers) by KM_NR centers, one accumulator register per (row vector,
+ * center).  With rows in lanes the argmin is a vertical compare-and-blend per center, with no
+ * horizontal reduction, and a segment boundary inside a tile costs nothing but a flush of the
+ * running minimum; with centers in lanes every boundary would need a masked cross-lane
+ * reduction, which is expensive for the elbow's many short segments.
+ *
+ * Data layout.  The centers are packed once by km_gemm_pack into panels of KM_NR centers,
+ * coordinate-major inside a panel (panel[t * KM_NR + jj] = c[j0 + jj][t]), the last panel padded
+ * with zero centers; the micro-kernel reads a panel sequentially, one broadcast per center and
+ * coordinate.  Each call packs (transposes) KM_MR rows at a time into a stack buffer,
+ * coordinate-major (apack[t * KM_MR + r]), so that one aligned vector load gives a coordinate
+ * of KM_MR / lanes rows.  The row panel stays in L1/L2 while all center panels stream past it.
+ *
+ * Blocking over d.  Up to KC_MAX coordinates the whole dot product is accumulated in registers
+ * in one pass.  Beyond that d is cut into equal slices of at most KC_MAX coordinates and the
+ * centers into blocks of PANEL_BLOCK panels; the partial sums of one block live in a stack
+ * buffer between slices.  Slicing keeps the order of the additions, so results do not depend
+ * on it.
+ *
+ * Arithmetic.  Every dot product is accumulated with fused multiply-adds in coordinate order
+ * starting from the first product, and the score is fl(cnorm - 2 dot): the same operations as
+ * km_argmin_ref, so on FMA hardware the result is bit-identical to it, whatever the ISA path,
+ * the tile position or the way rows are split between calls.  Ties keep the lowest index
+ * because centers are folded in increasing index order with a strict compare; NaN scores are
+ * never chosen; an empty segment gives its start offset and +inf, like km_argmin_ref.
+ */
+#include "km_kernels.h"
+
+#include <math.h>
+#include <string.h>
+
+#if defined(__AVX512F__) || defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
+/*
+ * Register tile.  AVX-512: 32 rows (2 zmm) x 14 centers = 28 accumulators, plus 2 row vectors;
+ * the center values are broadcast straight from memory.  AVX2: 16 rows (2 ymm) x 6 centers = 12
+ * accumulators, 2 row vectors and a broadcast register, within the 16 ymm registers.
+ */
+#if defined(__AVX512F__)
+#define KM_MR 32
+#define KM_NR 14
+#elif defined(__AVX2__) && defined(__FMA__)
+#define KM_MR 16
+#define KM_NR 6
+#else
+#define KM_MR 8
+#define KM_NR 4
+#endif
+
+/* Coordinates per pass; the packed rows (KM_MR * KC_MAX floats) fit in L2 with room to spare. */
+#define KC_MAX 512
+/* Center panels whose partial sums are kept between slices when d > KC_MAX. */
+#define PANEL_BLOCK 16
+
+/* Modes of a tile: start from saved partial sums, and fold the result (else save it). */
+#define TILE_LOAD 1
+#define TILE_FOLD 2
+
+/*
+ * Running argmin of the rows of one row panel: the segment being folded, its end, and per row
+ * the best score and index so far.
+ */
+typedef struct GemmFold
+{
+	float		best[KM_MR] __attribute__((aligned(64)));
+	int32_t		idx[KM_MR] __attribute__((aligned(64)));
+	const float *cnorm;
+	const int  *seg_off;
+	int			nseg;
+	int			seg;			/* segment of the next center folded */
+	int			seg_end;		/* seg_off[seg + 1] */
+	int			nrows;			/* valid rows in the panel */
+	int32_t    *labels;			/* output of the panel's first row */
+	float	   *out_best;
+} GemmFold;
+
+/* Bytes of the packed centers: ceil(k / KM_NR) panels of KM_NR x d floats. */
+size_t
+km_gemm_packed_size(int k, int d)
+{
+	size_t		npanels = k > 0 ? ((size_t) k + KM_NR - 1) / KM_NR : 0;
+
+	return npanels * KM_NR * (size_t) (d > 0 ? d : 0) * sizeof(float);
+}
+
+/* Packs the k x d centers into coordinate-major panels of KM_NR, padding with zero centers. */
+void
+km_gemm_pack(const float *c, int k, int d, void *packed)
+{
+	float	   *out = packed;
+	int			npanels = (k + KM_NR - 1) / KM_NR;
+
+	if (k <= 0 || d <= 0)
+		return;
+	for (int p = 0; p < npanels; p++)
+	{
+		float	   *panel = out + (size_t) p * KM_NR * d;
+
+		for (int jj = 0; jj < KM_NR; jj++)
+		{
+			int			j = p * KM_NR + jj;
+
+			/* Walk each center contiguously; the panel writes are strided but stay in cache. */
+			if (j < k)
+			{
+				const float *cj = c + (size_t) j * d;
+
+				for (int t = 0; t < d; t++)
+					panel[(size_t) t * KM_NR + jj] = cj[t];
+			}
+			else
+			{
+				for (int t = 0; t < d; t++)
+					panel[(size_t) t * KM_NR + jj] = 0.0f;
+			}
+		}
+	}
+}
+
+#if defined(__AVX512F__)
+
+/*
+ * Transposes a 16 x 16 block held as 16 row vectors into 16 coordinate vectors, in place:
+ * interleave 32-bit then 64-bit elements inside 128-bit lanes, then two rounds of 128-bit
+ * lane shuffles.  64 shuffles for 256 values, against one store per value for a scalar copy.
+ */
+static inline void
+Transpose16(__m512 v[16])
+{
+	__m512		t[16];
+	__m512		u[16];
+
+	for (int j = 0; j < 8; j++)
+	{
+		t[2 * j] = _mm512_unpacklo_ps(v[2 * j], v[2 * j + 1]);
+		t[2 * j + 1] = _mm512_unpackhi_ps(v[2 * j], v[2 * j + 1]);
+	}
+	/* u[4q + c] holds, in 128-bit lane L, coordinate 4L + c of rows 4q .. 4q + 3. */
+	for (int q = 0; q < 4; q++)
+	{
+		__m512d		a = _mm512_castps_pd(t[4 * q]);
+		__m512d		b = _mm512_castps_pd(t[4 * q + 1]);
+		__m512d		e = _mm512_castps_pd(t[4 * q + 2]);
+		__m512d		h = _mm512_castps_pd(t[4 * q + 3]);
+
+		u[4 * q] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, e));
+		u[4 * q + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, e));
+		u[4 * q + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, h));
+		u[4 * q + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, h));
+	}
+	/* A 4 x 4 transpose of 128-bit lanes across u[c], u[4 + c], u[8 + c], u[12 + c]. */
+	for (int c = 0; c < 4; c++)
+	{
+		__m512		w0 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88);
+		__m512		w1 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xDD);
+		__m512		w2 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88);
+		__m512		w3 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xDD);
+
+		v[c] = _mm512_shuffle_f32x4(w0, w2, 0x88);
+		v[4 + c] = _mm512_shuffle_f32x4(w1, w3, 0x88);
+		v[8 + c] = _mm512_shuffle_f32x4(w0, w2, 0xDD);
+		v[12 + c] = _mm512_shuffle_f32x4(w1, w3, 0xDD);
+	}
+}
+
+/*
+ * Transposes coordinates [t0, t0 + kc) of rows x[0..nrows) into apack (coordinate-major,
+ * KM_MR rows per coordinate); missing rows are zero so the tile arithmetic stays finite.
+ * Rows are read contiguously, 16 x 16 blocks at a time, with masked loads at the tail.
+ */
+static void
+PackRows(const float *x, int d, int nrows, int t0, int kc, float *apack)
+{
+	for (int g = 0; g < KM_MR; g += 16)
+	{
+		int			rows = nrows - g < 16 ? (nrows - g > 0 ? nrows - g : 0) : 16;
+
+		for (int tb = 0; tb < kc; tb += 16)
+		{
+			int			m = kc - tb < 16 ? kc - tb : 16;
+			__mmask16	mask = (__mmask16) ((1u << m) - 1);
+			__m512		v[16];
+
+			for (int i = 0; i < 16; i++)
+				v[i] = i < rows ?
+					_mm512_maskz_loadu_ps(mask, x + (size_t) (g + i) * d + t0 + tb) :
+					_mm512_setzero_ps();
+			Transpose16(v);
+			for (int c = 0; c < m; c++)
+				_mm512_store_ps(apack + (size_t) (tb + c) * KM_MR + g, v[c]);
+		}
+	}
+}
+
+#else
+
+/*
+ * Transposes coordinates [t0, t0 + kc) of rows x[0..nrows) into apack (coordinate-major,
+ * KM_MR rows per coordinate); missing rows are zero so the tile arithmetic stays finite.
+ */
+static void
+PackRows(const float *x, int d, int nrows, int t0, int kc, float *apack)
+{
+	int			r;
+
+	for (r = 0; r < nrows; r++)
+	{
+		const float *src = x + (size_t) r * d + t0;
+
+		for (int t = 0; t < kc; t++)
+			apack[(size_t) t * KM_MR + r] = src[t];
+	}
+	for (; r < KM_MR; r++)
+	{
+		for (int t = 0; t < kc; t++)
+			apack[(size_t) t * KM_MR + r] = 0.0f;
+	}
+}
+
+#endif
+
+/*
+ * Writes the running minimum of the current segment for the panel's rows, then moves to the
+ * next non-empty segment (empty ones get their start offset and +inf) and resets the minimum.
+ */
+static void
+FoldNextSegment(GemmFold *f, int write_current)
+{
+	int			nseg = f->nseg;
+
+	if (write_current)
+	{
+		for (int r = 0; r < f->nrows; r++)
+		{
+			f->labels[(size_t) r * nseg + f->seg] = f->idx[r];
+			f->out_best[(size_t) r * nseg + f->seg] = f->best[r];
+		}
+		f->seg++;
+	}
+	while (f->seg < nseg && f->seg_off[f->seg + 1] <= f->seg_off[f->seg])
+	{
+		for (int r = 0; r < f->nrows; r++)
+		{
+			f->labels[(size_t) r * nseg + f->seg] = f->seg_off[f->seg];
+			f->out_best[(size_t) r * nseg + f->seg] = INFINITY;
+		}
+		f->seg++;
+	}
+	if (f->seg < nseg)
+	{
+		f->seg_end = f->seg_off[f->seg + 1];
+		for (int r = 0; r < KM_MR; r++)
+		{
+			f->best[r] = INFINITY;
+			f->idx[r] = f->seg_off[f->seg];
+		}
+	}
+	else
+		f->seg_end = INT32_MAX;
+}
+
+#if defined(__AVX512F__)
+
+/*
+ * Folds a finished tile held in memory (ctile[jj * KM_MR + r]) for its first ncols centers,
+ * flushing segments that end inside it: the tiles the register fold in Tile cannot take.
+ * The running minimum stays in registers between flushes; the compiler's own vectorization
+ * of the plain loop branched on the masks and went through memory, at 10% of an elbow run.
+ */
+static void
+FoldTileSlow(GemmFold *f, const float *ctile, int j0, int ncols)
+{
+	const __m512 two = _mm512_set1_ps(2.0f);
+	__m512		b0 = _mm512_load_ps(f->best);
+	__m512		b1 = _mm512_load_ps(f->best + 16);
+	__m512i		i0 = _mm512_load_si512(f->idx);
+	__m512i		i1 = _mm512_load_si512(f->idx + 16);
+
+	for (int jj = 0; jj < ncols; jj++)
+	{
+		int			j = j0 + jj;
+		__m512		cn = _mm512_set1_ps(f->cnorm[j]);
+		__m512i		jv = _mm512_set1_epi32(j);
+		__m512		s0;
+		__m512		s1;
+		__mmask16	m0;
+		__mmask16	m1;
+
+		if (j >= f->seg_end)
+		{
+			_mm512_store_ps(f->best, b0);
+			_mm512_store_ps(f->best + 16, b1);
+			_mm512_store_si512(f->idx, i0);
+			_mm512_store_si512(f->idx + 16, i1);
+			FoldNextSegment(f, 1);
+			b0 = _mm512_load_ps(f->best);
+			b1 = _mm512_load_ps(f->best + 16);
+			i0 = _mm512_load_si512(f->idx);
+			i1 = _mm512_load_si512(f->idx + 16);
+		}
+		/* Same rounding as the register fold: 2 * dot is exact, one rounding of the difference. */
+		s0 = _mm512_fnmadd_ps(_mm512_load_ps(ctile + jj * KM_MR), two, cn);
+		s1 = _mm512_fnmadd_ps(_mm512_load_ps(ctile + jj * KM_MR + 16), two, cn);
+		m0 = _mm512_cmp_ps_mask(s0, b0, _CMP_LT_OQ);
+		m1 = _mm512_cmp_ps_mask(s1, b1, _CMP_LT_OQ);
+		b0 = _mm512_mask_blend_ps(m0, b0, s0);
+		b1 = _mm512_mask_blend_ps(m1, b1, s1);
+		i0 = _mm512_mask_blend_epi32(m0, i0, jv);
+		i1 = _mm512_mask_blend_epi32(m1, i1, jv);
+	}
+	_mm512_store_ps(f->best, b0);
+	_mm512_store_ps(f->best + 16, b1);
+	_mm512_store_si512(f->idx, i0);
+	_mm512_store_si512(f->idx + 16, i1);
+}
+
+#else
+
+/*
+ * Folds a finished tile held in memory (ctile[jj * KM_MR + r]) for its first ncols centers,
+ * flushing segments that end inside it: the tiles the register fold in Tile cannot take.
+ */
+static void
+FoldTileSlow(GemmFold *f, const float *ctile, int j0, int ncols)
+{
+	for (int jj = 0; jj < ncols; jj++)
+	{
+		int			j = j0 + jj;
+		float		cn = f->cnorm[j];
+		const float *col = ctile + (size_t) jj * KM_MR;
+
+		if (j >= f->seg_end)
+			FoldNextSegment(f, 1);
+		/* Same rounding as the register fold: 2 * dot is exact, one rounding of the difference. */
+		for (int r = 0; r < KM_MR; r++)
+		{
+			float		s = fmaf(-2.0f, col[r], cn);
+
+			if (s < f->best[r])
+			{
+				f->best[r] = s;
+				f->idx[r] = j;
+			}
+		}
+	}
+}
+
+#endif
+
+#if defined(__AVX512F__)
+
+/*
+ * One KM_MR x KM_NR tile over kc coordinates: accumulate in registers, then either save the
+ * partial sums to ctile or fold the scores into f.  The register fold handles whole tiles
+ * inside one segment; the rest go through ctile and FoldTileSlow.
+ */
+static void
+Tile(const float *a, const float *b, int kc, float *ctile, int mode, GemmFold *f, int j0,
+	 int ncols)
+{
+	__m512		c0[KM_NR],
+				c1[KM_NR];
+
+	if (mode & TILE_LOAD)
+	{
+#pragma GCC unroll 14
+		for (int jj = 0; jj < KM_NR; jj++)
+		{
+			c0[jj] = _mm512_load_ps(ctile + jj * KM_MR);
+			c1[jj] = _mm512_load_ps(ctile + jj * KM_MR + 16);
+		}
+	}
+	else
+	{
+#pragma GCC unroll 14
+		for (int jj = 0; jj < KM_NR; jj++)
+		{
+			c0[jj] = _mm512_setzero_ps();
+			c1[jj] = _mm512_setzero_ps();
+		}
+	}
+
+	for (int t = 0; t < kc; t++)
+	{
+		__m512		a0 = _mm512_load_ps(a);
+		__m512		a1 = _mm512_load_ps(a + 16);
+
+#pragma GCC unroll 14
+		for (int jj = 0; jj < KM_NR; jj++)
+		{
+			__m512		bj = _mm512_set1_ps(b[jj]);
+
+			c0[jj] = _mm512_fmadd_ps(a0, bj, c0[jj]);
+			c1[jj] = _mm512_fmadd_ps(a1, bj, c1[jj]);
+		}
+		a += KM_MR;
+		b += KM_NR;
+	}
+
+	if ((mode & TILE_FOLD) && ncols == KM_NR && j0 + KM_NR <= f->seg_end)
+	{
+		const __m512 two = _mm512_set1_ps(2.0f);
+		__m512		b0 = _mm512_load_ps(f->best);
+		__m512		b1 = _mm512_load_ps(f->best + 16);
+		__m512i		i0 = _mm512_load_si512(f->idx);
+		__m512i		i1 = _mm512_load_si512(f->idx + 16);
+
+#pragma GCC unroll 14
+		for (int jj = 0; jj < KM_NR; jj++)
+		{
+			__m512		cn = _mm512_set1_ps(f->cnorm[j0 + jj]);
+			__m512i		jv = _mm512_set1_epi32(j0 + jj);
+			__m512		s0 = _mm512_fnmadd_ps(c0[jj], two, cn);
+			__m512		s1 = _mm512_fnmadd_ps(c1[jj], two, cn);
+			__mmask16	m0 = _mm512_cmp_ps_mask(s0, b0, _CMP_LT_OQ);
+			__mmask16	m1 = _mm512_cmp_ps_mask(s1, b1, _CMP_LT_OQ);
+
+			b0 = _mm512_mask_blend_ps(m0, b0, s0);
+			b1 = _mm512_mask_blend_ps(m1, b1, s1);
+			i0 = _mm512_mask_blend_epi32(m0, i0, jv);
+			i1 = _mm512_mask_blend_epi32(m1, i1, jv);
+		}
+		_mm512_store_ps(f->best, b0);
+		_mm512_store_ps(f->best + 16, b1);
+		_mm512_store_si512(f->idx, i0);
+		_mm512_store_si512(f->idx + 16, i1);
+		return;
+	}
+
+#pragma GCC unroll 14
+	for (int jj = 0; jj < KM_NR; jj++)
+	{
+		_mm512_store_ps(ctile + jj * KM_MR, c0[jj]);
+		_mm512_store_ps(ctile + jj * KM_MR + 16, c1[jj]);
+	}
+	if (mode & TILE_FOLD)
+		FoldTileSlow(f, ctile, j0, ncols);
+}
+
+#elif defined(__AVX2__) && defined(__FMA__)
+
+/*
+ * One KM_MR x KM_NR tile over kc coordinates: accumulate in registers, then either save the
+ * partial sums to ctile or fold the scores into f.  The register fold handles whole tiles
+ * inside one segment; the rest go through ctile and FoldTileSlow.
+ */
+static void
+Tile(const float *a, const float *b, int kc, float *ctile, int mode, GemmFold *f, int j0,
+	 int ncols)
+{
+	__m256		c0[KM_NR],
+				c1[KM_NR];
+
+	if (mode & TILE_LOAD)
+	{
+#pragma GCC unroll 6
+		for (int jj = 0; jj < KM_NR; jj++)
+		{
+			c0[jj] = _mm256_load_ps(ctile + jj * KM_MR);
+			c1[jj] = _mm256_load_ps(ctile + jj * KM_MR + 8);
+		}
+	}
+	else
+	{
+#pragma GCC unroll 6
+		for (int jj = 0; jj < KM_NR; jj++)
+		{
+			c0[jj] = _mm256_setzero_ps();
+			c1[jj] = _mm256_setzero_ps();
+		}
+	}
+
+	for (int t = 0; t < kc; t++)
+	{
+		__m256		a0 = _mm256_load_ps(a);
+		__m256		a1 = _mm256_load_ps(a + 8);
+
+#pragma GCC unroll 6
+		for (int jj = 0; jj < KM_NR; jj++)
+		{
+			__m256		bj = _mm256_broadcast_ss(b + jj);
+
+			c0[jj] = _mm256_fmadd_ps(a0, bj, c0[jj]);
+			c1[jj] = _mm256_fmadd_ps(a1, bj, c1[jj]);
+		}
+		a += KM_MR;
+		b += KM_NR;
+	}
+
+	if ((mode & TILE_FOLD) && ncols == KM_NR && j0 + KM_NR <= f->seg_end)
+	{
+		const __m256 two = _mm256_set1_ps(2.0f);
+		__m256		b0 = _mm256_load_ps(f->best);
+		__m256		b1 = _mm256_load_ps(f->best + 8);
+		__m256		i0 = _mm256_load_ps((const float *) f->idx);
+		__m256		i1 = _mm256_load_ps((const float *) f->idx + 8);
+
+#pragma GCC unroll 6
+		for (int jj = 0; jj < KM_NR; jj++)
+		{
+			__m256		cn = _mm256_broadcast_ss(f->cnorm + j0 + jj);
+			__m256		jv = _mm256_castsi256_ps(_mm256_set1_epi32(j0 + jj));
+			__m256		s0 = _mm256_fnmadd_ps(c0[jj], two, cn);
+			__m256		s1 = _mm256_fnmadd_ps(c1[jj], two, cn);
+			__m256		m0 = _mm256_cmp_ps(s0, b0, _CMP_LT_OQ);
+			__m256		m1 = _mm256_cmp_ps(s1, b1, _CMP_LT_OQ);
+
+			/* The index lanes travel as float bit patterns; blendv does not interpret them. */
+			b0 = _mm256_blendv_ps(b0, s0, m0);
+			b1 = _mm256_blendv_ps(b1, s1, m1);
+			i0 = _mm256_blendv_ps(i0, jv, m0);
+			i1 = _mm256_blendv_ps(i1, jv, m1);
+		}
+		_mm256_store_ps(f->best, b0);
+		_mm256_store_ps(f->best + 8, b1);
+		_mm256_store_ps((float *) f->idx, i0);
+		_mm256_store_ps((float *) f->idx + 8, i1);
+		return;
+	}
+
+#pragma GCC unroll 6
+	for (int jj = 0; jj < KM_NR; jj++)
+	{
+		_mm256_store_ps(ctile + jj * KM_MR, c0[jj]);
+		_mm256_store_ps(ctile + jj * KM_MR + 8, c1[jj]);
+	}
+	if (mode & TILE_FOLD)
+		FoldTileSlow(f, ctile, j0, ncols);
+}
+
+#else
+
+/*
+ * Portable tile: the same arithmetic in plain C (fmaf keeps it identical to the vector paths);
+ * the compiler may vectorize the row loop.  Always folds through ctile.
+ */
+static void
+Tile(const float *a, const float *b, int kc, float *ctile, int mode, GemmFold *f, int j0,
+	 int ncols)
+{
+	float		acc[KM_NR][KM_MR];
+
+	for (int jj = 0; jj < KM_NR; jj++)
+		for (int r = 0; r < KM_MR; r++)
+			acc[jj][r] = (mode & TILE_LOAD) ? ctile[jj * KM_MR + r] : 0.0f;
+	for (int t = 0; t < kc; t++)
+	{
+		for (int jj = 0; jj < KM_NR; jj++)
+			for (int r = 0; r < KM_MR; r++)
+				acc[jj][r] = fmaf(a[r], b[jj], acc[jj][r]);
+		a += KM_MR;
+		b += KM_NR;
+	}
+	memcpy(ctile, acc, sizeof(acc));
+	if (mode & TILE_FOLD)
+		FoldTileSlow(f, ctile, j0, ncols);
+}
+
+#endif
+
+/*
+ * Nearest center in each segment for rows x[0..n): labels[i*nseg+s] and best[i*nseg+s], from
+ * the centers packed by km_gemm_pack.  Single-threaded, reentrant, no heap; see the top of the
+ * file for the blocking.
+ */
+void
+km_gemm_argmin(const float *x, int64_t n, int d, const void *packed, const float *cnorm,
+			   int nseg, const int *seg_off, int32_t *labels, float *best)
+{
+	float		apack[KM_MR * KC_MAX] __attribute__((aligned(64)));
+	float		cbuf[PANEL_BLOCK * KM_NR * KM_MR] __attribute__((aligned(64)));
+	const float *cpack = packed;
+	GemmFold	f;
+	int			k;
+	int			npanels;
+	int			nslices;
+	int			kc;
+	size_t		pstride;
+
+	if (n <= 0 || d <= 0 || nseg <= 0)
+		return;
+	k = seg_off[nseg];
+	npanels = k > 0 ? (k + KM_NR - 1) / KM_NR : 0;
+	pstride = (size_t) KM_NR * d;
+	/* Equal slices, so a d just above KC_MAX does not leave a sliver of a pass. */
+	nslices = (d + KC_MAX - 1) / KC_MAX;
+	kc = (d + nslices - 1) / nslices;
+
+	f.cnorm = cnorm;
+	f.seg_off = seg_off;
+	f.nseg = nseg;
+
+	for (int64_t i0 = 0; i0 < n; i0 += KM_MR)
+	{
+		const float *xp = x + (size_t) i0 * d;
+
+		f.nrows = n - i0 < KM_MR ? (int) (n - i0) : KM_MR;
+		f.labels = labels + (size_t) i0 * nseg;
+		f.out_best = best + (size_t) i0 * nseg;
+		f.seg = 0;
+		FoldNextSegment(&f, 0);
+
+		if (nslices == 1)
+		{
+			/*
+			 * While the tiles run, pull the next row panel towards L2 a few lines per tile,
+			 * so that packing it does not wait on memory.
+			 */
+			const char *pf = (const char *) (xp + (size_t) f.nrows * d);
+			size_t		pf_len = n - i0 > f.nrows ?
+				(size_t) (n - i0 - f.nrows < KM_MR ? n - i0 - f.nrows : KM_MR) * d * sizeof(float) : 0;
+			size_t		pf_step = (pf_len / 64 + npanels) / (npanels > 0 ? npanels : 1) * 64;
+			size_t		pf_off = 0;
+
+			PackRows(xp, d, f.nrows, 0, d, apack);
+			for (int p = 0; p < npanels; p++)
+			{
+				int			j0 = p * KM_NR;
+
+				for (size_t e = pf_off + pf_step; pf_off < e && pf_off < pf_len; pf_off += 64)
+					__builtin_prefetch(pf + pf_off, 0, 2);
+				Tile(apack, cpack + p * pstride, d, cbuf, TILE_FOLD, &f, j0,
+					 k - j0 < KM_NR ? k - j0 : KM_NR);
+			}
+		}
+		else
+		{
+			/*
+			 * The rows are repacked once per block of centers; that costs KM_MR * d copies
+			 * against KM_MR * PANEL_BLOCK * KM_NR * d multiply-adds.
+			 */
+			for (int pb = 0; pb < npanels; pb += PANEL_BLOCK)
+			{
+				int			pe = pb + PANEL_BLOCK < npanels ? pb + PANEL_BLOCK : npanels;
+
+				for (int sl = 0; sl < nslices; sl++)
+				{
+					int			t0 = sl * kc;
+					int			kcl = d - t0 < kc ? d - t0 : kc;
+					int			mode = (sl > 0 ? TILE_LOAD : 0) |
+						(sl == nslices - 1 ? TILE_FOLD : 0);
+
+					PackRows(xp, d, f.nrows, t0, kcl, apack);
+					for (int p = pb; p < pe; p++)
+					{
+						int			j0 = p * KM_NR;
+
+						Tile(apack, cpack + p * pstride + (size_t) t0 * KM_NR, kcl,
+							 cbuf + (size_t) (p - pb) * KM_NR * KM_MR, mode, &f, j0,
+							 k - j0 < KM_NR ? k - j0 : KM_NR);
+					}
+				}
+			}
+		}
+		if (f.seg < nseg)
+			FoldNextSegment(&f, 1);
+	}
+}

@@ -1,0 +1,184 @@
+/*
+ * km_kernels.h -- the compute side of kmeans: a small C API with no PostgreSQL in it.
+ *
+ * The PostgreSQL side (src/) reads rows, validates them and drives the Lloyd loop; everything
+ * that touches many rows at once goes through a KmBackend, whose operations are the same for
+ * the CPU backend (km_cpu.c) and a GPU twin.  Functions here never call exit/abort and never
+ * report errors themselves: they return a KmStatus and fill a KmError with file, line and a
+ * message, which the caller turns into one ereport.
+ *
+ * Conventions shared by every operation:
+ *   - data rows are float32, row-major, d values each, already centred by the caller;
+ *   - centers are grouped in nseg segments (one per k of an elbow, one for a plain fit);
+ *     segment s owns centers seg_off[s] .. seg_off[s+1]-1 and labels are global center indices;
+ *   - nearest-center kernels return, per row and segment, the label and a "best" value: the
+ *     squared distance itself for the small-d kernel (direct sum of (x - c)^2), and the score
+ *     |c|^2 - 2 x.c for the GEMM kernel, whose squared distance is max(0, |x|^2 + score);
+ *   - every reduction over rows runs in row order in float64, so results depend neither on the
+ *     thread count nor on how rows are split into blocks.
+ */
+#ifndef KM_KERNELS_H
+#define KM_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum KmStatus
+{
+	KM_OK = 0,
+	KM_ERR_NOMEM,				/* host or device allocation failed */
+	KM_ERR_THREAD,				/* a compute thread could not be started */
+	KM_ERR_ARGUMENT,			/* the caller broke an invariant: a bug */
+	KM_ERR_NO_DEVICE,			/* the requested device is not available */
+	KM_ERR_DEVICE				/* the device reported an error */
+} KmStatus;
+
+typedef struct KmError
+{
+	KmStatus	status;
+	const char *file;
+	int			line;
+	char		message[256];
+} KmError;
+
+/* Records a failure in err (may be NULL) and returns its status. */
+KmStatus	km_fail(KmError *err, KmStatus status, const char *file, int line,
+					const char *fmt,...) __attribute__((format(printf, 5, 6)));
+
+#define KM_FAIL(err, status, ...) km_fail((err), (status), __FILE__, __LINE__, __VA_ARGS__)
+
+/* A short English name for a status. */
+const char *km_status_name(KmStatus status);
+
+/*
+ * Deterministic random numbers: xoshiro256** seeded through splitmix64, so that a seed means
+ * the same stream on every platform and build.
+ */
+typedef struct KmRng
+{
+	uint64_t	s[4];
+} KmRng;
+
+void		km_rng_seed(KmRng *rng, uint64_t seed);
+uint64_t	km_rng_next(KmRng *rng);
+/* Uniform double in [0, 1) with 53 random bits. */
+double		km_rng_uniform(KmRng *rng);
+/* Uniform integer in [0, bound), without modulo bias. */
+uint64_t	km_rng_below(KmRng *rng, uint64_t bound);
+
+/* ---------------------------------------------------------------------------------------------
+ * Single-threaded building blocks, each with a plain reference twin used by the tests.
+ * ------------------------------------------------------------------------------------------- */
+
+/* |row|^2 of every row, summed in index order in float32. */
+void		km_row_norms(const float *x, int64_t n, int d, float *norms);
+
+/*
+ * Nearest center in each segment for rows x[0..n): labels[i*nseg+s] is the global index of the
+ * nearest center (lowest index on ties), best[i*nseg+s] its squared distance (cnorm is unused
+ * here; the GEMM kernel below needs it).  Which kernel serves (d, k) depends on nothing else
+ * (km_use_gemm), so a given input always takes the same arithmetic.
+ */
+void		km_argmin_ref(const float *x, int64_t n, int d, const float *c, const float *cnorm,
+						  int nseg, const int *seg_off, int32_t *labels, float *best);
+void		km_argmin_small(const float *x, int64_t n, int d, const float *c, const float *cnorm,
+							int nseg, const int *seg_off, int32_t *labels, float *best);
+
+/* Largest d served by km_argmin_small's register-blocked kernel. */
+#define KM_SMALL_D_MAX 16
+
+/*
+ * The large-d path: the scores are a matrix product, computed tile by tile by a register-blocked
+ * SGEMM micro-kernel with the argmin fused over each tile (km_gemm.c).
+ */
+size_t		km_gemm_packed_size(int k, int d);
+void		km_gemm_pack(const float *c, int k, int d, void *packed);
+void		km_gemm_argmin(const float *x, int64_t n, int d, const void *packed, const float *cnorm,
+						   int nseg, const int *seg_off, int32_t *labels, float *best);
+
+/* True when (d, k) goes to the GEMM kernel rather than the small-d one. */
+int			km_use_gemm(int d, int k);
+
+/* ---------------------------------------------------------------------------------------------
+ * Backends: the operations the engine needs, implemented once per device.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct KmBackend KmBackend;
+typedef struct KmBlock KmBlock;
+
+/*
+ * Rows are reduced in runs of this many: each run is summed in row order and the runs are
+ * added in order, which keeps results independent of the thread count.
+ */
+#define KM_SUB_ROWS 1024
+
+/* Per-center accumulators of a Lloyd pass, owned by the caller. */
+typedef struct KmAccum
+{
+	int			d;
+	int			k;				/* total centers over all segments */
+	double	   *sums;			/* k * d */
+	int64_t    *counts;			/* k */
+	double	   *inertia;		/* k: sum of squared distances of the center's rows */
+} KmAccum;
+
+typedef struct KmBackendOps
+{
+	const char *name;
+
+	/* Releases everything the backend holds, blocks included. */
+	void		(*destroy) (KmBackend *be);
+
+	/* Makes n rows available to the backend; the CPU backend wraps x without copying. */
+	KmStatus	(*block_create) (KmBackend *be, const float *x, int64_t n, KmBlock **blk,
+								 KmError *err);
+	void		(*block_destroy) (KmBackend *be, KmBlock *blk);
+
+	/* Installs the centers for the following passes: seg_off[nseg] centers of dimension d. */
+	KmStatus	(*set_centers) (KmBackend *be, const float *c, int d, int nseg, const int *seg_off,
+								KmError *err);
+
+	/* Nearest center per segment: labels and squared distances, n * nseg each, on the host. */
+	KmStatus	(*assign) (KmBackend *be, KmBlock *blk, int32_t *labels, float *dist, KmError *err);
+
+	/* Adds rows into acc by label (n * nseg labels and distances), in row order. */
+	KmStatus	(*accumulate) (KmBackend *be, KmBlock *blk, int nseg, const int32_t *labels,
+							   const float *dist, KmAccum *acc, KmError *err);
+
+	/*
+	 * mindist[i] = min(mindist[i], |x_i - c|^2) for one center c (mindist starts at +Inf), and
+	 * the sum of the new mindist over each run of KM_SUB_ROWS rows in sub_sums
+	 * (ceil(n / KM_SUB_ROWS) entries), each summed in row order.
+	 */
+	KmStatus	(*mindist_update) (KmBackend *be, KmBlock *blk, const float *c, float *mindist,
+								   double *sub_sums, KmError *err);
+
+	/*
+	 * pot[j] += sum_i min(mindist[i], |x_i - cand_j|^2) for t candidates (the k-means++
+	 * trials), summed per run of KM_SUB_ROWS rows in row order and the runs added in order.
+	 */
+	KmStatus	(*potentials) (KmBackend *be, KmBlock *blk, const float *cand, int t,
+							   const float *mindist, double *pot, KmError *err);
+} KmBackendOps;
+
+struct KmBackend
+{
+	const KmBackendOps *ops;
+	int			d;
+};
+
+/* The CPU backend on threads compute threads (>= 1); threads block all signals. */
+KmStatus	km_cpu_backend_create(int threads, int d, KmBackend **be, KmError *err);
+
+/* Number of online CPUs, at least 1. */
+int			km_cpu_count(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif							/* KM_KERNELS_H */

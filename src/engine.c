@@ -1,0 +1,926 @@
+/*
+ * engine.c -- the host side of a fit: seeding, the Lloyd loop, empty-cluster repair, and the
+ * final assignment, all written as passes over the data so that resident and streamed data
+ * take the same arithmetic.
+ *
+ * Per-row state that outlives a pass (the previous labels, the k-means++ distances) is kept in
+ * host arrays indexed by row position; batches always start at a multiple of KM_SUB_ROWS, so
+ * the backend's per-run sums line up with global runs of rows whatever the batch size.
+ */
+#include "kmeans.h"
+
+#include <math.h>
+
+#include "miscadmin.h"
+#include "utils/memutils.h"
+
+/* Turns a compute-side failure into one ERROR. */
+void
+KmeansCheckStatus(KmStatus st, const KmError *err)
+{
+	if (st == KM_OK)
+		return;
+	if (st == KM_ERR_NOMEM)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("kmeans: %s", err->message),
+				 errhint("Lower kmeans.threads or k, or free memory on the server.")));
+	if (st == KM_ERR_NO_DEVICE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("kmeans: %s", err->message)));
+	ereport(ERROR,
+			(errcode(ERRCODE_INTERNAL_ERROR),
+			 errmsg("kmeans: %s: %s", km_status_name(st), err->message),
+			 errdetail("Reported at %s:%d.", err->file ? err->file : "?", err->line)));
+}
+
+/* A model set for the given k of each segment, centers uninitialised. */
+KmeansModelSet *
+KmeansModelSetMake(int d, int nseg, const int *ks)
+{
+	KmeansModelSet *ms = palloc0(sizeof(KmeansModelSet));
+	int64		total = 0;
+
+	ms->nseg = nseg;
+	ms->d = d;
+	ms->seg_off = palloc(sizeof(int) * (nseg + 1));
+	for (int s = 0; s < nseg; s++)
+	{
+		ms->seg_off[s] = (int) total;
+		total += ks[s];
+	}
+	ms->seg_off[nseg] = (int) total;
+	if (total * d > (int64) (MaxAllocHugeSize / sizeof(double)))
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("kmeans: " INT64_FORMAT " centers of dimension %d are too many", total, d)));
+	ms->centers = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * total * d);
+	ms->n_iter = palloc0(sizeof(int) * nseg);
+	ms->converged = palloc0(sizeof(bool) * nseg);
+	ms->sizes = palloc0(sizeof(int64) * total);
+	ms->inertia = palloc0(sizeof(double) * total);
+	return ms;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Fetching rows by position
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct FetchState
+{
+	int			m;
+	const int64 *rows;			/* ascending */
+	const int  *slot;			/* where row i goes in out */
+	int			next;
+	int			d;
+	float	   *out;
+} FetchState;
+
+static void
+FetchBatch(KmeansBatch *b, void *arg)
+{
+	FetchState *fs = arg;
+
+	while (fs->next < fs->m && fs->rows[fs->next] < b->first + b->n)
+	{
+		int64		i = fs->rows[fs->next] - b->first;
+
+		memcpy(fs->out + (int64) fs->slot[fs->next] * fs->d, b->x + i * fs->d,
+			   sizeof(float) * fs->d);
+		fs->next++;
+	}
+}
+
+typedef struct RowRef
+{
+	int64		row;
+	int			slot;
+} RowRef;
+
+static int
+RowRefCmp(const void *a, const void *b)
+{
+	const RowRef *x = a,
+			   *y = b;
+
+	if (x->row != y->row)
+		return x->row < y->row ? -1 : 1;
+	return x->slot - y->slot;
+}
+
+/* Copies the (centred) rows at the given positions into out[slot], in one pass. */
+static void
+FetchRows(KmeansData *data, const int64 *rows, int m, float *out)
+{
+	RowRef	   *refs = palloc(sizeof(RowRef) * m);
+	int64	   *sorted = palloc(sizeof(int64) * m);
+	int		   *slots = palloc(sizeof(int) * m);
+	FetchState	fs;
+
+	for (int i = 0; i < m; i++)
+	{
+		refs[i].row = rows[i];
+		refs[i].slot = i;
+	}
+	qsort(refs, m, sizeof(RowRef), RowRefCmp);
+	for (int i = 0; i < m; i++)
+	{
+		sorted[i] = refs[i].row;
+		slots[i] = refs[i].slot;
+	}
+	fs.m = m;
+	fs.rows = sorted;
+	fs.slot = slots;
+	fs.next = 0;
+	fs.d = data->d;
+	fs.out = out;
+	KmeansScan(data, FetchBatch, &fs);
+	if (fs.next != m)
+		elog(ERROR, "kmeans: fetched %d of %d rows (this is a bug)", fs.next, m);
+	pfree(refs);
+	pfree(sorted);
+	pfree(slots);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Seeding
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct SeedState
+{
+	KmeansData *data;
+	float	   *mindist;		/* n */
+	double	   *run_sums;		/* per global run of KM_SUB_ROWS rows */
+	const float *cand;
+	int			t;
+	double	   *pot;
+} SeedState;
+
+static void
+MindistBatch(KmeansBatch *b, void *arg)
+{
+	SeedState  *ss = arg;
+	KmBackend  *be = ss->data->be;
+	KmError		err = {0};
+
+	KmeansCheckStatus(be->ops->mindist_update(be, b->blk, ss->cand, ss->mindist + b->first,
+											  ss->run_sums + b->first / KM_SUB_ROWS, &err),
+					  &err);
+}
+
+static void
+PotentialBatch(KmeansBatch *b, void *arg)
+{
+	SeedState  *ss = arg;
+	KmBackend  *be = ss->data->be;
+	KmError		err = {0};
+
+	KmeansCheckStatus(be->ops->potentials(be, b->blk, ss->cand, ss->t, ss->mindist + b->first,
+										  ss->pot, &err),
+					  &err);
+}
+
+/*
+ * The rows where the running sum of mindist first exceeds each target: D^2 sampling.  The
+ * running sum is taken run by run exactly as the backend summed the runs, so the search agrees
+ * with the total the targets were scaled by.  A target that is never exceeded (all remaining
+ * distances zero) falls back to the last row with a positive distance, or the last row.
+ */
+static void
+SampleByDistance(const SeedState *ss, int64 n, const double *targets, int t, int64 *rows)
+{
+	int64		nruns = (n + KM_SUB_ROWS - 1) / KM_SUB_ROWS;
+	int64		fallback = n - 1;
+
+	for (int64 i = n - 1; i >= 0; i--)
+		if (ss->mindist[i] > 0.0f)
+		{
+			fallback = i;
+			break;
+		}
+	for (int j = 0; j < t; j++)
+	{
+		double		cum = 0.0;
+
+		rows[j] = fallback;
+		for (int64 r = 0; r < nruns; r++)
+		{
+			if (cum + ss->run_sums[r] > targets[j])
+			{
+				double		part = 0.0;
+				int64		end = Min(n, (r + 1) * KM_SUB_ROWS);
+
+				for (int64 i = r * KM_SUB_ROWS; i < end; i++)
+				{
+					part += ss->mindist[i];
+					if (cum + part > targets[j])
+					{
+						rows[j] = i;
+						break;
+					}
+				}
+				break;
+			}
+			cum += ss->run_sums[r];
+		}
+	}
+}
+
+/* Sum of the run sums in order: the k-means++ potential of the current centers. */
+static double
+TotalPotential(const SeedState *ss, int64 n)
+{
+	int64		nruns = (n + KM_SUB_ROWS - 1) / KM_SUB_ROWS;
+	double		total = 0.0;
+
+	for (int64 r = 0; r < nruns; r++)
+		total += ss->run_sums[r];
+	return total;
+}
+
+/*
+ * Greedy k-means++ (Arthur & Vassilvitskii 2007, with the greedy trials of scikit-learn's
+ * implementation): each new center is the best of 2 + ln k candidates drawn with probability
+ * proportional to D^2, best meaning the lowest total potential after adding it.
+ */
+static void
+SeedPlusPlus(KmeansData *data, int k, KmRng *rng, float *centers)
+{
+	int			d = data->d;
+	int64		n = data->n;
+	int			t = 2 + (int) log((double) k);
+	SeedState	ss;
+	float	   *cand = palloc(sizeof(float) * t * d);
+	double	   *targets = palloc(sizeof(double) * t);
+	int64	   *rows = palloc(sizeof(int64) * t);
+	int64		first;
+
+	ss.data = data;
+	ss.mindist = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * n);
+	ss.run_sums = MemoryContextAllocHuge(CurrentMemoryContext,
+										 sizeof(double) * ((n + KM_SUB_ROWS - 1) / KM_SUB_ROWS));
+	ss.pot = palloc(sizeof(double) * t);
+	for (int64 i = 0; i < n; i++)
+		ss.mindist[i] = INFINITY;
+
+	first = (int64) km_rng_below(rng, (uint64_t) n);
+	FetchRows(data, &first, 1, centers);
+	ss.cand = centers;
+	KmeansScan(data, MindistBatch, &ss);
+
+	for (int c = 1; c < k; c++)
+	{
+		double		total = TotalPotential(&ss, n);
+		int			best = 0;
+
+		for (int j = 0; j < t; j++)
+			targets[j] = km_rng_uniform(rng) * total;
+		SampleByDistance(&ss, n, targets, t, rows);
+		FetchRows(data, rows, t, cand);
+
+		memset(ss.pot, 0, sizeof(double) * t);
+		ss.cand = cand;
+		ss.t = t;
+		KmeansScan(data, PotentialBatch, &ss);
+		for (int j = 1; j < t; j++)
+			if (ss.pot[j] < ss.pot[best])
+				best = j;
+		memcpy(centers + (int64) c * d, cand + (int64) best * d, sizeof(float) * d);
+
+		if (c + 1 < k)
+		{
+			ss.cand = centers + (int64) c * d;
+			KmeansScan(data, MindistBatch, &ss);
+		}
+	}
+	pfree(ss.mindist);
+	pfree(ss.run_sums);
+	pfree(ss.pot);
+	pfree(cand);
+	pfree(targets);
+	pfree(rows);
+}
+
+/* k distinct rows chosen uniformly (Floyd's algorithm), in ascending row order. */
+static void
+SeedRandom(KmeansData *data, int k, KmRng *rng, float *centers)
+{
+	int64		n = data->n;
+	int64	   *rows = palloc(sizeof(int64) * k);
+	int			m = 0;
+
+	/* Floyd: for j = n-k .. n-1 pick r in [0, j]; take r unless taken, else j */
+	for (int64 j = n - k; j < n; j++)
+	{
+		int64		r = (int64) km_rng_below(rng, (uint64_t) j + 1);
+		bool		taken = false;
+
+		for (int i = 0; i < m; i++)
+			if (rows[i] == r)
+			{
+				taken = true;
+				break;
+			}
+		rows[m++] = taken ? j : r;
+	}
+	for (int i = 1; i < m; i++)
+		for (int j = i; j > 0 && rows[j - 1] > rows[j]; j--)
+		{
+			int64		tmp = rows[j];
+
+			rows[j] = rows[j - 1];
+			rows[j - 1] = tmp;
+		}
+	FetchRows(data, rows, k, centers);
+	pfree(rows);
+}
+
+/* Starting centers for k clusters (centred), by the option's method. */
+void
+KmeansSeed(KmeansData *data, const KmeansOptions *opt, int k, KmRng *rng, float *centers)
+{
+	if (opt->init == KMEANS_INIT_RANDOM)
+		SeedRandom(data, k, rng, centers);
+	else
+		SeedPlusPlus(data, k, rng, centers);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Lloyd
+ * ------------------------------------------------------------------------------------------- */
+
+/* The centers of the running segments, as installed in the backend for one pass. */
+typedef struct RunSet
+{
+	int			nrun;
+	int		   *segs;			/* running segment -> model-set segment */
+	int		   *off;			/* nrun + 1, offsets into the run set's centers */
+	int			k;
+	KmAccum		acc;
+} RunSet;
+
+typedef struct LloydState
+{
+	KmeansData *data;
+	KmeansModelSet *ms;
+	RunSet	   *rs;
+	int32	   *labels_old;		/* n * nseg, segment-local */
+	int64	   *changed;		/* per running segment */
+	int32	   *labels;			/* per batch: rows * nrun */
+	float	   *dist;
+	bool		accumulate;
+	KmeansLabelFn sink;
+	void	   *sink_arg;
+} LloydState;
+
+/* Installs the centers of the running segments (all segments when all is true). */
+static RunSet *
+RunSetMake(KmeansData *data, KmeansModelSet *ms, bool all)
+{
+	RunSet	   *rs = palloc0(sizeof(RunSet));
+	int			d = ms->d;
+	float	   *c;
+	KmError		err = {0};
+
+	rs->segs = palloc(sizeof(int) * ms->nseg);
+	rs->off = palloc(sizeof(int) * (ms->nseg + 1));
+	rs->off[0] = 0;
+	for (int s = 0; s < ms->nseg; s++)
+		if (all || !ms->converged[s])
+		{
+			rs->segs[rs->nrun] = s;
+			rs->off[rs->nrun + 1] = rs->off[rs->nrun] + (ms->seg_off[s + 1] - ms->seg_off[s]);
+			rs->nrun++;
+		}
+	rs->k = rs->off[rs->nrun];
+	if (rs->nrun == 0)
+		return rs;
+	c = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * rs->k * d);
+	for (int r = 0; r < rs->nrun; r++)
+	{
+		int			s = rs->segs[r];
+
+		memcpy(c + (int64) rs->off[r] * d, ms->centers + (int64) ms->seg_off[s] * d,
+			   sizeof(float) * (ms->seg_off[s + 1] - ms->seg_off[s]) * d);
+	}
+	KmeansCheckStatus(data->be->ops->set_centers(data->be, c, d, rs->nrun, rs->off, &err), &err);
+	pfree(c);
+
+	rs->acc.d = d;
+	rs->acc.k = rs->k;
+	rs->acc.sums = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(double) * rs->k * d);
+	rs->acc.counts = palloc(sizeof(int64) * rs->k);
+	rs->acc.inertia = palloc(sizeof(double) * rs->k);
+	return rs;
+}
+
+static void
+RunSetReset(RunSet *rs)
+{
+	memset(rs->acc.sums, 0, sizeof(double) * rs->k * rs->acc.d);
+	memset(rs->acc.counts, 0, sizeof(int64) * rs->k);
+	memset(rs->acc.inertia, 0, sizeof(double) * rs->k);
+}
+
+static void
+RunSetFree(RunSet *rs)
+{
+	if (rs->nrun > 0)
+	{
+		pfree(rs->acc.sums);
+		pfree(rs->acc.counts);
+		pfree(rs->acc.inertia);
+	}
+	pfree(rs->segs);
+	pfree(rs->off);
+	pfree(rs);
+}
+
+/* Per-batch label and distance buffers for nrun segments. */
+static void
+BatchBuffers(LloydState *ls, int nrun)
+{
+	int64		rows = Max((int64) KMEANS_CHUNK_ROWS, (int64) ls->data->batch_rows);
+
+	ls->labels = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int32) * rows * nrun);
+	ls->dist = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * rows * nrun);
+}
+
+/* One batch of a Lloyd pass: assign, count label changes, accumulate. */
+static void
+LloydBatch(KmeansBatch *b, void *arg)
+{
+	LloydState *ls = arg;
+	RunSet	   *rs = ls->rs;
+	KmBackend  *be = ls->data->be;
+	int			nseg = ls->ms->nseg;
+	KmError		err = {0};
+
+	KmeansCheckStatus(be->ops->assign(be, b->blk, ls->labels, ls->dist, &err), &err);
+	if (ls->labels_old)
+	{
+		for (int64 i = 0; i < b->n; i++)
+			for (int r = 0; r < rs->nrun; r++)
+			{
+				int32		local = ls->labels[i * rs->nrun + r] - rs->off[r];
+				int32	   *old = &ls->labels_old[(b->first + i) * nseg + rs->segs[r]];
+
+				if (*old != local)
+				{
+					ls->changed[r]++;
+					*old = local;
+				}
+			}
+	}
+	if (ls->accumulate)
+		KmeansCheckStatus(be->ops->accumulate(be, b->blk, rs->nrun, ls->labels, ls->dist,
+											  &rs->acc, &err), &err);
+	if (ls->sink)
+		ls->sink(b, ls->labels, ls->dist, rs->nrun, ls->sink_arg);
+}
+
+/* A candidate row for an empty cluster: far from its center. */
+typedef struct FarRow
+{
+	float		dist;
+	int64		row;
+	int32		label;			/* global in the run set */
+	float	   *x;
+} FarRow;
+
+/* True when a is a better relocation candidate than b: farther, then earlier. */
+static inline bool
+FarBetter(const FarRow *a, const FarRow *b)
+{
+	return a->dist > b->dist || (a->dist == b->dist && a->row < b->row);
+}
+
+typedef struct RepairState
+{
+	KmeansData *data;
+	RunSet	   *rs;
+	int32	   *labels;
+	float	   *dist;
+	int		   *heap_size;		/* per running segment; -1: no repair needed */
+	int		   *heap_cap;
+	FarRow	  **heap;			/* min-heap on FarBetter: the worst kept candidate on top */
+} RepairState;
+
+static void
+HeapSiftDown(FarRow *h, int size, int i)
+{
+	for (;;)
+	{
+		int			l = 2 * i + 1,
+					r = l + 1,
+					w = i;
+		FarRow		tmp;
+
+		if (l < size && FarBetter(&h[w], &h[l]))
+			w = l;
+		if (r < size && FarBetter(&h[w], &h[r]))
+			w = r;
+		if (w == i)
+			return;
+		tmp = h[i];
+		h[i] = h[w];
+		h[w] = tmp;
+		i = w;
+	}
+}
+
+static void
+HeapSiftUp(FarRow *h, int i)
+{
+	while (i > 0)
+	{
+		int			p = (i - 1) / 2;
+		FarRow		tmp;
+
+		if (!FarBetter(&h[p], &h[i]))
+			return;
+		tmp = h[i];
+		h[i] = h[p];
+		h[p] = tmp;
+		i = p;
+	}
+}
+
+/* Keeps, per segment needing repair, the k rows farthest from their centers. */
+static void
+RepairBatch(KmeansBatch *b, void *arg)
+{
+	RepairState *st = arg;
+	RunSet	   *rs = st->rs;
+	KmBackend  *be = st->data->be;
+	int			d = st->data->d;
+	KmError		err = {0};
+
+	KmeansCheckStatus(be->ops->assign(be, b->blk, st->labels, st->dist, &err), &err);
+	for (int r = 0; r < rs->nrun; r++)
+	{
+		FarRow	   *h = st->heap[r];
+
+		if (st->heap_size[r] < 0)
+			continue;
+		for (int64 i = 0; i < b->n; i++)
+		{
+			FarRow		cand;
+
+			cand.dist = st->dist[i * rs->nrun + r];
+			cand.row = b->first + i;
+			cand.label = st->labels[i * rs->nrun + r];
+			if (st->heap_size[r] < st->heap_cap[r])
+			{
+				int			pos = st->heap_size[r]++;
+				float	   *x = h[pos].x;
+
+				h[pos] = cand;
+				h[pos].x = x;
+				memcpy(x, b->x + i * d, sizeof(float) * d);
+				HeapSiftUp(h, pos);
+			}
+			else if (FarBetter(&cand, &h[0]))
+			{
+				float	   *x = h[0].x;
+
+				h[0] = cand;
+				h[0].x = x;
+				memcpy(x, b->x + i * d, sizeof(float) * d);
+				HeapSiftDown(h, st->heap_size[r], 0);
+			}
+		}
+	}
+}
+
+static int
+FarRowCmp(const void *a, const void *b)
+{
+	const FarRow *x = a,
+			   *y = b;
+
+	if (FarBetter(x, y))
+		return -1;
+	if (FarBetter(y, x))
+		return 1;
+	return 0;
+}
+
+/*
+ * Empty clusters: each takes one of the rows farthest from their centers, moved out of a cluster
+ * that keeps at least one row (as scikit-learn relocates, so k never shrinks).  Among the k
+ * farthest rows at most k - m are the last row of their cluster, so m movable rows are found.
+ */
+static void
+RepairEmpty(KmeansData *data, LloydState *ls)
+{
+	RunSet	   *rs = ls->rs;
+	RepairState st;
+	bool		any = false;
+	int			d = data->d;
+
+	st.data = data;
+	st.rs = rs;
+	st.labels = ls->labels;
+	st.dist = ls->dist;
+	st.heap_size = palloc(sizeof(int) * rs->nrun);
+	st.heap_cap = palloc0(sizeof(int) * rs->nrun);
+	st.heap = palloc0(sizeof(FarRow *) * rs->nrun);
+	for (int r = 0; r < rs->nrun; r++)
+	{
+		int			k = rs->off[r + 1] - rs->off[r];
+		bool		empty = false;
+
+		for (int j = rs->off[r]; j < rs->off[r + 1]; j++)
+			if (rs->acc.counts[j] == 0)
+				empty = true;
+		st.heap_size[r] = empty ? 0 : -1;
+		if (!empty)
+			continue;
+		any = true;
+		st.heap_cap[r] = (int) Min((int64) k, data->n);
+		st.heap[r] = palloc(sizeof(FarRow) * st.heap_cap[r]);
+		for (int i = 0; i < st.heap_cap[r]; i++)
+			st.heap[r][i].x = palloc(sizeof(float) * d);
+	}
+	if (!any)
+		return;
+
+	KmeansScan(data, RepairBatch, &st);
+
+	for (int r = 0; r < rs->nrun; r++)
+	{
+		int			next = 0;
+
+		if (st.heap_size[r] < 0)
+			continue;
+		qsort(st.heap[r], st.heap_size[r], sizeof(FarRow), FarRowCmp);
+		for (int j = rs->off[r]; j < rs->off[r + 1]; j++)
+		{
+			FarRow	   *f = NULL;
+			double	   *sj = rs->acc.sums + (int64) j * d;
+			double	   *so;
+
+			if (rs->acc.counts[j] != 0)
+				continue;
+			while (next < st.heap_size[r] && rs->acc.counts[st.heap[r][next].label] <= 1)
+				next++;
+			if (next == st.heap_size[r])
+				break;			/* fewer distinct rows than clusters: nothing left to move */
+			f = &st.heap[r][next++];
+			so = rs->acc.sums + (int64) f->label * d;
+			for (int t = 0; t < d; t++)
+			{
+				so[t] -= f->x[t];
+				sj[t] = f->x[t];
+			}
+			rs->acc.counts[f->label]--;
+			rs->acc.counts[j] = 1;
+			if (kmeans_verbose)
+				ereport(NOTICE,
+						(errmsg("kmeans: cluster %d of k=%d was empty; moved row " INT64_FORMAT " into it",
+								j - rs->off[r], rs->off[r + 1] - rs->off[r], f->row + 1)));
+		}
+	}
+}
+
+/*
+ * Lloyd's algorithm (Lloyd 1982) on every segment of the model set together: each pass assigns
+ * every row to its nearest center in every running segment, then each segment moves its
+ * centers to the means.  A segment stops when no label changed (strict convergence) or when
+ * the centers moved less than tol times the data's mean variance, as scikit-learn does; a
+ * stopped segment costs nothing in later passes.
+ */
+void
+KmeansLloyd(KmeansData *data, const KmeansOptions *opt, KmeansModelSet *ms)
+{
+	int			d = ms->d;
+	double		tol_abs = opt->tol * data->mean_var;
+	LloydState	ls;
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "kmeans lloyd",
+											  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+
+	memset(&ls, 0, sizeof(ls));
+	ls.data = data;
+	ls.ms = ms;
+	ls.accumulate = true;
+	ls.labels_old = MemoryContextAllocHuge(cxt, sizeof(int32) * data->n * ms->nseg);
+	memset(ls.labels_old, 0xff, sizeof(int32) * data->n * ms->nseg);
+	BatchBuffers(&ls, ms->nseg);
+	ls.changed = palloc(sizeof(int64) * ms->nseg);
+
+	for (int s = 0; s < ms->nseg; s++)
+	{
+		ms->converged[s] = false;
+		ms->n_iter[s] = 0;
+	}
+
+	for (int it = 1; it <= opt->max_iter; it++)
+	{
+		RunSet	   *rs = RunSetMake(data, ms, false);
+
+		if (rs->nrun == 0)
+		{
+			RunSetFree(rs);
+			break;
+		}
+		ls.rs = rs;
+		RunSetReset(rs);
+		memset(ls.changed, 0, sizeof(int64) * rs->nrun);
+		KmeansScan(data, LloydBatch, &ls);
+		RepairEmpty(data, &ls);
+
+		for (int r = 0; r < rs->nrun; r++)
+		{
+			int			s = rs->segs[r];
+			double		shift = 0.0;
+			double		inertia = 0.0;
+
+			for (int j = rs->off[r]; j < rs->off[r + 1]; j++)
+			{
+				float	   *c = ms->centers + (int64) (ms->seg_off[s] + j - rs->off[r]) * d;
+				const double *sum = rs->acc.sums + (int64) j * d;
+				int64		cnt = rs->acc.counts[j];
+
+				inertia += rs->acc.inertia[j];
+				if (cnt == 0)
+					continue;	/* only when rows are fewer than distinct points */
+				for (int t = 0; t < d; t++)
+				{
+					float		v = (float) (sum[t] / cnt);
+					double		diff = (double) v - c[t];
+
+					shift += diff * diff;
+					c[t] = v;
+				}
+			}
+			ms->n_iter[s] = it;
+			if (kmeans_verbose)
+				ereport(NOTICE,
+						(errmsg("kmeans: k=%d iteration %d: inertia %.6g, " INT64_FORMAT " labels changed, center shift %.6g",
+								rs->off[r + 1] - rs->off[r], it, inertia, ls.changed[r], shift)));
+			if (ls.changed[r] == 0 || shift <= tol_abs)
+				ms->converged[s] = true;
+		}
+		RunSetFree(rs);
+	}
+
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(cxt);
+}
+
+/*
+ * The final assignment of every row to the final centers of every segment: sizes and inertia
+ * per center, and the labels handed to fn (global run-set labels, equal to model-set offsets).
+ */
+void
+KmeansFinalPass(KmeansData *data, KmeansModelSet *ms, KmeansLabelFn fn, void *arg)
+{
+	LloydState	ls;
+	RunSet	   *rs = RunSetMake(data, ms, true);
+
+	memset(&ls, 0, sizeof(ls));
+	ls.data = data;
+	ls.ms = ms;
+	ls.rs = rs;
+	ls.accumulate = true;
+	ls.sink = fn;
+	ls.sink_arg = arg;
+	BatchBuffers(&ls, rs->nrun);
+	RunSetReset(rs);
+	KmeansScan(data, LloydBatch, &ls);
+	memcpy(ms->sizes, rs->acc.counts, sizeof(int64) * rs->k);
+	memcpy(ms->inertia, rs->acc.inertia, sizeof(double) * rs->k);
+	pfree(ls.labels);
+	pfree(ls.dist);
+	RunSetFree(rs);
+
+	/* finish with the invariants every result relies on */
+	for (int64 i = 0; i < (int64) ms->seg_off[ms->nseg] * ms->d; i++)
+		if (!isfinite(ms->centers[i]))
+			elog(ERROR, "kmeans: center value " INT64_FORMAT " is not finite (this is a bug)", i);
+}
+
+/* Copies explicit starting centers (un-centred, k x d) into the model set, centred. */
+static void
+ExplicitCenters(KmeansData *data, const KmeansOptions *opt, int k, float *centers)
+{
+	ArrayType  *a = opt->init_centers;
+	int			d = data->d;
+	const float *v;
+
+	if (ARR_NDIM(a) != 2 || ARR_DIMS(a)[0] != k || ARR_DIMS(a)[1] != d)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("init_centers must be a %d x %d array, got %s", k, d,
+						ARR_NDIM(a) == 2 ? psprintf("%d x %d", ARR_DIMS(a)[0], ARR_DIMS(a)[1]) :
+						psprintf("a %d-dimensional array", ARR_NDIM(a))),
+				 errhint("Pass one row of %d values per cluster, e.g. ARRAY[[..],[..]]::real[].", d)));
+	v = (const float *) ARR_DATA_PTR(a);
+	for (int64 i = 0; i < (int64) k * d; i++)
+	{
+		if (!isfinite(v[i]))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("init_centers has a non-finite value at center %d, position %d",
+							(int) (i / d) + 1, (int) (i % d) + 1),
+					 errhint("Starting centers must be finite numbers.")));
+		centers[i] = v[i] - data->mean[i % d];
+	}
+}
+
+static double
+SegmentInertia(const KmeansModelSet *ms, int s)
+{
+	double		total = 0.0;
+
+	for (int j = ms->seg_off[s]; j < ms->seg_off[s + 1]; j++)
+		total += ms->inertia[j];
+	return total;
+}
+
+/* A complete fit for one k: n_init seedings, Lloyd on each, the lowest inertia kept. */
+KmeansModelSet *
+KmeansFitOne(KmeansData *data, const KmeansOptions *opt, int k)
+{
+	KmeansModelSet *best = NULL;
+	double		best_inertia = 0.0;
+	KmRng		rng;
+	int			n_init = opt->init == KMEANS_INIT_EXPLICIT ? 1 : opt->n_init;
+
+	km_rng_seed(&rng, (uint64_t) opt->seed);
+	for (int run = 0; run < n_init; run++)
+	{
+		KmeansModelSet *ms = KmeansModelSetMake(data->d, 1, &k);
+		double		inertia;
+
+		if (opt->init == KMEANS_INIT_EXPLICIT)
+			ExplicitCenters(data, opt, k, ms->centers);
+		else
+			KmeansSeed(data, opt, k, &rng, ms->centers);
+		KmeansLloyd(data, opt, ms);
+		KmeansFinalPass(data, ms, NULL, NULL);
+		inertia = SegmentInertia(ms, 0);
+		if (kmeans_verbose && n_init > 1)
+			ereport(NOTICE,
+					(errmsg("kmeans: run %d of %d: inertia %.9g after %d iterations",
+							run + 1, n_init, inertia, ms->n_iter[0])));
+		if (best == NULL || inertia < best_inertia)
+		{
+			best = ms;
+			best_inertia = inertia;
+		}
+	}
+	return best;
+}
+
+/* Stops the backend's threads and frees its memory; also run when an ERROR unwinds the fit. */
+static void
+ReleaseBackend(void *arg)
+{
+	KmeansData *data = arg;
+	KmBackend  *be = data->be;
+
+	if (be == NULL)
+		return;
+	KmeansDataDetach(data);
+	be->ops->destroy(be);
+}
+
+/*
+ * Picks the backend for the fit and hands it the data.  Its threads and memory live outside
+ * PostgreSQL's allocator, so they are tied to the data's memory context: deleting the context,
+ * as ERROR and cancel do, releases them.
+ */
+void
+KmeansEngineStart(KmeansData *data, const KmeansOptions *opt)
+{
+	MemoryContextCallback *cb;
+	KmBackend  *be = NULL;
+	KmError		err = {0};
+	int			threads = kmeans_threads > 0 ? kmeans_threads : km_cpu_count();
+
+	if (opt->device == KMEANS_DEVICE_GPU)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("device \"gpu\" is not available: this build of kmeans has no GPU backend"),
+				 errhint("Use device => 'cpu' or 'auto', or set kmeans.device = 'auto'.")));
+	KmeansCheckStatus(km_cpu_backend_create(threads, data->d, &be, &err), &err);
+
+	cb = MemoryContextAlloc(data->cxt, sizeof(MemoryContextCallback));
+	cb->func = ReleaseBackend;
+	cb->arg = data;
+	data->be = be;
+	MemoryContextRegisterResetCallback(data->cxt, cb);
+	KmeansDataAttach(data, be);
+}
+
+/* Releases the backend at the end of a fit that went well. */
+void
+KmeansEngineStop(KmeansData *data)
+{
+	ReleaseBackend(data);
+	data->be = NULL;
+}

@@ -1,0 +1,197 @@
+/*
+ * fit.c -- the SQL entry points that fit: kmeans_fit and kmeans_labels.
+ */
+#include "kmeans.h"
+
+#include <math.h>
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/tuplestore.h"
+
+PG_FUNCTION_INFO_V1(kmeans_fit);
+PG_FUNCTION_INFO_V1(kmeans_labels);
+
+/* Argument positions shared by kmeans_fit and kmeans_labels. */
+enum
+{
+	ARG_SOURCE,
+	ARG_COLUMN,
+	ARG_K,
+	ARG_OPTIONS,				/* max_iter .. device: seven arguments */
+	ARG_ID = ARG_OPTIONS + 7,
+	ARG_MODEL
+};
+
+/* Sets up a materialised result in the query's memory and returns its store. */
+Tuplestorestate *
+KmeansResultStore(FunctionCallInfo fcinfo, TupleDesc *desc)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MemoryContext old;
+	Tuplestorestate *store;
+	TupleDesc	tupdesc;
+
+	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
+		!(rsinfo->allowedModes & SFRM_Materialize))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("set-valued function called in context that cannot accept a set")));
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "kmeans: return type must be a row type (this is a bug)");
+	old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
+	tupdesc = CreateTupleDescCopy(tupdesc);
+	store = tuplestore_begin_heap(true, false, work_mem);
+	rsinfo->returnMode = SFRM_Materialize;
+	rsinfo->setResult = store;
+	rsinfo->setDesc = tupdesc;
+	MemoryContextSwitchTo(old);
+	*desc = tupdesc;
+	return store;
+}
+
+/* A one-dimensional real[] of d values. */
+Datum
+KmeansVectorDatum(const float *v, int d)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * d);
+	ArrayType  *a;
+
+	for (int j = 0; j < d; j++)
+		elems[j] = Float4GetDatum(v[j]);
+	a = construct_array(elems, d, FLOAT4OID, sizeof(float4), true, TYPALIGN_INT);
+	pfree(elems);
+	return PointerGetDatum(a);
+}
+
+typedef struct FitCall
+{
+	KmeansSource *src;
+	KmeansOptions opt;
+	int			k;
+	char	   *model;
+	KmeansData *data;
+	KmeansModelSet *ms;
+	int			nest;
+} FitCall;
+
+/* The common start of kmeans_fit and kmeans_labels: arguments, data, the fit itself. */
+static void
+FitBegin(FunctionCallInfo fcinfo, FitCall *fc, bool need_id)
+{
+	text	   *source,
+			   *column;
+
+	if (PG_ARGISNULL(ARG_SOURCE) || PG_ARGISNULL(ARG_COLUMN) || PG_ARGISNULL(ARG_K))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("source, column and k must not be NULL"),
+				 errhint("Pass a table name or query, the vector column, and the number of clusters.")));
+	source = PG_GETARG_TEXT_PP(ARG_SOURCE);
+	column = PG_GETARG_TEXT_PP(ARG_COLUMN);
+	fc->k = PG_GETARG_INT32(ARG_K);
+	KmeansCheckK(fc->k, -1, "k");
+	KmeansParseOptions(fcinfo, ARG_OPTIONS, &fc->opt);
+	if (need_id && PG_ARGISNULL(ARG_ID))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("kmeans_labels needs an id column"),
+				 errhint("Pass id => 'name of a column or expression castable to bigint'.")));
+	fc->model = PG_ARGISNULL(ARG_MODEL) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(ARG_MODEL));
+	if (fc->model && fc->model[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("model name must not be empty"),
+				 errhint("Leave model out to skip saving the model.")));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "kmeans: SPI_connect failed");
+	fc->nest = NewGUCNestLevel();
+	fc->src = KmeansSourceMake(source, column,
+							   PG_ARGISNULL(ARG_ID) ? NULL : PG_GETARG_TEXT_PP(ARG_ID));
+	fc->data = KmeansDataLoad(fc->src);
+	KmeansCheckK(fc->k, fc->data->n, "k");
+	KmeansEngineStart(fc->data, &fc->opt);
+	fc->ms = KmeansFitOne(fc->data, &fc->opt, fc->k);
+	if (fc->model)
+		KmeansModelSave(KmeansModelsTable(fcinfo), fc->model, fc->src, &fc->opt, fc->data, fc->ms, 0);
+}
+
+static void
+FitEnd(FitCall *fc)
+{
+	KmeansEngineStop(fc->data);
+	AtEOXact_GUC(true, fc->nest);
+	SPI_finish();
+}
+
+/* kmeans_fit: one row per cluster with its center, size and inertia. */
+Datum
+kmeans_fit(PG_FUNCTION_ARGS)
+{
+	TupleDesc	desc;
+	Tuplestorestate *store = KmeansResultStore(fcinfo, &desc);
+	FitCall		fc;
+	float	   *centers;
+
+	memset(&fc, 0, sizeof(fc));
+	FitBegin(fcinfo, &fc, false);
+	centers = KmeansCentersOut(fc.data, fc.ms, 0);
+	for (int j = 0; j < fc.k; j++)
+	{
+		Datum		values[4];
+		bool		nulls[4] = {false, false, false, false};
+
+		values[0] = Int32GetDatum(j);
+		values[1] = KmeansVectorDatum(centers + (int64) j * fc.data->d, fc.data->d);
+		values[2] = Int64GetDatum(fc.ms->sizes[j]);
+		values[3] = Float8GetDatum(fc.ms->inertia[j]);
+		tuplestore_putvalues(store, desc, values, nulls);
+	}
+	FitEnd(&fc);
+	return (Datum) 0;
+}
+
+typedef struct LabelSink
+{
+	Tuplestorestate *store;
+	TupleDesc	desc;
+} LabelSink;
+
+/* Emits (id, cluster, distance) for every row of a batch of the final pass. */
+static void
+EmitLabels(KmeansBatch *b, const int32 *labels, const float *dist, int nseg, void *arg)
+{
+	LabelSink  *ls = arg;
+
+	for (int64 i = 0; i < b->n; i++)
+	{
+		Datum		values[3];
+		bool		nulls[3] = {false, false, false};
+
+		values[0] = Int64GetDatum(b->ids[i]);
+		values[1] = Int32GetDatum(labels[i * nseg]);
+		values[2] = Float8GetDatum(sqrt((double) dist[i * nseg]));
+		tuplestore_putvalues(ls->store, ls->desc, values, nulls);
+	}
+}
+
+/* kmeans_labels: every row's id, cluster and distance to its center, from the same fit. */
+Datum
+kmeans_labels(PG_FUNCTION_ARGS)
+{
+	FitCall		fc;
+	LabelSink	sink;
+
+	memset(&fc, 0, sizeof(fc));
+	sink.store = KmeansResultStore(fcinfo, &sink.desc);
+	FitBegin(fcinfo, &fc, true);
+	KmeansFinalPass(fc.data, fc.ms, EmitLabels, &sink);
+	FitEnd(&fc);
+	return (Datum) 0;
+}

@@ -1,0 +1,60 @@
+/*
+ * gucs.c -- the module's entry point and its kmeans.* settings.
+ *
+ * _PG_init only defines settings: a preloaded library runs it in the postmaster, where no
+ * thread or device may be started because they do not survive fork.
+ */
+#include "kmeans.h"
+
+#include <limits.h>
+
+#include "utils/guc.h"
+
+PG_MODULE_MAGIC;
+
+int			kmeans_device = KMEANS_DEVICE_AUTO;
+int			kmeans_batch_rows = KMEANS_DEFAULT_BATCH_ROWS;
+int			kmeans_memory_limit = 1024 * 1024;	/* kB: 1 GB */
+int			kmeans_threads = 0;
+bool		kmeans_verbose = false;
+
+static const struct config_enum_entry device_options[] = {
+	{"auto", KMEANS_DEVICE_AUTO, false},
+	{"cpu", KMEANS_DEVICE_CPU, false},
+	{"gpu", KMEANS_DEVICE_GPU, false},
+	{NULL, 0, false}
+};
+
+void		_PG_init(void);
+
+/* Defines the kmeans.* settings. */
+void
+_PG_init(void)
+{
+	DefineCustomEnumVariable("kmeans.device",
+							 "Where fits run when the call does not say: auto, cpu or gpu.",
+							 "auto uses a usable GPU and otherwise the CPU.",
+							 &kmeans_device, KMEANS_DEVICE_AUTO, device_options,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("kmeans.batch_rows",
+							"Rows per batch when the data is read from the source on every pass.",
+							"Rounded up to a multiple of 1024.",
+							&kmeans_batch_rows, KMEANS_DEFAULT_BATCH_ROWS, KM_SUB_ROWS,
+							16 * 1024 * 1024, PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("kmeans.memory_limit",
+							"Host memory the data of one fit may be kept in.",
+							"Larger data is read from the source again on every pass.",
+							&kmeans_memory_limit, 1024 * 1024, 64, INT_MAX,
+							PGC_USERSET, GUC_UNIT_KB, NULL, NULL, NULL);
+	DefineCustomIntVariable("kmeans.threads",
+							"Compute threads per fit; 0 means one per CPU core.",
+							NULL,
+							&kmeans_threads, 0, 0, 1024,
+							PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable("kmeans.verbose",
+							 "Reports every iteration of a fit as a NOTICE.",
+							 NULL,
+							 &kmeans_verbose, false,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
+	MarkGUCPrefixReserved("kmeans");
+}

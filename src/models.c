@@ -1,0 +1,277 @@
+/*
+ * models.c -- saved models (the kmeans_models table) and labelling new vectors with them.
+ */
+#include "kmeans.h"
+
+#include <math.h>
+
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/tuplestore.h"
+
+PG_FUNCTION_INFO_V1(kmeans_predict_model);
+PG_FUNCTION_INFO_V1(kmeans_predict_centers);
+PG_FUNCTION_INFO_V1(kmeans_centers);
+
+/*
+ * The schema-qualified, quoted name of the models table.  It lives in the extension's schema,
+ * which is also where the calling SQL function lives.
+ */
+char *
+KmeansModelsTable(FunctionCallInfo fcinfo)
+{
+	char	   *nsp = get_namespace_name(get_func_namespace(fcinfo->flinfo->fn_oid));
+
+	return quote_qualified_identifier(nsp, "kmeans_models");
+}
+
+/* The centers of segment seg, un-centred: what users see. */
+float *
+KmeansCentersOut(KmeansData *data, KmeansModelSet *ms, int seg)
+{
+	int			d = ms->d;
+	int			k = ms->seg_off[seg + 1] - ms->seg_off[seg];
+	float	   *out = palloc(sizeof(float) * k * d);
+	const float *c = ms->centers + (int64) ms->seg_off[seg] * d;
+
+	for (int64 i = 0; i < (int64) k * d; i++)
+		out[i] = c[i] + data->mean[i % d];
+	return out;
+}
+
+/* A k x d real[] of centers. */
+static ArrayType *
+CentersArray(const float *c, int k, int d)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * k * d);
+	int			dims[2] = {k, d};
+	int			lbs[2] = {1, 1};
+
+	for (int64 i = 0; i < (int64) k * d; i++)
+		elems[i] = Float4GetDatum(c[i]);
+	return construct_md_array(elems, NULL, 2, dims, lbs, FLOAT4OID, sizeof(float4), true,
+							  TYPALIGN_INT);
+}
+
+/*
+ * Saves segment seg of a fit as model name, replacing a model of that name.  The statement
+ * runs in the caller's transaction with the caller's privileges, so the replacement commits or
+ * rolls back with it.
+ */
+void
+KmeansModelSave(const char *table, const char *name, const KmeansSource *src, const KmeansOptions *opt,
+				KmeansData *data, KmeansModelSet *ms, int seg)
+{
+	int			k = ms->seg_off[seg + 1] - ms->seg_off[seg];
+	double		inertia = 0.0;
+	Oid			types[9] = {TEXTOID, INT4OID, INT4OID, FLOAT4ARRAYOID, FLOAT8OID, INT4OID,
+	INT8OID, TEXTOID, TEXTOID};
+	Datum		values[9];
+	char	   *sql;
+	int			rc;
+
+	for (int j = ms->seg_off[seg]; j < ms->seg_off[seg + 1]; j++)
+		inertia += ms->inertia[j];
+	values[0] = CStringGetTextDatum(name);
+	values[1] = Int32GetDatum(k);
+	values[2] = Int32GetDatum(ms->d);
+	values[3] = PointerGetDatum(CentersArray(KmeansCentersOut(data, ms, seg), k, ms->d));
+	values[4] = Float8GetDatum(inertia);
+	values[5] = Int32GetDatum(ms->n_iter[seg]);
+	values[6] = Int64GetDatum(data->n);
+	values[7] = CStringGetTextDatum(KmeansOptionsJson(opt, src));
+	values[8] = CStringGetTextDatum(src->source);
+	sql = psprintf("INSERT INTO %s AS m (name, k, dim, metric, centers, inertia, n_iter, n_rows, "
+				   "options, source) VALUES ($1, $2, $3, 'euclidean', $4, $5, $6, $7, $8::jsonb, $9) "
+				   "ON CONFLICT (name) DO UPDATE SET k = EXCLUDED.k, dim = EXCLUDED.dim, "
+				   "metric = EXCLUDED.metric, centers = EXCLUDED.centers, "
+				   "inertia = EXCLUDED.inertia, n_iter = EXCLUDED.n_iter, "
+				   "n_rows = EXCLUDED.n_rows, options = EXCLUDED.options, "
+				   "source = EXCLUDED.source, created_at = now()",
+				   table);
+	rc = SPI_execute_with_args(sql, 9, types, values, NULL, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "kmeans: saving model \"%s\" failed: %s", name, SPI_result_code_string(rc));
+}
+
+/* A model's centers, loaded for labelling. */
+typedef struct LoadedModel
+{
+	char	   *name;
+	int			k;
+	int			d;
+	float	   *centers;		/* k x d */
+} LoadedModel;
+
+/* Reads model name from the models table into cxt, or raises an error naming it. */
+static LoadedModel *
+LoadModel(const char *table, const char *name, MemoryContext cxt)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	LoadedModel *m;
+	bool		isnull;
+	ArrayType  *a;
+	int			rc;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "kmeans: SPI_connect failed");
+	values[0] = CStringGetTextDatum(name);
+	rc = SPI_execute_with_args(psprintf("SELECT k, dim, centers FROM %s WHERE name = $1",
+										table),
+							   1, types, values, NULL, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "kmeans: reading model \"%s\" failed: %s", name, SPI_result_code_string(rc));
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("model \"%s\" does not exist", name),
+				 errhint("Save one with kmeans_fit(..., model => '%s'), or list them with "
+						 "SELECT name FROM kmeans_models.", name)));
+
+	m = MemoryContextAllocZero(cxt, sizeof(LoadedModel));
+	m->name = MemoryContextStrdup(cxt, name);
+	m->k = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	m->d = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	a = DatumGetArrayTypeP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+	if (ARR_NDIM(a) != 2 || ARR_DIMS(a)[0] != m->k || ARR_DIMS(a)[1] != m->d ||
+		ARR_HASNULL(a) || ARR_ELEMTYPE(a) != FLOAT4OID)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("model \"%s\" has centers that are not a %d x %d real[] without NULLs",
+						name, m->k, m->d),
+				 errhint("Fit and save the model again.")));
+	m->centers = MemoryContextAlloc(cxt, sizeof(float) * m->k * m->d);
+	memcpy(m->centers, ARR_DATA_PTR(a), sizeof(float) * m->k * m->d);
+	SPI_finish();
+	return m;
+}
+
+/* Checks a vector to label: one dimension, d values, no NULL, finite. */
+static const float *
+CheckVector(ArrayType *x, int d, const char *against)
+{
+	const float *v;
+
+	if (ARR_NDIM(x) != 1 || ArrayGetNItems(ARR_NDIM(x), ARR_DIMS(x)) != d)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("vector has %d values, %s has dimension %d",
+						ARR_NDIM(x) == 1 ? ARR_DIMS(x)[0] : ArrayGetNItems(ARR_NDIM(x), ARR_DIMS(x)),
+						against, d),
+				 errhint("Label vectors of the length the model was fitted on.")));
+	if (ARR_HASNULL(x) && array_contains_nulls(x))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("vector to label contains a NULL"),
+				 errhint("Replace or drop NULL elements first.")));
+	v = (const float *) ARR_DATA_PTR(x);
+	for (int j = 0; j < d; j++)
+		if (!isfinite(v[j]))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("vector to label has %s at position %d",
+							isnan(v[j]) ? "NaN" : (v[j] > 0 ? "Infinity" : "-Infinity"), j + 1),
+					 errhint("Only finite values can be labelled.")));
+	return v;
+}
+
+/* Index of the nearest center by squared Euclidean distance in float64, lowest on ties. */
+static int
+Nearest(const float *centers, int k, int d, const float *x)
+{
+	int			best = 0;
+	double		best_d = INFINITY;
+
+	for (int j = 0; j < k; j++)
+	{
+		const float *c = centers + (int64) j * d;
+		double		s = 0.0;
+
+		for (int t = 0; t < d; t++)
+		{
+			double		diff = (double) x[t] - c[t];
+
+			s += diff * diff;
+		}
+		if (s < best_d)
+		{
+			best_d = s;
+			best = j;
+		}
+	}
+	return best;
+}
+
+/*
+ * kmeans_predict(model text, x real[]): the nearest center of a saved model.  The model is
+ * read once per query and kept in the call's fn_extra, so labelling a table costs one lookup.
+ */
+Datum
+kmeans_predict_model(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	ArrayType  *x = PG_GETARG_ARRAYTYPE_P(1);
+	LoadedModel *m = (LoadedModel *) fcinfo->flinfo->fn_extra;
+
+	if (m == NULL || strcmp(m->name, name) != 0)
+	{
+		m = LoadModel(KmeansModelsTable(fcinfo), name, fcinfo->flinfo->fn_mcxt);
+		fcinfo->flinfo->fn_extra = m;
+	}
+	PG_RETURN_INT32(Nearest(m->centers, m->k, m->d,
+							CheckVector(x, m->d, psprintf("model \"%s\"", name))));
+}
+
+/* kmeans_predict(centers real[], x real[]): the nearest row of a k x d array of centers. */
+Datum
+kmeans_predict_centers(PG_FUNCTION_ARGS)
+{
+	ArrayType  *c = PG_GETARG_ARRAYTYPE_P(0);
+	ArrayType  *x = PG_GETARG_ARRAYTYPE_P(1);
+	int			k,
+				d;
+
+	if (ARR_NDIM(c) != 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("centers must be a 2-dimensional array (k x d), got a %d-dimensional array",
+						ARR_NDIM(c)),
+				 errhint("Pass one row per center, e.g. ARRAY[[0,0],[1,1]]::real[].")));
+	if (ARR_HASNULL(c) && array_contains_nulls(c))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("centers must not contain NULLs"),
+				 errhint("Pass k rows of d numbers.")));
+	k = ARR_DIMS(c)[0];
+	d = ARR_DIMS(c)[1];
+	PG_RETURN_INT32(Nearest((const float *) ARR_DATA_PTR(c), k, d,
+							CheckVector(x, d, "centers")));
+}
+
+/* kmeans_centers(model text): a saved model's centers, one row per cluster. */
+Datum
+kmeans_centers(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	TupleDesc	desc;
+	Tuplestorestate *store = KmeansResultStore(fcinfo, &desc);
+	LoadedModel *m = LoadModel(KmeansModelsTable(fcinfo), name, CurrentMemoryContext);
+
+	for (int j = 0; j < m->k; j++)
+	{
+		Datum		values[2];
+		bool		nulls[2] = {false, false};
+
+		values[0] = Int32GetDatum(j);
+		values[1] = KmeansVectorDatum(m->centers + (int64) j * m->d, m->d);
+		tuplestore_putvalues(store, desc, values, nulls);
+	}
+	return (Datum) 0;
+}

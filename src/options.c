@@ -1,0 +1,161 @@
+/*
+ * options.c -- the options every fitting function shares, checked once with clear errors.
+ */
+#include "kmeans.h"
+
+#include <math.h>
+
+#include "catalog/pg_type.h"
+#include "lib/stringinfo.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+
+/* The argument at position i, which must not be NULL. */
+static Datum
+Required(FunctionCallInfo fcinfo, int i, const char *name)
+{
+	if (PG_ARGISNULL(i))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be NULL", name),
+				 errhint("Leave the argument out to use its default.")));
+	return PG_GETARG_DATUM(i);
+}
+
+/*
+ * Reads max_iter, tol, init, init_centers, n_init, seed and device from consecutive
+ * arguments starting at first.
+ */
+void
+KmeansParseOptions(FunctionCallInfo fcinfo, int first, KmeansOptions *opt)
+{
+	char	   *init;
+
+	memset(opt, 0, sizeof(*opt));
+	opt->max_iter = DatumGetInt32(Required(fcinfo, first, "max_iter"));
+	if (opt->max_iter < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_iter must be at least 1, got %d", opt->max_iter),
+				 errhint("The default is 300.")));
+
+	opt->tol = DatumGetFloat8(Required(fcinfo, first + 1, "tol"));
+	if (!(opt->tol >= 0.0) || isinf(opt->tol))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("tol must be a finite number >= 0, got %g", opt->tol),
+				 errhint("tol is relative to the data's mean variance; the default is 1e-4.")));
+
+	init = text_to_cstring(DatumGetTextPP(Required(fcinfo, first + 2, "init")));
+	opt->init_name = init;
+	if (strcmp(init, "k-means++") == 0)
+		opt->init = KMEANS_INIT_PLUSPLUS;
+	else if (strcmp(init, "random") == 0)
+		opt->init = KMEANS_INIT_RANDOM;
+	else if (strcmp(init, "explicit") == 0)
+		opt->init = KMEANS_INIT_EXPLICIT;
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown init \"%s\"", init),
+				 errhint("Use 'k-means++', 'random', or pass starting centers in init_centers.")));
+
+	if (!PG_ARGISNULL(first + 3))
+	{
+		ArrayType  *a = PG_GETARG_ARRAYTYPE_P(first + 3);
+
+		if (ARR_ELEMTYPE(a) != FLOAT4OID)
+			elog(ERROR, "kmeans: init_centers is not real[] (this is a bug)");
+		if (ARR_HASNULL(a) && array_contains_nulls(a))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("init_centers must not contain NULLs"),
+					 errhint("Pass k rows of d numbers.")));
+		if (opt->init == KMEANS_INIT_RANDOM)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("init 'random' conflicts with init_centers"),
+					 errhint("Leave init out, or set it to 'explicit', when passing init_centers.")));
+		opt->init_centers = a;
+		opt->init = KMEANS_INIT_EXPLICIT;
+		opt->init_name = "explicit";
+	}
+	else if (opt->init == KMEANS_INIT_EXPLICIT)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("init 'explicit' needs init_centers"),
+				 errhint("Pass the starting centers as a k x d real[] in init_centers.")));
+
+	opt->n_init = DatumGetInt32(Required(fcinfo, first + 4, "n_init"));
+	if (opt->n_init < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("n_init must be at least 1, got %d", opt->n_init),
+				 errhint("n_init is the number of seedings to try; the default is 1.")));
+
+	opt->seed = DatumGetInt64(Required(fcinfo, first + 5, "seed"));
+
+	if (PG_ARGISNULL(first + 6))
+	{
+		opt->device = (KmeansDevice) kmeans_device;
+		opt->device_name = opt->device == KMEANS_DEVICE_GPU ? "gpu" :
+			opt->device == KMEANS_DEVICE_CPU ? "cpu" : "auto";
+	}
+	else
+	{
+		char	   *dev = text_to_cstring(PG_GETARG_TEXT_PP(first + 6));
+
+		opt->device_name = dev;
+		if (strcmp(dev, "auto") == 0)
+			opt->device = KMEANS_DEVICE_AUTO;
+		else if (strcmp(dev, "cpu") == 0)
+			opt->device = KMEANS_DEVICE_CPU;
+		else if (strcmp(dev, "gpu") == 0)
+			opt->device = KMEANS_DEVICE_GPU;
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unknown device \"%s\"", dev),
+					 errhint("Use 'auto', 'cpu' or 'gpu'.")));
+	}
+}
+
+/* Checks k against the number of rows once they are known. */
+void
+KmeansCheckK(int k, int64 n, const char *what)
+{
+	if (k < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be at least 1, got %d", what, k),
+				 errhint("Ask for one or more clusters.")));
+	if (k > KMEANS_MAX_K)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be at most %d, got %d", what, KMEANS_MAX_K, k),
+				 errhint("For more clusters than that, cluster in two levels.")));
+	if (n >= 0 && k > n)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s (%d) is larger than the number of rows (" INT64_FORMAT ")", what, k, n),
+				 errhint("Ask for at most as many clusters as there are non-NULL vectors.")));
+}
+
+/* The options as a JSON object, for the models table. */
+char *
+KmeansOptionsJson(const KmeansOptions *opt, const KmeansSource *src)
+{
+	StringInfoData s;
+
+	initStringInfo(&s);
+	appendStringInfo(&s, "{\"max_iter\": %d, \"tol\": %.17g, \"init\": ", opt->max_iter, opt->tol);
+	escape_json(&s, opt->init_name);
+	appendStringInfo(&s, ", \"n_init\": %d, \"seed\": " INT64_FORMAT ", \"device\": ",
+					 opt->init == KMEANS_INIT_EXPLICIT ? 1 : opt->n_init, opt->seed);
+	escape_json(&s, opt->device_name);
+	appendStringInfoString(&s, ", \"column\": ");
+	escape_json(&s, src->column);
+	appendStringInfoString(&s, "}");
+	return s.data;
+}

@@ -1,0 +1,635 @@
+/*
+ * reader.c -- rows from a table, view or query into float32 batches.
+ *
+ * The source is run through SPI with a DestReceiver of our own, so each result row is read
+ * straight out of the executor's slot: a real[] without NULLs is a header and a run of floats,
+ * copied into the batch with one memcpy and checked in place.  The first pass validates every
+ * row, counts them, computes the per-dimension mean and variance and, while the data fits
+ * kmeans.memory_limit, keeps it in resident chunks.  When it does not fit, every later pass
+ * runs the source again and hands batches of kmeans.batch_rows rows to the caller.
+ *
+ * Every pass runs with the snapshot of the calling statement (read-only SPI), with synchronized
+ * sequential scans and parallel plans switched off, so that every pass sees the same rows in
+ * the same order: per-row state (labels, distances) is indexed by row position.
+ */
+#include "kmeans.h"
+
+#include <math.h>
+
+#include "access/tupdesc.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "parser/scansup.h"
+#include "tcop/dest.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/regproc.h"
+#include "utils/varlena.h"
+
+typedef struct Reader
+{
+	DestReceiver pub;
+	KmeansData *data;
+	bool		loading;		/* first pass */
+	bool		has_id;
+	int64		rowno;			/* rows seen, NULL vectors included */
+	int64		n;				/* non-NULL rows seen */
+	MemoryContext rowcxt;		/* detoasted values, reset per row */
+
+	/* the batch being filled: a resident chunk or a streaming buffer */
+	float	   *buf;
+	int64	   *idbuf;
+	int64		fill;
+	int64		cap;
+	int64		first_row;		/* global index of buf's row 0 */
+
+	/* first pass */
+	double	   *sum;			/* per dimension, of x - shift */
+	double	   *sumsq;
+	float	   *shift;			/* the first row: keeps the variance sums well conditioned */
+	float	   *scratch;		/* one row, when the data is not kept */
+	Size		resident_bytes;
+	int			chunks_alloc;
+	int64		first_rowno;	/* row number of the row that fixed d, for messages */
+
+	/* later passes */
+	KmeansBatchFn fn;
+	void	   *fn_arg;
+} Reader;
+
+/* The user-facing name of a row: its position and, when known, its id. */
+char *
+KmeansRowName(int64 rowno, bool has_id, int64 id)
+{
+	if (has_id)
+		return psprintf("row " INT64_FORMAT " (id " INT64_FORMAT ")", rowno, id);
+	return psprintf("row " INT64_FORMAT, rowno);
+}
+
+/* True when text starts with a keyword that begins a query rather than a relation name. */
+static bool
+LooksLikeQuery(const char *s)
+{
+	static const char *const words[] = {"select", "with", "values", "table"};
+
+	while (*s && scanner_isspace(*s))
+		s++;
+	if (*s == '(')
+		return true;
+	for (int i = 0; i < lengthof(words); i++)
+	{
+		size_t		len = strlen(words[i]);
+
+		if (pg_strncasecmp(s, words[i], len) == 0 &&
+			(s[len] == '\0' || scanner_isspace(s[len]) || s[len] == '('))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Turns the source and column arguments into the query every pass runs.  A relation name is
+ * resolved here, so a missing table is reported as such and quoting rules are PostgreSQL's.
+ */
+KmeansSource *
+KmeansSourceMake(text *source, text *column, text *id_column)
+{
+	KmeansSource *src = palloc0(sizeof(KmeansSource));
+	StringInfoData q;
+	char	   *from;
+
+	src->source = text_to_cstring(source);
+	src->column = text_to_cstring(column);
+	src->id_column = id_column ? text_to_cstring(id_column) : NULL;
+
+	if (src->source[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("source must not be empty"),
+				 errhint("Pass a table, view or materialized view name, or a query.")));
+	if (src->column[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("column must not be empty"),
+				 errhint("Pass the name of a real[] or double precision[] column, or an expression.")));
+	if (src->id_column && src->id_column[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("id must not be empty"),
+				 errhint("Pass the name of an integer column, or leave id out.")));
+
+	if (LooksLikeQuery(src->source))
+		from = psprintf("(%s) AS kmeans_source", src->source);
+	else
+	{
+		List	   *names = stringToQualifiedNameList(src->source
+#if PG_VERSION_NUM >= 160000
+													  ,NULL
+#endif
+			);
+		RangeVar   *rv = makeRangeVarFromNameList(names);
+		Oid			relid = RangeVarGetRelid(rv, AccessShareLock, false);
+		char		relkind = get_rel_relkind(relid);
+
+		if (relkind != RELKIND_RELATION && relkind != RELKIND_VIEW &&
+			relkind != RELKIND_MATVIEW && relkind != RELKIND_FOREIGN_TABLE &&
+			relkind != RELKIND_PARTITIONED_TABLE)
+			ereport(ERROR,
+					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+					 errmsg("\"%s\" is not a table, view or materialized view", src->source),
+					 errhint("Pass a relation name or a query starting with SELECT, WITH, VALUES or TABLE.")));
+		from = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+										  get_rel_name(relid));
+	}
+
+	initStringInfo(&q);
+	appendStringInfo(&q, "SELECT (%s)::pg_catalog.float4[]", src->column);
+	if (src->id_column)
+		appendStringInfo(&q, ", (%s)::pg_catalog.int8", src->id_column);
+	appendStringInfo(&q, " FROM %s", from);
+	src->query = q.data;
+	return src;
+}
+
+/* Raises the error for a bad vector, naming the row and, when known, its id. */
+static void
+BadRow(Reader *r, int64 id, int code, const char *what, const char *hint)
+{
+	ereport(ERROR,
+			(errcode(code),
+			 errmsg("vector at %s %s", KmeansRowName(r->rowno, r->has_id, id), what),
+			 errdetail("The vectors come from column \"%s\" of source \"%s\".",
+					   r->data->src->column, r->data->src->source),
+			 errhint("%s", hint)));
+}
+
+/*
+ * Checks one array value and returns where its floats start (possibly unaligned).  Reads the
+ * array header in place, so a short-header (packed) value needs no copy; compressed or external
+ * values are detoasted in the per-row context.  The first vector fixes d.
+ */
+static const char *
+ParseVector(Reader *r, Datum value, int64 id)
+{
+	struct varlena *v = (struct varlena *) DatumGetPointer(value);
+	KmeansData *data = r->data;
+	const char *p;
+	int32		ndim,
+				dataoffset,
+				nitems;
+	Oid			elemtype;
+
+	if (VARATT_IS_EXTERNAL(v) || VARATT_IS_COMPRESSED(v))
+	{
+		MemoryContext old = MemoryContextSwitchTo(r->rowcxt);
+
+		MemoryContextReset(r->rowcxt);
+		v = pg_detoast_datum(v);
+		MemoryContextSwitchTo(old);
+	}
+	p = VARDATA_ANY(v);
+	memcpy(&ndim, p, sizeof(int32));
+	memcpy(&dataoffset, p + sizeof(int32), sizeof(int32));
+	memcpy(&elemtype, p + 2 * sizeof(int32), sizeof(Oid));
+	if (elemtype != FLOAT4OID)
+		elog(ERROR, "kmeans: source returned element type %u, not real (this is a bug)", elemtype);
+
+	if (ndim == 0)
+		BadRow(r, id, ERRCODE_ARRAY_SUBSCRIPT_ERROR, "is empty",
+			   "Every vector needs at least one value; filter empty arrays out in a query.");
+	if (ndim != 1)
+		BadRow(r, id, ERRCODE_ARRAY_SUBSCRIPT_ERROR,
+			   psprintf("is a %d-dimensional array", ndim),
+			   "Each row must hold one vector as a one-dimensional array.");
+	memcpy(&nitems, p + 3 * sizeof(int32), sizeof(int32));
+
+	if (data->d == 0)
+	{
+		data->d = nitems;
+		r->first_rowno = r->rowno;
+	}
+	else if (nitems != data->d)
+		BadRow(r, id, ERRCODE_ARRAY_SUBSCRIPT_ERROR,
+			   psprintf("has %d values, expected %d as in row " INT64_FORMAT,
+						nitems, data->d, r->first_rowno),
+			   "All vectors must have the same length; slice them (col[1:n]) or filter them in a query.");
+
+	if (dataoffset != 0)
+	{
+		/* a NULL bitmap exists; find the first NULL, if any */
+		const bits8 *bitmap = (const bits8 *) (p + 3 * sizeof(int32) + 2 * sizeof(int32) * ndim);
+
+		for (int i = 0; i < nitems; i++)
+			if (!(bitmap[i / 8] & (1 << (i % 8))))
+				BadRow(r, id, ERRCODE_NULL_VALUE_NOT_ALLOWED,
+					   psprintf("has a NULL at position %d", i + 1),
+					   "Replace or drop NULL elements, e.g. with coalesce or array_remove in a query.");
+		return p + dataoffset - VARHDRSZ;
+	}
+	return p + ARR_OVERHEAD_NONULLS(1) - VARHDRSZ;
+}
+
+/* Copies d floats to dst and rejects NaN and infinities. */
+static void
+CopyFinite(Reader *r, const char *src, int64 id, float *dst)
+{
+	int			d = r->data->d;
+
+	memcpy(dst, src, sizeof(float) * d);
+	for (int i = 0; i < d; i++)
+		if (!isfinite(dst[i]))
+			BadRow(r, id, ERRCODE_DATA_EXCEPTION,
+				   psprintf("has %s at position %d", isnan(dst[i]) ? "NaN" :
+							(dst[i] > 0 ? "Infinity" : "-Infinity"), i + 1),
+				   "Only finite values can be clustered; filter or replace them in a query.");
+}
+
+/* Subtracts the mean from rows, in float32, the same way in every pass. */
+static void
+CentreRows(const KmeansData *data, float *x, int64 n)
+{
+	int			d = data->d;
+
+	for (int64 i = 0; i < n; i++)
+		for (int j = 0; j < d; j++)
+			x[i * d + j] -= data->mean[j];
+}
+
+/* Hands a full batch to the pass callback through a backend block. */
+static void
+EmitBatch(Reader *r)
+{
+	KmeansData *data = r->data;
+	KmeansBatch b;
+	KmError		err = {0};
+	KmStatus	st;
+
+	if (r->fill == 0)
+		return;
+	CentreRows(data, r->buf, r->fill);
+	b.first = r->first_row;
+	b.n = r->fill;
+	b.x = r->buf;
+	b.ids = r->has_id ? r->idbuf : NULL;
+	st = data->be->ops->block_create(data->be, r->buf, r->fill, &b.blk, &err);
+	KmeansCheckStatus(st, &err);
+	PG_TRY();
+	{
+		r->fn(&b, r->fn_arg);
+	}
+	PG_FINALLY();
+	{
+		data->be->ops->block_destroy(data->be, b.blk);
+	}
+	PG_END_TRY();
+	r->first_row += r->fill;
+	r->fill = 0;
+}
+
+/* Gives up the resident copy: the data will be read from the source on every pass. */
+static void
+DropResident(Reader *r)
+{
+	KmeansData *data = r->data;
+
+	for (int i = 0; i < data->nchunks; i++)
+	{
+		pfree(data->chunks[i]);
+		if (data->chunk_ids[i])
+			pfree(data->chunk_ids[i]);
+	}
+	data->nchunks = 0;
+	data->resident = false;
+	r->buf = NULL;
+	r->idbuf = NULL;
+}
+
+/* First pass: a new resident chunk, unless the data has outgrown kmeans.memory_limit. */
+static void
+StartChunk(Reader *r)
+{
+	KmeansData *data = r->data;
+	Size		bytes = (Size) KMEANS_CHUNK_ROWS * (sizeof(float) * data->d +
+												  (r->has_id ? sizeof(int64) : 0));
+
+	if (r->resident_bytes + bytes > (Size) kmeans_memory_limit * 1024)
+	{
+		DropResident(r);
+		return;
+	}
+	if (data->nchunks == r->chunks_alloc)
+	{
+		r->chunks_alloc = r->chunks_alloc ? r->chunks_alloc * 2 : 16;
+		data->chunks = repalloc(data->chunks, sizeof(float *) * r->chunks_alloc);
+		data->chunk_ids = repalloc(data->chunk_ids, sizeof(int64 *) * r->chunks_alloc);
+	}
+	r->buf = MemoryContextAllocHuge(data->cxt, sizeof(float) * KMEANS_CHUNK_ROWS * data->d);
+	r->idbuf = r->has_id ? MemoryContextAlloc(data->cxt, sizeof(int64) * KMEANS_CHUNK_ROWS) : NULL;
+	data->chunks[data->nchunks] = r->buf;
+	data->chunk_ids[data->nchunks] = r->idbuf;
+	data->nchunks++;
+	r->resident_bytes += bytes;
+	r->fill = 0;
+	r->cap = KMEANS_CHUNK_ROWS;
+}
+
+/* First pass over one row: statistics, and a resident copy while it fits. */
+static void
+LoadRow(Reader *r, const char *raw, int64 id)
+{
+	KmeansData *data = r->data;
+	int			d = data->d;
+	float	   *row;
+
+	if (r->sum == NULL)
+	{
+		/* the first vector: d is known now */
+		r->sum = MemoryContextAllocZero(data->cxt, sizeof(double) * d);
+		r->sumsq = MemoryContextAllocZero(data->cxt, sizeof(double) * d);
+		r->shift = MemoryContextAlloc(data->cxt, sizeof(float) * d);
+		r->scratch = MemoryContextAlloc(data->cxt, sizeof(float) * d);
+		data->chunks = MemoryContextAlloc(data->cxt, sizeof(float *));
+		data->chunk_ids = MemoryContextAlloc(data->cxt, sizeof(int64 *));
+		r->chunks_alloc = 1;
+		data->resident = true;
+	}
+	if (data->resident && r->fill == r->cap)
+		StartChunk(r);
+	if (data->resident)
+	{
+		row = r->buf + r->fill * d;
+		if (r->has_id)
+			r->idbuf[r->fill] = id;
+		r->fill++;
+	}
+	else
+		row = r->scratch;		/* not kept: checked and summed only */
+
+	CopyFinite(r, raw, id, row);
+	if (r->n == 0)
+		memcpy(r->shift, row, sizeof(float) * d);
+	for (int j = 0; j < d; j++)
+	{
+		double		v = (double) row[j] - r->shift[j];
+
+		r->sum[j] += v;
+		r->sumsq[j] += v * v;
+	}
+}
+
+/* The receiver's per-row callback: validate, copy, and hand on full batches. */
+static bool
+ReceiveSlot(TupleTableSlot *slot, DestReceiver *self)
+{
+	Reader	   *r = (Reader *) self;
+	KmeansData *data = r->data;
+	bool		isnull;
+	Datum		value;
+	int64		id = 0;
+	const char *raw;
+
+	r->rowno++;
+	if (r->has_id)
+	{
+		Datum		idv = slot_getattr(slot, 2, &isnull);
+
+		if (isnull)
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("id is NULL at row " INT64_FORMAT, r->rowno),
+					 errdetail("The ids come from \"%s\" of source \"%s\".",
+							   data->src->id_column, data->src->source),
+					 errhint("Every row needs an id to be labelled; filter NULL ids out in a query.")));
+		id = DatumGetInt64(idv);
+	}
+	value = slot_getattr(slot, 1, &isnull);
+	if (isnull)
+	{
+		if (r->loading)
+			data->nulls++;
+		return true;
+	}
+	raw = ParseVector(r, value, id);
+	if (r->loading)
+		LoadRow(r, raw, id);
+	else
+	{
+		if (r->n >= data->n)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("source \"%s\" returned more rows than in the first pass (" INT64_FORMAT ")",
+							data->src->source, data->n),
+					 errhint("A source read in several passes must return the same rows each time; "
+							 "raise kmeans.memory_limit to keep the data in memory.")));
+		CopyFinite(r, raw, id, r->buf + r->fill * data->d);
+		if (r->has_id)
+			r->idbuf[r->fill] = id;
+		r->fill++;
+		if (r->fill == r->cap)
+			EmitBatch(r);
+	}
+	r->n++;
+	if ((r->n & 1023) == 0)
+		CHECK_FOR_INTERRUPTS();
+	return true;
+}
+
+static void
+ReaderStartup(DestReceiver *self, int operation, TupleDesc typeinfo)
+{
+}
+
+static void
+ReaderShutdown(DestReceiver *self)
+{
+}
+
+static void
+ReaderDestroy(DestReceiver *self)
+{
+}
+
+/* Runs the source once, feeding every row to the reader. */
+static void
+RunSource(KmeansData *data, Reader *r)
+{
+	int			rc;
+
+	r->pub.receiveSlot = ReceiveSlot;
+	r->pub.rStartup = ReaderStartup;
+	r->pub.rShutdown = ReaderShutdown;
+	r->pub.rDestroy = ReaderDestroy;
+	r->pub.mydest = DestNone;
+	r->data = data;
+	r->has_id = data->src->id_column != NULL;
+	r->rowcxt = AllocSetContextCreate(CurrentMemoryContext, "kmeans row",
+									  ALLOCSET_SMALL_SIZES);
+
+	if (data->plan == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(data->src->query, 0, NULL);
+
+		if (plan == NULL)
+			elog(ERROR, "kmeans: SPI_prepare failed for \"%s\": %s", data->src->query,
+				 SPI_result_code_string(SPI_result));
+		data->plan = plan;
+	}
+#if PG_VERSION_NUM >= 140000
+	{
+		SPIExecuteOptions options;
+
+		memset(&options, 0, sizeof(options));
+		options.read_only = true;
+		options.dest = &r->pub;
+		rc = SPI_execute_plan_extended((SPIPlanPtr) data->plan, &options);
+	}
+#else
+#error "kmeans needs PostgreSQL 14 or later"
+#endif
+	if (rc < 0)
+		elog(ERROR, "kmeans: running the source failed: %s", SPI_result_code_string(rc));
+	MemoryContextDelete(r->rowcxt);
+}
+
+/* Sets the GUCs that make every pass see the same rows in the same order. */
+static void
+StableScanSettings(void)
+{
+	(void) set_config_option("synchronize_seqscans", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("max_parallel_workers_per_gather", "0", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+}
+
+/*
+ * Reads the source once: validates every row, fixes d and n, computes the centring offset
+ * and, when it fits, keeps the rows.  The caller is connected to SPI and has opened a GUC
+ * nest level.
+ */
+KmeansData *
+KmeansDataLoad(KmeansSource *src)
+{
+	KmeansData *data = palloc0(sizeof(KmeansData));
+	Reader		r;
+
+	data->src = src;
+	data->cxt = CurrentMemoryContext;
+	data->batch_rows = (kmeans_batch_rows + KM_SUB_ROWS - 1) / KM_SUB_ROWS * KM_SUB_ROWS;
+	StableScanSettings();
+
+	memset(&r, 0, sizeof(r));
+	r.loading = true;
+	RunSource(data, &r);
+	data->n = r.n;
+	if (data->nulls > 0)
+		ereport(NOTICE,
+				(errmsg("skipped " INT64_FORMAT " rows with a NULL vector", data->nulls),
+				 errdetail("Column \"%s\" of source \"%s\" is NULL in those rows.",
+						   src->column, src->source)));
+	if (data->n == 0)
+		return data;
+
+	data->mean = MemoryContextAlloc(data->cxt, sizeof(float) * data->d);
+	data->mean_var = 0.0;
+	for (int j = 0; j < data->d; j++)
+	{
+		double		m = r.sum[j] / data->n;
+
+		data->mean[j] = (float) (r.shift[j] + m);
+		data->mean_var += Max(0.0, r.sumsq[j] / data->n - m * m);
+	}
+	data->mean_var /= data->d;
+	return data;
+}
+
+/* Creates the backend and, for resident data, centres the chunks and makes their blocks. */
+void
+KmeansDataAttach(KmeansData *data, KmBackend *be)
+{
+	data->be = be;
+	if (!data->resident)
+		return;
+	data->blocks = MemoryContextAllocZero(data->cxt, sizeof(KmBlock *) * Max(1, data->nchunks));
+	for (int c = 0; c < data->nchunks; c++)
+	{
+		int64		rows = Min((int64) KMEANS_CHUNK_ROWS, data->n - (int64) c * KMEANS_CHUNK_ROWS);
+		KmError		err = {0};
+		KmStatus	st;
+
+		CentreRows(data, data->chunks[c], rows);
+		st = be->ops->block_create(be, data->chunks[c], rows, &data->blocks[c], &err);
+		KmeansCheckStatus(st, &err);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/* Releases the blocks the data holds in the backend. */
+void
+KmeansDataDetach(KmeansData *data)
+{
+	if (data->be == NULL)
+		return;
+	if (data->blocks)
+		for (int c = 0; c < data->nchunks; c++)
+			if (data->blocks[c])
+			{
+				data->be->ops->block_destroy(data->be, data->blocks[c]);
+				data->blocks[c] = NULL;
+			}
+	data->be = NULL;
+}
+
+/*
+ * One pass over the data: resident chunks in order, or the source run again in batches.
+ * Interrupts are checked between batches.
+ */
+void
+KmeansScan(KmeansData *data, KmeansBatchFn fn, void *arg)
+{
+	if (data->resident)
+	{
+		for (int c = 0; c < data->nchunks; c++)
+		{
+			KmeansBatch b;
+
+			CHECK_FOR_INTERRUPTS();
+			b.first = (int64) c * KMEANS_CHUNK_ROWS;
+			b.n = Min((int64) KMEANS_CHUNK_ROWS, data->n - b.first);
+			b.x = data->chunks[c];
+			b.ids = data->chunk_ids[c];
+			b.blk = data->blocks[c];
+			fn(&b, arg);
+		}
+	}
+	else
+	{
+		Reader		r;
+
+		memset(&r, 0, sizeof(r));
+		r.fn = fn;
+		r.fn_arg = arg;
+		r.cap = data->batch_rows;
+		r.buf = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * r.cap * data->d);
+		r.idbuf = data->src->id_column ? palloc(sizeof(int64) * r.cap) : NULL;
+		RunSource(data, &r);
+		EmitBatch(&r);
+		if (r.n != data->n)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("source \"%s\" returned " INT64_FORMAT " rows, " INT64_FORMAT " in the first pass",
+							data->src->source, r.n, data->n),
+					 errhint("A source read in several passes must return the same rows each time; "
+							 "raise kmeans.memory_limit to keep the data in memory.")));
+		pfree(r.buf);
+		if (r.idbuf)
+			pfree(r.idbuf);
+	}
+}

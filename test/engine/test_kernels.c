@@ -1,0 +1,338 @@
+/*
+ * test_kernels.c -- the CPU engine on its own: the small-d argmin against its reference twin,
+ * the backend's operations against naive float64 loops, and thread-count independence.
+ *
+ * Prints failing cases and ends with "N passed, M failed".
+ */
+#include "km_kernels.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int	passed,
+			failed;
+
+#define CHECK(cond, ...) \
+	do { \
+		if (cond) \
+			passed++; \
+		else \
+		{ \
+			failed++; \
+			printf("FAIL %s:%d: ", __FILE__, __LINE__); \
+			printf(__VA_ARGS__); \
+			printf("\n"); \
+		} \
+	} while (0)
+
+/* Fills x with uniform values in [lo, hi) from rng. */
+static void
+FillUniform(KmRng *rng, float *x, int64_t n, float lo, float hi)
+{
+	for (int64_t i = 0; i < n; i++)
+		x[i] = lo + (hi - lo) * (float) km_rng_uniform(rng);
+}
+
+/* km_argmin_small must equal km_argmin_ref bit for bit: same operations, same order. */
+static void
+TestArgminSmall(void)
+{
+	KmRng		rng;
+	int			ks[] = {1, 2, 7, 200};
+	int64_t		ns[] = {0, 1, 15, 16, 17, 1000};
+
+	km_rng_seed(&rng, 1);
+	for (int d = 1; d <= KM_SMALL_D_MAX; d++)
+		for (size_t a = 0; a < sizeof(ks) / sizeof(ks[0]); a++)
+			for (size_t b = 0; b < sizeof(ns) / sizeof(ns[0]); b++)
+			{
+				int			k = ks[a];
+				int64_t		n = ns[b];
+				float	   *x = malloc(sizeof(float) * (n + 1) * d);
+				float	   *c = malloc(sizeof(float) * k * d);
+				float	   *cn = malloc(sizeof(float) * k);
+				int32_t    *l1 = malloc(sizeof(int32_t) * (n + 1) * 2);
+				int32_t    *l2 = malloc(sizeof(int32_t) * (n + 1) * 2);
+				float	   *b1 = malloc(sizeof(float) * (n + 1) * 2);
+				float	   *b2 = malloc(sizeof(float) * (n + 1) * 2);
+				int			seg1[2] = {0, k};
+				int			seg2[3] = {0, k / 2, k};
+				int			bad = 0;
+
+				FillUniform(&rng, x, n * d, -1, 1);
+				FillUniform(&rng, c, (int64_t) k * d, -1, 1);
+				km_row_norms(c, k, d, cn);
+				km_argmin_ref(x, n, d, c, cn, 1, seg1, l1, b1);
+				km_argmin_small(x, n, d, c, cn, 1, seg1, l2, b2);
+				for (int64_t i = 0; i < n; i++)
+					if (l1[i] != l2[i] || memcmp(&b1[i], &b2[i], sizeof(float)) != 0)
+						bad++;
+				if (k >= 2)
+				{
+					km_argmin_ref(x, n, d, c, cn, 2, seg2, l1, b1);
+					km_argmin_small(x, n, d, c, cn, 2, seg2, l2, b2);
+					for (int64_t i = 0; i < 2 * n; i++)
+						if (l1[i] != l2[i] || memcmp(&b1[i], &b2[i], sizeof(float)) != 0)
+							bad++;
+				}
+				CHECK(bad == 0, "argmin_small d=%d k=%d n=%lld: %d mismatches", d, k,
+					  (long long) n, bad);
+				free(x);
+				free(c);
+				free(cn);
+				free(l1);
+				free(l2);
+				free(b1);
+				free(b2);
+			}
+}
+
+/* Exact ties (duplicate centers) go to the lowest index, in every segment. */
+static void
+TestTies(void)
+{
+	float		x[2 * 3] = {1, 2, 3, -1, -2, -3};
+	float		c[4 * 3] = {5, 5, 5, 1, 2, 3, 1, 2, 3, -1, -2, -3};
+	float		cn[4];
+	int			seg[2] = {0, 4};
+	int32_t		l[2];
+	float		b[2];
+
+	km_row_norms(c, 4, 3, cn);
+	km_argmin_small(x, 2, 3, c, cn, 1, seg, l, b);
+	CHECK(l[0] == 1 && l[1] == 3, "ties: labels %d %d, want 1 3", l[0], l[1]);
+}
+
+/* Naive float64 nearest center, for the backend tests. */
+static int
+NaiveNearest(const float *x, const float *c, int k, int d, double *dist)
+{
+	int			best = 0;
+	double		bd = INFINITY;
+
+	for (int j = 0; j < k; j++)
+	{
+		double		s = 0;
+
+		for (int t = 0; t < d; t++)
+			s += ((double) x[t] - c[j * d + t]) * ((double) x[t] - c[j * d + t]);
+		if (s < bd)
+		{
+			bd = s;
+			best = j;
+		}
+	}
+	*dist = bd;
+	return best;
+}
+
+typedef struct Run
+{
+	int32_t    *labels;
+	float	   *dist;
+	double	   *sums;
+	int64_t    *counts;
+	double	   *inertia;
+	float	   *mindist;
+	double	   *sub_sums;
+	double		pot[5];
+} Run;
+
+/* Runs every backend operation on one data set with a given thread count. */
+static void
+RunBackend(int threads, const float *x, int64_t n, int d, const float *c, int k, Run *r)
+{
+	KmBackend  *be;
+	KmBlock    *blk;
+	KmError		err = {0};
+	int			seg[2] = {0, k};
+	KmAccum		acc;
+
+	if (km_cpu_backend_create(threads, d, &be, &err) != KM_OK)
+	{
+		printf("backend: %s\n", err.message);
+		exit(2);
+	}
+	r->labels = malloc(sizeof(int32_t) * n);
+	r->dist = malloc(sizeof(float) * n);
+	r->sums = calloc((size_t) k * d, sizeof(double));
+	r->counts = calloc(k, sizeof(int64_t));
+	r->inertia = calloc(k, sizeof(double));
+	r->mindist = malloc(sizeof(float) * n);
+	r->sub_sums = malloc(sizeof(double) * (n / KM_SUB_ROWS + 1));
+	for (int64_t i = 0; i < n; i++)
+		r->mindist[i] = INFINITY;
+	memset(r->pot, 0, sizeof(r->pot));
+
+	be->ops->block_create(be, x, n, &blk, &err);
+	be->ops->set_centers(be, c, d, 1, seg, &err);
+	be->ops->assign(be, blk, r->labels, r->dist, &err);
+	acc.d = d;
+	acc.k = k;
+	acc.sums = r->sums;
+	acc.counts = r->counts;
+	acc.inertia = r->inertia;
+	be->ops->accumulate(be, blk, 1, r->labels, r->dist, &acc, &err);
+	be->ops->mindist_update(be, blk, c, r->mindist, r->sub_sums, &err);
+	be->ops->potentials(be, blk, c + d, 5, r->mindist, r->pot, &err);
+	be->ops->block_destroy(be, blk);
+	be->ops->destroy(be);
+}
+
+static void
+FreeRun(Run *r)
+{
+	free(r->labels);
+	free(r->dist);
+	free(r->sums);
+	free(r->counts);
+	free(r->inertia);
+	free(r->mindist);
+	free(r->sub_sums);
+}
+
+/* The backend against naive loops, and 1 vs 3 threads bit for bit. */
+static void
+TestBackend(int d, int k, int64_t n, float offset)
+{
+	KmRng		rng;
+	float	   *x = malloc(sizeof(float) * n * d);
+	float	   *c = malloc(sizeof(float) * k * d);
+	Run			r1,
+				r3;
+	int			bad_labels = 0;
+	double		max_rel = 0;
+	int64_t		total = 0;
+
+	km_rng_seed(&rng, (uint64_t) (d * 1000 + k));
+	FillUniform(&rng, x, n * d, offset, offset + 10);
+	for (int j = 0; j < k; j++)
+		memcpy(c + (int64_t) j * d, x + (int64_t) (j * 7 % n) * d, sizeof(float) * d);
+	RunBackend(1, x, n, d, c, k, &r1);
+	RunBackend(3, x, n, d, c, k, &r3);
+
+	CHECK(memcmp(r1.labels, r3.labels, sizeof(int32_t) * n) == 0 &&
+		  memcmp(r1.dist, r3.dist, sizeof(float) * n) == 0 &&
+		  memcmp(r1.sums, r3.sums, sizeof(double) * k * d) == 0 &&
+		  memcmp(r1.inertia, r3.inertia, sizeof(double) * k) == 0 &&
+		  memcmp(r1.mindist, r3.mindist, sizeof(float) * n) == 0 &&
+		  memcmp(r1.pot, r3.pot, sizeof(r1.pot)) == 0,
+		  "1 vs 3 threads differ (d=%d k=%d n=%lld)", d, k, (long long) n);
+
+	for (int64_t i = 0; i < n; i++)
+	{
+		double		dd;
+		int			l = NaiveNearest(x + i * d, c, k, d, &dd);
+
+		/* a label may differ only where two centers are within rounding of each other */
+		if (l != r1.labels[i])
+		{
+			double		d2 = 0;
+
+			for (int t = 0; t < d; t++)
+				d2 += ((double) x[i * d + t] - c[r1.labels[i] * d + t]) *
+					((double) x[i * d + t] - c[r1.labels[i] * d + t]);
+			if (fabs(d2 - dd) > 1e-5 * (dd + 1))
+				bad_labels++;
+		}
+		else if (fabs(r1.dist[i] - dd) > 1e-5 * (dd + 1e-3))
+			max_rel = fmax(max_rel, fabs(r1.dist[i] - dd) / (dd + 1e-3));
+	}
+	CHECK(bad_labels == 0 && max_rel == 0, "assign vs naive (d=%d k=%d offset=%g): %d labels, "
+		  "max rel dist err %g", d, k, offset, bad_labels, max_rel);
+
+	{
+		double	   *sums = calloc((size_t) k * d, sizeof(double));
+		int			bad = 0;
+
+		for (int64_t i = 0; i < n; i++)
+			for (int t = 0; t < d; t++)
+				sums[r1.labels[i] * d + t] += x[i * d + t];
+		for (int j = 0; j < k; j++)
+			total += r1.counts[j];
+		for (int64_t i = 0; i < (int64_t) k * d; i++)
+			if (sums[i] != r1.sums[i])
+				bad++;
+		CHECK(bad == 0 && total == n, "accumulate (d=%d k=%d): %d sums differ, %lld rows",
+			  d, k, bad, (long long) total);
+		free(sums);
+	}
+	{
+		/* mindist after one center is the distance to c[0]; potentials use c[1..5] */
+		int			bad = 0;
+		double		pot_ref[5] = {0};
+
+		for (int64_t i = 0; i < n; i++)
+		{
+			double		d0 = 0;
+
+			for (int t = 0; t < d; t++)
+				d0 += ((double) x[i * d + t] - c[t]) * ((double) x[i * d + t] - c[t]);
+			if (fabs(r1.mindist[i] - d0) > 1e-4 * (d0 + 1) + 1e-3 * offset * offset)
+				bad++;
+			for (int j = 0; j < 5 && j + 1 < k; j++)
+			{
+				double		dj = 0;
+
+				for (int t = 0; t < d; t++)
+					dj += ((double) x[i * d + t] - c[(j + 1) * d + t]) *
+						((double) x[i * d + t] - c[(j + 1) * d + t]);
+				pot_ref[j] += fmin(dj, r1.mindist[i]);
+			}
+		}
+		CHECK(bad == 0, "mindist_update (d=%d): %d rows off", d, bad);
+		for (int j = 0; j < 5 && j + 1 < k; j++)
+			CHECK(fabs(r1.pot[j] - pot_ref[j]) <= 1e-4 * pot_ref[j] + 1e-3 * n * offset * offset,
+				  "potentials[%d] (d=%d): %g vs %g", j, d, r1.pot[j], pot_ref[j]);
+	}
+	FreeRun(&r1);
+	FreeRun(&r3);
+	free(x);
+	free(c);
+}
+
+/* The generator gives the same stream for the same seed and stays in range. */
+static void
+TestRng(void)
+{
+	KmRng		a,
+				b;
+	int			same = 1,
+				in_range = 1;
+
+	km_rng_seed(&a, 42);
+	km_rng_seed(&b, 42);
+	for (int i = 0; i < 1000; i++)
+	{
+		double		u = km_rng_uniform(&a);
+
+		if (u != km_rng_uniform(&b))
+			same = 0;
+		if (!(u >= 0 && u < 1))
+			in_range = 0;
+		if (km_rng_below(&a, 7) >= 7)
+			in_range = 0;
+		(void) km_rng_below(&b, 7);
+	}
+	CHECK(same && in_range, "rng: same=%d in_range=%d", same, in_range);
+	km_rng_seed(&b, 43);
+	CHECK(km_rng_next(&a) != km_rng_next(&b), "rng: seeds 42 and 43 agree");
+}
+
+int
+main(void)
+{
+	TestRng();
+	TestArgminSmall();
+	TestTies();
+	TestBackend(2, 3, 5000, 0);
+	TestBackend(4, 200, 20000, 0);
+	TestBackend(10, 49, 11346, -5);
+	/* rows far from the origin are centred by the caller (src/reader.c) and tested in SQL */
+	TestBackend(64, 10, 1797, 0);
+	TestBackend(128, 100, 3000, 0);
+	printf("%d passed, %d failed\n", passed, failed);
+	return failed ? 1 : 0;
+}

@@ -1,0 +1,36 @@
+-- A long fit stops within a fraction of a second on statement_timeout or cancel, and the
+-- session stays usable.
+CREATE SCHEMA test_cancel;
+SET search_path = test_cancel, public;
+CREATE TABLE big AS
+SELECT i AS id, ARRAY[sin(i), cos(i), sin(i * 0.5), cos(i * 0.3), sin(i * 0.7), cos(i * 0.9),
+                      sin(i * 1.1), cos(i * 1.3)]::real[] AS v
+FROM generate_series(1, 100000) i;
+
+-- Without a timeout this runs for many seconds (k = 2000, no tolerance).  The timeout stops
+-- it, and the time from the start of the statement to the error is measured.
+-- Where the cancel lands (our loop or the source's scan) varies, and with it the CONTEXT line.
+\set SHOW_CONTEXT never
+CREATE TABLE t0 (t timestamptz);
+SET statement_timeout = '400ms';
+INSERT INTO t0 VALUES (clock_timestamp());
+SELECT count(*) FROM kmeans_fit('big', 'v', 2000, tol => 0, max_iter => 1000);
+RESET statement_timeout;
+SELECT clock_timestamp() - t < interval '1.4 s' AS stopped_within_a_second FROM t0;
+
+-- The same with the data streamed from the table on every pass.
+SET kmeans.memory_limit = '64kB';
+TRUNCATE t0;
+SET statement_timeout = '400ms';
+INSERT INTO t0 VALUES (clock_timestamp());
+SELECT count(*) FROM kmeans_fit('big', 'v', 2000, tol => 0, max_iter => 1000, init => 'random');
+RESET statement_timeout;
+SELECT clock_timestamp() - t < interval '1.4 s' AS stopped_within_a_second FROM t0;
+RESET kmeans.memory_limit;
+
+-- The session is usable and a fit still works.
+SELECT count(*) FROM big;
+SELECT count(*) FROM kmeans_fit('big', 'v', 4, max_iter => 5);
+
+RESET search_path;
+DROP SCHEMA test_cancel CASCADE;

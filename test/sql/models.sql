@@ -1,0 +1,56 @@
+-- Saved models: kmeans_models, kmeans_centers, kmeans_predict.
+CREATE SCHEMA test_models;
+SET search_path = test_models, public;
+SET extra_float_digits = 0;
+
+CREATE TABLE line (id int PRIMARY KEY, v real[]);
+INSERT INTO line VALUES (1, '{0}'), (2, '{1}'), (3, '{2}'), (4, '{3}'),
+                        (5, '{8}'), (6, '{9}'), (7, '{10}'), (8, '{25}');
+
+-- Saving: the fit's result plus one row in kmeans_models (centers 1.5 and 13, see fit.sql;
+-- 3 iterations: the third changes no label).
+SELECT * FROM kmeans_fit('line', 'v', 2, init_centers => '{{2},{3}}', model => 'line2');
+SELECT name, k, dim, metric, centers, inertia, n_iter, n_rows, options, source,
+       created_at <= now() AS created
+FROM kmeans_models;
+
+SELECT * FROM kmeans_centers('line2');
+
+-- Labelling new vectors: nearest center, by model name or by an array of centers.
+SELECT x, kmeans_predict('line2', ARRAY[x]::real[]) AS by_model,
+       kmeans_predict('{{1.5},{13}}'::real[], ARRAY[x]::real[]) AS by_centers
+FROM unnest(ARRAY[-5, 0, 7.25, 7.26, 100]::real[]) x;
+
+-- A whole table labelled in plain SQL agrees with kmeans_labels.
+SELECT count(*) AS rows, count(*) FILTER (WHERE l.cluster = kmeans_predict('line2', line.v)) AS same
+FROM kmeans_labels('line', 'v', 2, id => 'id', init_centers => '{{2},{3}}') l JOIN line USING (id);
+
+-- Saving again under the same name replaces the model.
+SELECT count(*) FROM kmeans_fit('line', 'v', 3, init_centers => '{{0},{9},{25}}', model => 'line2');
+SELECT name, k, centers, inertia, options->>'init' AS init FROM kmeans_models;
+
+-- The replacement is part of the transaction: rolled back, the old model stays.
+BEGIN;
+SELECT count(*) FROM kmeans_fit('line', 'v', 1, model => 'line2');
+SELECT k FROM kmeans_models WHERE name = 'line2';
+ROLLBACK;
+SELECT k FROM kmeans_models WHERE name = 'line2';
+
+-- kmeans_labels can save the model it labels with.
+SELECT count(*) FROM kmeans_labels('line', 'v', 2, id => 'id', init_centers => '{{2},{3}}',
+                                   model => 'from_labels');
+SELECT name, k, centers FROM kmeans_models ORDER BY name;
+
+-- The models table is ordinary: it is dumped with the data, and users can be granted it.
+SELECT c.relname, e.extname
+FROM pg_extension e CROSS JOIN LATERAL unnest(e.extconfig) cfg JOIN pg_class c ON c.oid = cfg
+WHERE e.extname = 'kmeans';
+DELETE FROM kmeans_models WHERE name = 'from_labels';
+SELECT name FROM kmeans_models;
+
+-- The table's checks keep saved centers well formed.
+INSERT INTO kmeans_models (name, k, dim, centers, inertia, n_iter, n_rows, source, created_at)
+VALUES ('bad', 2, 1, '{{1},{2},{3}}', 0, 1, 3, 'x', '2026-01-01 00:00:00+00');
+
+RESET search_path;
+DROP SCHEMA test_models CASCADE;
