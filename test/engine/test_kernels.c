@@ -293,6 +293,55 @@ TestBackend(int d, int k, int64_t n, float offset)
 	free(c);
 }
 
+/*
+ * One dimension spread over 1e6 and the others over 1: the nearest center must still be found
+ * from the small dimensions (the expansion |x|^2 - 2x.c + |c|^2 would cancel them away).
+ */
+static void
+TestWideRange(void)
+{
+	KmRng		rng;
+	int			n = 4000,
+				d = 3,
+				k = 8;
+	float	   *x = malloc(sizeof(float) * n * d);
+	float	   *c = malloc(sizeof(float) * k * d);
+	float		cn[8];
+	int32_t    *l = malloc(sizeof(int32_t) * n);
+	float	   *b = malloc(sizeof(float) * n);
+	int			seg[2] = {0, 8};
+	int			bad = 0;
+
+	km_rng_seed(&rng, 9);
+	for (int i = 0; i < n; i++)
+	{
+		x[i * d] = (float) (i % 2) * 1e6f;
+		x[i * d + 1] = (float) km_rng_uniform(&rng);
+		x[i * d + 2] = (float) km_rng_uniform(&rng);
+	}
+	for (int j = 0; j < k; j++)
+	{
+		c[j * d] = (float) (j % 2) * 1e6f;
+		c[j * d + 1] = (float) (j / 2) * 0.25f + 0.125f;
+		c[j * d + 2] = 0.5f;
+	}
+	km_row_norms(c, k, d, cn);
+	km_argmin_small(x, n, d, c, cn, 1, seg, l, b);
+	for (int i = 0; i < n; i++)
+	{
+		double		dd;
+		int			want = NaiveNearest(x + i * d, c, k, d, &dd);
+
+		if (want != l[i] || fabs(b[i] - dd) > 1e-5 * (dd + 1e-6))
+			bad++;
+	}
+	CHECK(bad == 0, "wide range: %d rows with a wrong label or distance", bad);
+	free(x);
+	free(c);
+	free(l);
+	free(b);
+}
+
 /* The generator gives the same stream for the same seed and stays in range. */
 static void
 TestRng(void)
@@ -327,6 +376,7 @@ main(void)
 	TestRng();
 	TestArgminSmall();
 	TestTies();
+	TestWideRange();
 	TestBackend(2, 3, 5000, 0);
 	TestBackend(4, 200, 20000, 0);
 	TestBackend(10, 49, 11346, -5);
