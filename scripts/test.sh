@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Runs every test: the engine's own tests, then a build and install, then the regression suite
+# and the reference comparisons against a throwaway PostgreSQL server.  Ends with the line
+# "N passed, M failed" and a non-zero exit status when anything failed.
+#
+#   scripts/test.sh            (as root, or as a user who may write PostgreSQL's lib directory)
+#
+# Environment: PG_CONFIG (default pg_config), WERROR=1 to build with -Werror,
+# KMEANS_TEST_PORT (default 54331), KMEANS_DATA (default ../shared/data).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+PG_CONFIG=${PG_CONFIG:-pg_config}
+port=${KMEANS_TEST_PORT:-54331}
+tmp=$(mktemp -d /tmp/kmeans-test.XXXXXX)
+chmod 755 "$tmp"
+passed=0
+failed=0
+failures=()
+
+record() {                      # record NAME STATUS
+    if [ "$2" = 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); failures+=("$1"); fi
+}
+
+cleanup() { scripts/pg-throwaway.sh stop "$tmp/pg" >/dev/null 2>&1; rm -rf "$tmp"; }
+trap cleanup EXIT
+
+echo "== build"
+make -s PG_CONFIG="$PG_CONFIG" WERROR="${WERROR:-0}" >"$tmp/build.log" 2>&1 \
+    || { cat "$tmp/build.log"; echo "0 passed, 1 failed"; exit 1; }
+make -s PG_CONFIG="$PG_CONFIG" install >"$tmp/install.log" 2>&1 \
+    || { cat "$tmp/install.log"; echo "0 passed, 1 failed"; exit 1; }
+
+echo "== engine tests"
+make -s PG_CONFIG="$PG_CONFIG" WERROR="${WERROR:-0}" check-engine; record engine $?
+
+echo "== regression tests (pg_regress)"
+eval "$(scripts/pg-throwaway.sh start "$tmp/pg" "$port")" || { echo "0 passed, 1 failed"; exit 1; }
+# pg_regress writes its results as the calling user; the server only reads the SQL
+make -s PG_CONFIG="$PG_CONFIG" installcheck; status=$?
+[ $status = 0 ] || cat test/regression.diffs 2>/dev/null | head -100
+record regress $status
+
+echo "== reference comparisons (scikit-learn)"
+# the first Python that has the reference installed; the checks skip cleanly without one
+py=python3
+for p in python3 /usr/bin/python3; do
+    if "$p" -c 'import sklearn, psycopg2' 2>/dev/null; then py=$p; break; fi
+done
+for t in test/reference/*.py; do
+    [ -e "$t" ] || continue
+    "$py" "$t"; record "$(basename "$t")" $?
+done
+
+echo
+[ $failed = 0 ] || echo "failed: ${failures[*]}"
+echo "$passed passed, $failed failed"
+[ $failed = 0 ]

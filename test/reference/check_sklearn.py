@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""kmeans_fit and kmeans_labels against scikit-learn's KMeans, from the same starting centers.
+
+For each data set: the same float32 rows go into a table and (as float64) into
+sklearn.cluster.KMeans(algorithm="lloyd", init=centers, n_init=1, max_iter=300, tol=1e-4).
+Checks: every label equal, every center within 1e-5 relative (|ours - theirs| / |theirs| per
+center), inertia within 1e-5 relative, the same number of iterations.
+
+Data: small hand-made points, scikit-learn's 8x8 digits (1,797 x 64, shipped with it), and the
+seismic profiles in ../shared/data (11,346 x 10) when present.  Connects with the libpq
+environment (PGHOST, PGPORT, PGUSER, PGDATABASE); the extension must be installed.
+Prints "N passed, M failed"; skips cleanly, exit 0, when scikit-learn or psycopg2 is missing.
+"""
+import os
+import sys
+
+try:
+    import numpy as np
+    import psycopg2
+    from sklearn.cluster import KMeans
+    from sklearn.datasets import load_digits
+except ImportError as e:  # the reference is optional on a developer's machine
+    print(f"skipped: reference not installed ({e})")
+    sys.exit(0)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PROFILES = os.path.join(HERE, "..", "..", "..", "shared", "data", "wus_sh_2010_dvs_profiles.tsv")
+
+passed = failed = 0
+
+
+def check(ok, what):
+    global passed, failed
+    if ok:
+        passed += 1
+    else:
+        failed += 1
+        print(f"FAIL {what}")
+
+
+def pg_array(rows):
+    """A real[] literal for a 1-D or 2-D float array."""
+    if rows.ndim == 1:
+        return "{" + ",".join(repr(float(v)) for v in rows) + "}"
+    return "{" + ",".join(pg_array(r) for r in rows) + "}"
+
+
+def load(cur, name, x):
+    cur.execute(f"DROP TABLE IF EXISTS {name}; CREATE TABLE {name} (id bigint, v real[])")
+    rows = "\n".join(f"{i}\t{pg_array(r)}" for i, r in enumerate(x))
+    import io
+    cur.copy_expert(f"COPY {name} FROM STDIN", io.StringIO(rows + "\n"))
+
+
+def compare(cur, name, x, k, start_rows):
+    """Fits x from the rows at start_rows with both implementations and compares."""
+    x = np.asarray(x, dtype=np.float32)
+    init = x[start_rows]
+    load(cur, name, x)
+    cur.execute(f"SELECT cluster, center, size, inertia FROM kmeans_fit(%s, 'v', %s, "
+                f"init_centers => %s::real[], model => %s) ORDER BY cluster",
+                (name, k, pg_array(init), name))
+    fit = cur.fetchall()
+    ours_centers = np.array([r[1] for r in fit], dtype=np.float64)
+    ours_sizes = np.array([r[2] for r in fit])
+    ours_inertia = sum(r[3] for r in fit)
+    cur.execute("SELECT n_iter FROM kmeans_models WHERE name = %s", (name,))
+    ours_iter = cur.fetchone()[0]
+    cur.execute(f"SELECT id, cluster FROM kmeans_labels(%s, 'v', %s, id => 'id', "
+                f"init_centers => %s::real[]) ORDER BY id", (name, k, pg_array(init)))
+    ours_labels = np.array([r[1] for r in cur.fetchall()])
+
+    ref = KMeans(n_clusters=k, init=init.astype(np.float64), n_init=1, max_iter=300,
+                 tol=1e-4, algorithm="lloyd").fit(x.astype(np.float64))
+    diff_labels = int(np.sum(ours_labels != ref.labels_))
+    rel = np.linalg.norm(ours_centers - ref.cluster_centers_, axis=1) / \
+        np.maximum(np.linalg.norm(ref.cluster_centers_, axis=1), 1e-30)
+    inertia_rel = abs(ours_inertia - ref.inertia_) / max(ref.inertia_, 1e-30)
+    print(f"{name}: n={len(x)} d={x.shape[1]} k={k}: labels differing {diff_labels}, "
+          f"max center rel diff {rel.max():.2e}, inertia {ours_inertia:.6f} vs {ref.inertia_:.6f} "
+          f"(rel {inertia_rel:.1e}), iterations {ours_iter} vs {ref.n_iter_}")
+    check(diff_labels == 0, f"{name}: {diff_labels} labels differ")
+    check(rel.max() <= 1e-5, f"{name}: centers differ by {rel.max():.2e} relative")
+    check(inertia_rel <= 1e-5, f"{name}: inertia differs by {inertia_rel:.2e} relative")
+    check(ours_iter == ref.n_iter_, f"{name}: {ours_iter} iterations vs {ref.n_iter_}")
+    check(np.array_equal(ours_sizes, np.bincount(ref.labels_, minlength=k)),
+          f"{name}: cluster sizes differ")
+
+
+def main():
+    conn = psycopg2.connect("")
+    conn.autocommit = True
+    cur = conn.cursor()
+    cur.execute("CREATE EXTENSION IF NOT EXISTS kmeans")
+    cur.execute("DROP SCHEMA IF EXISTS reference_check CASCADE; CREATE SCHEMA reference_check")
+    cur.execute("SET search_path = reference_check, public")
+
+    # small points: three blobs in two dimensions, start from one point of each blob
+    small = np.array([[0, 0], [0, 1], [1, 0], [5, 5], [5, 6], [6, 5], [9, 0], [9, 1], [10, 0],
+                      [3, 2]], dtype=np.float32)
+    compare(cur, "small", small, 3, [0, 3, 6])
+
+    # the 8x8 digits: 10 clusters from the first image of each class
+    digits = load_digits()
+    first_of_class = [int(np.argmax(digits.target == c)) for c in range(10)]
+    compare(cur, "digits", digits.data, 10, first_of_class)
+    # and 30 clusters from every 60th image
+    compare(cur, "digits30", digits.data, 30, list(range(0, 1800, 60)))
+
+    if os.path.exists(PROFILES):
+        prof = []
+        with open(PROFILES) as f:
+            for line in f:
+                dvs = line.rstrip("\n").split("\t")[3].strip("{}").split(",")
+                prof.append([float(v) for v in dvs[:10]])
+        prof = np.array(prof, dtype=np.float32)
+        rows = np.random.default_rng(1).choice(len(prof), 8, replace=False)
+        compare(cur, "profiles", prof, 8, sorted(rows.tolist()))
+    else:
+        print(f"skipped the seismic profiles: {PROFILES} not found")
+
+    cur.execute("DELETE FROM kmeans_models WHERE name IN ('small', 'digits', 'digits30', 'profiles')")
+    cur.execute("DROP SCHEMA reference_check CASCADE")
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
