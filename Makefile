@@ -5,8 +5,9 @@ EXTENSION  = kmeans
 EXTVERSION = 0.1.0
 
 MODULE_big = kmeans
-SRC_OBJS    = src/gucs.o src/options.o src/reader.o src/engine.o src/fit.o src/models.o
-KERNEL_OBJS = kernels/km_util.o kernels/km_argmin.o kernels/km_gemm.o kernels/km_cpu.o
+SRC_OBJS    = src/gucs.o src/options.o src/reader.o src/engine.o src/fit.o src/elbow.o src/models.o
+KERNEL_OBJS = kernels/km_util.o kernels/km_argmin.o kernels/km_gemm.o kernels/km_quality.o \
+              kernels/km_cpu.o
 OBJS = $(SRC_OBJS) $(KERNEL_OBJS)
 
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
@@ -39,7 +40,7 @@ sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql
 ENGINE_CFLAGS = -O2 $(OPTFLAGS) -std=gnu11 -Wall -Wextra $(if $(filter 1,$(WERROR)),-Werror) -Ikernels -pthread
 ENGINE_TESTS = $(patsubst test/engine/%.c,test/engine/bin/%,$(wildcard test/engine/test_*.c))
 
-test/engine/bin/%: test/engine/%.c $(KERNEL_OBJS:.o=.c) kernels/km_kernels.h
+test/engine/bin/%: test/engine/%.c $(KERNEL_OBJS:.o=.c) kernels/km_kernels.h kernels/km_quality.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ENGINE_CFLAGS) -o $@ $< $(KERNEL_OBJS:.o=.c) -lm
 

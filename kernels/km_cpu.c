@@ -14,6 +14,7 @@
  * mindist sums), so no result depends on the number of threads.
  */
 #include "km_kernels.h"
+#include "km_quality.h"
 
 #include <errno.h>
 #include <math.h>
@@ -624,6 +625,66 @@ CpuPotentials(KmBackend *be, KmBlock *blk, const float *cand, int t, const float
 	return KM_OK;
 }
 
+typedef struct SilhouetteStep
+{
+	const float *x;
+	int64_t		s;
+	int			d;
+	const int32_t *labels;
+	int			nlab;
+	const int  *ks;
+	double	   *out;
+	KmStatus   *status;			/* per share */
+	KmError    *errs;
+} SilhouetteStep;
+
+static void
+SilhouetteShare(void *arg, int share, int nshares)
+{
+	SilhouetteStep *st = arg;
+	int64_t		lo,
+				hi;
+
+	ShareRange(st->s, share, nshares, &lo, &hi);
+	st->status[share] = hi > lo ?
+		km_silhouette_rows(st->x, st->s, st->d, st->labels, st->nlab, st->ks, lo, hi, st->out,
+						   &st->errs[share]) : KM_OK;
+}
+
+/* Silhouette values of s rows, the rows split between the threads. */
+static KmStatus
+CpuSilhouette(KmBackend *be, const float *x, int64_t s, const int32_t *labels, int nlab,
+			  const int *ks, double *out, KmError *err)
+{
+	CpuBackend *cb = (CpuBackend *) be;
+	int			nt = cb->pool.nthreads;
+	SilhouetteStep st = {x, s, be->d, labels, nlab, ks, out, NULL, NULL};
+
+	st.status = calloc(nt, sizeof(KmStatus));
+	st.errs = calloc(nt, sizeof(KmError));
+	if (st.status == NULL || st.errs == NULL)
+	{
+		free(st.status);
+		free(st.errs);
+		return KM_FAIL(err, KM_ERR_NOMEM, "could not allocate silhouette state");
+	}
+	if (s > 0)
+		PoolRun(&cb->pool, SilhouetteShare, &st);
+	for (int i = 0; i < nt; i++)
+		if (st.status[i] != KM_OK)
+		{
+			KmStatus	failed = st.status[i];
+
+			*err = st.errs[i];
+			free(st.status);
+			free(st.errs);
+			return failed;
+		}
+	free(st.status);
+	free(st.errs);
+	return KM_OK;
+}
+
 static const KmBackendOps CpuOps = {
 	.name = "cpu",
 	.destroy = CpuDestroy,
@@ -634,6 +695,7 @@ static const KmBackendOps CpuOps = {
 	.accumulate = CpuAccumulate,
 	.mindist_update = CpuMindistUpdate,
 	.potentials = CpuPotentials,
+	.silhouette = CpuSilhouette,
 };
 
 /* The CPU backend on threads compute threads (>= 1); threads block all signals. */

@@ -163,6 +163,13 @@ typedef struct KmBackendOps
 	 */
 	KmStatus	(*potentials) (KmBackend *be, KmBlock *blk, const float *cand, int t,
 							   const float *mindist, double *pot, KmError *err);
+
+	/*
+	 * Silhouette value of each of s rows (x on the host, s x d) under nlab labellings at once:
+	 * labels[i*nlab+m] in 0..ks[m]-1; out[i*nlab+m] as scikit-learn's silhouette_samples.
+	 */
+	KmStatus	(*silhouette) (KmBackend *be, const float *x, int64_t s, const int32_t *labels,
+							   int nlab, const int *ks, double *out, KmError *err);
 } KmBackendOps;
 
 struct KmBackend

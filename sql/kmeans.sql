@@ -89,3 +89,27 @@ LANGUAGE C STABLE STRICT PARALLEL SAFE;
 
 COMMENT ON FUNCTION kmeans_centers(text)
 IS 'the centers of a saved model, one row per cluster';
+
+CREATE FUNCTION kmeans_elbow(
+    source            text,
+    column_name       text,
+    k_min             integer,
+    k_max             integer,
+    k_step            integer DEFAULT 1,
+    max_iter          integer DEFAULT 300,
+    tol               double precision DEFAULT 1e-4,
+    init              text DEFAULT 'k-means++',
+    seed              bigint DEFAULT 0,
+    device            text DEFAULT NULL,
+    silhouette_sample integer DEFAULT 2000,
+    id                text DEFAULT NULL)
+RETURNS TABLE (k integer, inertia double precision, mean_inertia double precision,
+               n_iter integer, silhouette double precision,
+               calinski_harabasz double precision, davies_bouldin double precision,
+               elbow boolean)
+AS 'MODULE_PATHNAME', 'kmeans_elbow'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION kmeans_elbow(text, text, integer, integer, integer, integer,
+    double precision, text, bigint, text, integer, text)
+IS 'k-means for every k of a range in shared passes: inertia, quality indices, suggested k';

@@ -60,6 +60,7 @@ KmeansModelSetMake(int d, int nseg, const int *ks)
 	ms->converged = palloc0(sizeof(bool) * nseg);
 	ms->sizes = palloc0(sizeof(int64) * total);
 	ms->inertia = palloc0(sizeof(double) * total);
+	ms->sums = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(double) * total * d);
 	return ms;
 }
 
@@ -69,10 +70,10 @@ KmeansModelSetMake(int d, int nseg, const int *ks)
 
 typedef struct FetchState
 {
-	int			m;
+	int64		m;
 	const int64 *rows;			/* ascending */
 	const int  *slot;			/* where row i goes in out */
-	int			next;
+	int64		next;
 	int			d;
 	float	   *out;
 } FetchState;
@@ -110,21 +111,21 @@ RowRefCmp(const void *a, const void *b)
 }
 
 /* Copies the (centred) rows at the given positions into out[slot], in one pass. */
-static void
-FetchRows(KmeansData *data, const int64 *rows, int m, float *out)
+void
+KmeansFetchRows(KmeansData *data, const int64 *rows, int64 m, float *out)
 {
-	RowRef	   *refs = palloc(sizeof(RowRef) * m);
-	int64	   *sorted = palloc(sizeof(int64) * m);
-	int		   *slots = palloc(sizeof(int) * m);
+	RowRef	   *refs = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(RowRef) * m);
+	int64	   *sorted = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int64) * m);
+	int		   *slots = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int) * m);
 	FetchState	fs;
 
-	for (int i = 0; i < m; i++)
+	for (int64 i = 0; i < m; i++)
 	{
 		refs[i].row = rows[i];
 		refs[i].slot = i;
 	}
 	qsort(refs, m, sizeof(RowRef), RowRefCmp);
-	for (int i = 0; i < m; i++)
+	for (int64 i = 0; i < m; i++)
 	{
 		sorted[i] = refs[i].row;
 		slots[i] = refs[i].slot;
@@ -137,7 +138,8 @@ FetchRows(KmeansData *data, const int64 *rows, int m, float *out)
 	fs.out = out;
 	KmeansScan(data, FetchBatch, &fs);
 	if (fs.next != m)
-		elog(ERROR, "kmeans: fetched %d of %d rows (this is a bug)", fs.next, m);
+		elog(ERROR, "kmeans: fetched " INT64_FORMAT " of " INT64_FORMAT " rows (this is a bug)",
+			 fs.next, m);
 	pfree(refs);
 	pfree(sorted);
 	pfree(slots);
@@ -265,7 +267,7 @@ SeedPlusPlus(KmeansData *data, int k, KmRng *rng, float *centers)
 		ss.mindist[i] = INFINITY;
 
 	first = (int64) km_rng_below(rng, (uint64_t) n);
-	FetchRows(data, &first, 1, centers);
+	KmeansFetchRows(data, &first, 1, centers);
 	ss.cand = centers;
 	KmeansScan(data, MindistBatch, &ss);
 
@@ -277,7 +279,7 @@ SeedPlusPlus(KmeansData *data, int k, KmRng *rng, float *centers)
 		for (int j = 0; j < t; j++)
 			targets[j] = km_rng_uniform(rng) * total;
 		SampleByDistance(&ss, n, targets, t, rows);
-		FetchRows(data, rows, t, cand);
+		KmeansFetchRows(data, rows, t, cand);
 
 		memset(ss.pot, 0, sizeof(double) * t);
 		ss.cand = cand;
@@ -332,7 +334,7 @@ SeedRandom(KmeansData *data, int k, KmRng *rng, float *centers)
 			rows[j] = rows[j - 1];
 			rows[j - 1] = tmp;
 		}
-	FetchRows(data, rows, k, centers);
+	KmeansFetchRows(data, rows, k, centers);
 	pfree(rows);
 }
 
@@ -793,6 +795,7 @@ KmeansFinalPass(KmeansData *data, KmeansModelSet *ms, KmeansLabelFn fn, void *ar
 	KmeansScan(data, LloydBatch, &ls);
 	memcpy(ms->sizes, rs->acc.counts, sizeof(int64) * rs->k);
 	memcpy(ms->inertia, rs->acc.inertia, sizeof(double) * rs->k);
+	memcpy(ms->sums, rs->acc.sums, sizeof(double) * rs->k * ms->d);
 	pfree(ls.labels);
 	pfree(ls.dist);
 	RunSetFree(rs);

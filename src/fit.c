@@ -69,6 +69,11 @@ KmeansVectorDatum(const float *v, int d)
 	return PointerGetDatum(a);
 }
 
+static const KmeansArgPos fit_args = {
+	ARG_OPTIONS, ARG_OPTIONS + 1, ARG_OPTIONS + 2, ARG_OPTIONS + 3, ARG_OPTIONS + 4,
+	ARG_OPTIONS + 5, ARG_OPTIONS + 6
+};
+
 typedef struct FitCall
 {
 	KmeansSource *src;
@@ -96,7 +101,7 @@ FitBegin(FunctionCallInfo fcinfo, FitCall *fc, bool need_id)
 	column = PG_GETARG_TEXT_PP(ARG_COLUMN);
 	fc->k = PG_GETARG_INT32(ARG_K);
 	KmeansCheckK(fc->k, -1, "k");
-	KmeansParseOptions(fcinfo, ARG_OPTIONS, &fc->opt);
+	KmeansParseOptions(fcinfo, &fit_args, &fc->opt);
 	if (need_id && PG_ARGISNULL(ARG_ID))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),

@@ -119,6 +119,7 @@ typedef struct KmeansModelSet
 	bool	   *converged;
 	int64	   *sizes;			/* per center, after the final pass */
 	double	   *inertia;		/* per center, after the final pass */
+	double	   *sums;			/* per center x d, after the final pass: the label means' sums */
 } KmeansModelSet;
 
 typedef void (*KmeansLabelFn) (KmeansBatch *batch, const int32 *labels, const float *dist,
@@ -127,6 +128,7 @@ typedef void (*KmeansLabelFn) (KmeansBatch *batch, const int32 *labels, const fl
 extern KmeansModelSet *KmeansModelSetMake(int d, int nseg, const int *ks);
 extern void KmeansSeed(KmeansData *data, const KmeansOptions *opt, int k, KmRng *rng,
 					   float *centers);
+extern void KmeansFetchRows(KmeansData *data, const int64 *rows, int64 m, float *out);
 extern void KmeansLloyd(KmeansData *data, const KmeansOptions *opt, KmeansModelSet *ms);
 extern void KmeansFinalPass(KmeansData *data, KmeansModelSet *ms, KmeansLabelFn fn, void *arg);
 extern KmeansModelSet *KmeansFitOne(KmeansData *data, const KmeansOptions *opt, int k);
@@ -135,7 +137,21 @@ extern void KmeansEngineStart(KmeansData *data, const KmeansOptions *opt);
 extern void KmeansEngineStop(KmeansData *data);
 
 /* options.c */
-extern void KmeansParseOptions(FunctionCallInfo fcinfo, int first, KmeansOptions *opt);
+
+/* Where each option sits in a function's arguments; -1 when the function has no such option. */
+typedef struct KmeansArgPos
+{
+	int			max_iter;
+	int			tol;
+	int			init;
+	int			init_centers;
+	int			n_init;
+	int			seed;
+	int			device;
+} KmeansArgPos;
+
+extern void KmeansParseOptions(FunctionCallInfo fcinfo, const KmeansArgPos *pos,
+							   KmeansOptions *opt);
 extern void KmeansCheckK(int k, int64 n, const char *what);
 extern char *KmeansOptionsJson(const KmeansOptions *opt, const KmeansSource *src);
 

@@ -23,31 +23,28 @@ Required(FunctionCallInfo fcinfo, int i, const char *name)
 	return PG_GETARG_DATUM(i);
 }
 
-/*
- * Reads max_iter, tol, init, init_centers, n_init, seed and device from consecutive
- * arguments starting at first.
- */
+/* Reads the options from the argument positions in pos. */
 void
-KmeansParseOptions(FunctionCallInfo fcinfo, int first, KmeansOptions *opt)
+KmeansParseOptions(FunctionCallInfo fcinfo, const KmeansArgPos *pos, KmeansOptions *opt)
 {
 	char	   *init;
 
 	memset(opt, 0, sizeof(*opt));
-	opt->max_iter = DatumGetInt32(Required(fcinfo, first, "max_iter"));
+	opt->max_iter = DatumGetInt32(Required(fcinfo, pos->max_iter, "max_iter"));
 	if (opt->max_iter < 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("max_iter must be at least 1, got %d", opt->max_iter),
 				 errhint("The default is 300.")));
 
-	opt->tol = DatumGetFloat8(Required(fcinfo, first + 1, "tol"));
+	opt->tol = DatumGetFloat8(Required(fcinfo, pos->tol, "tol"));
 	if (!(opt->tol >= 0.0) || isinf(opt->tol))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("tol must be a finite number >= 0, got %g", opt->tol),
 				 errhint("tol is relative to the data's mean variance; the default is 1e-4.")));
 
-	init = text_to_cstring(DatumGetTextPP(Required(fcinfo, first + 2, "init")));
+	init = text_to_cstring(DatumGetTextPP(Required(fcinfo, pos->init, "init")));
 	opt->init_name = init;
 	if (strcmp(init, "k-means++") == 0)
 		opt->init = KMEANS_INIT_PLUSPLUS;
@@ -61,9 +58,9 @@ KmeansParseOptions(FunctionCallInfo fcinfo, int first, KmeansOptions *opt)
 				 errmsg("unknown init \"%s\"", init),
 				 errhint("Use 'k-means++', 'random', or pass starting centers in init_centers.")));
 
-	if (!PG_ARGISNULL(first + 3))
+	if (pos->init_centers >= 0 && !PG_ARGISNULL(pos->init_centers))
 	{
-		ArrayType  *a = PG_GETARG_ARRAYTYPE_P(first + 3);
+		ArrayType  *a = PG_GETARG_ARRAYTYPE_P(pos->init_centers);
 
 		if (ARR_ELEMTYPE(a) != FLOAT4OID)
 			elog(ERROR, "kmeans: init_centers is not real[] (this is a bug)");
@@ -87,16 +84,16 @@ KmeansParseOptions(FunctionCallInfo fcinfo, int first, KmeansOptions *opt)
 				 errmsg("init 'explicit' needs init_centers"),
 				 errhint("Pass the starting centers as a k x d real[] in init_centers.")));
 
-	opt->n_init = DatumGetInt32(Required(fcinfo, first + 4, "n_init"));
+	opt->n_init = pos->n_init < 0 ? 1 : DatumGetInt32(Required(fcinfo, pos->n_init, "n_init"));
 	if (opt->n_init < 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("n_init must be at least 1, got %d", opt->n_init),
 				 errhint("n_init is the number of seedings to try; the default is 1.")));
 
-	opt->seed = DatumGetInt64(Required(fcinfo, first + 5, "seed"));
+	opt->seed = DatumGetInt64(Required(fcinfo, pos->seed, "seed"));
 
-	if (PG_ARGISNULL(first + 6))
+	if (PG_ARGISNULL(pos->device))
 	{
 		opt->device = (KmeansDevice) kmeans_device;
 		opt->device_name = opt->device == KMEANS_DEVICE_GPU ? "gpu" :
@@ -104,7 +101,7 @@ KmeansParseOptions(FunctionCallInfo fcinfo, int first, KmeansOptions *opt)
 	}
 	else
 	{
-		char	   *dev = text_to_cstring(PG_GETARG_TEXT_PP(first + 6));
+		char	   *dev = text_to_cstring(PG_GETARG_TEXT_PP(pos->device));
 
 		opt->device_name = dev;
 		if (strcmp(dev, "auto") == 0)

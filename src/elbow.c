@@ -1,0 +1,308 @@
+/*
+ * elbow.c -- kmeans_elbow: every k of a range fitted together, with quality indices per k.
+ *
+ * Each k gets exactly the fit kmeans_fit would give it: the same seeding and the same Lloyd
+ * arithmetic.  Greedy k-means++ draws 2 + floor(ln k) candidates per center, so one seeding run
+ * serves every k with the same number of candidates: its first k centers are exactly what a run
+ * for k alone would choose.  k = 3..49 takes three runs (to 7, 20 and 49).  Then all k iterate
+ * together: each pass over the data assigns every row to its nearest center in every running
+ * k, and a k that has converged drops out of later passes.
+ *
+ * Quality indices, computed on the final labels: Calinski-Harabasz and Davies-Bouldin from one
+ * more pass (exact, any size); the silhouette on every row when there are at most
+ * silhouette_sample rows, else on a deterministic sample of that many rows.
+ */
+#include "kmeans.h"
+
+#include <math.h>
+
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "km_quality.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/tuplestore.h"
+
+PG_FUNCTION_INFO_V1(kmeans_elbow);
+
+enum
+{
+	ARG_SOURCE,
+	ARG_COLUMN,
+	ARG_K_MIN,
+	ARG_K_MAX,
+	ARG_K_STEP,
+	ARG_MAX_ITER,
+	ARG_TOL,
+	ARG_INIT,
+	ARG_SEED,
+	ARG_DEVICE,
+	ARG_SILHOUETTE_SAMPLE,
+	ARG_ID
+};
+
+static const KmeansArgPos elbow_args = {
+	ARG_MAX_ITER, ARG_TOL, ARG_INIT, -1, -1, ARG_SEED, ARG_DEVICE
+};
+
+/* Number of k-means++ candidates per center for k clusters (see engine.c). */
+static int
+Trials(int k)
+{
+	return 2 + (int) log((double) k);
+}
+
+/* Seeds every segment: one k-means++ run per group of k with the same number of trials. */
+static void
+SeedAll(KmeansData *data, const KmeansOptions *opt, KmeansModelSet *ms, const int *ks)
+{
+	int			d = data->d;
+	int			s = 0;
+
+	while (s < ms->nseg)
+	{
+		int			last = s;
+		float	   *c;
+		KmRng		rng;
+
+		/* for random seeding every k draws its own rows, as kmeans_fit does */
+		if (opt->init == KMEANS_INIT_PLUSPLUS)
+			while (last + 1 < ms->nseg && Trials(ks[last + 1]) == Trials(ks[s]))
+				last++;
+		c = palloc(sizeof(float) * ks[last] * d);
+		km_rng_seed(&rng, (uint64_t) opt->seed);
+		KmeansSeed(data, opt, ks[last], &rng, c);
+		for (int j = s; j <= last; j++)
+			memcpy(ms->centers + (int64) ms->seg_off[j] * d, c, sizeof(float) * ks[j] * d);
+		pfree(c);
+		s = last + 1;
+	}
+}
+
+/* Per-segment scatter sums for Calinski-Harabasz and Davies-Bouldin. */
+typedef struct ScatterState
+{
+	KmeansModelSet *ms;
+	KmBackend  *be;
+	double	   *means;			/* per center x d */
+	double	   *sq;				/* per center */
+	double	   *lin;			/* per center */
+	int32	   *labels;			/* batch x nseg, global */
+	float	   *dist;
+	int32	   *local;			/* batch, one segment's labels */
+} ScatterState;
+
+static void
+ScatterBatch(KmeansBatch *b, void *arg)
+{
+	ScatterState *st = arg;
+	KmeansModelSet *ms = st->ms;
+	int			d = ms->d;
+	KmError		err = {0};
+
+	KmeansCheckStatus(st->be->ops->assign(st->be, b->blk, st->labels, st->dist, &err), &err);
+	for (int s = 0; s < ms->nseg; s++)
+	{
+		int			off = ms->seg_off[s];
+
+		for (int64 i = 0; i < b->n; i++)
+			st->local[i] = st->labels[i * ms->nseg + s] - off;
+		km_quality_scatter(b->x, b->n, d, st->local, 1, st->means + (int64) off * d,
+						   st->sq + off, st->lin + off);
+	}
+}
+
+/* Silhouette per segment on all rows or a deterministic sample of sample_size rows. */
+static void
+Silhouettes(KmeansData *data, KmeansModelSet *ms, const int *ks, int64 sample_size,
+			uint64 seed, double *out)
+{
+	int64		s = Min(data->n, sample_size);
+	int			d = data->d;
+	int			nseg = ms->nseg;
+	int64	   *rows = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int64) * s);
+	float	   *x = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * s * d);
+	int32	   *labels = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int32) * s * nseg);
+	float	   *dist = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * s * nseg);
+	double	   *values = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(double) * s * nseg);
+	KmBackend  *be = data->be;
+	KmBlock    *blk;
+	KmError		err = {0};
+
+	if (s == data->n)
+		for (int64 i = 0; i < s; i++)
+			rows[i] = i;
+	else
+		km_sample_rows(data->n, s, seed, rows);
+	KmeansFetchRows(data, rows, s, x);
+	KmeansCheckStatus(be->ops->block_create(be, x, s, &blk, &err), &err);
+	PG_TRY();
+	{
+		KmeansCheckStatus(be->ops->assign(be, blk, labels, dist, &err), &err);
+	}
+	PG_FINALLY();
+	{
+		be->ops->block_destroy(be, blk);
+	}
+	PG_END_TRY();
+	for (int64 i = 0; i < s; i++)
+		for (int j = 0; j < nseg; j++)
+			labels[i * nseg + j] -= ms->seg_off[j];
+	CHECK_FOR_INTERRUPTS();
+	KmeansCheckStatus(be->ops->silhouette(be, x, s, labels, nseg, ks, values, &err), &err);
+	for (int j = 0; j < nseg; j++)
+	{
+		double		sum = 0.0;
+
+		for (int64 i = 0; i < s; i++)
+			sum += values[i * nseg + j];
+		out[j] = s > 0 ? sum / s : NAN;
+	}
+	pfree(rows);
+	pfree(x);
+	pfree(labels);
+	pfree(dist);
+	pfree(values);
+}
+
+/* kmeans_elbow: one row per k with inertia, iterations, quality indices and the suggested k. */
+Datum
+kmeans_elbow(PG_FUNCTION_ARGS)
+{
+	TupleDesc	desc;
+	Tuplestorestate *store = KmeansResultStore(fcinfo, &desc);
+	KmeansOptions opt;
+	KmeansSource *src;
+	KmeansData *data;
+	KmeansModelSet *ms;
+	int			k_min,
+				k_max,
+				k_step,
+				nseg;
+	int64		sample_size;
+	int		   *ks;
+	double	   *inertia,
+			   *sil,
+			   *ch,
+			   *db;
+	int			knee;
+	int			nest;
+	ScatterState sc;
+
+	for (int i = ARG_SOURCE; i <= ARG_K_STEP; i++)
+		if (PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("source, column, k_min, k_max and k_step must not be NULL"),
+					 errhint("Pass a table name or query, the vector column, and the range of k.")));
+	k_min = PG_GETARG_INT32(ARG_K_MIN);
+	k_max = PG_GETARG_INT32(ARG_K_MAX);
+	k_step = PG_GETARG_INT32(ARG_K_STEP);
+	KmeansCheckK(k_min, -1, "k_min");
+	KmeansCheckK(k_max, -1, "k_max");
+	if (k_max < k_min)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("k_max (%d) is smaller than k_min (%d)", k_max, k_min),
+				 errhint("Give the range of k as k_min <= k_max.")));
+	if (k_step < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("k_step must be at least 1, got %d", k_step),
+				 errhint("k runs over k_min, k_min + k_step, ... up to k_max.")));
+	KmeansParseOptions(fcinfo, &elbow_args, &opt);
+	sample_size = PG_ARGISNULL(ARG_SILHOUETTE_SAMPLE) ? 0 : PG_GETARG_INT32(ARG_SILHOUETTE_SAMPLE);
+	if (PG_ARGISNULL(ARG_SILHOUETTE_SAMPLE) || sample_size < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("silhouette_sample must be 0 or more, got %s",
+						PG_ARGISNULL(ARG_SILHOUETTE_SAMPLE) ? "NULL" :
+						psprintf(INT64_FORMAT, sample_size)),
+				 errhint("0 skips the silhouette; n computes it on at most n rows.")));
+
+	nseg = (k_max - k_min) / k_step + 1;
+	ks = palloc(sizeof(int) * nseg);
+	for (int s = 0; s < nseg; s++)
+		ks[s] = k_min + s * k_step;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "kmeans: SPI_connect failed");
+	nest = NewGUCNestLevel();
+	src = KmeansSourceMake(PG_GETARG_TEXT_PP(ARG_SOURCE), PG_GETARG_TEXT_PP(ARG_COLUMN),
+						   PG_ARGISNULL(ARG_ID) ? NULL : PG_GETARG_TEXT_PP(ARG_ID));
+	data = KmeansDataLoad(src);
+	KmeansCheckK(ks[nseg - 1], data->n, "k_max");
+	KmeansEngineStart(data, &opt);
+
+	ms = KmeansModelSetMake(data->d, nseg, ks);
+	SeedAll(data, &opt, ms, ks);
+	KmeansLloyd(data, &opt, ms);
+	KmeansFinalPass(data, ms, NULL, NULL);
+
+	/* Calinski-Harabasz and Davies-Bouldin: the label means, then one scatter pass */
+	memset(&sc, 0, sizeof(sc));
+	sc.ms = ms;
+	sc.be = data->be;
+	sc.means = MemoryContextAllocHuge(CurrentMemoryContext,
+									  sizeof(double) * ms->seg_off[nseg] * data->d);
+	for (int j = 0; j < ms->seg_off[nseg]; j++)
+		for (int t = 0; t < data->d; t++)
+			sc.means[(int64) j * data->d + t] = ms->sizes[j] > 0 ?
+				ms->sums[(int64) j * data->d + t] / ms->sizes[j] : 0.0;
+	sc.sq = palloc0(sizeof(double) * ms->seg_off[nseg]);
+	sc.lin = palloc0(sizeof(double) * ms->seg_off[nseg]);
+	{
+		int64		rows = Max((int64) KMEANS_CHUNK_ROWS, (int64) data->batch_rows);
+
+		sc.labels = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int32) * rows * nseg);
+		sc.dist = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * rows * nseg);
+		sc.local = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int32) * rows);
+	}
+	KmeansScan(data, ScatterBatch, &sc);
+
+	inertia = palloc(sizeof(double) * nseg);
+	sil = palloc(sizeof(double) * nseg);
+	ch = palloc(sizeof(double) * nseg);
+	db = palloc(sizeof(double) * nseg);
+	for (int s = 0; s < nseg; s++)
+	{
+		int			off = ms->seg_off[s];
+
+		inertia[s] = 0.0;
+		for (int j = off; j < ms->seg_off[s + 1]; j++)
+			inertia[s] += ms->inertia[j];
+		ch[s] = km_calinski_harabasz(data->n, ks[s], data->d, ms->sizes + off,
+									 sc.means + (int64) off * data->d, sc.sq + off);
+		db[s] = km_davies_bouldin(ks[s], data->d, ms->sizes + off,
+								  sc.means + (int64) off * data->d, sc.lin + off);
+	}
+	if (sample_size > 0)
+		Silhouettes(data, ms, ks, sample_size, (uint64) opt.seed, sil);
+	knee = km_knee(ks, inertia, nseg);
+	KmeansEngineStop(data);
+
+	for (int s = 0; s < nseg; s++)
+	{
+		Datum		values[8];
+		bool		nulls[8] = {false, false, false, false, false, false, false, false};
+
+		values[0] = Int32GetDatum(ks[s]);
+		values[1] = Float8GetDatum(inertia[s]);
+		values[2] = Float8GetDatum(inertia[s] / data->n);
+		values[3] = Int32GetDatum(ms->n_iter[s]);
+		values[4] = Float8GetDatum(sil[s]);
+		/* the silhouette needs two clusters and fewer clusters than rows; CH needs two */
+		nulls[4] = sample_size == 0 || ks[s] < 2 || ks[s] >= Min(data->n, sample_size);
+		values[5] = Float8GetDatum(ch[s]);
+		nulls[5] = ks[s] < 2 || isnan(ch[s]);
+		values[6] = Float8GetDatum(db[s]);
+		nulls[6] = ks[s] < 2 || isnan(db[s]);
+		values[7] = BoolGetDatum(s == knee);
+		tuplestore_putvalues(store, desc, values, nulls);
+	}
+	AtEOXact_GUC(true, nest);
+	SPI_finish();
+	return (Datum) 0;
+}
