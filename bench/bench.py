@@ -1,0 +1,953 @@
+#!/usr/bin/env python3
+"""Benchmark of the kmeans PostgreSQL extension against scikit-learn and FAISS.
+
+Every workload is a fixed-seed numpy array.  The same array is loaded into a table (binary
+COPY, so the table holds exactly the float32 values the peers get) and handed to the peers,
+and every engine starts from the same k rows of it as initial centers.  Time per Lloyd
+iteration is measured the same way for every engine: the difference of two fits that differ
+only in the number of iterations, divided by the difference in iterations.
+
+Run `bench/bench.py --help`; bench/README.md explains the output.
+"""
+
+import argparse
+import hashlib
+import io
+import json
+import os
+import platform
+import select
+import statistics
+import struct
+import sys
+import textwrap
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+
+try:
+    import psycopg2
+    import psycopg2.extensions
+except ImportError:  # pragma: no cover
+    sys.exit("bench.py needs psycopg2: apt-get install python3-psycopg2 or pip install psycopg2-binary")
+
+T_START = time.perf_counter()
+DATA_VERSION = 1        # bump when a generator changes, so stale tables are reloaded
+
+
+def log(msg):
+    print("[%7.1fs] %s" % (time.perf_counter() - T_START, msg), file=sys.stderr, flush=True)
+
+
+def median(xs):
+    return statistics.median(xs) if xs else None
+
+
+# ------------------------------------------------------------------------------------------
+# Data.  Every generator is deterministic; embed draws rows in fixed chunks with one seed per
+# chunk, so the first n rows are the same whatever n is (--quick uses a prefix).
+# ------------------------------------------------------------------------------------------
+
+def gen_uniform(n, d, seed):
+    return np.random.default_rng(seed).random((n, d), dtype=np.float32)
+
+
+def gen_blobs(n, d, nblobs, seed, noise=0.35, background=0.05, chunk=100_000):
+    """nblobs gaussian blobs (centers N(0,1), spread `noise`) plus `background` of the rows
+    uniform in [-3, 3)^d."""
+    centers = np.random.default_rng([seed, 0]).standard_normal((nblobs, d), dtype=np.float32)
+    X = np.empty((n, d), dtype=np.float32)
+    for c, start in enumerate(range(0, n, chunk)):
+        m = min(chunk, n - start)
+        rng = np.random.default_rng([seed, 1, c])
+        lab = rng.integers(0, nblobs, m)
+        rows = centers[lab] + rng.standard_normal((m, d), dtype=np.float32) * np.float32(noise)
+        bg = rng.random(m) < background
+        rows[bg] = rng.random((int(bg.sum()), d), dtype=np.float32) * 6 - 3
+        X[start:start + m] = rows
+    return X
+
+
+def initial_rows(n, k, seed=12345):
+    """The k distinct row positions every engine starts from (as centers), ascending."""
+    return np.sort(np.random.default_rng(seed).choice(n, size=k, replace=False))
+
+
+def real_array_literal(C):
+    """A k x d float32 array as a PostgreSQL real[] literal that reads back bit-exactly: nine
+    significant digits identify a float32, and float4in rounds correctly."""
+    txt = np.char.mod("%.9g", np.asarray(C, dtype=np.float32).astype(np.float64))
+    return "{" + ",".join("{" + ",".join(row) + "}" for row in txt.tolist()) + "}"
+
+
+def cpu_seconds_of_pid(pid):
+    """user + system CPU seconds of a local process and all its threads, or None."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def cpu_seconds_self():
+    import resource
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def loadavg():
+    try:
+        with open("/proc/loadavg") as f:
+            return float(f.read().split()[0])
+    except OSError:
+        return None
+
+
+# ------------------------------------------------------------------------------------------
+# PostgreSQL
+# ------------------------------------------------------------------------------------------
+
+class BinaryCopySource(io.RawIOBase):
+    """A file-like object that produces COPY BINARY data for (id bigint, v real[]) from a
+    float32 array, a chunk of rows at a time (never the whole table in memory as text)."""
+
+    def __init__(self, X, label, chunk_rows=20_000):
+        self.X, self.label, self.chunk_rows = X, label, chunk_rows
+        n, d = X.shape
+        self.n, self.d = n, d
+        self.dtype = np.dtype([
+            ("nf", ">i2"), ("idlen", ">i4"), ("id", ">i8"), ("vlen", ">i4"),
+            ("ndim", ">i4"), ("flags", ">i4"), ("oid", ">i4"), ("dim", ">i4"), ("lb", ">i4"),
+            ("el", [("len", ">i4"), ("x", ">f4")], (d,))])
+        self.next_row = 0
+        self.buf = memoryview(b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0))
+        self.pos = 0
+        self.done = False
+        self.last_pct = -1
+
+    def readable(self):
+        return True
+
+    def _refill(self):
+        if self.next_row >= self.n:
+            self.buf = memoryview(b"" if self.done else struct.pack(">h", -1))
+            self.done = True
+            self.pos = 0
+            return
+        s = self.next_row
+        e = min(self.n, s + self.chunk_rows)
+        rec = np.empty(e - s, dtype=self.dtype)
+        rec["nf"] = 2
+        rec["idlen"] = 8
+        rec["id"] = np.arange(s, e, dtype=np.int64)
+        rec["vlen"] = 20 + 8 * self.d
+        rec["ndim"] = 1
+        rec["flags"] = 0
+        rec["oid"] = 700            # float4
+        rec["dim"] = self.d
+        rec["lb"] = 1
+        rec["el"]["len"] = 4
+        rec["el"]["x"] = self.X[s:e]
+        self.buf = memoryview(rec.tobytes())
+        self.pos = 0
+        self.next_row = e
+        pct = 100 * e // self.n
+        if pct // 10 != self.last_pct // 10:
+            self.last_pct = pct
+            log("  loading %s: %d of %d rows (%d%%)" % (self.label, e, self.n, pct))
+
+    def read(self, size=-1):
+        if self.pos >= len(self.buf):
+            self._refill()
+        if size is None or size < 0:
+            size = len(self.buf) - self.pos
+        out = self.buf[self.pos:self.pos + size].tobytes()
+        self.pos += len(out)
+        return out
+
+
+class NoticeClock:
+    """Stands in for connection.notices: records when each NOTICE arrived."""
+
+    def __init__(self):
+        self.items = []
+
+    def append(self, msg):
+        self.items.append((time.perf_counter(), msg))
+
+    def clear(self):
+        self.items = []
+
+
+class Database:
+    """A synchronous connection (loading, seq scans) and an asynchronous one for fits, whose
+    notices are timestamped as they arrive (kmeans.verbose reports each iteration)."""
+
+    def __init__(self, dbname):
+        self.dbname = dbname
+        self._create_database_if_missing()
+        self.sync = psycopg2.connect(dbname=dbname)
+        self.sync.autocommit = True
+        self.asy = psycopg2.connect(dbname=dbname, async_=1)
+        self._wait()
+        self.clock = NoticeClock()
+        self.asy.notices = self.clock
+        self.backend_pid = self.asy.get_backend_pid()
+        self.execute("CREATE EXTENSION IF NOT EXISTS kmeans")
+        # load the library, so that its settings (kmeans.threads, ...) can be read
+        self.execute("SELECT kmeans_predict(ARRAY[[0]]::real[], ARRAY[0]::real[])")
+        self.aexec("SELECT set_config('kmeans.verbose', 'on', false)")
+
+    def _create_database_if_missing(self):
+        try:
+            psycopg2.connect(dbname=self.dbname).close()
+            return
+        except psycopg2.OperationalError as e:
+            if "does not exist" not in str(e):
+                raise
+        maint = os.environ.get("PGDATABASE") or "postgres"
+        if maint == self.dbname:
+            maint = "postgres"
+        log("creating database %s" % self.dbname)
+        c = psycopg2.connect(dbname=maint)
+        c.autocommit = True
+        c.cursor().execute("CREATE DATABASE %s" % psycopg2.extensions.quote_ident(self.dbname, c))
+        c.close()
+
+    def _wait(self):
+        conn = self.asy
+        while True:
+            state = conn.poll()
+            if state == psycopg2.extensions.POLL_OK:
+                return
+            if state == psycopg2.extensions.POLL_READ:
+                select.select([conn.fileno()], [], [])
+            elif state == psycopg2.extensions.POLL_WRITE:
+                select.select([], [conn.fileno()], [])
+
+    def execute(self, sql, params=None):
+        cur = self.sync.cursor()
+        cur.execute(sql, params)
+        return cur.fetchall() if cur.description else None
+
+    def scalar(self, sql, params=None):
+        return self.execute(sql, params)[0][0]
+
+    def aexec(self, sql, params=None):
+        """Runs sql on the async connection; returns (rows, start time, end time)."""
+        cur = self.asy.cursor()
+        self.clock.clear()
+        t0 = time.perf_counter()
+        cur.execute(sql, params)
+        self._wait()
+        t1 = time.perf_counter()
+        return (cur.fetchall() if cur.description else None), t0, t1
+
+    # -- tables --------------------------------------------------------------------------
+
+    def table_matches(self, table, n, tag):
+        if self.scalar("SELECT to_regclass(%s) IS NOT NULL", (table,)) is False:
+            return False
+        comment = self.scalar("SELECT obj_description(to_regclass(%s), 'pg_class')", (table,))
+        if comment != tag:
+            return False
+        return self.scalar("SELECT count(*) FROM %s" % table) == n
+
+    def load(self, table, X, tag):
+        t0 = time.perf_counter()
+        cur = self.sync.cursor()
+        cur.execute("BEGIN")
+        try:
+            cur.execute("DROP TABLE IF EXISTS %s" % table)
+            cur.execute("CREATE TABLE %s (id bigint NOT NULL, v real[] NOT NULL)" % table)
+            cur.copy_expert("COPY %s (id, v) FROM STDIN (FORMAT binary)" % table,
+                            BinaryCopySource(X, table), size=1 << 20)
+            cur.execute("COMMENT ON TABLE %s IS %%s" % table, (tag,))
+            cur.execute("COMMIT")
+        except BaseException:
+            self.sync.rollback()
+            raise
+        log("  VACUUM ANALYZE %s" % table)
+        cur.execute("VACUUM ANALYZE %s" % table)
+        return time.perf_counter() - t0
+
+    def check_rows(self, table, X, rows):
+        """The table's vectors at the given positions equal X's, bit for bit."""
+        got = self.execute("SELECT id, v FROM %s WHERE id = ANY(%%s) ORDER BY id" % table,
+                           ([int(r) for r in rows],))
+        if len(got) != len(set(int(r) for r in rows)):
+            raise RuntimeError("table %s lacks some of the rows %s" % (table, list(rows)))
+        for rid, v in got:
+            if not np.array_equal(np.asarray(v, dtype=np.float32), X[rid]):
+                raise RuntimeError("table %s row %d differs from the generated data" % (table, rid))
+
+    def seqscan(self, table, repeats):
+        self.execute("SET max_parallel_workers_per_gather = 0")
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            self.execute("SELECT count(v) FROM %s" % table)
+            times.append(time.perf_counter() - t0)
+        self.execute("RESET max_parallel_workers_per_gather")
+        return times
+
+
+# ------------------------------------------------------------------------------------------
+# Engines.  Each fit(case, max_iter) runs Lloyd from case.init for max_iter iterations
+# (tol 0) and returns a FitRun.  Peers are optional: a peer that cannot be imported reports
+# "not installed" and is skipped.
+# ------------------------------------------------------------------------------------------
+
+@dataclass
+class Case:
+    """What one fit works on: the data (for peers), its table (for ours), k and the start."""
+    name: str
+    X: np.ndarray
+    table: str
+    k: int
+    init_rows: np.ndarray
+    init: np.ndarray            # k x d float32: X[init_rows]
+    init_literal: str
+
+
+@dataclass
+class FitRun:
+    seconds: float
+    n_iter: int
+    inertia: float                              # after the last update (final assignment)
+    iter_inertia: List[float] = field(default_factory=list)   # per iteration, before update
+    cpu_s: Optional[float] = None                             # CPU seconds the engine used
+    extra: dict = field(default_factory=dict)
+
+
+class Engine:
+    name = "?"
+    label = "?"
+
+    def __init__(self):
+        self.error = None           # why it cannot run, or None
+
+    def version(self):
+        return None
+
+    def fit(self, case: Case, max_iter: int) -> FitRun:
+        raise NotImplementedError
+
+    def warm_up(self, case: Case):
+        pass
+
+
+class Ours(Engine):
+    name, label = "ours", "ours (kmeans)"
+
+    def __init__(self, db: Database):
+        super().__init__()
+        self.db = db
+
+    def version(self):
+        return self.db.scalar("SELECT extversion FROM pg_extension WHERE extname = 'kmeans'")
+
+    def fit(self, case, max_iter):
+        sql = ("SELECT count(*), sum(size), sum(inertia) FROM kmeans_fit("
+               "source => %s, column_name => 'v', k => %s, max_iter => %s, tol => 0, "
+               "init_centers => %s::real[])")
+        c0 = cpu_seconds_of_pid(self.db.backend_pid)
+        rows, t0, t1 = self.db.aexec(sql, (case.table, case.k, max_iter, case.init_literal))
+        c1 = cpu_seconds_of_pid(self.db.backend_pid)
+        nclusters, size, inertia = rows[0]
+        if nclusters != case.k or int(size) != len(case.X):
+            raise RuntimeError("kmeans_fit returned %s clusters of %s rows in all; expected %d and %d"
+                               % (nclusters, size, case.k, len(case.X)))
+        iters = [(t, m) for t, m in self.db.clock.items if " iteration " in m]
+        stamps = [t - t0 for t, _ in iters]
+        inert = [float(m.split("inertia ")[1].split(",")[0]) for _, m in iters]
+        return FitRun(seconds=t1 - t0, n_iter=len(iters), inertia=float(inertia),
+                      iter_inertia=inert,
+                      cpu_s=None if c0 is None or c1 is None else c1 - c0,
+                      extra={"notice_s": stamps,
+                             "tail_s": (t1 - t0) - stamps[-1] if stamps else None})
+
+    def warm_up(self, case):
+        # loads the library into the backend and the table into the OS cache
+        self.fit(case, 1)
+
+
+class Sklearn(Engine):
+    name, label = "sklearn", "scikit-learn"
+
+    def __init__(self):
+        super().__init__()
+        try:
+            import sklearn
+            from sklearn.cluster import KMeans
+            self.mod, self.KMeans = sklearn, KMeans
+        except ImportError as e:
+            self.error = "not installed (%s)" % e
+
+    def version(self):
+        return self.mod.__version__
+
+    def fit(self, case, max_iter):
+        km = self.KMeans(n_clusters=case.k, init=case.init, n_init=1, max_iter=max_iter,
+                         tol=0.0, algorithm="lloyd", random_state=0)
+        c0, t0 = cpu_seconds_self(), time.perf_counter()
+        km.fit(case.X)
+        t, c = time.perf_counter() - t0, cpu_seconds_self() - c0
+        return FitRun(seconds=t, n_iter=int(km.n_iter_), inertia=float(km.inertia_), cpu_s=c)
+
+    def warm_up(self, case):
+        X = case.X[:20_000]
+        self.KMeans(n_clusters=8, init=X[:8], n_init=1, max_iter=2, algorithm="lloyd").fit(X)
+
+
+class Faiss(Engine):
+    name, label = "faiss", "FAISS"
+
+    def __init__(self):
+        super().__init__()
+        try:
+            import faiss
+            self.faiss = faiss
+        except ImportError as e:
+            self.error = "not installed (%s)" % e
+
+    def version(self):
+        return getattr(self.faiss, "__version__", "?")
+
+    def fit(self, case, max_iter):
+        d = case.X.shape[1]
+        km = self.faiss.Kmeans(d, case.k, niter=max_iter, seed=1234, spherical=False,
+                               min_points_per_centroid=1, max_points_per_centroid=10 ** 9,
+                               verbose=False)
+        c0, t0 = cpu_seconds_self(), time.perf_counter()
+        km.train(case.X, init_centroids=case.init)
+        t, c = time.perf_counter() - t0, cpu_seconds_self() - c0
+        stats = km.iteration_stats
+        # FAISS's obj[i] is the objective of the assignment in iteration i+1, before its update
+        return FitRun(seconds=t, n_iter=len(stats), inertia=float("nan"), cpu_s=c,
+                      iter_inertia=[float(s["obj"]) for s in stats],
+                      extra={"stats_time_s": [float(s["time"]) for s in stats]})
+
+    def warm_up(self, case):
+        X = case.X[:20_000]
+        km = self.faiss.Kmeans(X.shape[1], 8, niter=2, min_points_per_centroid=1)
+        km.train(X, init_centroids=X[:8])
+
+
+class Tslearn(Engine):
+    """For the planned elbow workloads (not used by batch/embed: far too slow at 10^6 rows)."""
+    name, label = "tslearn", "tslearn"
+
+    def __init__(self):
+        super().__init__()
+        try:
+            import warnings
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")     # h5py is optional for tslearn
+                import tslearn
+                from tslearn.clustering import TimeSeriesKMeans
+            self.mod, self.TSK = tslearn, TimeSeriesKMeans
+        except ImportError as e:
+            self.error = "not installed (%s)" % e
+
+    def version(self):
+        return self.mod.__version__
+
+    def fit(self, case, max_iter):
+        n, d = case.X.shape
+        km = self.TSK(n_clusters=case.k, metric="euclidean", max_iter=max_iter, tol=0.0,
+                      n_init=1, init=case.init.reshape(case.k, d, 1), random_state=0)
+        c0, t0 = cpu_seconds_self(), time.perf_counter()
+        km.fit(case.X.reshape(n, d, 1))
+        t, c = time.perf_counter() - t0, cpu_seconds_self() - c0
+        # tslearn's inertia_ is the mean squared distance of the last assignment, made before
+        # the last update: like FAISS's last objective
+        return FitRun(seconds=t, n_iter=int(km.n_iter_), inertia=float("nan"), cpu_s=c,
+                      iter_inertia=[float(km.inertia_) * n])
+
+
+PEERS: Dict[str, Callable[[], Engine]] = {
+    "sklearn": Sklearn,
+    "faiss": Faiss,
+    "tslearn": Tslearn,
+}
+
+
+# ------------------------------------------------------------------------------------------
+# Workloads.  A workload names its data, k, the engines it runs and the procedure that
+# measures and the one that reports.  To add one (e.g. the planned elbow workloads: the
+# seismic profiles ../shared/data/wus_sh_2010_dvs_profiles.tsv, 11,346 x first 10 of 19
+# values, k = 3..49 with 10 iterations, ours through kmeans_elbow and the peers in a loop
+# over k; and an 11,346 x 100 synthetic variant), write a make_data and, where the
+# per-iteration procedure does not fit, a run/report pair, and register it in WORKLOADS.
+# ------------------------------------------------------------------------------------------
+
+@dataclass
+class Workload:
+    name: str
+    describe: str
+    k: int
+    make_data: Callable[[argparse.Namespace], np.ndarray]
+    iters: Tuple[int, int] = (1, 21)        # max_iter of the short and the long fit
+    repeats: int = 3                        # runs of each fit; the median is used
+    repeats_quick: Optional[int] = None     # the same under --quick, when different
+    engines: Tuple[str, ...] = ("ours", "sklearn", "faiss")
+    seqscan: bool = True                    # time a plain scan of the table too
+    run: Optional[Callable] = None          # (Bench, Workload) -> result dict
+    report: Optional[Callable] = None       # (result dict) -> str
+
+
+def embed_n(args):
+    return 200_000 if args.quick else 1_000_000
+
+
+WORKLOADS: Dict[str, Workload] = {}
+
+
+def register(w: Workload):
+    w.run = w.run or run_per_iteration
+    w.report = w.report or report_per_iteration
+    WORKLOADS[w.name] = w
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.db = Database(args.db)
+        self.engines: Dict[str, Engine] = {"ours": Ours(self.db)}
+        for name, make in PEERS.items():
+            self.engines[name] = make()
+
+    def data_and_table(self, w: Workload):
+        X = w.make_data(self.args)
+        n, d = X.shape
+        table = "kmbench_%s_n%d_d%d" % (w.name, n, d)
+        tag = "kmeans bench data v%d %s sha1 %s" % (
+            DATA_VERSION, w.name, hashlib.sha1(X.tobytes()).hexdigest())
+        load_s = None
+        if not self.args.reload and self.db.table_matches(table, n, tag):
+            log("%s: reusing table %s (%d rows)" % (w.name, table, n))
+        else:
+            log("%s: loading %d x %d into %s" % (w.name, n, d, table))
+            load_s = self.db.load(table, X, tag)
+            log("%s: loaded in %.1f s" % (w.name, load_s))
+        self.db.check_rows(table, X, [0, n // 2, n - 1])
+        return X, table, load_s
+
+
+def per_iter(runs_lo: List[FitRun], runs_hi: List[FitRun]):
+    """(median long fit - median short fit) / (iterations long - short), in seconds."""
+    it_lo, it_hi = runs_lo[0].n_iter, runs_hi[0].n_iter
+    if it_hi <= it_lo:
+        return None
+    return (median([r.seconds for r in runs_hi]) - median([r.seconds for r in runs_lo])) / (it_hi - it_lo)
+
+
+def cpu_per_iter(runs_lo: List[FitRun], runs_hi: List[FitRun]):
+    """The same differencing on CPU seconds (all threads): less sensitive to other load."""
+    lo = [r.cpu_s for r in runs_lo if r.cpu_s is not None]
+    hi = [r.cpu_s for r in runs_hi if r.cpu_s is not None]
+    it_lo, it_hi = runs_lo[0].n_iter, runs_hi[0].n_iter
+    if not lo or not hi or it_hi <= it_lo:
+        return None
+    return (median(hi) - median(lo)) / (it_hi - it_lo)
+
+
+def rel_diff(a, b):
+    if a is None or b is None or not np.isfinite(a) or not np.isfinite(b) or b == 0:
+        return None
+    return (a - b) / abs(b)
+
+
+def run_per_iteration(bench: Bench, w: Workload):
+    args = bench.args
+    X, table, load_s = bench.data_and_table(w)
+    n, d = X.shape
+    rows = initial_rows(n, w.k)
+    init = X[rows].copy()
+    case = Case(w.name, X, table, w.k, rows, init, real_array_literal(init))
+    # the literal reads back as exactly the table's rows
+    same = bench.db.scalar(
+        "SELECT %%s::real[] = (SELECT array_agg(v ORDER BY ord) FROM unnest(%%s::bigint[]) "
+        "WITH ORDINALITY AS u(id, ord) JOIN %s t USING (id))" % table,
+        (case.init_literal, [int(r) for r in rows]))
+    if not same:
+        raise RuntimeError("init_centers literal does not read back as the table's rows")
+    lit_times = []
+    for _ in range(3):
+        _, t0, t1 = bench.db.aexec("SELECT cardinality(%s::real[])", (case.init_literal,))
+        lit_times.append(t1 - t0)
+
+    repeats = args.repeats or (w.repeats_quick if args.quick and w.repeats_quick else w.repeats)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    lo, hi = w.iters
+    res = {"workload": w.name, "describe": w.describe, "n": n, "d": d, "k": w.k,
+           "table": table, "load_s": load_s, "iters": [lo, hi], "repeats": repeats,
+           "flop_per_iter": 2.0 * n * w.k * d, "init_literal_s": median(lit_times),
+           "loadavg_start": loadavg(), "cores": cores, "engines": {}}
+
+    if w.seqscan:
+        log("%s: seq scan x5" % w.name)
+        res["seqscan_s"] = bench.db.seqscan(table, 5)
+
+    # warm up every engine, then run the fits engine after engine within each repeat, so that
+    # load that comes and goes on the machine falls on all engines alike
+    active, runs = [], {}
+    for name in w.engines:
+        eng = bench.engines[name]
+        if args.peers is not None and name != "ours" and name not in args.peers:
+            res["engines"][name] = {"skipped": "not selected"}
+            continue
+        if eng.error:
+            res["engines"][name] = {"error": eng.error}
+            continue
+        res["engines"][name] = {"version": eng.version()}
+        try:
+            log("%s: %s warm-up" % (w.name, name))
+            eng.warm_up(case)
+            active.append(name)
+            runs[name] = {lo: [], hi: []}
+        except Exception as e:  # a peer's failure is reported, never fatal
+            log("%s: %s failed: %s" % (w.name, name, e))
+            res["engines"][name]["error"] = "error: %s" % e
+    for r in range(repeats):
+        for name in list(active):
+            try:
+                for m in (lo, hi):
+                    fr = bench.engines[name].fit(case, m)
+                    runs[name][m].append(fr)
+                    log("%s: %s max_iter=%d run %d/%d: %.3f s, %d iterations"
+                        % (w.name, name, m, r + 1, repeats, fr.seconds, fr.n_iter))
+            except Exception as e:
+                log("%s: %s failed: %s" % (w.name, name, e))
+                res["engines"][name]["error"] = "error: %s" % e
+                active.remove(name)
+    for name in active:
+        entry, R = res["engines"][name], runs[name]
+        entry["runs"] = {str(m): [vars(fr) for fr in R[m]] for m in R}
+        entry["seconds_lo"] = median([f.seconds for f in R[lo]])
+        entry["seconds_hi"] = median([f.seconds for f in R[hi]])
+        entry["n_iter_lo"] = R[lo][0].n_iter
+        entry["n_iter_hi"] = R[hi][0].n_iter
+        entry["per_iter_s"] = per_iter(R[lo], R[hi])
+        entry["fit_over_iters_s"] = entry["seconds_hi"] / max(1, entry["n_iter_hi"])
+        entry["inertia_hi"] = R[hi][0].inertia
+        entry["iter_inertia_hi"] = R[hi][0].iter_inertia
+        shares = [f.cpu_s / (f.seconds * cores) for f in R[hi] if f.cpu_s is not None]
+        entry["cpu_share_hi"] = median(shares)
+        entry["cpu_per_iter_s"] = cpu_per_iter(R[lo], R[hi])
+        if name == "ours":
+            # the same fit must give the same numbers every time
+            distinct = {(f.inertia, tuple(f.iter_inertia)) for m in R for f in R[m] if f.n_iter == hi}
+            entry["repeatable"] = len(distinct) <= 1
+            if not entry["repeatable"]:
+                log("%s: WARNING: ours gave different results for the same fit: %s"
+                    % (w.name, sorted(distinct)))
+            # Per-iteration from NOTICE arrival times: the gaps between iterations; the
+            # reading (plus setup) is the time to the first NOTICE less one iteration.
+            # Each run is taken against its own gaps, as the load on the machine varies.
+            gaps, reads, tails = [], [], []
+            for f in R[hi]:
+                st = f.extra["notice_s"]
+                g = median(list(np.diff(st)))
+                gaps.append(g)
+                if g is not None:
+                    reads.append(st[0] - g - res["init_literal_s"])
+                tails.append(f.extra["tail_s"])
+            entry["notice_iter_s"] = median([g for g in gaps if g is not None])
+            entry["read_s"] = median(reads)
+            entry["tail_s"] = median(tails)
+            entry["read_diff_s"] = (entry["seconds_lo"] - (lo + 1) * entry["per_iter_s"]
+                                    - res["init_literal_s"])
+        if name == "faiss":
+            st = [np.diff([0.0] + f.extra["stats_time_s"]) for f in R[hi]]
+            entry["stats_iter_s"] = median([x for s in st for x in s[1:]])
+    res["loadavg_end"] = loadavg()
+    return res
+
+
+def fmt_ms(s):
+    return "-" if s is None else "%.1f" % (s * 1e3) if abs(s) < 10 else "%.0f" % (s * 1e3)
+
+
+def fmt_table(header, rows):
+    cols = list(zip(*([header] + rows)))
+    widths = [max(len(str(c)) for c in col) for col in cols]
+    lines = []
+    for i, row in enumerate([header] + rows):
+        lines.append("  ".join(str(c).rjust(wd) if j else str(c).ljust(wd)
+                               for j, (c, wd) in enumerate(zip(row, widths))).rstrip())
+        if i == 0:
+            lines.append("  ".join("-" * wd for wd in widths))
+    return "\n".join(lines)
+
+
+PEER_LABELS = {"ours": "ours", "sklearn": "sklearn", "faiss": "FAISS", "tslearn": "tslearn"}
+
+
+def engine_cell(e):
+    if "error" in e:
+        return e["error"].split(" (")[0]
+    if "skipped" in e:
+        return e["skipped"]
+    return fmt_ms(e.get("per_iter_s"))
+
+
+def agreement(e, ours):
+    """Relative difference of an engine's inertia from ours after the same iterations: the
+    final assignment where the engine reports it, else the last iteration's objective."""
+    if e is ours:
+        return None
+    if e.get("inertia_hi") is not None and np.isfinite(e["inertia_hi"]):
+        return rel_diff(e["inertia_hi"], ours.get("inertia_hi"))
+    if e.get("iter_inertia_hi") and ours.get("iter_inertia_hi"):
+        return rel_diff(e["iter_inertia_hi"][-1], ours["iter_inertia_hi"][-1])
+    return None
+
+
+def shown_inertia(e):
+    if e.get("inertia_hi") is not None and np.isfinite(e["inertia_hi"]):
+        return "%.7g" % e["inertia_hi"]
+    if e.get("iter_inertia_hi"):
+        return "%.7g*" % e["iter_inertia_hi"][-1]
+    return "-"
+
+
+def notes_block(notes):
+    return "\n".join(textwrap.fill(x, width=110, initial_indent="  ", subsequent_indent="    ")
+                     for x in notes)
+
+
+def report_per_iteration(res):
+    E = res["engines"]
+    lo, hi = res["iters"]
+    flop = res["flop_per_iter"]
+    ours = E.get("ours", {})
+    ours_t = ours.get("per_iter_s")
+    peers = [nm for nm in E if nm != "ours"]
+
+    best = None
+    for name in peers:
+        t = E[name].get("per_iter_s")
+        if t is not None and (best is None or t < best[1]):
+            best = (name, t)
+    ratio = "-" if best is None or not ours_t else "%.2fx (%s)" % (best[1] / ours_t,
+                                                                    PEER_LABELS.get(best[0], best[0]))
+    out = ["== %s: %s" % (res["workload"], res["describe"])]
+    out.append(fmt_table(
+        ["workload", "n", "d", "k", "ours ms/iter"]
+        + ["%s ms/iter" % PEER_LABELS.get(nm, nm) for nm in peers] + ["best peer/ours"],
+        [[res["workload"], res["n"], res["d"], res["k"], engine_cell(ours)]
+         + [engine_cell(E[nm]) for nm in peers] + [ratio]]))
+    out.append("")
+    rows = []
+    for name, e in E.items():
+        if "per_iter_s" not in e:
+            continue
+        t = e["per_iter_s"]
+        agree = agreement(e, ours)
+        rows.append([PEER_LABELS.get(name, name), "%.3f" % e["seconds_lo"], "%.3f" % e["seconds_hi"],
+                     "%d/%d" % (e["n_iter_lo"], e["n_iter_hi"]), fmt_ms(t),
+                     fmt_ms(e["fit_over_iters_s"]),
+                     "-" if not t else "%.1f" % (flop / t / 1e9),
+                     "%.2fx" % (t / ours_t) if t and ours_t else "-",
+                     shown_inertia(e), "-" if agree is None else "%+.1e" % agree,
+                     "-" if e.get("cpu_share_hi") is None else "%.0f%%" % (100 * e["cpu_share_hi"]),
+                     fmt_ms(e.get("cpu_per_iter_s"))])
+    if rows:
+        out.append(fmt_table(
+            ["engine", "fit s (%d it)" % lo, "fit s (%d it)" % hi, "iters", "ms/iter",
+             "fit/iters ms", "GFLOP/s", "vs ours", "inertia", "rel.diff", "cpu", "cpu ms/iter"],
+            rows))
+    notes = []
+    if "notice_iter_s" in ours:
+        notes.append("ours from NOTICE arrival times: %s ms/iter (median gap between iterations); "
+                     "final pass + result %s ms; repeated fits gave %s"
+                     % (fmt_ms(ours["notice_iter_s"]), fmt_ms(ours["tail_s"]),
+                        "identical results" if ours.get("repeatable") else "DIFFERENT RESULTS"))
+    if "stats_iter_s" in E.get("faiss", {}):
+        notes.append("FAISS's own iteration_stats: %s ms/iter" % fmt_ms(E["faiss"]["stats_iter_s"]))
+    if "seqscan_s" in res and "read_s" in ours:
+        sq = median(res["seqscan_s"])
+        notes.append("reading: plain seq scan SELECT count(v) (no parallel workers), median of 5: "
+                     "%s ms; ours read + setup: %s ms = %.1fx the seq scan (first NOTICE - "
+                     "one iteration, median over the %d-iteration fits; cross-check from "
+                     "fit(%d it) - %d iterations: %s ms, noisy under load; both less the %s ms "
+                     "init_centers takes to parse)"
+                     % (fmt_ms(sq), fmt_ms(ours["read_s"]), ours["read_s"] / sq, hi,
+                        lo, lo + 1, fmt_ms(ours["read_diff_s"]), fmt_ms(res["init_literal_s"])))
+    if res.get("load_s"):
+        notes.append("table loaded by COPY BINARY in %.1f s" % res["load_s"])
+    notes.append("ms/iter = (median fit(%d it) - median fit(%d it)) / (%d - %d), every engine "
+                 "alike, %d run(s) of each fit; fit/iters = median fit(%d it) / its iterations "
+                 "(includes setup, init and the final assignment); GFLOP/s = 2nkd / (ms/iter); "
+                 "vs ours = engine ms/iter / ours ms/iter, and best peer/ours > 1 means ours is "
+                 "faster; inertia after %d iterations and rel.diff = its relative difference from "
+                 "ours (* = the objective of iteration %d's assignment, made before its update, "
+                 "compared with ours at the same point)."
+                 % (hi, lo, hi, lo, res["repeats"], hi, hi, hi))
+    notes.append("cpu = CPU time of the engine's threads / (wall time x %s cores), median over the "
+                 "%d-iteration fits: well under 100%% means the engine left cores idle or other "
+                 "processes took them (load average %s at the start, %s at the end); cpu ms/iter "
+                 "= the ms/iter differencing on CPU seconds (includes OpenMP spin-waiting)."
+                 % (res.get("cores"), hi, res.get("loadavg_start"), res.get("loadavg_end")))
+    out.append(notes_block(notes))
+    return "\n".join(out)
+
+
+register(Workload(
+    name="batch",
+    describe="10^6 x 4 uniform [0,1) float32 (seed 0), k = 200",
+    k=200,
+    make_data=lambda args: gen_uniform(1_000_000, 4, 0),
+    iters=(1, 21), repeats=3))
+
+register(Workload(
+    name="embed",
+    describe="n x 128 float32: 1,024 gaussian blobs + 5% uniform noise (seed 1), k = 1,024",
+    k=1024,
+    make_data=lambda args: gen_blobs(embed_n(args), 128, 1024, 1),
+    iters=(1, 3), repeats=1, repeats_quick=3))
+
+
+# ------------------------------------------------------------------------------------------
+# Machine information
+# ------------------------------------------------------------------------------------------
+
+def machine_info(bench: Bench):
+    cpu = platform.processor() or "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    db = bench.db
+    info = {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30, 1),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "psycopg2": psycopg2.__version__.split()[0],
+        "postgresql": db.scalar("SHOW server_version"),
+        "server_host": os.environ.get("PGHOST", "(default)"),
+        "kmeans": db.scalar("SELECT extversion FROM pg_extension WHERE extname = 'kmeans'"),
+        "kmeans.threads": db.scalar("SELECT current_setting('kmeans.threads')"),
+        "kmeans.memory_limit": db.scalar("SELECT current_setting('kmeans.memory_limit')"),
+    }
+    info["kmeans_library"] = library_fingerprint()
+    for name, eng in bench.engines.items():
+        if name != "ours":
+            info[name] = eng.error.split(" (")[0] if eng.error else eng.version()
+    try:
+        from threadpoolctl import threadpool_info
+        info["peer_threads"] = sorted({"%s=%d" % (p["internal_api"], p["num_threads"])
+                                       for p in threadpool_info()})
+    except Exception:
+        pass
+    return info
+
+
+def library_fingerprint():
+    """mtime and SHA-1 of the installed kmeans.so (server on this host, pg_config on PATH), so
+    that results can be matched to a build."""
+    import subprocess
+    try:
+        libdir = subprocess.run(["pg_config", "--pkglibdir"], capture_output=True, text=True,
+                                check=True).stdout.strip()
+        path = os.path.join(libdir, "kmeans.so")
+        with open(path, "rb") as f:
+            digest = hashlib.sha1(f.read()).hexdigest()[:12]
+        mtime = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(os.path.getmtime(path)))
+        return "%s (built %s, sha1 %s)" % (path, mtime, digest)
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def report_machine(info):
+    return ("machine: %s, %s cores (%s usable), %s GB; %s\n"
+            "versions: PostgreSQL %s, kmeans %s (kmeans.threads=%s, memory_limit=%s), "
+            "scikit-learn %s, FAISS %s, tslearn %s, numpy %s, psycopg2 %s, Python %s\n"
+            "kmeans library: %s\n"
+            "peer thread pools: %s"
+            % (info["cpu"], info["cores"], info["cores_usable"], info["memory_gb"], info["os"],
+               info["postgresql"], info["kmeans"], info["kmeans.threads"],
+               info["kmeans.memory_limit"], info.get("sklearn"), info.get("faiss"),
+               info.get("tslearn"), info["numpy"], info["psycopg2"], info["python"],
+               info.get("kmeans_library") or "?",
+               ", ".join(info.get("peer_threads", [])) or "?"))
+
+
+# ------------------------------------------------------------------------------------------
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--workloads", default="batch,embed",
+                    help="comma-separated, from: %s (default batch,embed)" % ", ".join(WORKLOADS))
+    ap.add_argument("--db", default="kmbench",
+                    help="database to use, created if missing (default kmbench); the server is "
+                         "found through the libpq variables PGHOST, PGPORT, PGUSER")
+    ap.add_argument("--reload", action="store_true", help="reload the tables even when they match")
+    ap.add_argument("--quick", action="store_true", help="embed with n = 200,000 instead of 10^6")
+    ap.add_argument("--repeats", type=int, default=None,
+                    help="runs of each fit (default: batch 3, embed 1, embed --quick 3)")
+    ap.add_argument("--peers", default=None,
+                    help="comma-separated peers to run (default: each workload's own)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="threads for every engine: sets kmeans.threads and limits the peers' "
+                         "OpenMP/BLAS pools (default: each engine's own default, all cores)")
+    ap.add_argument("--json", metavar="FILE", help="also write the numbers as JSON to FILE")
+    args = ap.parse_args()
+    names = [x.strip() for x in args.workloads.split(",") if x.strip()]
+    for nm in names:
+        if nm not in WORKLOADS:
+            ap.error("unknown workload %r (known: %s)" % (nm, ", ".join(WORKLOADS)))
+    args.peers = None if args.peers is None else [p.strip() for p in args.peers.split(",")]
+
+    bench = Bench(args)
+    limiter = None
+    if args.threads:
+        bench.db.aexec("SELECT set_config('kmeans.threads', %s, false)", (str(args.threads),))
+        bench.db.execute("SELECT set_config('kmeans.threads', %s, false)", (str(args.threads),))
+        try:
+            from threadpoolctl import threadpool_limits
+            limiter = threadpool_limits(limits=args.threads)
+        except ImportError:
+            log("threadpoolctl not installed: the peers' thread pools are not limited")
+        if not bench.engines["faiss"].error:
+            bench.engines["faiss"].faiss.omp_set_num_threads(args.threads)
+    info = machine_info(bench)
+    results = {}
+    for nm in names:
+        t0 = time.perf_counter()
+        results[nm] = WORKLOADS[nm].run(bench, WORKLOADS[nm])
+        results[nm]["wall_s"] = time.perf_counter() - t0
+        log("%s done in %.1f s" % (nm, results[nm]["wall_s"]))
+
+    print(report_machine(info))
+    for nm in names:
+        print()
+        print(WORKLOADS[nm].report(results[nm]))
+    total = time.perf_counter() - T_START
+    print("\ntotal wall time %.1f s (%s)" % (total, ", ".join(
+        "%s %.1f s" % (nm, results[nm]["wall_s"]) for nm in names)))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"argv": sys.argv[1:], "machine": info, "workloads": results,
+                       "total_s": total}, f, indent=1, default=float)
+        log("wrote %s" % args.json)
+    if limiter is not None:
+        limiter.restore_original_limits()
+
+
+if __name__ == "__main__":
+    main()
