@@ -8,6 +8,9 @@
  * allocates during a step, so a step cannot fail half way; the memory a step needs is reserved
  * before it starts.
  *
+ * Scheduling.  Work is cut into pieces (runs of KM_SUB_ROWS rows, or columns) that threads claim
+ * from an atomic counter, so a thread that the OS puts aside does not hold up the others.
+ *
  * Determinism.  Row-wise results (labels, distances) do not depend on how rows are split.
  * Sums are either taken over one dimension at a time in row order (accumulate: threads split
  * the dimensions, not the rows) or per run of KM_SUB_ROWS rows added in order (potentials,
@@ -20,6 +23,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -192,13 +196,24 @@ PoolStart(Pool *pool, WorkerStart *starts, int nthreads, KmError *err)
 	return KM_OK;
 }
 
-/* The contiguous range of items [*lo, *hi) that share gets. */
-static void
-ShareRange(int64_t items, int share, int nshares, int64_t *lo, int64_t *hi)
+/* Claims the next piece of a step, or returns -1 when all npieces are taken. */
+static inline int64_t
+ClaimPiece(atomic_int_fast64_t *next, int64_t npieces)
 {
-	*lo = items * share / nshares;
-	*hi = items * (share + 1) / nshares;
+	int64_t		piece = atomic_fetch_add_explicit(next, 1, memory_order_relaxed);
+
+	return piece < npieces ? piece : -1;
 }
+
+/* Rows [*lo, *hi) of piece p when n rows are cut into runs of KM_SUB_ROWS. */
+static inline void
+PieceRows(int64_t p, int64_t n, int64_t *lo, int64_t *hi)
+{
+	*lo = p * KM_SUB_ROWS;
+	*hi = *lo + KM_SUB_ROWS < n ? *lo + KM_SUB_ROWS : n;
+}
+
+#define PIECES(n) (((n) + KM_SUB_ROWS - 1) / KM_SUB_ROWS)
 
 /* ---------------------------------------------------------------------------------------------
  * Operations
@@ -265,17 +280,24 @@ typedef struct NormsStep
 {
 	KmBlock    *blk;
 	int			d;
+	atomic_int_fast64_t next;
 } NormsStep;
 
 static void
 NormsShare(void *arg, int share, int nshares)
 {
 	NormsStep  *st = arg;
-	int64_t		lo,
+	int64_t		p,
+				lo,
 				hi;
 
-	ShareRange(st->blk->n, share, nshares, &lo, &hi);
-	km_row_norms(st->blk->x + lo * st->d, hi - lo, st->d, st->blk->norms + lo);
+	(void) share;
+	(void) nshares;
+	while ((p = ClaimPiece(&st->next, PIECES(st->blk->n))) >= 0)
+	{
+		PieceRows(p, st->blk->n, &lo, &hi);
+		km_row_norms(st->blk->x + lo * st->d, hi - lo, st->d, st->blk->norms + lo);
+	}
 }
 
 /* Wraps n host rows without copying and computes their norms once. */
@@ -295,6 +317,7 @@ CpuBlockCreate(KmBackend *be, const float *x, int64_t n, KmBlock **out, KmError 
 	blk->n = n;
 	st.blk = blk;
 	st.d = be->d;
+	atomic_init(&st.next, 0);
 	if (n > 0)
 		PoolRun(&cb->pool, NormsShare, &st);
 	*out = blk;
@@ -349,21 +372,27 @@ typedef struct AssignStep
 	KmBlock    *blk;
 	int32_t    *labels;
 	float	   *dist;
+	atomic_int_fast64_t next;
 } AssignStep;
 
-/* One share of an assignment: a contiguous range of rows. */
+/* One share of an assignment: pieces of rows as they come. */
 static void
 AssignShare(void *arg, int share, int nshares)
 {
 	AssignStep *st = arg;
 	int			nseg = st->cb->nseg;
-	int64_t		lo,
+	int64_t		p,
+				lo,
 				hi;
 
-	ShareRange(st->blk->n, share, nshares, &lo, &hi);
-	if (hi > lo)
+	(void) share;
+	(void) nshares;
+	while ((p = ClaimPiece(&st->next, PIECES(st->blk->n))) >= 0)
+	{
+		PieceRows(p, st->blk->n, &lo, &hi);
 		Nearest(st->cb, st->blk->x + lo * st->cb->base.d, hi - lo, st->labels + lo * nseg,
 				st->dist + lo * nseg);
+	}
 }
 
 /* Nearest center per segment: labels and squared distances. */
@@ -371,8 +400,9 @@ static KmStatus
 CpuAssign(KmBackend *be, KmBlock *blk, int32_t *labels, float *dist, KmError *err)
 {
 	CpuBackend *cb = (CpuBackend *) be;
-	AssignStep	st = {cb, blk, labels, dist};
+	AssignStep	st = {.cb = cb, .blk = blk, .labels = labels, .dist = dist};
 
+	atomic_init(&st.next, 0);
 	if (cb->c == NULL)
 		return KM_FAIL(err, KM_ERR_ARGUMENT, "assign before set_centers");
 	if (blk->n > 0)
@@ -388,13 +418,17 @@ typedef struct AccumStep
 	const int32_t *labels;
 	const float *dist;
 	KmAccum    *acc;
+	atomic_int_fast64_t next;
 } AccumStep;
 
 /*
- * One share of the accumulation: a range of "columns", where columns 0..d-1 are the
+ * One share of the accumulation: "columns" as they come, where columns 0..d-1 are the
  * dimensions and column d is the counts and inertia.  Each column is summed over all rows in
- * row order, so the split between threads changes nothing.
+ * row order, so which thread takes it changes nothing.  Columns are taken four at a time so a
+ * thread reads each row's labels once for several dimensions.
  */
+#define ACCUM_COLUMNS 4
+
 static void
 AccumShare(void *arg, int share, int nshares)
 {
@@ -403,34 +437,39 @@ AccumShare(void *arg, int share, int nshares)
 	int			nseg = st->nseg;
 	int64_t		n = st->blk->n;
 	const float *x = st->blk->x;
-	int64_t		lo,
-				hi;
+	int64_t		ncols = (d + ACCUM_COLUMNS - 1) / ACCUM_COLUMNS + 1;
+	int64_t		p;
 
-	ShareRange(d + 1, share, nshares, &lo, &hi);
-	if (hi > d)
+	(void) share;
+	(void) nshares;
+	while ((p = ClaimPiece(&st->next, ncols)) >= 0)
 	{
+		int64_t		lo = p * ACCUM_COLUMNS,
+					hi = lo + ACCUM_COLUMNS < d ? lo + ACCUM_COLUMNS : d;
+
+		if (p == ncols - 1)
+		{
+			for (int64_t i = 0; i < n; i++)
+				for (int s = 0; s < nseg; s++)
+				{
+					int32_t		l = st->labels[i * nseg + s];
+
+					st->acc->counts[l]++;
+					st->acc->inertia[l] += st->dist[i * nseg + s];
+				}
+			continue;
+		}
 		for (int64_t i = 0; i < n; i++)
+		{
+			const float *r = x + i * d;
+
 			for (int s = 0; s < nseg; s++)
 			{
-				int32_t		l = st->labels[i * nseg + s];
+				double	   *sp = st->acc->sums + (int64_t) st->labels[i * nseg + s] * d;
 
-				st->acc->counts[l]++;
-				st->acc->inertia[l] += st->dist[i * nseg + s];
+				for (int64_t j = lo; j < hi; j++)
+					sp[j] += r[j];
 			}
-		hi = d;
-	}
-	if (hi <= lo)
-		return;
-	for (int64_t i = 0; i < n; i++)
-	{
-		const float *r = x + i * d;
-
-		for (int s = 0; s < nseg; s++)
-		{
-			double	   *sp = st->acc->sums + (int64_t) st->labels[i * nseg + s] * d;
-
-			for (int64_t j = lo; j < hi; j++)
-				sp[j] += r[j];
 		}
 	}
 }
@@ -441,8 +480,10 @@ CpuAccumulate(KmBackend *be, KmBlock *blk, int nseg, const int32_t *labels, cons
 			  KmAccum *acc, KmError *err)
 {
 	CpuBackend *cb = (CpuBackend *) be;
-	AccumStep	st = {blk, be->d, nseg, labels, dist, acc};
+	AccumStep	st = {.blk = blk, .d = be->d, .nseg = nseg, .labels = labels, .dist = dist,
+	.acc = acc};
 
+	atomic_init(&st.next, 0);
 	if (acc->d != be->d)
 		return KM_FAIL(err, KM_ERR_ARGUMENT, "accumulator dimension %d, data %d", acc->d, be->d);
 	if (blk->n > 0)
@@ -463,6 +504,7 @@ typedef struct CandStep
 	const float *mindist;
 	float	   *mindist_out;	/* mindist_update: where the new minimum goes */
 	double	   *run_sums;		/* per run: t sums */
+	atomic_int_fast64_t next;
 } CandStep;
 
 static void
@@ -474,11 +516,10 @@ CandShare(void *arg, int share, int nshares)
 	int64_t		runs = (st->blk->n + KM_SUB_ROWS - 1) / KM_SUB_ROWS;
 	int32_t    *labels = st->cb->scratch_labels + (int64_t) share * KM_SUB_ROWS * t;
 	float	   *best = st->cb->scratch_best + (int64_t) share * KM_SUB_ROWS * t;
-	int64_t		rlo,
-				rhi;
+	int64_t		r;
 
-	ShareRange(runs, share, nshares, &rlo, &rhi);
-	for (int64_t r = rlo; r < rhi; r++)
+	(void) nshares;
+	while ((r = ClaimPiece(&st->next, runs)) >= 0)
 	{
 		int64_t		i0 = r * KM_SUB_ROWS;
 		int64_t		m = st->blk->n - i0 < KM_SUB_ROWS ? st->blk->n - i0 : KM_SUB_ROWS;
@@ -585,6 +626,7 @@ CandRun(CpuBackend *cb, KmBlock *blk, const float *cand, int t, const float *min
 	step.mindist = mindist;
 	step.mindist_out = mindist_out;
 	step.run_sums = cb->scratch_sums;
+	atomic_init(&step.next, 0);
 	if (blk->n > 0)
 		PoolRun(&cb->pool, CandShare, &step);
 out:
@@ -636,19 +678,29 @@ typedef struct SilhouetteStep
 	double	   *out;
 	KmStatus   *status;			/* per share */
 	KmError    *errs;
+	atomic_int_fast64_t next;
 } SilhouetteStep;
+
+/* Rows per silhouette piece: each row costs a pass over all s sample rows. */
+#define SILHOUETTE_PIECE 128
 
 static void
 SilhouetteShare(void *arg, int share, int nshares)
 {
 	SilhouetteStep *st = arg;
-	int64_t		lo,
-				hi;
+	int64_t		pieces = (st->s + SILHOUETTE_PIECE - 1) / SILHOUETTE_PIECE;
+	int64_t		p;
 
-	ShareRange(st->s, share, nshares, &lo, &hi);
-	st->status[share] = hi > lo ?
-		km_silhouette_rows(st->x, st->s, st->d, st->labels, st->nlab, st->ks, lo, hi, st->out,
-						   &st->errs[share]) : KM_OK;
+	(void) nshares;
+	st->status[share] = KM_OK;
+	while (st->status[share] == KM_OK && (p = ClaimPiece(&st->next, pieces)) >= 0)
+	{
+		int64_t		lo = p * SILHOUETTE_PIECE;
+		int64_t		hi = lo + SILHOUETTE_PIECE < st->s ? lo + SILHOUETTE_PIECE : st->s;
+
+		st->status[share] = km_silhouette_rows(st->x, st->s, st->d, st->labels, st->nlab,
+											   st->ks, lo, hi, st->out, &st->errs[share]);
+	}
 }
 
 /* Silhouette values of s rows, the rows split between the threads. */
@@ -658,8 +710,10 @@ CpuSilhouette(KmBackend *be, const float *x, int64_t s, const int32_t *labels, i
 {
 	CpuBackend *cb = (CpuBackend *) be;
 	int			nt = cb->pool.nthreads;
-	SilhouetteStep st = {x, s, be->d, labels, nlab, ks, out, NULL, NULL};
+	SilhouetteStep st = {.x = x, .s = s, .d = be->d, .labels = labels, .nlab = nlab, .ks = ks,
+	.out = out};
 
+	atomic_init(&st.next, 0);
 	st.status = calloc(nt, sizeof(KmStatus));
 	st.errs = calloc(nt, sizeof(KmError));
 	if (st.status == NULL || st.errs == NULL)
