@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Compare the cluster-quality kernels (kernels/km_quality.c) with scikit-learn.
 
-Builds kernels/km_quality.c into a shared library under /tmp (with a small shim for km_fail and
+Builds kernels/km_quality.c and km_util.c into a shared library under /tmp (km_fail and
 the RNG, which the product implements in other files), then, on float32 data, computes the
 silhouette (full sample, no sampling), Calinski-Harabasz and Davies-Bouldin scores the way the
 engine does and compares them with sklearn.metrics on the float64 version of the same data:
@@ -29,85 +29,6 @@ import time
 REL_TOL = 1e-6
 ABS_FLOOR = 1e-12  # for scores that are (nearly) zero
 
-SHIM = r"""
-/* Stand-ins for kernels functions implemented outside km_quality.c. */
-#include <stdarg.h>
-#include <stdio.h>
-#include "km_kernels.h"
-
-KmStatus
-km_fail(KmError *err, KmStatus status, const char *file, int line, const char *fmt,...)
-{
-	if (err)
-	{
-		va_list		ap;
-
-		err->status = status;
-		err->file = file;
-		err->line = line;
-		va_start(ap, fmt);
-		vsnprintf(err->message, sizeof(err->message), fmt, ap);
-		va_end(ap);
-	}
-	return status;
-}
-
-static uint64_t
-splitmix64(uint64_t *x)
-{
-	uint64_t	z = (*x += UINT64_C(0x9E3779B97F4A7C15));
-
-	z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
-	z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
-	return z ^ (z >> 31);
-}
-
-void
-km_rng_seed(KmRng *rng, uint64_t seed)
-{
-	for (int i = 0; i < 4; i++)
-		rng->s[i] = splitmix64(&seed);
-}
-
-static uint64_t
-rotl(uint64_t x, int k)
-{
-	return (x << k) | (x >> (64 - k));
-}
-
-uint64_t
-km_rng_next(KmRng *rng)
-{
-	uint64_t   *s = rng->s;
-	uint64_t	r = rotl(s[1] * 5, 7) * 9;
-	uint64_t	t = s[1] << 17;
-
-	s[2] ^= s[0];
-	s[3] ^= s[1];
-	s[1] ^= s[2];
-	s[0] ^= s[3];
-	s[2] ^= t;
-	s[3] = rotl(s[3], 45);
-	return r;
-}
-
-uint64_t
-km_rng_below(KmRng *rng, uint64_t bound)
-{
-	uint64_t	threshold;
-
-	if (bound <= 1)
-		return 0;
-	threshold = (0 - bound) % bound;
-	for (;;)
-	{
-		uint64_t	r = km_rng_next(rng);
-
-		if (r >= threshold)
-			return r % bound;
-	}
-}
-"""
 
 
 class KmError(ctypes.Structure):
@@ -120,16 +41,15 @@ class KmError(ctypes.Structure):
 
 
 def build_library(root, workdir):
-    """Compile km_quality.c and the shim into a shared library; return its path."""
+    """Compile km_quality.c with km_util.c (km_fail, random numbers) into a shared library."""
     cc = os.environ.get("CC", "gcc")
     cflags = shlex.split(os.environ.get(
         "KM_CFLAGS",
         "-O3 -march=native -std=gnu11 -Wall -Wextra -Werror -fno-strict-aliasing -fwrapv"))
-    shim = workdir / "km_quality_shim.c"
-    shim.write_text(SHIM)
     lib = workdir / "libkm_quality.so"
     cmd = [cc, *cflags, "-fPIC", "-shared", "-I", str(root / "kernels"),
-           str(root / "kernels" / "km_quality.c"), str(shim), "-o", str(lib), "-lm"]
+           str(root / "kernels" / "km_quality.c"), str(root / "kernels" / "km_util.c"),
+           "-o", str(lib), "-lm"]
     subprocess.run(cmd, check=True)
     return lib
 

@@ -11,8 +11,6 @@ Data: scikit-learn's 8x8 digits (1,797 x 64), and the seismic profiles in ../sha
 (11,346 x first 10 depths) when present.  Prints "N passed, M failed"; skips cleanly, exit 0,
 when scikit-learn or psycopg2 is missing.
 """
-import io
-import os
 import sys
 
 try:
@@ -24,34 +22,18 @@ except ImportError as e:
     print(f"skipped: reference not installed ({e})")
     sys.exit(0)
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-PROFILES = os.path.join(HERE, "..", "..", "..", "shared", "data", "wus_sh_2010_dvs_profiles.tsv")
-passed = failed = 0
+from _common import Checks, load_table, read_profiles  # noqa: E402
 
-
-def check(ok, what):
-    global passed, failed
-    if ok:
-        passed += 1
-    else:
-        failed += 1
-        print(f"FAIL {what}")
+check = Checks()
 
 
 def rel(a, b):
     return abs(a - b) / max(abs(b), 1e-300)
 
 
-def load(cur, name, x):
-    cur.execute(f"DROP TABLE IF EXISTS {name}; CREATE TABLE {name} (id bigint, v real[])")
-    buf = io.StringIO("".join(f"{i}\t{{{','.join(repr(float(v)) for v in r)}}}\n"
-                              for i, r in enumerate(x)))
-    cur.copy_expert(f"COPY {name} FROM STDIN", buf)
-
-
 def compare(cur, name, x, k_min, k_max):
     x = np.asarray(x, dtype=np.float32)
-    load(cur, name, x)
+    load_table(cur, name, x)
     cur.execute("SELECT k, silhouette, calinski_harabasz, davies_bouldin FROM "
                 "kmeans_elbow(%s, 'v', %s, %s, silhouette_sample => %s) ORDER BY k",
                 (name, k_min, k_max, len(x)))
@@ -81,17 +63,12 @@ def main():
     cur.execute("SET search_path = elbow_check, public")
 
     compare(cur, "digits", load_digits().data, 2, 12)
-    if os.path.exists(PROFILES):
-        with open(PROFILES) as f:
-            prof = [[float(v) for v in line.split("\t")[3].strip().strip("{}").split(",")[:10]]
-                    for line in f]
+    prof = read_profiles(10)
+    if prof is not None:
         compare(cur, "profiles", prof, 3, 10)
-    else:
-        print(f"skipped the seismic profiles: {PROFILES} not found")
 
     cur.execute("DROP SCHEMA elbow_check CASCADE")
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
+    return check.summary()
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ seismic profiles in ../shared/data (11,346 x 10) when present.  Connects with th
 environment (PGHOST, PGPORT, PGUSER, PGDATABASE); the extension must be installed.
 Prints "N passed, M failed"; skips cleanly, exit 0, when scikit-learn or psycopg2 is missing.
 """
-import os
 import sys
 
 try:
@@ -23,40 +22,16 @@ except ImportError as e:  # the reference is optional on a developer's machine
     print(f"skipped: reference not installed ({e})")
     sys.exit(0)
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-PROFILES = os.path.join(HERE, "..", "..", "..", "shared", "data", "wus_sh_2010_dvs_profiles.tsv")
+from _common import Checks, load_table, pg_array, read_profiles  # noqa: E402
 
-passed = failed = 0
-
-
-def check(ok, what):
-    global passed, failed
-    if ok:
-        passed += 1
-    else:
-        failed += 1
-        print(f"FAIL {what}")
-
-
-def pg_array(rows):
-    """A real[] literal for a 1-D or 2-D float array."""
-    if rows.ndim == 1:
-        return "{" + ",".join(repr(float(v)) for v in rows) + "}"
-    return "{" + ",".join(pg_array(r) for r in rows) + "}"
-
-
-def load(cur, name, x):
-    cur.execute(f"DROP TABLE IF EXISTS {name}; CREATE TABLE {name} (id bigint, v real[])")
-    rows = "\n".join(f"{i}\t{pg_array(r)}" for i, r in enumerate(x))
-    import io
-    cur.copy_expert(f"COPY {name} FROM STDIN", io.StringIO(rows + "\n"))
+check = Checks()
 
 
 def compare(cur, name, x, k, start_rows):
     """Fits x from the rows at start_rows with both implementations and compares."""
     x = np.asarray(x, dtype=np.float32)
     init = x[start_rows]
-    load(cur, name, x)
+    load_table(cur, name, x)
     cur.execute(f"SELECT cluster, center, size, inertia FROM kmeans_fit(%s, 'v', %s, "
                 f"init_centers => %s::real[], model => %s) ORDER BY cluster",
                 (name, k, pg_array(init), name))
@@ -107,22 +82,14 @@ def main():
     # and 30 clusters from every 60th image
     compare(cur, "digits30", digits.data, 30, list(range(0, 1800, 60)))
 
-    if os.path.exists(PROFILES):
-        prof = []
-        with open(PROFILES) as f:
-            for line in f:
-                dvs = line.rstrip("\n").split("\t")[3].strip("{}").split(",")
-                prof.append([float(v) for v in dvs[:10]])
-        prof = np.array(prof, dtype=np.float32)
+    prof = read_profiles(10)
+    if prof is not None:
         rows = np.random.default_rng(1).choice(len(prof), 8, replace=False)
         compare(cur, "profiles", prof, 8, sorted(rows.tolist()))
-    else:
-        print(f"skipped the seismic profiles: {PROFILES} not found")
 
     cur.execute("DELETE FROM kmeans_models WHERE name IN ('small', 'digits', 'digits30', 'profiles')")
     cur.execute("DROP SCHEMA reference_check CASCADE")
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
+    return check.summary()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,53 @@
+"""Shared pieces of the reference checks: pass/fail counting, loading a float32 array into a
+table, and the seismic profiles from ../shared/data when they are there."""
+import io
+import os
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PROFILES = os.path.join(HERE, "..", "..", "..", "shared", "data", "wus_sh_2010_dvs_profiles.tsv")
+
+
+class Checks:
+    """Counts checks and prints the failing ones."""
+
+    def __init__(self):
+        self.passed = self.failed = 0
+
+    def __call__(self, ok, what):
+        if ok:
+            self.passed += 1
+        else:
+            self.failed += 1
+            print(f"FAIL {what}")
+
+    def summary(self):
+        print(f"{self.passed} passed, {self.failed} failed")
+        return 1 if self.failed else 0
+
+
+def pg_array(rows):
+    """A real[] literal for a 1-D or 2-D array; repr() of a float32 widened to float64 is exact."""
+    rows = np.asarray(rows)
+    if rows.ndim == 1:
+        return "{" + ",".join(repr(float(v)) for v in rows) + "}"
+    return "{" + ",".join(pg_array(r) for r in rows) + "}"
+
+
+def load_table(cur, name, x):
+    """(Re)creates table name (id bigint, v real[]) holding the rows of x, ids from 0."""
+    cur.execute(f"DROP TABLE IF EXISTS {name}; CREATE TABLE {name} (id bigint, v real[])")
+    buf = io.StringIO("".join(f"{i}\t{pg_array(r)}\n" for i, r in enumerate(x)))
+    cur.copy_expert(f"COPY {name} FROM STDIN", buf)
+
+
+def read_profiles(depths=10):
+    """The first depths values of every seismic profile as float32, or None when absent."""
+    if not os.path.exists(PROFILES):
+        print(f"skipped the seismic profiles: {PROFILES} not found")
+        return None
+    with open(PROFILES) as f:
+        rows = [[float(v) for v in line.split("\t")[3].strip().strip("{}").split(",")[:depths]]
+                for line in f]
+    return np.array(rows, dtype=np.float32)
