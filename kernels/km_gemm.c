@@ -7,32 +7,44 @@
  * is folded into a running per-row minimum as soon as its dot products are complete, so the
  * n x k score matrix is never written out.
  *
- * Orientation.  Rows go in the vector lanes and centers are broadcast: a tile is KM_MR rows
- * (KM_MR / lanes vector registers) by KM_NR centers, one accumulator register per (row vector,
- * center).  With rows in lanes the argmin is a vertical compare-and-blend per center, with no
- * horizontal reduction, and a segment boundary inside a tile costs nothing but a flush of the
- * running minimum; with centers in lanes every boundary would need a masked cross-lane
+ * Orientation.  Rows go in the vector lanes and centers are broadcast: a tile is GEMM_MR rows
+ * (GEMM_MR / lanes vector registers) by GEMM_NR centers, one accumulator register per (row
+ * vector, center).  With rows in lanes the argmin is a vertical compare-and-blend per center,
+ * with no horizontal reduction, and a segment boundary inside a tile costs nothing but a flush
+ * of the running minimum; with centers in lanes every boundary would need a masked cross-lane
  * reduction, which is expensive for the elbow's many short segments.
  *
- * Data layout.  The centers are packed once by km_gemm_pack into panels of KM_NR centers,
- * coordinate-major inside a panel (panel[t * KM_NR + jj] = c[j0 + jj][t]), the last panel padded
- * with zero centers; the micro-kernel reads a panel sequentially, one broadcast per center and
- * coordinate.  Each call packs (transposes) KM_MR rows at a time into a stack buffer,
- * coordinate-major (apack[t * KM_MR + r]), so that one aligned vector load gives a coordinate
- * of KM_MR / lanes rows.  The row panel stays in L1/L2 while all center panels stream past it.
+ * Data layout.  The centers are packed once by km_gemm_pack into panels of GEMM_NR centers,
+ * coordinate-major inside a panel (panel[t * GEMM_NR + jj] = c[j0 + jj][t]), the last panel
+ * padded with zero centers; the micro-kernel reads a panel sequentially, one broadcast per
+ * center and coordinate.  Each call packs (transposes) GEMM_MR rows at a time into a stack
+ * buffer, coordinate-major (apack[t * GEMM_MR + r]), so that one aligned vector load gives a
+ * coordinate of GEMM_MR / lanes rows.  The row panel stays in L1/L2 while all center panels
+ * stream past it from L2/L3; the next row panel is prefetched meanwhile.
  *
  * Blocking over d.  Up to KC_MAX coordinates the whole dot product is accumulated in registers
- * in one pass.  Beyond that d is cut into equal slices of at most KC_MAX coordinates and the
- * centers into blocks of PANEL_BLOCK panels; the partial sums of one block live in a stack
+ * in one pass.  Beyond that d is cut into near-equal slices of at most KC_MAX coordinates and
+ * the centers into blocks of PANEL_BLOCK panels; the partial sums of one block live in a stack
  * buffer between slices.  Slicing keeps the order of the additions, so results do not depend
  * on it.
+ *
+ * Folding.  A tile inside one segment is folded in registers.  A tile that crosses a segment
+ * boundary, or whose panel is partly padding, goes through memory (FoldTileSlow).  Finished
+ * segments are buffered and written 16 at a time per row (FoldDrain), which matters when the
+ * segments are single centers, as for the k-means++ candidates.  A panel with at most
+ * GEMM_NR / 2 real centers uses a half-width tile.
  *
  * Arithmetic.  Every dot product is accumulated with fused multiply-adds in coordinate order
  * starting from the first product, and the score is fl(cnorm - 2 dot): the same operations as
  * km_argmin_ref, so on FMA hardware the result is bit-identical to it, whatever the ISA path,
- * the tile position or the way rows are split between calls.  Ties keep the lowest index
- * because centers are folded in increasing index order with a strict compare; NaN scores are
- * never chosen; an empty segment gives its start offset and +inf, like km_argmin_ref.
+ * the tile kind, the tile position or the way rows are split between calls.  Ties keep the
+ * lowest index because centers are folded in increasing index order with a strict compare;
+ * NaN scores are never chosen; an empty segment gives its start offset and +inf, like
+ * km_argmin_ref.  seg_off[0] must be 0 and the offsets non-decreasing.
+ *
+ * Resources.  km_gemm_argmin is single-threaded and reentrant, allocates nothing and keeps its
+ * scratch on the stack: about 100 kB with AVX-512 (the packed rows, GEMM_MR * KC_MAX floats,
+ * are most of it), 42 kB with AVX2, 21 kB for the portable path.
  */
 #include "km_kernels.h"
 
@@ -49,17 +61,17 @@
  * accumulators, 2 row vectors and a broadcast register, within the 16 ymm registers.
  */
 #if defined(__AVX512F__)
-#define KM_MR 32
-#define KM_NR 14
+#define GEMM_MR 32
+#define GEMM_NR 14
 #elif defined(__AVX2__) && defined(__FMA__)
-#define KM_MR 16
-#define KM_NR 6
+#define GEMM_MR 16
+#define GEMM_NR 6
 #else
-#define KM_MR 8
-#define KM_NR 4
+#define GEMM_MR 8
+#define GEMM_NR 4
 #endif
 
-/* Coordinates per pass; the packed rows (KM_MR * KC_MAX floats) fit in L2 with room to spare. */
+/* Coordinates per pass; the packed rows (GEMM_MR * KC_MAX floats) fit in L2 with room to spare. */
 #define KC_MAX 512
 /* Center panels whose partial sums are kept between slices when d > KC_MAX. */
 #define PANEL_BLOCK 16
@@ -68,14 +80,22 @@
 #define TILE_LOAD 1
 #define TILE_FOLD 2
 
+/* Finished segments buffered per row panel before they are written out row by row. */
+#define OUT_BUF 16
+
 /*
  * Running argmin of the rows of one row panel: the segment being folded, its end, and per row
- * the best score and index so far.
+ * the best score and index so far.  Finished segments are buffered column-wise (one vector
+ * store each) and written out by FoldDrain, which turns them into contiguous runs per row.
  */
 typedef struct GemmFold
 {
-	float		best[KM_MR] __attribute__((aligned(64)));
-	int32_t		idx[KM_MR] __attribute__((aligned(64)));
+	float		best[GEMM_MR] __attribute__((aligned(64)));
+	int32_t		idx[GEMM_MR] __attribute__((aligned(64)));
+	float		obest[OUT_BUF][GEMM_MR] __attribute__((aligned(64)));
+	int32_t		oidx[OUT_BUF][GEMM_MR] __attribute__((aligned(64)));
+	int			nout;			/* segments in obest/oidx */
+	int			out_seg0;		/* the first of them */
 	const float *cnorm;
 	const int  *seg_off;
 	int			nseg;
@@ -86,31 +106,31 @@ typedef struct GemmFold
 	float	   *out_best;
 } GemmFold;
 
-/* Bytes of the packed centers: ceil(k / KM_NR) panels of KM_NR x d floats. */
+/* Bytes of the packed centers: ceil(k / GEMM_NR) panels of GEMM_NR x d floats. */
 size_t
 km_gemm_packed_size(int k, int d)
 {
-	size_t		npanels = k > 0 ? ((size_t) k + KM_NR - 1) / KM_NR : 0;
+	size_t		npanels = k > 0 ? ((size_t) k + GEMM_NR - 1) / GEMM_NR : 0;
 
-	return npanels * KM_NR * (size_t) (d > 0 ? d : 0) * sizeof(float);
+	return npanels * GEMM_NR * (size_t) (d > 0 ? d : 0) * sizeof(float);
 }
 
-/* Packs the k x d centers into coordinate-major panels of KM_NR, padding with zero centers. */
+/* Packs the k x d centers into coordinate-major panels of GEMM_NR, padding with zero centers. */
 void
 km_gemm_pack(const float *c, int k, int d, void *packed)
 {
 	float	   *out = packed;
-	int			npanels = (k + KM_NR - 1) / KM_NR;
+	int			npanels = (k + GEMM_NR - 1) / GEMM_NR;
 
 	if (k <= 0 || d <= 0)
 		return;
 	for (int p = 0; p < npanels; p++)
 	{
-		float	   *panel = out + (size_t) p * KM_NR * d;
+		float	   *panel = out + (size_t) p * GEMM_NR * d;
 
-		for (int jj = 0; jj < KM_NR; jj++)
+		for (int jj = 0; jj < GEMM_NR; jj++)
 		{
-			int			j = p * KM_NR + jj;
+			int			j = p * GEMM_NR + jj;
 
 			/* Walk each center contiguously; the panel writes are strided but stay in cache. */
 			if (j < k)
@@ -118,12 +138,12 @@ km_gemm_pack(const float *c, int k, int d, void *packed)
 				const float *cj = c + (size_t) j * d;
 
 				for (int t = 0; t < d; t++)
-					panel[(size_t) t * KM_NR + jj] = cj[t];
+					panel[(size_t) t * GEMM_NR + jj] = cj[t];
 			}
 			else
 			{
 				for (int t = 0; t < d; t++)
-					panel[(size_t) t * KM_NR + jj] = 0.0f;
+					panel[(size_t) t * GEMM_NR + jj] = 0.0f;
 			}
 		}
 	}
@@ -177,13 +197,15 @@ Transpose16(__m512 v[16])
 
 /*
  * Transposes coordinates [t0, t0 + kc) of rows x[0..nrows) into apack (coordinate-major,
- * KM_MR rows per coordinate); missing rows are zero so the tile arithmetic stays finite.
- * Rows are read contiguously, 16 x 16 blocks at a time, with masked loads at the tail.
+ * GEMM_MR rows per coordinate); missing rows are zero so the tile arithmetic stays finite.
+ * Rows are read contiguously, 16 x 16 blocks at a time, with masked loads at the tail.  When
+ * pf_ahead, the same block of the next GEMM_MR rows (which must exist) is prefetched: with few
+ * centers the tiles are too short to hide the memory latency of the rows otherwise.
  */
 static void
-PackRows(const float *x, int d, int nrows, int t0, int kc, float *apack)
+PackRows(const float *x, int d, int nrows, int t0, int kc, float *apack, int pf_ahead)
 {
-	for (int g = 0; g < KM_MR; g += 16)
+	for (int g = 0; g < GEMM_MR; g += 16)
 	{
 		int			rows = nrows - g < 16 ? (nrows - g > 0 ? nrows - g : 0) : 16;
 
@@ -193,13 +215,16 @@ PackRows(const float *x, int d, int nrows, int t0, int kc, float *apack)
 			__mmask16	mask = (__mmask16) ((1u << m) - 1);
 			__m512		v[16];
 
+			if (pf_ahead)
+				for (int i = 0; i < 16; i++)
+					__builtin_prefetch(x + (size_t) (GEMM_MR + g + i) * d + t0 + tb, 0, 2);
 			for (int i = 0; i < 16; i++)
 				v[i] = i < rows ?
 					_mm512_maskz_loadu_ps(mask, x + (size_t) (g + i) * d + t0 + tb) :
 					_mm512_setzero_ps();
 			Transpose16(v);
 			for (int c = 0; c < m; c++)
-				_mm512_store_ps(apack + (size_t) (tb + c) * KM_MR + g, v[c]);
+				_mm512_store_ps(apack + (size_t) (tb + c) * GEMM_MR + g, v[c]);
 		}
 	}
 }
@@ -208,73 +233,143 @@ PackRows(const float *x, int d, int nrows, int t0, int kc, float *apack)
 
 /*
  * Transposes coordinates [t0, t0 + kc) of rows x[0..nrows) into apack (coordinate-major,
- * KM_MR rows per coordinate); missing rows are zero so the tile arithmetic stays finite.
+ * GEMM_MR rows per coordinate); missing rows are zero so the tile arithmetic stays finite.
  */
 static void
-PackRows(const float *x, int d, int nrows, int t0, int kc, float *apack)
+PackRows(const float *x, int d, int nrows, int t0, int kc, float *apack, int pf_ahead)
 {
 	int			r;
+
+	(void) pf_ahead;			/* no software prefetch in the portable path */
 
 	for (r = 0; r < nrows; r++)
 	{
 		const float *src = x + (size_t) r * d + t0;
 
 		for (int t = 0; t < kc; t++)
-			apack[(size_t) t * KM_MR + r] = src[t];
+			apack[(size_t) t * GEMM_MR + r] = src[t];
 	}
-	for (; r < KM_MR; r++)
+	for (; r < GEMM_MR; r++)
 	{
 		for (int t = 0; t < kc; t++)
-			apack[(size_t) t * KM_MR + r] = 0.0f;
+			apack[(size_t) t * GEMM_MR + r] = 0.0f;
 	}
 }
 
 #endif
 
+#if defined(__AVX512F__)
+
 /*
- * Writes the running minimum of the current segment for the panel's rows, then moves to the
- * next non-empty segment (empty ones get their start offset and +inf) and resets the minimum.
+ * Writes the buffered segments out[row * nseg + out_seg0 + s] for the panel's rows.  A 16 x 16
+ * transpose turns 16 segment vectors into 16 row vectors, each one masked store; with
+ * one-center segments (k-means++ candidates) scalar stores here cost more than the tiles.
+ */
+static void
+FoldDrain(GemmFold *f)
+{
+	__mmask16	mask = (__mmask16) ((1u << f->nout) - 1);
+
+	for (int g = 0; g < f->nrows; g += 16)
+	{
+		int			rows = f->nrows - g < 16 ? f->nrows - g : 16;
+		__m512		vb[16];
+		__m512		vi[16];
+
+		for (int s = 0; s < 16; s++)
+		{
+			vb[s] = s < f->nout ? _mm512_load_ps(f->obest[s] + g) : _mm512_setzero_ps();
+			vi[s] = s < f->nout ? _mm512_load_ps((const float *) f->oidx[s] + g) :
+				_mm512_setzero_ps();
+		}
+		Transpose16(vb);
+		Transpose16(vi);
+		for (int r = 0; r < rows; r++)
+		{
+			size_t		o = (size_t) (g + r) * f->nseg + f->out_seg0;
+
+			_mm512_mask_storeu_ps(f->out_best + o, mask, vb[r]);
+			_mm512_mask_storeu_ps((float *) f->labels + o, mask, vi[r]);
+		}
+	}
+	f->nout = 0;
+}
+
+#else
+
+/* Writes the buffered segments out[row * nseg + out_seg0 + s] for the panel's rows. */
+static void
+FoldDrain(GemmFold *f)
+{
+	for (int r = 0; r < f->nrows; r++)
+	{
+		size_t		o = (size_t) r * f->nseg + f->out_seg0;
+
+		for (int s = 0; s < f->nout; s++)
+		{
+			f->labels[o + s] = f->oidx[s][r];
+			f->out_best[o + s] = f->obest[s][r];
+		}
+	}
+	f->nout = 0;
+}
+
+#endif
+
+/* Buffers the result of segment seg (consecutive with those buffered already). */
+static inline void
+FoldPush(GemmFold *f, int seg, const float *bst, const int32_t *idx)
+{
+	if (f->nout == 0)
+		f->out_seg0 = seg;
+	memcpy(f->obest[f->nout], bst, sizeof(f->obest[0]));
+	memcpy(f->oidx[f->nout], idx, sizeof(f->oidx[0]));
+	if (++f->nout == OUT_BUF)
+		FoldDrain(f);
+}
+
+/*
+ * Ends the current segment (buffering its minimum) when write_current, then moves to the next
+ * non-empty segment (empty ones get their start offset and +inf) and resets the minimum.
  */
 static void
 FoldNextSegment(GemmFold *f, int write_current)
 {
 	int			nseg = f->nseg;
+	int			seg = f->seg;
 
 	if (write_current)
+		FoldPush(f, seg++, f->best, f->idx);
+	while (seg < nseg && f->seg_off[seg + 1] <= f->seg_off[seg])
 	{
-		for (int r = 0; r < f->nrows; r++)
+		float		bst[GEMM_MR];
+		int32_t		idx[GEMM_MR];
+
+		for (int r = 0; r < GEMM_MR; r++)
 		{
-			f->labels[(size_t) r * nseg + f->seg] = f->idx[r];
-			f->out_best[(size_t) r * nseg + f->seg] = f->best[r];
+			bst[r] = INFINITY;
+			idx[r] = f->seg_off[seg];
 		}
-		f->seg++;
+		FoldPush(f, seg++, bst, idx);
 	}
-	while (f->seg < nseg && f->seg_off[f->seg + 1] <= f->seg_off[f->seg])
+	f->seg = seg;
+	if (seg >= nseg)
 	{
-		for (int r = 0; r < f->nrows; r++)
-		{
-			f->labels[(size_t) r * nseg + f->seg] = f->seg_off[f->seg];
-			f->out_best[(size_t) r * nseg + f->seg] = INFINITY;
-		}
-		f->seg++;
-	}
-	if (f->seg < nseg)
-	{
-		f->seg_end = f->seg_off[f->seg + 1];
-		for (int r = 0; r < KM_MR; r++)
-		{
-			f->best[r] = INFINITY;
-			f->idx[r] = f->seg_off[f->seg];
-		}
-	}
-	else
 		f->seg_end = INT32_MAX;
+		return;
+	}
+	f->seg_end = f->seg_off[seg + 1];
+	for (int r = 0; r < GEMM_MR; r++)
+	{
+		f->best[r] = INFINITY;
+		f->idx[r] = f->seg_off[seg];
+	}
 }
 
 #if defined(__AVX512F__)
 
 /*
- * Folds a finished tile held in memory (ctile[jj * KM_MR + r]) for its first ncols centers,
+ * Folds a finished tile held in memory (ctile[jj * GEMM_MR + r]) for its first ncols centers,
  * flushing segments that end inside it: the tiles the register fold in Tile cannot take.
  * The running minimum stays in registers between flushes; the compiler's own vectorization
  * of the plain loop branched on the masks and went through memory, at 10% of an elbow run.
@@ -311,8 +406,8 @@ FoldTileSlow(GemmFold *f, const float *ctile, int j0, int ncols)
 			i1 = _mm512_load_si512(f->idx + 16);
 		}
 		/* Same rounding as the register fold: 2 * dot is exact, one rounding of the difference. */
-		s0 = _mm512_fnmadd_ps(_mm512_load_ps(ctile + jj * KM_MR), two, cn);
-		s1 = _mm512_fnmadd_ps(_mm512_load_ps(ctile + jj * KM_MR + 16), two, cn);
+		s0 = _mm512_fnmadd_ps(_mm512_load_ps(ctile + jj * GEMM_MR), two, cn);
+		s1 = _mm512_fnmadd_ps(_mm512_load_ps(ctile + jj * GEMM_MR + 16), two, cn);
 		m0 = _mm512_cmp_ps_mask(s0, b0, _CMP_LT_OQ);
 		m1 = _mm512_cmp_ps_mask(s1, b1, _CMP_LT_OQ);
 		b0 = _mm512_mask_blend_ps(m0, b0, s0);
@@ -326,11 +421,65 @@ FoldTileSlow(GemmFold *f, const float *ctile, int j0, int ncols)
 	_mm512_store_si512(f->idx + 16, i1);
 }
 
+#elif defined(__AVX2__) && defined(__FMA__)
+
+/*
+ * Folds a finished tile held in memory (ctile[jj * GEMM_MR + r]) for its first ncols centers,
+ * flushing segments that end inside it: the tiles the register fold in Tile cannot take.
+ * The running minimum stays in registers between flushes, the indices as float bit patterns.
+ */
+static void
+FoldTileSlow(GemmFold *f, const float *ctile, int j0, int ncols)
+{
+	const __m256 two = _mm256_set1_ps(2.0f);
+	__m256		b0 = _mm256_load_ps(f->best);
+	__m256		b1 = _mm256_load_ps(f->best + 8);
+	__m256		i0 = _mm256_load_ps((const float *) f->idx);
+	__m256		i1 = _mm256_load_ps((const float *) f->idx + 8);
+
+	for (int jj = 0; jj < ncols; jj++)
+	{
+		int			j = j0 + jj;
+		__m256		cn = _mm256_broadcast_ss(f->cnorm + j);
+		__m256		jv = _mm256_castsi256_ps(_mm256_set1_epi32(j));
+		__m256		s0;
+		__m256		s1;
+		__m256		m0;
+		__m256		m1;
+
+		if (j >= f->seg_end)
+		{
+			_mm256_store_ps(f->best, b0);
+			_mm256_store_ps(f->best + 8, b1);
+			_mm256_store_ps((float *) f->idx, i0);
+			_mm256_store_ps((float *) f->idx + 8, i1);
+			FoldNextSegment(f, 1);
+			b0 = _mm256_load_ps(f->best);
+			b1 = _mm256_load_ps(f->best + 8);
+			i0 = _mm256_load_ps((const float *) f->idx);
+			i1 = _mm256_load_ps((const float *) f->idx + 8);
+		}
+		/* Same rounding as the register fold: 2 * dot is exact, one rounding of the difference. */
+		s0 = _mm256_fnmadd_ps(_mm256_load_ps(ctile + jj * GEMM_MR), two, cn);
+		s1 = _mm256_fnmadd_ps(_mm256_load_ps(ctile + jj * GEMM_MR + 8), two, cn);
+		m0 = _mm256_cmp_ps(s0, b0, _CMP_LT_OQ);
+		m1 = _mm256_cmp_ps(s1, b1, _CMP_LT_OQ);
+		b0 = _mm256_blendv_ps(b0, s0, m0);
+		b1 = _mm256_blendv_ps(b1, s1, m1);
+		i0 = _mm256_blendv_ps(i0, jv, m0);
+		i1 = _mm256_blendv_ps(i1, jv, m1);
+	}
+	_mm256_store_ps(f->best, b0);
+	_mm256_store_ps(f->best + 8, b1);
+	_mm256_store_ps((float *) f->idx, i0);
+	_mm256_store_ps((float *) f->idx + 8, i1);
+}
+
 #else
 
 /*
- * Folds a finished tile held in memory (ctile[jj * KM_MR + r]) for its first ncols centers,
- * flushing segments that end inside it: the tiles the register fold in Tile cannot take.
+ * Folds a finished tile held in memory (ctile[jj * GEMM_MR + r]) for its first ncols centers,
+ * flushing segments that end inside it.
  */
 static void
 FoldTileSlow(GemmFold *f, const float *ctile, int j0, int ncols)
@@ -339,12 +488,12 @@ FoldTileSlow(GemmFold *f, const float *ctile, int j0, int ncols)
 	{
 		int			j = j0 + jj;
 		float		cn = f->cnorm[j];
-		const float *col = ctile + (size_t) jj * KM_MR;
+		const float *col = ctile + (size_t) jj * GEMM_MR;
 
 		if (j >= f->seg_end)
 			FoldNextSegment(f, 1);
 		/* Same rounding as the register fold: 2 * dot is exact, one rounding of the difference. */
-		for (int r = 0; r < KM_MR; r++)
+		for (int r = 0; r < GEMM_MR; r++)
 		{
 			float		s = fmaf(-2.0f, col[r], cn);
 
@@ -362,54 +511,56 @@ FoldTileSlow(GemmFold *f, const float *ctile, int j0, int ncols)
 #if defined(__AVX512F__)
 
 /*
- * One KM_MR x KM_NR tile over kc coordinates: accumulate in registers, then either save the
- * partial sums to ctile or fold the scores into f.  The register fold handles whole tiles
- * inside one segment; the rest go through ctile and FoldTileSlow.
+ * One GEMM_MR x nrv tile over kc coordinates, nrv <= GEMM_NR a compile-time constant:
+ * accumulate in registers, then either save the partial sums to ctile or fold the scores into
+ * f.  The register fold handles whole tiles inside one segment; the rest go through ctile and
+ * FoldTileSlow.
  */
-static void
-Tile(const float *a, const float *b, int kc, float *ctile, int mode, GemmFold *f, int j0,
-	 int ncols)
+static inline __attribute__((always_inline)) void
+TileBody(const float *a, const float *b, int kc, float *ctile, int mode, GemmFold *f, int j0,
+		 int ncols, const int nrv)
 {
-	__m512		c0[KM_NR],
-				c1[KM_NR];
+	__m512		c0[GEMM_NR],
+				c1[GEMM_NR];
 
 	if (mode & TILE_LOAD)
 	{
 #pragma GCC unroll 14
-		for (int jj = 0; jj < KM_NR; jj++)
+		for (int jj = 0; jj < nrv; jj++)
 		{
-			c0[jj] = _mm512_load_ps(ctile + jj * KM_MR);
-			c1[jj] = _mm512_load_ps(ctile + jj * KM_MR + 16);
+			c0[jj] = _mm512_load_ps(ctile + jj * GEMM_MR);
+			c1[jj] = _mm512_load_ps(ctile + jj * GEMM_MR + 16);
 		}
 	}
 	else
 	{
 #pragma GCC unroll 14
-		for (int jj = 0; jj < KM_NR; jj++)
+		for (int jj = 0; jj < nrv; jj++)
 		{
 			c0[jj] = _mm512_setzero_ps();
 			c1[jj] = _mm512_setzero_ps();
 		}
 	}
 
+	/* The panel is GEMM_NR wide whatever nrv is: a narrow tile reads its first nrv centers. */
 	for (int t = 0; t < kc; t++)
 	{
 		__m512		a0 = _mm512_load_ps(a);
 		__m512		a1 = _mm512_load_ps(a + 16);
 
 #pragma GCC unroll 14
-		for (int jj = 0; jj < KM_NR; jj++)
+		for (int jj = 0; jj < nrv; jj++)
 		{
 			__m512		bj = _mm512_set1_ps(b[jj]);
 
 			c0[jj] = _mm512_fmadd_ps(a0, bj, c0[jj]);
 			c1[jj] = _mm512_fmadd_ps(a1, bj, c1[jj]);
 		}
-		a += KM_MR;
-		b += KM_NR;
+		a += GEMM_MR;
+		b += GEMM_NR;
 	}
 
-	if ((mode & TILE_FOLD) && ncols == KM_NR && j0 + KM_NR <= f->seg_end)
+	if ((mode & TILE_FOLD) && ncols == nrv && j0 + nrv <= f->seg_end)
 	{
 		const __m512 two = _mm512_set1_ps(2.0f);
 		__m512		b0 = _mm512_load_ps(f->best);
@@ -418,7 +569,7 @@ Tile(const float *a, const float *b, int kc, float *ctile, int mode, GemmFold *f
 		__m512i		i1 = _mm512_load_si512(f->idx + 16);
 
 #pragma GCC unroll 14
-		for (int jj = 0; jj < KM_NR; jj++)
+		for (int jj = 0; jj < nrv; jj++)
 		{
 			__m512		cn = _mm512_set1_ps(f->cnorm[j0 + jj]);
 			__m512i		jv = _mm512_set1_epi32(j0 + jj);
@@ -440,42 +591,79 @@ Tile(const float *a, const float *b, int kc, float *ctile, int mode, GemmFold *f
 	}
 
 #pragma GCC unroll 14
-	for (int jj = 0; jj < KM_NR; jj++)
+	for (int jj = 0; jj < nrv; jj++)
 	{
-		_mm512_store_ps(ctile + jj * KM_MR, c0[jj]);
-		_mm512_store_ps(ctile + jj * KM_MR + 16, c1[jj]);
+		_mm512_store_ps(ctile + jj * GEMM_MR, c0[jj]);
+		_mm512_store_ps(ctile + jj * GEMM_MR + 16, c1[jj]);
 	}
 	if (mode & TILE_FOLD)
 		FoldTileSlow(f, ctile, j0, ncols);
 }
 
-#elif defined(__AVX2__) && defined(__FMA__)
+/*
+ * The full-width tile.  Kept out of line, like the others, so that register allocation sees
+ * only the tile: inlined into the driver, GCC spilled an accumulator of the AVX2 loop to the
+ * stack and halved its speed.
+ */
+static __attribute__((noinline)) void
+TileWide(const float *a, const float *b, int kc, float *ctile, int mode, GemmFold *f, int j0,
+		 int ncols)
+{
+	TileBody(a, b, kc, ctile, mode, f, j0, ncols, GEMM_NR);
+}
+
+/* Half-width tile for panels of at most GEMM_NR / 2 centers (k-means++ candidates, tails). */
+static __attribute__((noinline)) void
+TileNarrow(const float *a, const float *b, int kc, float *ctile, int mode, GemmFold *f, int j0,
+		   int ncols)
+{
+	TileBody(a, b, kc, ctile, mode, f, j0, ncols, GEMM_NR / 2);
+}
 
 /*
- * One KM_MR x KM_NR tile over kc coordinates: accumulate in registers, then either save the
- * partial sums to ctile or fold the scores into f.  The register fold handles whole tiles
- * inside one segment; the rest go through ctile and FoldTileSlow.
+ * One tile of the panel starting at center j0, ncols of whose centers are real: the narrow
+ * kernel when the rest is padding, which halves the work for a handful of centers.  The
+ * choice depends only on the panel, so every slice of a panel takes the same one.
  */
-static void
+static inline void
 Tile(const float *a, const float *b, int kc, float *ctile, int mode, GemmFold *f, int j0,
 	 int ncols)
 {
-	__m256		c0[KM_NR],
-				c1[KM_NR];
+	if (ncols <= GEMM_NR / 2)
+		TileNarrow(a, b, kc, ctile, mode, f, j0, ncols);
+	else
+		TileWide(a, b, kc, ctile, mode, f, j0, ncols);
+}
+
+#elif defined(__AVX2__) && defined(__FMA__)
+
+/*
+ * One GEMM_MR x GEMM_NR tile over kc coordinates: accumulate in registers, then either save the
+ * partial sums to ctile or fold the scores into f.  The register fold handles whole tiles
+ * inside one segment; the rest go through ctile and FoldTileSlow.  Kept out of line so that
+ * register allocation sees only the tile: inlined into the driver, GCC spilled an accumulator
+ * of the AVX2 loop to the stack and halved its speed.
+ */
+static __attribute__((noinline)) void
+Tile(const float *a, const float *b, int kc, float *ctile, int mode, GemmFold *f, int j0,
+	 int ncols)
+{
+	__m256		c0[GEMM_NR],
+				c1[GEMM_NR];
 
 	if (mode & TILE_LOAD)
 	{
 #pragma GCC unroll 6
-		for (int jj = 0; jj < KM_NR; jj++)
+		for (int jj = 0; jj < GEMM_NR; jj++)
 		{
-			c0[jj] = _mm256_load_ps(ctile + jj * KM_MR);
-			c1[jj] = _mm256_load_ps(ctile + jj * KM_MR + 8);
+			c0[jj] = _mm256_load_ps(ctile + jj * GEMM_MR);
+			c1[jj] = _mm256_load_ps(ctile + jj * GEMM_MR + 8);
 		}
 	}
 	else
 	{
 #pragma GCC unroll 6
-		for (int jj = 0; jj < KM_NR; jj++)
+		for (int jj = 0; jj < GEMM_NR; jj++)
 		{
 			c0[jj] = _mm256_setzero_ps();
 			c1[jj] = _mm256_setzero_ps();
@@ -488,18 +676,18 @@ Tile(const float *a, const float *b, int kc, float *ctile, int mode, GemmFold *f
 		__m256		a1 = _mm256_load_ps(a + 8);
 
 #pragma GCC unroll 6
-		for (int jj = 0; jj < KM_NR; jj++)
+		for (int jj = 0; jj < GEMM_NR; jj++)
 		{
 			__m256		bj = _mm256_broadcast_ss(b + jj);
 
 			c0[jj] = _mm256_fmadd_ps(a0, bj, c0[jj]);
 			c1[jj] = _mm256_fmadd_ps(a1, bj, c1[jj]);
 		}
-		a += KM_MR;
-		b += KM_NR;
+		a += GEMM_MR;
+		b += GEMM_NR;
 	}
 
-	if ((mode & TILE_FOLD) && ncols == KM_NR && j0 + KM_NR <= f->seg_end)
+	if ((mode & TILE_FOLD) && ncols == GEMM_NR && j0 + GEMM_NR <= f->seg_end)
 	{
 		const __m256 two = _mm256_set1_ps(2.0f);
 		__m256		b0 = _mm256_load_ps(f->best);
@@ -508,7 +696,7 @@ Tile(const float *a, const float *b, int kc, float *ctile, int mode, GemmFold *f
 		__m256		i1 = _mm256_load_ps((const float *) f->idx + 8);
 
 #pragma GCC unroll 6
-		for (int jj = 0; jj < KM_NR; jj++)
+		for (int jj = 0; jj < GEMM_NR; jj++)
 		{
 			__m256		cn = _mm256_broadcast_ss(f->cnorm + j0 + jj);
 			__m256		jv = _mm256_castsi256_ps(_mm256_set1_epi32(j0 + jj));
@@ -531,10 +719,10 @@ Tile(const float *a, const float *b, int kc, float *ctile, int mode, GemmFold *f
 	}
 
 #pragma GCC unroll 6
-	for (int jj = 0; jj < KM_NR; jj++)
+	for (int jj = 0; jj < GEMM_NR; jj++)
 	{
-		_mm256_store_ps(ctile + jj * KM_MR, c0[jj]);
-		_mm256_store_ps(ctile + jj * KM_MR + 8, c1[jj]);
+		_mm256_store_ps(ctile + jj * GEMM_MR, c0[jj]);
+		_mm256_store_ps(ctile + jj * GEMM_MR + 8, c1[jj]);
 	}
 	if (mode & TILE_FOLD)
 		FoldTileSlow(f, ctile, j0, ncols);
@@ -550,18 +738,18 @@ static void
 Tile(const float *a, const float *b, int kc, float *ctile, int mode, GemmFold *f, int j0,
 	 int ncols)
 {
-	float		acc[KM_NR][KM_MR];
+	float		acc[GEMM_NR][GEMM_MR];
 
-	for (int jj = 0; jj < KM_NR; jj++)
-		for (int r = 0; r < KM_MR; r++)
-			acc[jj][r] = (mode & TILE_LOAD) ? ctile[jj * KM_MR + r] : 0.0f;
+	for (int jj = 0; jj < GEMM_NR; jj++)
+		for (int r = 0; r < GEMM_MR; r++)
+			acc[jj][r] = (mode & TILE_LOAD) ? ctile[jj * GEMM_MR + r] : 0.0f;
 	for (int t = 0; t < kc; t++)
 	{
-		for (int jj = 0; jj < KM_NR; jj++)
-			for (int r = 0; r < KM_MR; r++)
+		for (int jj = 0; jj < GEMM_NR; jj++)
+			for (int r = 0; r < GEMM_MR; r++)
 				acc[jj][r] = fmaf(a[r], b[jj], acc[jj][r]);
-		a += KM_MR;
-		b += KM_NR;
+		a += GEMM_MR;
+		b += GEMM_NR;
 	}
 	memcpy(ctile, acc, sizeof(acc));
 	if (mode & TILE_FOLD)
@@ -579,8 +767,8 @@ void
 km_gemm_argmin(const float *x, int64_t n, int d, const void *packed, const float *cnorm,
 			   int nseg, const int *seg_off, int32_t *labels, float *best)
 {
-	float		apack[KM_MR * KC_MAX] __attribute__((aligned(64)));
-	float		cbuf[PANEL_BLOCK * KM_NR * KM_MR] __attribute__((aligned(64)));
+	float		apack[GEMM_MR * KC_MAX] __attribute__((aligned(64)));
+	float		cbuf[PANEL_BLOCK * GEMM_NR * GEMM_MR] __attribute__((aligned(64)));
 	const float *cpack = packed;
 	GemmFold	f;
 	int			k;
@@ -592,54 +780,60 @@ km_gemm_argmin(const float *x, int64_t n, int d, const void *packed, const float
 	if (n <= 0 || d <= 0 || nseg <= 0)
 		return;
 	k = seg_off[nseg];
-	npanels = k > 0 ? (k + KM_NR - 1) / KM_NR : 0;
-	pstride = (size_t) KM_NR * d;
-	/* Equal slices, so a d just above KC_MAX does not leave a sliver of a pass. */
+	npanels = k > 0 ? (k + GEMM_NR - 1) / GEMM_NR : 0;
+	pstride = (size_t) GEMM_NR * d;
+	/*
+	 * Near-equal slices, so that a d just above KC_MAX does not leave a sliver of a pass; the
+	 * count is recomputed from the rounded-up length so that no slice is empty.
+	 */
 	nslices = (d + KC_MAX - 1) / KC_MAX;
 	kc = (d + nslices - 1) / nslices;
+	nslices = (d + kc - 1) / kc;
 
 	f.cnorm = cnorm;
 	f.seg_off = seg_off;
 	f.nseg = nseg;
 
-	for (int64_t i0 = 0; i0 < n; i0 += KM_MR)
+	for (int64_t i0 = 0; i0 < n; i0 += GEMM_MR)
 	{
 		const float *xp = x + (size_t) i0 * d;
 
-		f.nrows = n - i0 < KM_MR ? (int) (n - i0) : KM_MR;
+		f.nrows = n - i0 < GEMM_MR ? (int) (n - i0) : GEMM_MR;
 		f.labels = labels + (size_t) i0 * nseg;
 		f.out_best = best + (size_t) i0 * nseg;
 		f.seg = 0;
+		f.nout = 0;
 		FoldNextSegment(&f, 0);
 
 		if (nslices == 1)
 		{
 			/*
 			 * While the tiles run, pull the next row panel towards L2 a few lines per tile,
-			 * so that packing it does not wait on memory.
+			 * so that packing it does not wait on memory (with many centers; with few,
+			 * PackRows prefetches it).
 			 */
+			int64_t		next = n - i0 - f.nrows;
 			const char *pf = (const char *) (xp + (size_t) f.nrows * d);
-			size_t		pf_len = n - i0 > f.nrows ?
-				(size_t) (n - i0 - f.nrows < KM_MR ? n - i0 - f.nrows : KM_MR) * d * sizeof(float) : 0;
+			size_t		pf_len = (size_t) (next < GEMM_MR ? next : GEMM_MR) * d * sizeof(float);
 			size_t		pf_step = (pf_len / 64 + npanels) / (npanels > 0 ? npanels : 1) * 64;
 			size_t		pf_off = 0;
 
-			PackRows(xp, d, f.nrows, 0, d, apack);
+			PackRows(xp, d, f.nrows, 0, d, apack, n - i0 >= 2 * GEMM_MR);
 			for (int p = 0; p < npanels; p++)
 			{
-				int			j0 = p * KM_NR;
+				int			j0 = p * GEMM_NR;
 
 				for (size_t e = pf_off + pf_step; pf_off < e && pf_off < pf_len; pf_off += 64)
 					__builtin_prefetch(pf + pf_off, 0, 2);
 				Tile(apack, cpack + p * pstride, d, cbuf, TILE_FOLD, &f, j0,
-					 k - j0 < KM_NR ? k - j0 : KM_NR);
+					 k - j0 < GEMM_NR ? k - j0 : GEMM_NR);
 			}
 		}
 		else
 		{
 			/*
-			 * The rows are repacked once per block of centers; that costs KM_MR * d copies
-			 * against KM_MR * PANEL_BLOCK * KM_NR * d multiply-adds.
+			 * The rows are repacked once per block of centers; that costs GEMM_MR * d copies
+			 * against GEMM_MR * PANEL_BLOCK * GEMM_NR * d multiply-adds.
 			 */
 			for (int pb = 0; pb < npanels; pb += PANEL_BLOCK)
 			{
@@ -652,19 +846,21 @@ km_gemm_argmin(const float *x, int64_t n, int d, const void *packed, const float
 					int			mode = (sl > 0 ? TILE_LOAD : 0) |
 						(sl == nslices - 1 ? TILE_FOLD : 0);
 
-					PackRows(xp, d, f.nrows, t0, kcl, apack);
+					PackRows(xp, d, f.nrows, t0, kcl, apack, 0);
 					for (int p = pb; p < pe; p++)
 					{
-						int			j0 = p * KM_NR;
+						int			j0 = p * GEMM_NR;
 
-						Tile(apack, cpack + p * pstride + (size_t) t0 * KM_NR, kcl,
-							 cbuf + (size_t) (p - pb) * KM_NR * KM_MR, mode, &f, j0,
-							 k - j0 < KM_NR ? k - j0 : KM_NR);
+						Tile(apack, cpack + p * pstride + (size_t) t0 * GEMM_NR, kcl,
+							 cbuf + (size_t) (p - pb) * GEMM_NR * GEMM_MR, mode, &f, j0,
+							 k - j0 < GEMM_NR ? k - j0 : GEMM_NR);
 					}
 				}
 			}
 		}
 		if (f.seg < nseg)
 			FoldNextSegment(&f, 1);
+		if (f.nout > 0)
+			FoldDrain(&f);
 	}
 }
