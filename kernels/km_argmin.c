@@ -34,7 +34,7 @@ Dist2(const float *x, const float *c, int d)
 	for (int t = 1; t < d; t++)
 	{
 		diff = x[t] - c[t];
-		sum = fmaf(diff, diff, sum);
+		sum = KM_FMAF(diff, diff, sum);
 	}
 	return sum;
 }
@@ -49,7 +49,7 @@ km_row_norms(const float *x, int64_t n, int d, float *norms)
 		float		s = r[0] * r[0];
 
 		for (int t = 1; t < d; t++)
-			s = fmaf(r[t], r[t], s);
+			s = KM_FMAF(r[t], r[t], s);
 		norms[i] = s;
 	}
 }

@@ -495,7 +495,7 @@ FoldTileSlow(GemmFold *f, const float *ctile, int j0, int ncols)
 		/* Same rounding as the register fold: 2 * dot is exact, one rounding of the difference. */
 		for (int r = 0; r < GEMM_MR; r++)
 		{
-			float		s = fmaf(-2.0f, col[r], cn);
+			float		s = KM_FMAF(-2.0f, col[r], cn);
 
 			if (s < f->best[r])
 			{
@@ -747,7 +747,7 @@ Tile(const float *a, const float *b, int kc, float *ctile, int mode, GemmFold *f
 	{
 		for (int jj = 0; jj < GEMM_NR; jj++)
 			for (int r = 0; r < GEMM_MR; r++)
-				acc[jj][r] = fmaf(a[r], b[jj], acc[jj][r]);
+				acc[jj][r] = KM_FMAF(a[r], b[jj], acc[jj][r]);
 		a += GEMM_MR;
 		b += GEMM_NR;
 	}

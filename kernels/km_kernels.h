@@ -20,11 +20,23 @@
 #ifndef KM_KERNELS_H
 #define KM_KERNELS_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
+#endif
+
+/*
+ * A multiply-add, fused where the target has FMA instructions.  Every kernel and its reference
+ * twin use it, so they stay bit-identical within a build; without FMA (a portable x86-64 build)
+ * it is a plain multiply and add rather than a libm call per operation.
+ */
+#if defined(__FMA__) || defined(__ARM_FEATURE_FMA)
+#define KM_FMAF(a, b, c) fmaf((a), (b), (c))
+#else
+#define KM_FMAF(a, b, c) ((a) * (b) + (c))
 #endif
 
 typedef enum KmStatus

@@ -141,10 +141,10 @@ RefArgmin(const float *x, int64_t n, int d, const float *c, const float *cnorm,
 				for (int t = 1; t < d; t++)
 				{
 					dot64 += (double) xi[t] * cj[t];
-					dot32 = fmaf(xi[t], cj[t], dot32);
+					dot32 = KM_FMAF(xi[t], cj[t], dot32);
 				}
 				v64 = (double) cnorm[j] - 2.0 * dot64;
-				v32 = fmaf(-2.0f, dot32, cnorm[j]);
+				v32 = KM_FMAF(-2.0f, dot32, cnorm[j]);
 				if (v64 < min64)
 				{
 					min64 = v64;
@@ -361,7 +361,7 @@ RunCase(DataKind kind, SegKind sk, int d, int k, int64_t n)
 		float		s = cj[0] * cj[0];
 
 		for (int t = 1; t < d; t++)
-			s = fmaf(cj[t], cj[t], s);
+			s = KM_FMAF(cj[t], cj[t], s);
 		cnorm[j] = s;
 	}
 	for (int64_t i = 0; i < n; i++)
