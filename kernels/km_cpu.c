@@ -78,6 +78,13 @@ typedef struct CpuBackend
 	float	   *scratch_best;
 	double	   *scratch_sums;	/* per run of rows: t partial sums */
 	int64_t		scratch_runs;
+
+	/* accumulation: entries grouped by label */
+	int64_t    *order;
+	int32_t    *order_row;
+	int64_t		order_cap;
+	int64_t    *start;
+	int64_t		start_cap;
 } CpuBackend;
 
 /* ---------------------------------------------------------------------------------------------
@@ -220,6 +227,38 @@ PieceRows(int64_t p, int64_t n, int64_t *lo, int64_t *hi)
  * ------------------------------------------------------------------------------------------- */
 
 /*
+ * Squared distance of x to c summed directly: sixteen float lanes (one vector register) added
+ * in a fixed order, so it vectorises and gives the same bits on every call.  Without
+ * cancellation its relative error is a few units of float precision.
+ */
+static inline float
+Dist2Lanes(const float *restrict x, const float *restrict c, int d)
+{
+	float		lane[16] = {0};
+	float		sum = 0.0f;
+	int			t = 0;
+
+	for (; t + 16 <= d; t += 16)
+		for (int l = 0; l < 16; l++)
+		{
+			float		diff = x[t + l] - c[t + l];
+
+			lane[l] = KM_FMAF(diff, diff, lane[l]);
+		}
+	for (; t < d; t++)
+	{
+		float		diff = x[t] - c[t];
+
+		sum = KM_FMAF(diff, diff, sum);
+	}
+	/* a fixed tree over the lanes, which compiles to a few shuffles rather than 16 adds */
+	for (int w = 8; w > 0; w /= 2)
+		for (int l = 0; l < w; l++)
+			lane[l] += lane[l + w];
+	return sum + lane[0];
+}
+
+/*
  * Nearest installed center per segment with its squared distance.  The small-d kernel's
  * distances are direct sums already; after the GEMM kernel the distance to the chosen center is
  * recomputed directly, so reported distances and inertia do not carry the expansion's
@@ -238,23 +277,8 @@ Nearest(CpuBackend *cb, const float *x, int64_t n, int32_t *labels, float *dist)
 	}
 	km_gemm_argmin(x, n, d, cb->packed, cb->cnorm, nseg, cb->seg_off, labels, dist);
 	for (int64_t i = 0; i < n; i++)
-	{
-		const float *r = x + i * d;
-
 		for (int s = 0; s < nseg; s++)
-		{
-			const float *c = cb->c + (int64_t) labels[i * nseg + s] * d;
-			double		sum = 0.0;
-
-			for (int t = 0; t < d; t++)
-			{
-				float		diff = r[t] - c[t];
-
-				sum += (double) diff * diff;
-			}
-			dist[i * nseg + s] = (float) sum;
-		}
-	}
+			dist[i * nseg + s] = Dist2Lanes(x + i * d, cb->c + (int64_t) labels[i * nseg + s] * d, d);
 }
 
 static void
@@ -273,6 +297,9 @@ CpuDestroy(KmBackend *be)
 	free(cb->scratch_labels);
 	free(cb->scratch_best);
 	free(cb->scratch_sums);
+	free(cb->order);
+	free(cb->order_row);
+	free(cb->start);
 	free(cb);
 }
 
@@ -418,24 +445,55 @@ typedef struct AccumStep
 	const int32_t *labels;
 	const float *dist;
 	KmAccum    *acc;
+	const int64_t *order;		/* (row * nseg + seg) entries grouped by label, rows ascending */
+	const int32_t *order_row;	/* the row of each of those entries */
+	const int64_t *start;		/* k + 1: where each label's entries begin in order */
 	atomic_int_fast64_t next;
 } AccumStep;
 
 /*
- * One share of the accumulation: "columns" as they come, where columns 0..d-1 are the
- * dimensions and column d is the counts and inertia.  Each column is summed over all rows in
- * row order, so which thread takes it changes nothing.  Columns are taken sixteen at a time (a
- * cache line of floats), so each line of the data is read once per pass.
+ * One share of the accumulation: "columns" as they come, where column pieces 0..ncols-2 are
+ * sixteen dimensions each (a cache line of floats) and the last is the counts and inertia.
+ * Each cluster's rows are visited in row order (the entries are grouped by label by a stable
+ * counting sort), its running sums kept in registers from the first row to the last: the same
+ * additions in the same order as adding row by row into memory, without a read-modify-write of
+ * the sums per row.  Which thread takes which column changes nothing.
  */
 #define ACCUM_COLUMNS 16
+
+typedef float Floats8 __attribute__((vector_size(32)));
+typedef double Doubles8 __attribute__((vector_size(64)));
+
+/* Adds one cluster's rows, sixteen columns from lo, to its sums: two vectors of doubles. */
+static inline void
+SumColumns16(const float *x, int d, int lo, const int32_t *rows, int64_t m, double *sp)
+{
+	Doubles8	s0,
+				s1;
+
+	memcpy(&s0, sp, sizeof(s0));
+	memcpy(&s1, sp + 8, sizeof(s1));
+	for (int64_t e = 0; e < m; e++)
+	{
+		const float *r = x + (int64_t) rows[e] * d + lo;
+		Floats8		a,
+					b;
+
+		memcpy(&a, r, sizeof(a));
+		memcpy(&b, r + 8, sizeof(b));
+		s0 += __builtin_convertvector(a, Doubles8);
+		s1 += __builtin_convertvector(b, Doubles8);
+	}
+	memcpy(sp, &s0, sizeof(s0));
+	memcpy(sp + 8, &s1, sizeof(s1));
+}
 
 static void
 AccumShare(void *arg, int share, int nshares)
 {
 	AccumStep  *st = arg;
 	int			d = st->d;
-	int			nseg = st->nseg;
-	int64_t		n = st->blk->n;
+	int			k = st->acc->k;
 	const float *x = st->blk->x;
 	int64_t		ncols = (d + ACCUM_COLUMNS - 1) / ACCUM_COLUMNS + 1;
 	int64_t		p;
@@ -444,34 +502,87 @@ AccumShare(void *arg, int share, int nshares)
 	(void) nshares;
 	while ((p = ClaimPiece(&st->next, ncols)) >= 0)
 	{
-		int64_t		lo = p * ACCUM_COLUMNS,
-					hi = lo + ACCUM_COLUMNS < d ? lo + ACCUM_COLUMNS : d;
+		int			lo = (int) p * ACCUM_COLUMNS;
+		int			w = d - lo < ACCUM_COLUMNS ? d - lo : ACCUM_COLUMNS;
 
 		if (p == ncols - 1)
 		{
-			for (int64_t i = 0; i < n; i++)
-				for (int s = 0; s < nseg; s++)
-				{
-					int32_t		l = st->labels[i * nseg + s];
+			for (int j = 0; j < k; j++)
+			{
+				double		inertia = st->acc->inertia[j];
 
-					st->acc->counts[l]++;
-					st->acc->inertia[l] += st->dist[i * nseg + s];
-				}
+				for (int64_t e = st->start[j]; e < st->start[j + 1]; e++)
+					inertia += st->dist[st->order[e]];
+				st->acc->inertia[j] = inertia;
+				st->acc->counts[j] += st->start[j + 1] - st->start[j];
+			}
 			continue;
 		}
-		for (int64_t i = 0; i < n; i++)
+		for (int j = 0; j < k; j++)
 		{
-			const float *r = x + i * d;
+			const int32_t *rows = st->order_row + st->start[j];
+			int64_t		m = st->start[j + 1] - st->start[j];
+			double	   *sp = st->acc->sums + (int64_t) j * d + lo;
 
-			for (int s = 0; s < nseg; s++)
+			if (m == 0)
+				continue;
+			if (w == ACCUM_COLUMNS)
 			{
-				double	   *sp = st->acc->sums + (int64_t) st->labels[i * nseg + s] * d;
+				SumColumns16(x, d, lo, rows, m, sp);
+				continue;
+			}
+			for (int t = 0; t < w; t++)
+			{
+				double		sum = sp[t];
 
-				for (int64_t j = lo; j < hi; j++)
-					sp[j] += r[j];
+				for (int64_t e = 0; e < m; e++)
+					sum += x[(int64_t) rows[e] * d + lo + t];
+				sp[t] = sum;
 			}
 		}
 	}
+}
+
+/* Groups the (row, segment) entries of a block by label, rows ascending within a label. */
+static KmStatus
+GroupByLabel(CpuBackend *cb, int64_t n, int nseg, const int32_t *labels, int k, KmError *err)
+{
+	int64_t		entries = n * nseg;
+
+	if (entries > cb->order_cap)
+	{
+		free(cb->order);
+		free(cb->order_row);
+		cb->order = malloc(sizeof(int64_t) * (size_t) entries);
+		cb->order_row = malloc(sizeof(int32_t) * (size_t) entries);
+		cb->order_cap = cb->order && cb->order_row ? entries : 0;
+	}
+	if (k + 1 > cb->start_cap)
+	{
+		free(cb->start);
+		cb->start = malloc(sizeof(int64_t) * (size_t) (k + 1));
+		cb->start_cap = cb->start ? k + 1 : 0;
+	}
+	if (cb->order_cap < entries || cb->start == NULL)
+		return KM_FAIL(err, KM_ERR_NOMEM, "could not allocate the grouping of %lld labels",
+					   (long long) entries);
+	memset(cb->start, 0, sizeof(int64_t) * (size_t) (k + 1));
+	for (int64_t e = 0; e < entries; e++)
+		cb->start[labels[e] + 1]++;
+	for (int j = 0; j < k; j++)
+		cb->start[j + 1] += cb->start[j];
+	for (int64_t e = 0; e < entries; e++)
+	{
+		int64_t		pos = cb->start[labels[e]]++;
+
+		cb->order[pos] = e;
+		cb->order_row[pos] = (int32_t) (e / nseg);
+	}
+	/* the placement advanced each start to the next label's: shift back */
+	for (int j = k; j > 0; j--)
+		cb->start[j] = cb->start[j - 1];
+	cb->start[0] = 0;
+	return KM_OK;
 }
 
 /* Adds rows into the accumulators by label, in row order. */
@@ -482,12 +593,19 @@ CpuAccumulate(KmBackend *be, KmBlock *blk, int nseg, const int32_t *labels, cons
 	CpuBackend *cb = (CpuBackend *) be;
 	AccumStep	st = {.blk = blk, .d = be->d, .nseg = nseg, .labels = labels, .dist = dist,
 	.acc = acc};
+	KmStatus	status;
 
 	atomic_init(&st.next, 0);
 	if (acc->d != be->d)
 		return KM_FAIL(err, KM_ERR_ARGUMENT, "accumulator dimension %d, data %d", acc->d, be->d);
-	if (blk->n > 0)
-		PoolRun(&cb->pool, AccumShare, &st);
+	if (blk->n == 0)
+		return KM_OK;
+	if ((status = GroupByLabel(cb, blk->n, nseg, labels, acc->k, err)) != KM_OK)
+		return status;
+	st.order = cb->order;
+	st.order_row = cb->order_row;
+	st.start = cb->start;
+	PoolRun(&cb->pool, AccumShare, &st);
 	return KM_OK;
 }
 
