@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job end to end: build and install kmeans, start a throwaway PostgreSQL, make sample
 # depth profiles on a lat/lon grid, fit k-means in one SQL statement, join the labels back to
-# lat/lon and print them as a map, and print an elbow curve over a range of k.
+# lat/lon and print them as a map, and print the elbow curve over a range of k (kmeans_elbow).
 #
 #   scripts/demo.sh        (as root, or as a user who may write PostgreSQL's lib directory)
 set -euo pipefail
@@ -73,11 +73,14 @@ JOIN (SELECT l2.cluster, mode() WITHIN GROUP (ORDER BY p2.province) AS province
 GROUP BY l.cluster ORDER BY l.cluster;
 
 \echo
-\echo == elbow: total inertia for k = 1..8, one fit per k
-SELECT k, round(sum(inertia)::numeric, 1) AS inertia,
-       repeat('#', (60 * sum(inertia) / max(sum(inertia)) OVER ())::int) AS curve
-FROM generate_series(1, 8) k, kmeans_fit('profiles', 'dvs', k)
-GROUP BY k ORDER BY k;
+\echo == SELECT * FROM kmeans_elbow('profiles', 'dvs', 1, 10);   -- every k in shared passes
+SELECT k, round(mean_inertia::numeric, 3) AS mean_inertia, n_iter,
+       round(silhouette::numeric, 3) AS silhouette,
+       round(calinski_harabasz::numeric) AS calinski_harabasz,
+       round(davies_bouldin::numeric, 3) AS davies_bouldin,
+       CASE WHEN elbow THEN '<-- suggested k' ELSE '' END AS elbow,
+       repeat('#', (50 * mean_inertia / max(mean_inertia) OVER ())::int) AS curve
+FROM kmeans_elbow('profiles', 'dvs', 1, 10) ORDER BY k;
 
 \echo
 \echo == the saved model labels new profiles in plain SQL

@@ -368,6 +368,7 @@ typedef struct LloydState
 	KmeansModelSet *ms;
 	RunSet	   *rs;
 	int32	   *labels_old;		/* n * nseg, segment-local */
+	float	   *dist_all;		/* n * nseg: each row's distance in this pass, for repairs */
 	int64	   *changed;		/* per running segment */
 	int32	   *labels;			/* per batch: rows * nrun */
 	float	   *dist;
@@ -466,13 +467,14 @@ LloydBatch(KmeansBatch *b, void *arg)
 			for (int r = 0; r < rs->nrun; r++)
 			{
 				int32		local = ls->labels[i * rs->nrun + r] - rs->off[r];
-				int32	   *old = &ls->labels_old[(b->first + i) * nseg + rs->segs[r]];
+				int64		at = (b->first + i) * nseg + rs->segs[r];
 
-				if (*old != local)
+				if (ls->labels_old[at] != local)
 				{
 					ls->changed[r]++;
-					*old = local;
+					ls->labels_old[at] = local;
 				}
+				ls->dist_all[at] = ls->dist[i * rs->nrun + r];
 			}
 	}
 	if (ls->accumulate)
@@ -497,17 +499,6 @@ FarBetter(const FarRow *a, const FarRow *b)
 {
 	return a->dist > b->dist || (a->dist == b->dist && a->row < b->row);
 }
-
-typedef struct RepairState
-{
-	KmeansData *data;
-	RunSet	   *rs;
-	int32	   *labels;
-	float	   *dist;
-	int		   *heap_size;		/* per running segment; -1: no repair needed */
-	int		   *heap_cap;
-	FarRow	  **heap;			/* min-heap on FarBetter: the worst kept candidate on top */
-} RepairState;
 
 static void
 HeapSiftDown(FarRow *h, int size, int i)
@@ -549,50 +540,19 @@ HeapSiftUp(FarRow *h, int i)
 	}
 }
 
-/* Keeps, per segment needing repair, the k rows farthest from their centers. */
+/* Pushes a candidate into a bounded min-heap on FarBetter (the worst kept candidate on top). */
 static void
-RepairBatch(KmeansBatch *b, void *arg)
+HeapOffer(FarRow *h, int *size, int cap, const FarRow *cand)
 {
-	RepairState *st = arg;
-	RunSet	   *rs = st->rs;
-	KmBackend  *be = st->data->be;
-	int			d = st->data->d;
-	KmError		err = {0};
-
-	KmeansCheckStatus(be->ops->assign(be, b->blk, st->labels, st->dist, &err), &err);
-	for (int r = 0; r < rs->nrun; r++)
+	if (*size < cap)
 	{
-		FarRow	   *h = st->heap[r];
-
-		if (st->heap_size[r] < 0)
-			continue;
-		for (int64 i = 0; i < b->n; i++)
-		{
-			FarRow		cand;
-
-			cand.dist = st->dist[i * rs->nrun + r];
-			cand.row = b->first + i;
-			cand.label = st->labels[i * rs->nrun + r];
-			if (st->heap_size[r] < st->heap_cap[r])
-			{
-				int			pos = st->heap_size[r]++;
-				float	   *x = h[pos].x;
-
-				h[pos] = cand;
-				h[pos].x = x;
-				memcpy(x, b->x + i * d, sizeof(float) * d);
-				HeapSiftUp(h, pos);
-			}
-			else if (FarBetter(&cand, &h[0]))
-			{
-				float	   *x = h[0].x;
-
-				h[0] = cand;
-				h[0].x = x;
-				memcpy(x, b->x + i * d, sizeof(float) * d);
-				HeapSiftDown(h, st->heap_size[r], 0);
-			}
-		}
+		h[*size] = *cand;
+		HeapSiftUp(h, (*size)++);
+	}
+	else if (FarBetter(cand, &h[0]))
+	{
+		h[0] = *cand;
+		HeapSiftDown(h, *size, 0);
 	}
 }
 
@@ -613,64 +573,69 @@ FarRowCmp(const void *a, const void *b)
  * Empty clusters: each takes one of the rows farthest from their centers, moved out of a cluster
  * that keeps at least one row (as scikit-learn relocates, so k never shrinks).  Among the k
  * farthest rows at most k - m are the last row of their cluster, so m movable rows are found.
+ * The pass just made left every row's label and distance in labels_old and dist_all, so the
+ * candidates are chosen from memory; only their vectors are fetched.
  */
 static void
 RepairEmpty(KmeansData *data, LloydState *ls)
 {
 	RunSet	   *rs = ls->rs;
-	RepairState st;
-	bool		any = false;
+	KmeansModelSet *ms = ls->ms;
 	int			d = data->d;
+	int			nseg = ms->nseg;
 
-	st.data = data;
-	st.rs = rs;
-	st.labels = ls->labels;
-	st.dist = ls->dist;
-	st.heap_size = palloc(sizeof(int) * rs->nrun);
-	st.heap_cap = palloc0(sizeof(int) * rs->nrun);
-	st.heap = palloc0(sizeof(FarRow *) * rs->nrun);
 	for (int r = 0; r < rs->nrun; r++)
 	{
+		int			seg = rs->segs[r];
 		int			k = rs->off[r + 1] - rs->off[r];
+		int			cap = (int) Min((int64) k, data->n);
+		int			size = 0;
+		int			next = 0;
 		bool		empty = false;
+		FarRow	   *h;
+		int64	   *rows;
+		float	   *x;
 
 		for (int j = rs->off[r]; j < rs->off[r + 1]; j++)
 			if (rs->acc.counts[j] == 0)
 				empty = true;
-		st.heap_size[r] = empty ? 0 : -1;
 		if (!empty)
 			continue;
-		any = true;
-		st.heap_cap[r] = (int) Min((int64) k, data->n);
-		st.heap[r] = palloc(sizeof(FarRow) * st.heap_cap[r]);
-		for (int i = 0; i < st.heap_cap[r]; i++)
-			st.heap[r][i].x = palloc(sizeof(float) * d);
-	}
-	if (!any)
-		return;
 
-	KmeansScan(data, RepairBatch, &st);
+		h = palloc(sizeof(FarRow) * cap);
+		for (int64 i = 0; i < data->n; i++)
+		{
+			FarRow		cand;
 
-	for (int r = 0; r < rs->nrun; r++)
-	{
-		int			next = 0;
+			cand.dist = ls->dist_all[i * nseg + seg];
+			cand.row = i;
+			cand.label = ls->labels_old[i * nseg + seg] + rs->off[r];
+			cand.x = NULL;
+			HeapOffer(h, &size, cap, &cand);
+		}
+		qsort(h, size, sizeof(FarRow), FarRowCmp);
+		rows = palloc(sizeof(int64) * size);
+		x = palloc(sizeof(float) * size * d);
+		for (int i = 0; i < size; i++)
+		{
+			rows[i] = h[i].row;
+			h[i].x = x + (int64) i * d;
+		}
+		KmeansFetchRows(data, rows, size, x);
 
-		if (st.heap_size[r] < 0)
-			continue;
-		qsort(st.heap[r], st.heap_size[r], sizeof(FarRow), FarRowCmp);
 		for (int j = rs->off[r]; j < rs->off[r + 1]; j++)
 		{
-			FarRow	   *f = NULL;
+			FarRow	   *f;
 			double	   *sj = rs->acc.sums + (int64) j * d;
 			double	   *so;
 
 			if (rs->acc.counts[j] != 0)
 				continue;
-			while (next < st.heap_size[r] && rs->acc.counts[st.heap[r][next].label] <= 1)
+			while (next < size && rs->acc.counts[h[next].label] <= 1)
 				next++;
-			if (next == st.heap_size[r])
+			if (next == size)
 				break;			/* fewer distinct rows than clusters: nothing left to move */
-			f = &st.heap[r][next++];
+			f = &h[next++];
 			so = rs->acc.sums + (int64) f->label * d;
 			for (int t = 0; t < d; t++)
 			{
@@ -682,8 +647,11 @@ RepairEmpty(KmeansData *data, LloydState *ls)
 			if (kmeans_verbose)
 				ereport(NOTICE,
 						(errmsg("kmeans: cluster %d of k=%d was empty; moved row " INT64_FORMAT " into it",
-								j - rs->off[r], rs->off[r + 1] - rs->off[r], f->row + 1)));
+								j - rs->off[r], k, f->row + 1)));
 		}
+		pfree(h);
+		pfree(rows);
+		pfree(x);
 	}
 }
 
@@ -710,6 +678,7 @@ KmeansLloyd(KmeansData *data, const KmeansOptions *opt, KmeansModelSet *ms)
 	ls.accumulate = true;
 	ls.labels_old = MemoryContextAllocHuge(cxt, sizeof(int32) * data->n * ms->nseg);
 	memset(ls.labels_old, 0xff, sizeof(int32) * data->n * ms->nseg);
+	ls.dist_all = MemoryContextAllocHuge(cxt, sizeof(float) * data->n * ms->nseg);
 	BatchBuffers(&ls, ms->nseg);
 	ls.changed = palloc(sizeof(int64) * ms->nseg);
 
