@@ -452,7 +452,7 @@ typedef struct AccumStep
 } AccumStep;
 
 /*
- * One share of the accumulation: "columns" as they come, where column pieces 0..ncols-2 are
+ * One share of the accumulation for wide rows: "columns" as they come, where pieces 0..ncols-2 are
  * sixteen dimensions each (a cache line of floats) and the last is the counts and inertia.
  * Each cluster's rows are visited in row order (the entries are grouped by label by a stable
  * counting sort), its running sums kept in registers from the first row to the last: the same
@@ -488,6 +488,48 @@ SumColumns16(const float *x, int d, int lo, const int32_t *rows, int64_t m, doub
 	memcpy(sp + 8, &s1, sizeof(s1));
 }
 
+/*
+ * Narrow rows (d <= ACCUM_COLUMNS): one column piece holds the whole row, so each (row,
+ * segment) adds its row straight into its cluster's sums, rows in order; grouping first would
+ * cost more than it saves.  Column piece 1 is the counts and inertia.
+ */
+static void
+AccumNarrow(AccumStep *st)
+{
+	int			d = st->d;
+	int			nseg = st->nseg;
+	int64_t		n = st->blk->n;
+	int64_t		p;
+
+	while ((p = ClaimPiece(&st->next, 2)) >= 0)
+	{
+		if (p == 1)
+		{
+			for (int64_t e = 0; e < n * nseg; e++)
+			{
+				st->acc->counts[st->labels[e]]++;
+				st->acc->inertia[st->labels[e]] += st->dist[e];
+			}
+			continue;
+		}
+		for (int64_t i = 0; i < n; i++)
+		{
+			const float *r = st->blk->x + i * d;
+			double		rd[ACCUM_COLUMNS];
+
+			for (int t = 0; t < d; t++)
+				rd[t] = r[t];
+			for (int s = 0; s < nseg; s++)
+			{
+				double	   *restrict sp = st->acc->sums + (int64_t) st->labels[i * nseg + s] * d;
+
+				for (int t = 0; t < d; t++)
+					sp[t] += rd[t];
+			}
+		}
+	}
+}
+
 static void
 AccumShare(void *arg, int share, int nshares)
 {
@@ -500,6 +542,11 @@ AccumShare(void *arg, int share, int nshares)
 
 	(void) share;
 	(void) nshares;
+	if (st->order == NULL)
+	{
+		AccumNarrow(st);
+		return;
+	}
 	while ((p = ClaimPiece(&st->next, ncols)) >= 0)
 	{
 		int			lo = (int) p * ACCUM_COLUMNS;
@@ -600,11 +647,14 @@ CpuAccumulate(KmBackend *be, KmBlock *blk, int nseg, const int32_t *labels, cons
 		return KM_FAIL(err, KM_ERR_ARGUMENT, "accumulator dimension %d, data %d", acc->d, be->d);
 	if (blk->n == 0)
 		return KM_OK;
-	if ((status = GroupByLabel(cb, blk->n, nseg, labels, acc->k, err)) != KM_OK)
-		return status;
-	st.order = cb->order;
-	st.order_row = cb->order_row;
-	st.start = cb->start;
+	if (be->d > ACCUM_COLUMNS)
+	{
+		if ((status = GroupByLabel(cb, blk->n, nseg, labels, acc->k, err)) != KM_OK)
+			return status;
+		st.order = cb->order;
+		st.order_row = cb->order_row;
+		st.start = cb->start;
+	}
 	PoolRun(&cb->pool, AccumShare, &st);
 	return KM_OK;
 }
