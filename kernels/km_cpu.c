@@ -24,6 +24,9 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -468,6 +471,21 @@ typedef double Doubles8 __attribute__((vector_size(64)));
 static inline void
 SumColumns16(const float *x, int d, int lo, const int32_t *rows, int64_t m, double *sp)
 {
+#if defined(__AVX512F__)
+	/* spelled out: the generic form below is split into halves when 256-bit vectors are preferred */
+	__m512d		s0 = _mm512_loadu_pd(sp),
+				s1 = _mm512_loadu_pd(sp + 8);
+
+	for (int64_t e = 0; e < m; e++)
+	{
+		const float *r = x + (int64_t) rows[e] * d + lo;
+
+		s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm256_loadu_ps(r)));
+		s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm256_loadu_ps(r + 8)));
+	}
+	_mm512_storeu_pd(sp, s0);
+	_mm512_storeu_pd(sp + 8, s1);
+#else
 	Doubles8	s0,
 				s1;
 
@@ -486,6 +504,7 @@ SumColumns16(const float *x, int d, int lo, const int32_t *rows, int64_t m, doub
 	}
 	memcpy(sp, &s0, sizeof(s0));
 	memcpy(sp + 8, &s1, sizeof(s1));
+#endif
 }
 
 /*
@@ -578,13 +597,21 @@ AccumShare(void *arg, int share, int nshares)
 				SumColumns16(x, d, lo, rows, m, sp);
 				continue;
 			}
-			for (int t = 0; t < w; t++)
 			{
-				double		sum = sp[t];
+				/* the last, narrower piece: row by row, each row's columns contiguous */
+				double		sum[ACCUM_COLUMNS];
 
+				for (int t = 0; t < w; t++)
+					sum[t] = sp[t];
 				for (int64_t e = 0; e < m; e++)
-					sum += x[(int64_t) rows[e] * d + lo + t];
-				sp[t] = sum;
+				{
+					const float *r = x + (int64_t) rows[e] * d + lo;
+
+					for (int t = 0; t < w; t++)
+						sum[t] += r[t];
+				}
+				for (int t = 0; t < w; t++)
+					sp[t] = sum[t];
 			}
 		}
 	}
