@@ -702,6 +702,121 @@ typedef struct CandStep
 	atomic_int_fast64_t next;
 } CandStep;
 
+/* Most candidates the fused small-d path takes at once (k-means++ draws 2 + ln k). */
+#define CAND_MAX 16
+
+/*
+ * Candidates against a run of m rows for d <= KM_SMALL_D_MAX, fused: for each candidate j,
+ * v_i = min(mindist_i, |x_i - cand_j|^2) summed over the run (and, for mindist_update, written
+ * back).  Rows go sixteen at a time into vector lanes; each lane sums in float64 and the lanes
+ * are added by a fixed tree, so a run's sum depends on nothing but the run.  The distance is
+ * the same arithmetic as km_argmin_small's.
+ */
+static void
+CandRunSmall(const float *x, int64_t m, int d, const float *cand, int t, const float *mindist,
+			 float *mindist_out, double *sums)
+{
+#if defined(__AVX512F__)
+	__m512d		acc[CAND_MAX][2];
+	float		tmp[16] __attribute__((aligned(64)));
+
+	for (int j = 0; j < t; j++)
+		acc[j][0] = acc[j][1] = _mm512_setzero_pd();
+	for (int64_t i0 = 0; i0 < m; i0 += 16)
+	{
+		int			rows = m - i0 < 16 ? (int) (m - i0) : 16;
+		__mmask16	live = (__mmask16) ((1u << rows) - 1);
+		__m512		xt[KM_SMALL_D_MAX];
+		__m512		md = _mm512_maskz_loadu_ps(live, mindist + i0);	/* padding adds nothing */
+
+		for (int tt = 0; tt < d; tt++)
+		{
+			for (int l = 0; l < 16; l++)
+				tmp[l] = l < rows ? x[(i0 + l) * d + tt] : 0.0f;
+			xt[tt] = _mm512_load_ps(tmp);
+		}
+		for (int j = 0; j < t; j++)
+		{
+			const float *c = cand + (int64_t) j * d;
+			__m512		diff = _mm512_sub_ps(xt[0], _mm512_set1_ps(c[0]));
+			__m512		v = _mm512_mul_ps(diff, diff);
+
+			for (int tt = 1; tt < d; tt++)
+			{
+				diff = _mm512_sub_ps(xt[tt], _mm512_set1_ps(c[tt]));
+				v = _mm512_fmadd_ps(diff, diff, v);
+			}
+			v = _mm512_min_ps(v, md);
+			acc[j][0] = _mm512_add_pd(acc[j][0], _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
+			acc[j][1] = _mm512_add_pd(acc[j][1],
+									  _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
+			if (mindist_out)
+				_mm512_mask_storeu_ps(mindist_out + i0, live, v);
+		}
+	}
+	for (int j = 0; j < t; j++)
+	{
+		double		lane[8];
+
+		_mm512_storeu_pd(lane, _mm512_add_pd(acc[j][0], acc[j][1]));
+		for (int w = 4; w > 0; w /= 2)
+			for (int l = 0; l < w; l++)
+				lane[l] += lane[l + w];
+		sums[j] = lane[0];
+	}
+#else
+	double		acc[CAND_MAX][16];
+
+	memset(acc, 0, sizeof(acc));
+	for (int64_t i0 = 0; i0 < m; i0 += 16)
+	{
+		int			rows = m - i0 < 16 ? (int) (m - i0) : 16;
+		float		xt[KM_SMALL_D_MAX][16];
+		float		md[16];
+
+		for (int tt = 0; tt < d; tt++)
+			for (int l = 0; l < 16; l++)
+				xt[tt][l] = l < rows ? x[(i0 + l) * d + tt] : 0.0f;
+		for (int l = 0; l < 16; l++)
+			md[l] = l < rows ? mindist[i0 + l] : 0.0f;	/* padding adds nothing */
+		for (int j = 0; j < t; j++)
+		{
+			const float *c = cand + (int64_t) j * d;
+			float		v[16];
+
+			for (int l = 0; l < 16; l++)
+			{
+				float		diff = xt[0][l] - c[0];
+
+				v[l] = diff * diff;
+			}
+			for (int tt = 1; tt < d; tt++)
+				for (int l = 0; l < 16; l++)
+				{
+					float		diff = xt[tt][l] - c[tt];
+
+					v[l] = KM_FMAF(diff, diff, v[l]);
+				}
+			for (int l = 0; l < 16; l++)
+			{
+				v[l] = v[l] < md[l] ? v[l] : md[l];
+				acc[j][l] += v[l];
+			}
+			if (mindist_out)
+				for (int l = 0; l < rows; l++)
+					mindist_out[i0 + l] = v[l];
+		}
+	}
+	for (int j = 0; j < t; j++)
+	{
+		for (int w = 8; w > 0; w /= 2)
+			for (int l = 0; l < w; l++)
+				acc[j][l] += acc[j][l + w];
+		sums[j] = acc[j][0];
+	}
+#endif
+}
+
 static void
 CandShare(void *arg, int share, int nshares)
 {
@@ -720,6 +835,12 @@ CandShare(void *arg, int share, int nshares)
 		int64_t		m = st->blk->n - i0 < KM_SUB_ROWS ? st->blk->n - i0 : KM_SUB_ROWS;
 		const float *x = st->blk->x + i0 * d;
 
+		if (!st->packed && d <= KM_SMALL_D_MAX && t <= CAND_MAX)
+		{
+			CandRunSmall(x, m, d, st->cand, t, st->mindist + i0,
+						 st->mindist_out ? st->mindist_out + i0 : NULL, st->run_sums + r * t);
+			continue;
+		}
 		if (st->packed)
 			km_gemm_argmin(x, m, d, st->packed, st->cnorm, t, st->seg_off, labels, best);
 		else

@@ -185,9 +185,12 @@ PotentialBatch(KmeansBatch *b, void *arg)
 
 /*
  * The rows where the running sum of mindist first exceeds each target: D^2 sampling.  The
- * running sum is taken run by run exactly as the backend summed the runs, so the search agrees
- * with the total the targets were scaled by.  A target that is never exceeded (all remaining
- * distances zero) falls back to the last row with a positive distance, or the last row.
+ * running sum is taken run by run with the backend's run sums, so the search agrees with the
+ * total the targets were scaled by; inside the chosen run the rows are added in order, which
+ * can differ from the backend's run sum in the last bits, so a run whose rows never reach the
+ * target gives its last row with a positive distance.  A target that is never exceeded (all
+ * remaining distances zero) falls back to the last row with a positive distance, or the last
+ * row.
  */
 static void
 SampleByDistance(const SeedState *ss, int64 n, const double *targets, int t, int64 *rows)
@@ -216,11 +219,10 @@ SampleByDistance(const SeedState *ss, int64 n, const double *targets, int t, int
 				for (int64 i = r * KM_SUB_ROWS; i < end; i++)
 				{
 					part += ss->mindist[i];
-					if (cum + part > targets[j])
-					{
+					if (ss->mindist[i] > 0.0f)
 						rows[j] = i;
+					if (cum + part > targets[j])
 						break;
-					}
 				}
 				break;
 			}
