@@ -7,6 +7,10 @@ and every engine starts from the same k rows of it as initial centers.  Time per
 iteration is measured the same way for every engine: the difference of two fits that differ
 only in the number of iterations, divided by the difference in iterations.
 
+The elbow workloads (seed: the real seismic profiles in ../shared/data; wide: a synthetic
+11,346 x 100 set) time one kmeans_elbow call for k = 3..49 against a loop over k with each
+peer (tslearn too on seed), each engine with its own seeding, and compare the inertia per k.
+
 Run `bench/bench.py --help`; bench/README.md explains the output.
 """
 
@@ -201,6 +205,26 @@ class Database:
         self.execute("SELECT kmeans_predict(ARRAY[[0]]::real[], ARRAY[0]::real[])")
         self.aexec("SELECT set_config('kmeans.verbose', 'on', false)")
 
+    def ensure_function(self, name):
+        """The bench database may hold the extension from an older build of the same version,
+        created before `name` existed: recreate it then (the extension's only table,
+        kmeans_models, must be empty; otherwise say what to do)."""
+        if self.scalar("SELECT to_regproc(%s) IS NOT NULL", (name,)):
+            return
+        saved = self.scalar("SELECT count(*) FROM kmeans_models")
+        if saved:
+            raise RuntimeError("function %s is missing in database %s: the extension there is "
+                               "older than the installed one, and kmeans_models holds %d saved "
+                               "model(s), so the bench will not drop it; run DROP EXTENSION "
+                               "kmeans CASCADE; CREATE EXTENSION kmeans there, or use --db"
+                               % (name, self.dbname, saved))
+        log("function %s is missing in database %s (extension created from an older build): "
+            "recreating the extension there" % (name, self.dbname))
+        self.execute("DROP EXTENSION kmeans")
+        self.execute("CREATE EXTENSION kmeans")
+        if not self.scalar("SELECT to_regproc(%s) IS NOT NULL", (name,)):
+            raise RuntimeError("the installed kmeans extension has no function %s" % name)
+
     def _create_database_if_missing(self):
         try:
             psycopg2.connect(dbname=self.dbname).close()
@@ -284,12 +308,12 @@ class Database:
             if not np.array_equal(np.asarray(v, dtype=np.float32), X[rid]):
                 raise RuntimeError("table %s row %d differs from the generated data" % (table, rid))
 
-    def seqscan(self, table, repeats):
+    def seqscan(self, table, repeats, expr="v"):
         self.execute("SET max_parallel_workers_per_gather = 0")
         times = []
         for _ in range(repeats):
             t0 = time.perf_counter()
-            self.execute("SELECT count(v) FROM %s" % table)
+            self.execute("SELECT count(%s) FROM %s" % (expr, table))
             times.append(time.perf_counter() - t0)
         self.execute("RESET max_parallel_workers_per_gather")
         return times
@@ -321,6 +345,26 @@ class FitRun:
     iter_inertia: List[float] = field(default_factory=list)   # per iteration, before update
     cpu_s: Optional[float] = None                             # CPU seconds the engine used
     extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class ElbowFit:
+    """One fit of a loop over k (the elbow workloads): the engine's own defaults and seeding."""
+    seconds: float
+    cpu_s: Optional[float]
+    n_iter: int
+    mean_inertia: float         # sum of squared distances to the final centers / n
+    own: Optional[float] = None     # the engine's own figure, as mean per row (see each peer)
+    check: Optional[float] = None   # mean_inertia recomputed in float64 from the centers
+
+
+def mean_sq_distance(X, C):
+    """Mean over the rows of X of the squared distance to the nearest row of C, in float64
+    (|x|^2 - 2 x.c + |c|^2: in float64 the cancellation costs about 1e-13 of |x|^2)."""
+    X = np.asarray(X, dtype=np.float64)
+    C = np.asarray(C, dtype=np.float64)
+    d2 = (X * X).sum(axis=1)[:, None] - 2.0 * (X @ C.T) + (C * C).sum(axis=1)[None, :]
+    return float(np.maximum(d2.min(axis=1), 0.0).sum()) / len(X)
 
 
 class Engine:
@@ -402,6 +446,17 @@ class Sklearn(Engine):
         X = case.X[:20_000]
         self.KMeans(n_clusters=8, init=X[:8], n_init=1, max_iter=2, algorithm="lloyd").fit(X)
 
+    def elbow_fit(self, X, k, max_iter, check=True):
+        """As a user runs it: k-means++ (sklearn's greedy variant), n_init 1, tol 1e-4."""
+        km = self.KMeans(n_clusters=k, max_iter=max_iter, n_init=1, random_state=0)
+        c0, t0 = cpu_seconds_self(), time.perf_counter()
+        km.fit(X)
+        t, c = time.perf_counter() - t0, cpu_seconds_self() - c0
+        # inertia_ is the final assignment to the final centers
+        own = float(km.inertia_) / len(X)
+        return ElbowFit(seconds=t, cpu_s=c, n_iter=int(km.n_iter_), mean_inertia=own, own=own,
+                        check=mean_sq_distance(X, km.cluster_centers_) if check else None)
+
 
 class Faiss(Engine):
     name, label = "faiss", "FAISS"
@@ -436,9 +491,30 @@ class Faiss(Engine):
         km = self.faiss.Kmeans(X.shape[1], 8, niter=2, min_points_per_centroid=1)
         km.train(X, init_centroids=X[:8])
 
+    def elbow_fit(self, X, k, max_iter, check=True):
+        """faiss.Kmeans(d, k, niter, seed): random rows as the start.  Subsampling is turned
+        off (by default FAISS trains on at most 256 rows per centroid, so at k = 3 on 768 of
+        the rows) so that every engine clusters the same rows."""
+        n, d = X.shape
+        km = self.faiss.Kmeans(d, k, niter=max_iter, seed=1234, min_points_per_centroid=1,
+                               max_points_per_centroid=10 ** 9, verbose=False)
+        c0, t0 = cpu_seconds_self(), time.perf_counter()
+        km.train(X)
+        t, c = time.perf_counter() - t0, cpu_seconds_self() - c0
+        # FAISS's obj is the objective of each iteration's assignment, before its update; the
+        # inertia of the final centers comes from a search of the data against them
+        index = self.faiss.IndexFlatL2(d)
+        index.add(np.ascontiguousarray(km.centroids, dtype=np.float32))
+        D, _ = index.search(X, 1)
+        stats = km.iteration_stats
+        return ElbowFit(seconds=t, cpu_s=c, n_iter=len(stats),
+                        mean_inertia=float(D.astype(np.float64).sum()) / n,
+                        own=float(stats[-1]["obj"]) / n if stats else None,
+                        check=mean_sq_distance(X, km.centroids) if check else None)
+
 
 class Tslearn(Engine):
-    """For the planned elbow workloads (not used by batch/embed: far too slow at 10^6 rows)."""
+    """The seed workload's reference (not used by batch/embed: far too slow at 10^6 rows)."""
     name, label = "tslearn", "tslearn"
 
     def __init__(self):
@@ -468,6 +544,26 @@ class Tslearn(Engine):
         return FitRun(seconds=t, n_iter=int(km.n_iter_), inertia=float("nan"), cpu_s=c,
                       iter_inertia=[float(km.inertia_) * n])
 
+    def elbow_fit(self, X, k, max_iter, check=True):
+        """As the seed user runs it: TimeSeriesKMeans(n_clusters=k, metric="euclidean",
+        max_iter, random_state=0) on X as (n, d, 1); defaults otherwise (k-means++, n_init 1,
+        tol 1e-6; an empty cluster restarts the fit, up to 10 attempts)."""
+        import warnings
+        n, d = X.shape
+        km = self.TSK(n_clusters=k, metric="euclidean", max_iter=max_iter, random_state=0)
+        c0, t0 = cpu_seconds_self(), time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            km.fit(X.reshape(n, d, 1))
+        t, c = time.perf_counter() - t0, cpu_seconds_self() - c0
+        if km.cluster_centers_ is None or not np.isfinite(km.inertia_):
+            return ElbowFit(seconds=t, cpu_s=c, n_iter=int(km.n_iter_), mean_inertia=float("nan"))
+        # inertia_ is already a mean per series, but of the last assignment made before the
+        # last update; the comparable figure is that of the final centers
+        m = mean_sq_distance(X, km.cluster_centers_.reshape(k, d))
+        return ElbowFit(seconds=t, cpu_s=c, n_iter=int(km.n_iter_), mean_inertia=m,
+                        own=float(km.inertia_), check=m)
+
 
 PEERS: Dict[str, Callable[[], Engine]] = {
     "sklearn": Sklearn,
@@ -478,11 +574,9 @@ PEERS: Dict[str, Callable[[], Engine]] = {
 
 # ------------------------------------------------------------------------------------------
 # Workloads.  A workload names its data, k, the engines it runs and the procedure that
-# measures and the one that reports.  To add one (e.g. the planned elbow workloads: the
-# seismic profiles ../shared/data/wus_sh_2010_dvs_profiles.tsv, 11,346 x first 10 of 19
-# values, k = 3..49 with 10 iterations, ours through kmeans_elbow and the peers in a loop
-# over k; and an 11,346 x 100 synthetic variant), write a make_data and, where the
-# per-iteration procedure does not fit, a run/report pair, and register it in WORKLOADS.
+# measures and the one that reports.  To add one, write a make_data and, where the
+# per-iteration procedure does not fit, a run/report pair (the elbow workloads seed and wide
+# use run_elbow/report_elbow, further below), and register it in WORKLOADS.
 # ------------------------------------------------------------------------------------------
 
 @dataclass
@@ -498,6 +592,7 @@ class Workload:
     seqscan: bool = True                    # time a plain scan of the table too
     run: Optional[Callable] = None          # (Bench, Workload) -> result dict
     report: Optional[Callable] = None       # (result dict) -> str
+    params: dict = field(default_factory=dict)  # whatever a custom run needs
 
 
 def embed_n(args):
@@ -814,6 +909,560 @@ register(Workload(
 
 
 # ------------------------------------------------------------------------------------------
+# Elbow workloads: one kmeans_elbow call for every k of a range against a loop over k with
+# each peer, every engine with its own seeding (k-means++ for ours, sklearn and tslearn,
+# random rows for FAISS).  The times are end to end; the inertias are compared per k as the
+# mean squared distance per row (tslearn's definition of inertia).
+# ------------------------------------------------------------------------------------------
+
+SEED_FILE = "wus_sh_2010_dvs_profiles.tsv"
+SEED_REFERENCE = {3: 13.9, 10: 7.0, 49: 2.75}   # the seed user's published elbow (tslearn)
+QUICK_TSLEARN_KS = (3, 10, 20, 49)
+
+
+class DataMissing(Exception):
+    pass
+
+
+def shared_data_dir():
+    """../shared/data relative to the repository root (this file is bench/bench.py)."""
+    return os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                         "..", "..", "shared", "data"))
+
+
+def read_seed_file(path):
+    """(ids, lat, lon, dvs n x 19 float32) of the TSV: id, lat, lon, {v1,...,v19}."""
+    ids, lat, lon, vals = [], [], [], []
+    with open(path) as f:
+        for line in f:
+            a, b, c, v = line.rstrip("\n").split("\t")
+            ids.append(int(a))
+            lat.append(float(b))
+            lon.append(float(c))
+            vals.append(v.strip("{}").split(","))
+    # float32 straight from the decimal strings, as float4in reads them
+    dvs = np.array(vals, dtype=np.float32)
+    return np.array(ids, dtype=np.int64), np.array(lat), np.array(lon), dvs
+
+
+def prepare_seed(bench, w):
+    """Loads the seismic profiles by COPY of the file itself (text format, as the file is)
+    into (id, lat, lon, dvs real[]), reusing the table when the file's SHA-1 matches."""
+    path = os.path.join(shared_data_dir(), SEED_FILE)
+    if not os.path.exists(path):
+        raise DataMissing("%s not found (the seed profiles live outside the repository, in "
+                          "../shared/data)" % path)
+    with open(path, "rb") as f:
+        digest = hashlib.sha1(f.read()).hexdigest()
+    ids, _, _, dvs = read_seed_file(path)
+    n, depths = dvs.shape
+    table = "kmbench_seed_n%d_d%d" % (n, depths)
+    tag = "kmeans bench data %s sha1 %s" % (SEED_FILE, digest)
+    db = bench.db
+    load_s = None
+    if not bench.args.reload and db.table_matches(table, n, tag):
+        log("%s: reusing table %s (%d rows)" % (w.name, table, n))
+    else:
+        log("%s: loading %s into %s" % (w.name, path, table))
+        t0 = time.perf_counter()
+        cur = db.sync.cursor()
+        cur.execute("BEGIN")
+        try:
+            cur.execute("DROP TABLE IF EXISTS %s" % table)
+            cur.execute("CREATE TABLE %s (id bigint NOT NULL, lat double precision NOT NULL, "
+                        "lon double precision NOT NULL, dvs real[] NOT NULL)" % table)
+            with open(path, "rb") as f:
+                cur.copy_expert("COPY %s (id, lat, lon, dvs) FROM STDIN" % table, f,
+                                size=1 << 20)
+            cur.execute("COMMENT ON TABLE %s IS %%s" % table, (tag,))
+            cur.execute("COMMIT")
+        except BaseException:
+            db.sync.rollback()
+            raise
+        cur.execute("VACUUM ANALYZE %s" % table)
+        load_s = time.perf_counter() - t0
+        log("%s: loaded in %.2f s" % (w.name, load_s))
+    X = np.ascontiguousarray(dvs[:, :w.params["dims"]])
+    # the whole column the fits read equals the array the peers get, bit for bit
+    got = db.execute("SELECT id, %s FROM %s ORDER BY id" % (w.params["column"], table))
+    order = np.argsort(ids)
+    if len(got) != n or not np.array_equal(np.array([r[0] for r in got]), ids[order]) \
+            or not np.array_equal(np.array([r[1] for r in got], dtype=np.float32), X[order]):
+        raise RuntimeError("table %s does not hold the file's values" % table)
+    return X, table, load_s
+
+
+def gen_profiles(n, d, families, seed):
+    """n smooth 'depth profiles' of d samples in `families` latent families.  A family's shape
+    is three low-frequency sinusoids plus two gaussian bumps over depth; a row is its family's
+    shape times an amplitude 1 + 0.15 N(0,1), plus one row-specific low-frequency sinusoid
+    (amplitude 0.3 N(0,1)) and white noise 0.1 N(0,1)."""
+    z = np.linspace(0.0, 1.0, d)
+    rng = np.random.default_rng([seed, 0])
+    shapes = np.zeros((families, d))
+    for f in range(families):
+        for _ in range(3):
+            shapes[f] += rng.uniform(0.5, 1.5) * np.sin(2 * np.pi * rng.uniform(0.3, 2.5) * z
+                                                       + rng.uniform(0, 2 * np.pi))
+        for _ in range(2):
+            shapes[f] += (rng.choice([-1, 1]) * rng.uniform(1, 2)
+                          * np.exp(-0.5 * ((z - rng.uniform(0.1, 0.9)) / rng.uniform(0.04, 0.15)) ** 2))
+    rng = np.random.default_rng([seed, 1])
+    fam = rng.integers(0, families, n)
+    amp = 1 + 0.15 * rng.standard_normal(n)
+    wig = (0.3 * rng.standard_normal(n))[:, None] * np.sin(
+        2 * np.pi * rng.uniform(0.2, 1.5, n)[:, None] * z[None, :] + rng.uniform(0, 2 * np.pi, n)[:, None])
+    X = amp[:, None] * shapes[fam] + wig + 0.1 * rng.standard_normal((n, d))
+    return X.astype(np.float32)
+
+
+def prepare_generated(bench, w):
+    X, table, load_s = bench.data_and_table(w)
+    return X, table, load_s
+
+
+def parse_ks(spec, full):
+    """'all', 'a-b' or 'a,b,c' (mixable: '3-9,20'), within the full range."""
+    if spec is None or spec.strip() == "all":
+        return list(full)
+    ks = set()
+    for part in spec.split(","):
+        part = part.strip()
+        if "-" in part:
+            a, b = part.split("-")
+            ks.update(range(int(a), int(b) + 1))
+        elif part:
+            ks.add(int(part))
+    bad = sorted(k for k in ks if k not in full)
+    if bad:
+        raise SystemExit("--tslearn-ks: %s outside the range %d..%d" % (bad, full[0], full[-1]))
+    return sorted(ks)
+
+
+def elbow_sql(table, column, kmin, kmax, max_iter, silhouette):
+    sql = "SELECT * FROM kmeans_elbow(%s, %s, %s, %s, max_iter => %s"
+    params = [table, column, kmin, kmax, max_iter]
+    if silhouette is not None:
+        sql += ", silhouette_sample => %s"
+        params.append(silhouette)
+    return sql + ")", params
+
+
+ELBOW_COLUMNS = ("k", "inertia", "mean_inertia", "n_iter", "silhouette", "calinski_harabasz",
+                 "davies_bouldin", "elbow")
+
+
+def ours_elbow(db, table, column, kmin, kmax, max_iter, silhouette):
+    sql, params = elbow_sql(table, column, kmin, kmax, max_iter, silhouette)
+    c0 = cpu_seconds_of_pid(db.backend_pid)
+    rows, t0, t1 = db.aexec(sql, params)
+    c1 = cpu_seconds_of_pid(db.backend_pid)
+    return {"seconds": t1 - t0, "cpu_s": None if c0 is None or c1 is None else c1 - c0,
+            "rows": [dict(zip(ELBOW_COLUMNS, r)) for r in rows]}
+
+
+def check_ours(runs_plain, runs_sil, ks, n, max_iter):
+    """What looks wrong in kmeans_elbow's results: a list of sentences."""
+    issues = []
+    if not runs_plain:
+        return issues
+    rows = runs_plain[0]["rows"]
+    got = [r["k"] for r in rows]
+    if got != list(ks):
+        issues.append("kmeans_elbow returned k = %s, expected %d..%d in order"
+                      % (got, ks[0], ks[-1]))
+    for r in rows:
+        if r["inertia"] is None or not np.isfinite(r["inertia"]) or r["inertia"] < 0:
+            issues.append("k = %s: inertia %r" % (r["k"], r["inertia"]))
+            continue
+        if r["mean_inertia"] is None or abs(r["mean_inertia"] * n - r["inertia"]) > 1e-9 * r["inertia"]:
+            issues.append("k = %s: mean_inertia %r is not inertia / n = %r"
+                          % (r["k"], r["mean_inertia"], r["inertia"] / n))
+        if r["n_iter"] is None or not 1 <= r["n_iter"] <= max_iter:
+            issues.append("k = %s: n_iter %r outside 1..%d" % (r["k"], r["n_iter"], max_iter))
+        if r["silhouette"] is not None:
+            issues.append("k = %s: silhouette %r although silhouette_sample => 0"
+                          % (r["k"], r["silhouette"]))
+    ups = [(a["k"], b["k"], b["inertia"] / a["inertia"] - 1) for a, b in zip(rows, rows[1:])
+           if a["inertia"] and b["inertia"] is not None and b["inertia"] > a["inertia"]]
+    if ups:
+        issues.append("inertia rises with k at %d step(s) (possible with independent seedings, "
+                      "but worth a look): %s" % (len(ups), ", ".join(
+                          "%d->%d %+.2f%%" % (a, b, 100 * x) for a, b, x in ups[:6])))
+    elbows = [r["k"] for r in rows if r["elbow"]]
+    if len(elbows) != 1:
+        issues.append("elbow is true for %d rows (k = %s), expected exactly one" % (len(elbows), elbows))
+    sig = lambda run: tuple((r["k"], r["inertia"], r["n_iter"]) for r in run["rows"])
+    if len({sig(x) for x in runs_plain}) > 1:
+        issues.append("repeated identical calls gave different inertias / iteration counts")
+    if runs_sil:
+        if len({sig(x) for x in runs_sil}) > 1:
+            issues.append("repeated calls with the default silhouette gave different inertias")
+        if sig(runs_sil[0]) != sig(runs_plain[0]):
+            diff = [(a["k"], a["inertia"], b["inertia"]) for a, b in
+                    zip(runs_plain[0]["rows"], runs_sil[0]["rows"]) if a["inertia"] != b["inertia"]]
+            issues.append("silhouette_sample changed the clustering itself at %d k: %s"
+                          % (len(diff), diff[:3]))
+        for r in runs_sil[0]["rows"]:
+            s_ = r["silhouette"]
+            if s_ is None or not -1 <= s_ <= 1:
+                issues.append("k = %s: silhouette %r with the default sample" % (r["k"], s_))
+                break
+            for q in ("calinski_harabasz", "davies_bouldin"):
+                if r[q] is None or not np.isfinite(r[q]) or r[q] < 0:
+                    issues.append("k = %s: %s %r" % (r["k"], q, r[q]))
+    return issues
+
+
+def run_elbow(bench: Bench, w: Workload):
+    args, P, db = bench.args, w.params, bench.db
+    kmin, kmax = P["k_range"]
+    ks = list(range(kmin, kmax + 1))
+    max_iter = P["max_iter"]
+    res = {"workload": w.name, "describe": w.describe, "ks": [kmin, kmax], "max_iter": max_iter,
+           "target_s": P.get("target_s"), "engines": {}}
+    if P.get("no_tslearn"):
+        res["no_tslearn"] = ("tslearn is not run on this workload, to keep the run short: it "
+                             "is the slowest engine on seed, and its time per k grows with d "
+                             "(scipy cdist in float64 and a Python loop over the clusters)")
+    try:
+        X, table, load_s = P["prepare"](bench, w)
+    except DataMissing as e:
+        log("%s: skipped: %s" % (w.name, e))
+        res["skipped"] = str(e)
+        return res
+    db.ensure_function("kmeans_elbow")
+    n, d = X.shape
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    res.update({"n": n, "d": d, "table": table, "column": P["column"], "load_s": load_s,
+                "cores": cores, "loadavg_start": loadavg()})
+    log("%s: seq scan x5" % w.name)
+    res["seqscan_s"] = db.seqscan(table, 5, P["column"])
+
+    R_ours = args.repeats or P["repeats"]
+    R_sil = args.repeats or P.get("silhouette_repeats", 0)
+    R_peer = args.repeats or P["peer_repeats"]
+    selected = lambda nm: args.peers is None or nm in args.peers
+
+    # warm-up: loads the library and the table into the backend / OS cache; with
+    # kmeans.verbose on, to count the NOTICEs (the timed calls run with it off)
+    log("%s: ours warm-up" % w.name)
+    warm, _, _ = db.aexec(*elbow_sql(table, P["column"], kmin, kmax, max_iter, 0))
+    res["notices_verbose"] = len(db.clock.items)
+    db.aexec("SELECT set_config('kmeans.verbose', 'off', false)")
+    active = []
+    for name in P["peers"]:
+        eng = bench.engines[name]
+        if not selected(name):
+            res["engines"][name] = {"skipped": "not selected"}
+        elif eng.error:
+            res["engines"][name] = {"error": eng.error}
+        else:
+            res["engines"][name] = {"version": eng.version()}
+            if name != "tslearn":
+                try:
+                    eng.elbow_fit(X, kmin, 2)       # warm-up (imports, thread pools)
+                    active.append(name)
+                except Exception as e:
+                    log("%s: %s failed: %s" % (w.name, name, e))
+                    res["engines"][name]["error"] = "error: %s" % e
+    plain, sil, loops = [], [], {nm: [] for nm in active}
+    try:
+        for r in range(max(R_ours, R_sil, R_peer)):
+            if r < R_ours:
+                x = ours_elbow(db, table, P["column"], kmin, kmax, max_iter, 0)
+                plain.append(x)
+                log("%s: ours silhouette_sample => 0, run %d/%d: %.3f s" % (w.name, r + 1, R_ours, x["seconds"]))
+            if r < R_sil:
+                x = ours_elbow(db, table, P["column"], kmin, kmax, max_iter, None)
+                sil.append(x)
+                log("%s: ours default silhouette, run %d/%d: %.3f s" % (w.name, r + 1, R_sil, x["seconds"]))
+            for name in list(active):
+                if r >= R_peer:
+                    continue
+                try:
+                    # the inertias of the first run are the ones compared (the seedings are
+                    # fixed), so only its centers are checked in float64
+                    fits = [bench.engines[name].elbow_fit(X, k, max_iter, check=(r == 0))
+                            for k in ks]
+                except Exception as e:
+                    log("%s: %s failed: %s" % (w.name, name, e))
+                    res["engines"][name]["error"] = "error: %s" % e
+                    active.remove(name)
+                    continue
+                loops[name].append(fits)
+                log("%s: %s loop over k = %d..%d, run %d/%d: %.3f s"
+                    % (w.name, name, kmin, kmax, r + 1, R_peer, sum(f.seconds for f in fits)))
+    finally:
+        db.aexec("SELECT set_config('kmeans.verbose', 'on', false)")
+
+    def summarize(runs, per_k):
+        tot = [x["seconds"] for x in runs]
+        cpu = [x["cpu_s"] for x in runs if x["cpu_s"] is not None]
+        e = {"runs": len(runs), "seconds": median(tot), "seconds_min": min(tot), "all_seconds": tot,
+             "cpu_s": median(cpu) if cpu else None,
+             "cpu_share": median([x["cpu_s"] / (x["seconds"] * cores) for x in runs
+                                  if x["cpu_s"] is not None]) if cpu else None}
+        e.update(per_k)
+        return e
+
+    if plain:
+        rows = plain[0]["rows"]
+        res["engines"]["ours"] = summarize(plain, {
+            "ks": [r["k"] for r in rows], "mean_inertia": [r["mean_inertia"] for r in rows],
+            "n_iter": [r["n_iter"] for r in rows], "elbow_k": [r["k"] for r in rows if r["elbow"]],
+            "rows": rows})
+    if sil:
+        rows = sil[0]["rows"]
+        res["engines"]["ours_silhouette"] = summarize(sil, {
+            "rows": rows, "elbow_k": [r["k"] for r in rows if r["elbow"]]})
+    res["ours_issues"] = check_ours(plain, sil, ks, n, max_iter)
+    for name in active:
+        fits_runs = loops[name]
+        runs = [{"seconds": sum(f.seconds for f in fits), "cpu_s": sum(f.cpu_s for f in fits)}
+                for fits in fits_runs]
+        first = fits_runs[0]
+        res["engines"][name].update(summarize(runs, {
+            "ks": ks, "mean_inertia": [f.mean_inertia for f in first],
+            "own": [f.own for f in first], "check": [f.check for f in first],
+            "n_iter": [f.n_iter for f in first],
+            "seconds_per_k": [median([fits[i].seconds for fits in fits_runs]) for i in range(len(ks))]}))
+
+    # tslearn last, once: it takes minutes for the whole range
+    if "tslearn" in res["engines"] and "version" in res["engines"]["tslearn"] \
+            and "error" not in res["engines"]["tslearn"]:
+        spec = args.tslearn_ks
+        if spec is None and args.quick:
+            spec = ",".join(str(k) for k in QUICK_TSLEARN_KS if k in ks)
+        tks = parse_ks(spec, ks)
+        eng = bench.engines["tslearn"]
+        fits = []
+        try:
+            for k in tks:
+                f = eng.elbow_fit(X, k, max_iter)
+                fits.append(f)
+                log("%s: tslearn k = %d: %.2f s, %d iterations" % (w.name, k, f.seconds, f.n_iter))
+        except Exception as e:
+            log("%s: tslearn failed: %s" % (w.name, e))
+            res["engines"]["tslearn"]["error"] = "error: %s" % e
+        if fits:
+            secs = [f.seconds for f in fits]
+            cpus = [f.cpu_s for f in fits]
+            full = len(fits) == len(ks)
+            scale = 1.0 if full else len(ks) / len(fits)
+            by_k = {k: f for k, f in zip(tks, fits)}
+            res["engines"]["tslearn"].update({
+                "runs": 1, "ks_run": tks[:len(fits)], "extrapolated": not full,
+                "seconds": sum(secs) * scale, "seconds_min": None, "measured_s": sum(secs),
+                "cpu_s": sum(cpus) * scale,
+                "cpu_share": sum(cpus) / (sum(secs) * cores),
+                "ks": ks,
+                "mean_inertia": [by_k[k].mean_inertia if k in by_k else None for k in ks],
+                "own": [by_k[k].own if k in by_k else None for k in ks],
+                "n_iter": [by_k[k].n_iter if k in by_k else None for k in ks],
+                "seconds_per_k": [by_k[k].seconds if k in by_k else None for k in ks]})
+    res["loadavg_end"] = loadavg()
+    for issue in res["ours_issues"]:
+        log("%s: WARNING (ours): %s" % (w.name, issue))
+    return res
+
+
+def fmt_s(x):
+    if x is None:
+        return "-"
+    return "%.3f" % x if x < 10 else "%.1f" % x
+
+
+def fmt_pct(x, plus=True):
+    return "-" if x is None else ("%+.2f%%" if plus else "%.2f%%") % (100 * x)
+
+
+def report_elbow(res):
+    kmin, kmax = res["ks"]
+    title = "== %s: %s" % (res["workload"], res["describe"])
+    if "skipped" in res:
+        return title + "\n  skipped: " + res["skipped"]
+    E = res["engines"]
+    ours = E.get("ours", {})
+    ot = ours.get("seconds")
+    ks = list(range(kmin, kmax + 1))
+    out = [title]
+    labels = {"ours": "ours: kmeans_elbow, silhouette_sample => 0",
+              "ours_silhouette": "ours: kmeans_elbow, default silhouette (2000)",
+              "sklearn": "scikit-learn KMeans loop", "faiss": "FAISS Kmeans loop",
+              "tslearn": "tslearn TimeSeriesKMeans loop"}
+    rows = []
+    for name in ["ours", "ours_silhouette"] + [nm for nm in E if not nm.startswith("ours")]:
+        e = E.get(name)
+        if e is None:
+            continue
+        label = labels.get(name, name)
+        if "seconds" not in e:
+            cell = e.get("error", e.get("skipped", "not run")).split(" (")[0]
+            rows.append([label, cell] + ["-"] * 6)
+            continue
+        total = fmt_s(e["seconds"])
+        runs = str(e["runs"])
+        if e.get("extrapolated"):
+            total += " (extrapolated)"
+            runs = "1, k in %s" % ",".join(map(str, e["ks_run"]))
+        rows.append([label, "%d..%d" % (kmin, kmax), runs, total, fmt_s(e.get("seconds_min")),
+                     "%.2fx" % (e["seconds"] / ot) if ot else "-",
+                     fmt_s(e.get("cpu_s")),
+                     "-" if e.get("cpu_share") is None else "%.0f%%" % (100 * e["cpu_share"])])
+    out.append(fmt_table(["engine", "k", "runs", "total s (median)", "min s", "vs ours",
+                          "cpu s", "cpu"], rows))
+    notes = []
+    if res.get("target_s") and ot is not None:
+        notes.append("target: ours <= %.2f s for the whole range: %s (median %.3f s, best %.3f s)"
+                     % (res["target_s"], "met" if ot <= res["target_s"] else "NOT MET",
+                        ot, ours["seconds_min"]))
+    ts = E.get("tslearn", {})
+    if ts.get("extrapolated"):
+        notes.append("tslearn ran only k in %s (%.1f s measured); its total is EXTRAPOLATED: the "
+                     "mean time per k x %d k; --tslearn-ks all runs the whole range"
+                     % (",".join(map(str, ts["ks_run"])), ts["measured_s"], len(ks)))
+    if res.get("no_tslearn"):
+        notes.append(res["no_tslearn"])
+    notes.append("total = end-to-end wall time for the whole range: ours one SQL statement (reading "
+                 "the table included, result fetched), a peer its loop of fit() calls on the "
+                 "in-memory array; vs ours = engine / ours (> 1: ours faster); cpu = CPU seconds "
+                 "(ours: the backend process; peers: this process) and cpu share = cpu / (wall x %d "
+                 "cores); load average %s at the start, %s at the end"
+                 % (res["cores"], res.get("loadavg_start"), res.get("loadavg_end")))
+    out.append(notes_block(notes))
+    out.append("")
+
+    # per k: mean inertia per row
+    peers = [nm for nm in ("sklearn", "faiss", "tslearn") if E.get(nm, {}).get("mean_inertia")]
+    mi = {nm: dict(zip(E[nm]["ks"], E[nm]["mean_inertia"])) for nm in ["ours"] + peers
+          if E.get(nm, {}).get("mean_inertia")}
+    it = {nm: dict(zip(E[nm]["ks"], E[nm]["n_iter"])) for nm in mi}
+    if "ours" not in mi:
+        out.append("  (no per-k table: ours did not run)")
+        return "\n".join(out)
+    diffs = {}
+    if "sklearn" in mi:
+        for k in ks:
+            if mi["ours"].get(k) is not None and mi["sklearn"].get(k):
+                diffs[k] = mi["ours"][k] / mi["sklearn"][k] - 1
+
+    def mark(dv):
+        if dv is None:
+            return "-"
+        if abs(dv) <= 0.02:
+            return "✓"
+        return "✓ lower" if dv < 0 else "✗"
+
+    shown = sorted(set([kmin, kmax, 10] + [k for k in ks if k % 5 == 0]
+                       + [k for k, dv in diffs.items() if dv > 0.02]) & set(ks))
+    hdr = ["k", "ours"] + [PEER_LABELS[nm] for nm in peers] + ["ours vs sklearn", "2%",
+                                                                 "iters " + "/".join(["ours"] + [PEER_LABELS[nm] for nm in peers])]
+    trows = []
+    for k in shown:
+        row = [str(k)] + ["-" if mi[nm].get(k) is None else "%.4f" % mi[nm][k] for nm in ["ours"] + peers]
+        row += [fmt_pct(diffs.get(k)), mark(diffs.get(k)),
+                "/".join("-" if it[nm].get(k) is None else str(it[nm][k]) for nm in ["ours"] + peers)]
+        trows.append(row)
+    out.append("mean inertia per row (sum of squared distances to the final centers / n), "
+               "k = %s" % ("all" if len(shown) == len(ks) else
+                           "%d, every 5th, %d and every k that misses the 2%% target" % (kmin, kmax)))
+    out.append(fmt_table(hdr, trows))
+    notes = []
+    if diffs:
+        worst = max(diffs, key=lambda k: abs(diffs[k]))
+        over = [k for k, dv in diffs.items() if dv > 0.02]
+        lower = [k for k, dv in diffs.items() if dv < 0]
+        notes.append("ours vs scikit-learn over all %d k: max |difference| %s at k = %d; ours "
+                     "lower at %d of %d k; ours more than 2%% above at %d k%s -> target (within "
+                     "2%% of scikit-learn at every k) %s. The difference comes from the seedings "
+                     "(each engine its own k-means++ or random start), not from the iterations"
+                     % (len(diffs), fmt_pct(diffs[worst]), worst, len(lower), len(diffs),
+                        len(over), (" (k = %s)" % ", ".join(map(str, over))) if over else "",
+                        "MET" if not over else "NOT MET"))
+        notes.append("2%% column: ✓ = |ours/sklearn - 1| <= 2%%; ✓ lower = ours more than 2%% "
+                     "below (better); ✗ = more than 2%% above. Median difference %s"
+                     % fmt_pct(median(list(diffs.values()))))
+    for nm in peers:
+        if nm == "sklearn":
+            continue
+        dd = [mi["ours"][k] / mi[nm][k] - 1 for k in ks
+              if mi[nm].get(k) and mi["ours"].get(k) is not None and np.isfinite(mi[nm][k])]
+        if dd:
+            notes.append("ours vs %s: median difference %s, ours lower at %d of %d k, max %s"
+                         % (PEER_LABELS[nm], fmt_pct(median(dd)), sum(x < 0 for x in dd), len(dd),
+                            fmt_pct(max(dd, key=abs))))
+    if res["workload"] == "seed":
+        ref = ", ".join("k = %d: %.2f (ours %s, tslearn %s)" % (
+            k, v, "%.3f" % mi["ours"][k] if mi["ours"].get(k) is not None else "-",
+            "%.3f" % mi["tslearn"][k] if mi.get("tslearn", {}).get(k) is not None else "-")
+            for k, v in SEED_REFERENCE.items())
+        notes.append("the seed user's published elbow (tslearn, mean per profile): " + ref)
+    xc = []
+    for nm, what in (("sklearn", "inertia_/n"), ("faiss", "index search")):
+        e = E.get(nm, {})
+        pairs = [(a, b) for a, b in zip(e.get("mean_inertia", []), e.get("check", []))
+                 if a is not None and b]
+        if pairs:
+            xc.append("%s %s %.1e" % (PEER_LABELS[nm], what, max(abs(a / b - 1) for a, b in pairs)))
+    if xc:
+        notes.append("peers' inertias against a float64 recomputation from their centers (max "
+                     "relative difference): " + "; ".join(xc))
+    if mi.get("tslearn"):
+        own = [(a, b) for a, b in zip(E["tslearn"]["own"], E["tslearn"]["mean_inertia"]) if a and b]
+        if own:
+            notes.append("tslearn column: the final centers' mean squared distance. tslearn's own "
+                         "inertia_ (already a mean per series) is that of the last assignment, "
+                         "made before the last update: it is %s to %s above"
+                         % (fmt_pct(min(a / b - 1 for a, b in own)),
+                            fmt_pct(max(a / b - 1 for a, b in own))))
+    if "faiss" in mi:
+        notes.append("FAISS starts from random rows (no k-means++) and runs with subsampling off "
+                     "(by default it would train on at most 256 rows per centroid)")
+    notes.append("iters: iterations each engine ran (max %d; ours and sklearn stop early at tol "
+                 "1e-4, tslearn at 1e-6)" % res["max_iter"])
+    sil = E.get("ours_silhouette")
+    if sil and sil.get("rows"):
+        s_ = {r["k"]: r["silhouette"] for r in sil["rows"]}
+        notes.append("ours with the default silhouette: silhouette at k = %s; suggested k (elbow) %s"
+                     % (", ".join("%d: %s" % (k, "-" if s_.get(k) is None else "%.3f" % s_[k])
+                                  for k in (kmin, 10, kmax) if k in s_), sil.get("elbow_k")))
+    elif ours.get("elbow_k") is not None:
+        notes.append("ours' suggested k (elbow): %s" % ours["elbow_k"])
+    if res.get("seqscan_s"):
+        notes.append("reading: plain seq scan SELECT count(%s) (no parallel workers), median of 5: "
+                     "%s ms" % (res["column"], fmt_ms(median(res["seqscan_s"]))))
+    if res.get("load_s"):
+        notes.append("table loaded by COPY in %.2f s" % res["load_s"])
+    notes.append("with kmeans.verbose on (warm-up call), kmeans_elbow sent %d NOTICEs; the timed "
+                 "calls run with it off" % res.get("notices_verbose", 0))
+    for issue in res.get("ours_issues", []):
+        notes.append("WARNING (ours): " + issue)
+    out.append(notes_block(notes))
+    return "\n".join(out)
+
+
+register(Workload(
+    name="seed",
+    describe="the seed elbow: wUS-SH-2010 dvs profiles (../shared/data), dvs[1:10] = 11,346 x 10, "
+             "k = 3..49, max_iter 10",
+    k=49, make_data=None, run=run_elbow, report=report_elbow,
+    params={"prepare": prepare_seed, "column": "dvs[1:10]", "dims": 10, "k_range": (3, 49),
+            "max_iter": 10, "repeats": 5, "silhouette_repeats": 5, "peer_repeats": 3,
+            "peers": ("sklearn", "faiss", "tslearn"), "target_s": 0.15}))
+
+register(Workload(
+    name="wide",
+    describe="11,346 x 100 synthetic smooth profiles in 8 families (seed 2), k = 3..49, max_iter 10",
+    k=49, make_data=lambda args: gen_profiles(11_346, 100, 8, 2), run=run_elbow,
+    report=report_elbow,
+    params={"prepare": prepare_generated, "column": "v", "k_range": (3, 49), "max_iter": 10,
+            "repeats": 3, "silhouette_repeats": 3, "peer_repeats": 3,
+            "peers": ("sklearn", "faiss"), "target_s": 0.5,
+            "no_tslearn": True}))
+
+
+# ------------------------------------------------------------------------------------------
 # Machine information
 # ------------------------------------------------------------------------------------------
 
@@ -891,15 +1540,24 @@ def report_machine(info):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--workloads", default="batch,embed",
-                    help="comma-separated, from: %s (default batch,embed)" % ", ".join(WORKLOADS))
+    ap.add_argument("--workloads", default="batch,embed,seed,wide",
+                    help="comma-separated, from: %s (default batch,embed,seed,wide)"
+                         % ", ".join(WORKLOADS))
     ap.add_argument("--db", default="kmbench",
                     help="database to use, created if missing (default kmbench); the server is "
                          "found through the libpq variables PGHOST, PGPORT, PGUSER")
     ap.add_argument("--reload", action="store_true", help="reload the tables even when they match")
-    ap.add_argument("--quick", action="store_true", help="embed with n = 200,000 instead of 10^6")
+    ap.add_argument("--quick", action="store_true",
+                    help="embed with n = 200,000 instead of 10^6; seed: tslearn only at k in "
+                         "3,10,20,49, its loop time extrapolated")
     ap.add_argument("--repeats", type=int, default=None,
-                    help="runs of each fit (default: batch 3, embed 1, embed --quick 3)")
+                    help="runs of each fit (default: batch 3, embed 1, embed --quick 3); for "
+                         "seed/wide, runs of ours and of each peer loop (default: ours 5 on "
+                         "seed, 3 on wide; peer loops 3; tslearn always 1)")
+    ap.add_argument("--tslearn-ks", default=None, metavar="KS",
+                    help="seed: the k at which tslearn runs, e.g. 'all', '3-49', '3,10,20,49' "
+                         "(default all; with --quick 3,10,20,49); on a subset its loop time "
+                         "is extrapolated from the mean time per k")
     ap.add_argument("--peers", default=None,
                     help="comma-separated peers to run (default: each workload's own)")
     ap.add_argument("--threads", type=int, default=None,
