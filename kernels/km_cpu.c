@@ -263,12 +263,13 @@ Dist2Lanes(const float *restrict x, const float *restrict c, int d)
 
 /*
  * Nearest installed center per segment with its squared distance.  The small-d kernel's
- * distances are direct sums already; after the GEMM kernel the distance to the chosen center is
- * recomputed directly, so reported distances and inertia do not carry the expansion's
- * cancellation error (|x|^2 and |c|^2 can dwarf their difference).
+ * distances are direct sums already.  After the GEMM kernel, an exact distance to the chosen
+ * center is recomputed directly, so reported distances and inertia do not carry the expansion's
+ * cancellation error (|x|^2 and |c|^2 can dwarf their difference); otherwise |x|^2 + score.
  */
 static void
-Nearest(CpuBackend *cb, const float *x, int64_t n, int32_t *labels, float *dist)
+Nearest(CpuBackend *cb, const float *x, const float *norms, int64_t n, int exact, int32_t *labels,
+		float *dist)
 {
 	int			d = cb->base.d;
 	int			nseg = cb->nseg;
@@ -281,7 +282,15 @@ Nearest(CpuBackend *cb, const float *x, int64_t n, int32_t *labels, float *dist)
 	km_gemm_argmin(x, n, d, cb->packed, cb->cnorm, nseg, cb->seg_off, labels, dist);
 	for (int64_t i = 0; i < n; i++)
 		for (int s = 0; s < nseg; s++)
-			dist[i * nseg + s] = Dist2Lanes(x + i * d, cb->c + (int64_t) labels[i * nseg + s] * d, d);
+		{
+			float		v;
+
+			if (exact)
+				v = Dist2Lanes(x + i * d, cb->c + (int64_t) labels[i * nseg + s] * d, d);
+			else
+				v = norms[i] + dist[i * nseg + s];
+			dist[i * nseg + s] = v > 0.0f ? v : 0.0f;
+		}
 }
 
 static void
@@ -402,6 +411,7 @@ typedef struct AssignStep
 	KmBlock    *blk;
 	int32_t    *labels;
 	float	   *dist;
+	int			exact;
 	atomic_int_fast64_t next;
 } AssignStep;
 
@@ -420,17 +430,17 @@ AssignShare(void *arg, int share, int nshares)
 	while ((p = ClaimPiece(&st->next, PIECES(st->blk->n))) >= 0)
 	{
 		PieceRows(p, st->blk->n, &lo, &hi);
-		Nearest(st->cb, st->blk->x + lo * st->cb->base.d, hi - lo, st->labels + lo * nseg,
-				st->dist + lo * nseg);
+		Nearest(st->cb, st->blk->x + lo * st->cb->base.d, st->blk->norms + lo, hi - lo, st->exact,
+				st->labels + lo * nseg, st->dist + lo * nseg);
 	}
 }
 
 /* Nearest center per segment: labels and squared distances. */
 static KmStatus
-CpuAssign(KmBackend *be, KmBlock *blk, int32_t *labels, float *dist, KmError *err)
+CpuAssign(KmBackend *be, KmBlock *blk, int32_t *labels, float *dist, int exact, KmError *err)
 {
 	CpuBackend *cb = (CpuBackend *) be;
-	AssignStep	st = {.cb = cb, .blk = blk, .labels = labels, .dist = dist};
+	AssignStep	st = {.cb = cb, .blk = blk, .labels = labels, .dist = dist, .exact = exact};
 
 	atomic_init(&st.next, 0);
 	if (cb->c == NULL)
@@ -454,14 +464,7 @@ typedef struct AccumStep
 	atomic_int_fast64_t next;
 } AccumStep;
 
-/*
- * One share of the accumulation for wide rows: "columns" as they come, where pieces 0..ncols-2 are
- * sixteen dimensions each (a cache line of floats) and the last is the counts and inertia.
- * Each cluster's rows are visited in row order (the entries are grouped by label by a stable
- * counting sort), its running sums kept in registers from the first row to the last: the same
- * additions in the same order as adding row by row into memory, without a read-modify-write of
- * the sums per row.  Which thread takes which column changes nothing.
- */
+/* Columns summed together in registers: a cache line of floats. */
 #define ACCUM_COLUMNS 16
 
 typedef float Floats8 __attribute__((vector_size(32)));
@@ -549,71 +552,88 @@ AccumNarrow(AccumStep *st)
 	}
 }
 
+/* Adds one cluster's grouped rows (all d columns), its count and its inertia. */
+static void
+AccumCluster(AccumStep *st, int j)
+{
+	int			d = st->d;
+	const float *x = st->blk->x;
+	const int32_t *rows = st->order_row + st->start[j];
+	int64_t		m = st->start[j + 1] - st->start[j];
+	double	   *sp = st->acc->sums + (int64_t) j * d;
+	double		inertia = st->acc->inertia[j];
+	int			g = 0;
+
+	if (m == 0)
+		return;
+	/* sixteen-column groups in registers; the cluster's rows stay in cache between groups */
+	for (; g + ACCUM_COLUMNS <= d; g += ACCUM_COLUMNS)
+		SumColumns16(x, d, g, rows, m, sp + g);
+	if (g < d)
+	{
+		double		sum[ACCUM_COLUMNS];
+		int			rest = d - g;
+
+		for (int t = 0; t < rest; t++)
+			sum[t] = sp[g + t];
+		for (int64_t e = 0; e < m; e++)
+		{
+			const float *r = x + (int64_t) rows[e] * d + g;
+
+			for (int t = 0; t < rest; t++)
+				sum[t] += r[t];
+		}
+		for (int t = 0; t < rest; t++)
+			sp[g + t] = sum[t];
+	}
+	for (int64_t e = st->start[j]; e < st->start[j + 1]; e++)
+		inertia += st->dist[st->order[e]];
+	st->acc->inertia[j] = inertia;
+	st->acc->counts[j] += m;
+}
+
+/*
+ * One share of the accumulation for wide rows: pieces are ranges of clusters holding about the
+ * same number of entries, each cluster summed whole by one piece, its rows in order (grouped by
+ * a stable counting sort): the same additions in the same order as adding row by row, without a
+ * read-modify-write of the sums per row.  The piece boundaries follow only the labels.
+ */
 static void
 AccumShare(void *arg, int share, int nshares)
 {
 	AccumStep  *st = arg;
-	int			d = st->d;
 	int			k = st->acc->k;
-	const float *x = st->blk->x;
-	int64_t		ncols = (d + ACCUM_COLUMNS - 1) / ACCUM_COLUMNS + 1;
-	int64_t		p;
+	int64_t		total,
+				npieces,
+				p;
 
 	(void) share;
-	(void) nshares;
 	if (st->order == NULL)
 	{
 		AccumNarrow(st);
 		return;
 	}
-	while ((p = ClaimPiece(&st->next, ncols)) >= 0)
+	total = st->start[k];
+	npieces = 8 * (int64_t) nshares < k ? 8 * (int64_t) nshares : k;
+	while ((p = ClaimPiece(&st->next, npieces)) >= 0)
 	{
-		int			lo = (int) p * ACCUM_COLUMNS;
-		int			w = d - lo < ACCUM_COLUMNS ? d - lo : ACCUM_COLUMNS;
+		int64_t		from = total * p / npieces,
+					to = total * (p + 1) / npieces;
+		int			lo = 0,
+					hi = k;
 
-		if (p == ncols - 1)
+		/* the clusters whose first entry lies in [from, to) */
+		while (lo < hi)
 		{
-			for (int j = 0; j < k; j++)
-			{
-				double		inertia = st->acc->inertia[j];
+			int			mid = (lo + hi) / 2;
 
-				for (int64_t e = st->start[j]; e < st->start[j + 1]; e++)
-					inertia += st->dist[st->order[e]];
-				st->acc->inertia[j] = inertia;
-				st->acc->counts[j] += st->start[j + 1] - st->start[j];
-			}
-			continue;
+			if (st->start[mid] < from)
+				lo = mid + 1;
+			else
+				hi = mid;
 		}
-		for (int j = 0; j < k; j++)
-		{
-			const int32_t *rows = st->order_row + st->start[j];
-			int64_t		m = st->start[j + 1] - st->start[j];
-			double	   *sp = st->acc->sums + (int64_t) j * d + lo;
-
-			if (m == 0)
-				continue;
-			if (w == ACCUM_COLUMNS)
-			{
-				SumColumns16(x, d, lo, rows, m, sp);
-				continue;
-			}
-			{
-				/* the last, narrower piece: row by row, each row's columns contiguous */
-				double		sum[ACCUM_COLUMNS];
-
-				for (int t = 0; t < w; t++)
-					sum[t] = sp[t];
-				for (int64_t e = 0; e < m; e++)
-				{
-					const float *r = x + (int64_t) rows[e] * d + lo;
-
-					for (int t = 0; t < w; t++)
-						sum[t] += r[t];
-				}
-				for (int t = 0; t < w; t++)
-					sp[t] = sum[t];
-			}
-		}
+		for (int j = lo; j < k && st->start[j] < to; j++)
+			AccumCluster(st, j);
 	}
 }
 

@@ -154,8 +154,13 @@ typedef struct KmBackendOps
 	KmStatus	(*set_centers) (KmBackend *be, const float *c, int d, int nseg, const int *seg_off,
 								KmError *err);
 
-	/* Nearest center per segment: labels and squared distances, n * nseg each, on the host. */
-	KmStatus	(*assign) (KmBackend *be, KmBlock *blk, int32_t *labels, float *dist, KmError *err);
+	/*
+	 * Nearest center per segment: labels and squared distances, n * nseg each, on the host.
+	 * With exact, each distance is summed directly from the row and its center; without, it may
+	 * come from the expansion |x|^2 - 2 x.c + |c|^2 (labels are the same either way).
+	 */
+	KmStatus	(*assign) (KmBackend *be, KmBlock *blk, int32_t *labels, float *dist, int exact,
+						   KmError *err);
 
 	/* Adds rows into acc by label (n * nseg labels and distances), in row order. */
 	KmStatus	(*accumulate) (KmBackend *be, KmBlock *blk, int nseg, const int32_t *labels,

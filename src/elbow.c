@@ -102,7 +102,7 @@ ScatterBatch(KmeansBatch *b, void *arg)
 	int			d = ms->d;
 	KmError		err = {0};
 
-	KmeansCheckStatus(st->be->ops->assign(st->be, b->blk, st->labels, st->dist, &err), &err);
+	KmeansCheckStatus(st->be->ops->assign(st->be, b->blk, st->labels, st->dist, false, &err), &err);
 	for (int s = 0; s < ms->nseg; s++)
 	{
 		int			off = ms->seg_off[s];
@@ -140,7 +140,7 @@ Silhouettes(KmeansData *data, KmeansModelSet *ms, const int *ks, int64 sample_si
 	KmeansCheckStatus(be->ops->block_create(be, x, s, &blk, &err), &err);
 	PG_TRY();
 	{
-		KmeansCheckStatus(be->ops->assign(be, blk, labels, dist, &err), &err);
+		KmeansCheckStatus(be->ops->assign(be, blk, labels, dist, false, &err), &err);
 	}
 	PG_FINALLY();
 	{

@@ -375,6 +375,7 @@ typedef struct LloydState
 	int32	   *labels;			/* per batch: rows * nrun */
 	float	   *dist;
 	bool		accumulate;
+	bool		exact;			/* distances summed directly: the final pass reports them */
 	KmeansLabelFn sink;
 	void	   *sink_arg;
 } LloydState;
@@ -462,7 +463,7 @@ LloydBatch(KmeansBatch *b, void *arg)
 	int			nseg = ls->ms->nseg;
 	KmError		err = {0};
 
-	KmeansCheckStatus(be->ops->assign(be, b->blk, ls->labels, ls->dist, &err), &err);
+	KmeansCheckStatus(be->ops->assign(be, b->blk, ls->labels, ls->dist, ls->exact, &err), &err);
 	if (ls->labels_old)
 	{
 		for (int64 i = 0; i < b->n; i++)
@@ -759,6 +760,7 @@ KmeansFinalPass(KmeansData *data, KmeansModelSet *ms, KmeansLabelFn fn, void *ar
 	ls.ms = ms;
 	ls.rs = rs;
 	ls.accumulate = true;
+	ls.exact = true;
 	ls.sink = fn;
 	ls.sink_arg = arg;
 	BatchBuffers(&ls, rs->nrun);
