@@ -81,17 +81,32 @@ SeedAll(KmeansData *data, const KmeansOptions *opt, KmeansModelSet *ms, const in
 	}
 }
 
+/* The final pass's labels of every row in every segment, kept for the quality indices. */
+typedef struct FinalLabels
+{
+	KmeansModelSet *ms;
+	int32	   *labels;			/* n x nseg, segment-local */
+} FinalLabels;
+
+static void
+KeepLabels(KmeansBatch *b, const int32 *labels, const float *dist, int nseg, void *arg)
+{
+	FinalLabels *fl = arg;
+
+	(void) dist;
+	for (int64 i = 0; i < b->n; i++)
+		for (int s = 0; s < nseg; s++)
+			fl->labels[(b->first + i) * nseg + s] = labels[i * nseg + s] - fl->ms->seg_off[s];
+}
+
 /* Per-segment scatter sums for Calinski-Harabasz and Davies-Bouldin. */
 typedef struct ScatterState
 {
 	KmeansModelSet *ms;
-	KmBackend  *be;
+	const int32 *labels;		/* the final labels, n x nseg, segment-local */
 	double	   *means;			/* per center x d */
 	double	   *sq;				/* per center */
 	double	   *lin;			/* per center */
-	int32	   *labels;			/* batch x nseg, global */
-	float	   *dist;
-	int32	   *local;			/* batch, one segment's labels */
 } ScatterState;
 
 static void
@@ -99,25 +114,20 @@ ScatterBatch(KmeansBatch *b, void *arg)
 {
 	ScatterState *st = arg;
 	KmeansModelSet *ms = st->ms;
-	int			d = ms->d;
-	KmError		err = {0};
 
-	KmeansCheckStatus(st->be->ops->assign(st->be, b->blk, st->labels, st->dist, false, &err), &err);
 	for (int s = 0; s < ms->nseg; s++)
 	{
 		int			off = ms->seg_off[s];
 
-		for (int64 i = 0; i < b->n; i++)
-			st->local[i] = st->labels[i * ms->nseg + s] - off;
-		km_quality_scatter(b->x, b->n, d, st->local, 1, st->means + (int64) off * d,
-						   st->sq + off, st->lin + off);
+		km_quality_scatter(b->x, b->n, ms->d, st->labels + b->first * ms->nseg + s, ms->nseg,
+						   st->means + (int64) off * ms->d, st->sq + off, st->lin + off);
 	}
 }
 
 /* Silhouette per segment on all rows or a deterministic sample of sample_size rows. */
 static void
-Silhouettes(KmeansData *data, KmeansModelSet *ms, const int *ks, int64 sample_size,
-			uint64 seed, double *out)
+Silhouettes(KmeansData *data, KmeansModelSet *ms, const int *ks, const int32 *final_labels,
+			int64 sample_size, uint64 seed, double *out)
 {
 	int64		s = Min(data->n, sample_size);
 	int			d = data->d;
@@ -125,10 +135,8 @@ Silhouettes(KmeansData *data, KmeansModelSet *ms, const int *ks, int64 sample_si
 	int64	   *rows = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int64) * s);
 	float	   *x = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * s * d);
 	int32	   *labels = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int32) * s * nseg);
-	float	   *dist = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * s * nseg);
 	double	   *values = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(double) * s * nseg);
 	KmBackend  *be = data->be;
-	KmBlock    *blk;
 	KmError		err = {0};
 
 	if (s == data->n)
@@ -137,19 +145,8 @@ Silhouettes(KmeansData *data, KmeansModelSet *ms, const int *ks, int64 sample_si
 	else
 		km_sample_rows(data->n, s, seed, rows);
 	KmeansFetchRows(data, rows, s, x);
-	KmeansCheckStatus(be->ops->block_create(be, x, s, &blk, &err), &err);
-	PG_TRY();
-	{
-		KmeansCheckStatus(be->ops->assign(be, blk, labels, dist, false, &err), &err);
-	}
-	PG_FINALLY();
-	{
-		be->ops->block_destroy(be, blk);
-	}
-	PG_END_TRY();
 	for (int64 i = 0; i < s; i++)
-		for (int j = 0; j < nseg; j++)
-			labels[i * nseg + j] -= ms->seg_off[j];
+		memcpy(labels + i * nseg, final_labels + rows[i] * nseg, sizeof(int32) * nseg);
 	CHECK_FOR_INTERRUPTS();
 	KmeansCheckStatus(be->ops->silhouette(be, x, s, labels, nseg, ks, values, &err), &err);
 	for (int j = 0; j < nseg; j++)
@@ -163,7 +160,6 @@ Silhouettes(KmeansData *data, KmeansModelSet *ms, const int *ks, int64 sample_si
 	pfree(rows);
 	pfree(x);
 	pfree(labels);
-	pfree(dist);
 	pfree(values);
 }
 
@@ -190,6 +186,7 @@ kmeans_elbow(PG_FUNCTION_ARGS)
 	int			knee;
 	int			nest;
 	ScatterState sc;
+	FinalLabels fl;
 
 	for (int i = ARG_SOURCE; i <= ARG_K_STEP; i++)
 		if (PG_ARGISNULL(i))
@@ -239,12 +236,14 @@ kmeans_elbow(PG_FUNCTION_ARGS)
 	ms = KmeansModelSetMake(data->d, nseg, ks);
 	SeedAll(data, &opt, ms, ks);
 	KmeansLloyd(data, &opt, ms);
-	KmeansFinalPass(data, ms, NULL, NULL);
+	fl.ms = ms;
+	fl.labels = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int32) * data->n * nseg);
+	KmeansFinalPass(data, ms, KeepLabels, &fl);
 
 	/* Calinski-Harabasz and Davies-Bouldin: the label means, then one scatter pass */
 	memset(&sc, 0, sizeof(sc));
 	sc.ms = ms;
-	sc.be = data->be;
+	sc.labels = fl.labels;
 	sc.means = MemoryContextAllocHuge(CurrentMemoryContext,
 									  sizeof(double) * ms->seg_off[nseg] * data->d);
 	for (int j = 0; j < ms->seg_off[nseg]; j++)
@@ -253,13 +252,6 @@ kmeans_elbow(PG_FUNCTION_ARGS)
 				ms->sums[(int64) j * data->d + t] / ms->sizes[j] : 0.0;
 	sc.sq = palloc0(sizeof(double) * ms->seg_off[nseg]);
 	sc.lin = palloc0(sizeof(double) * ms->seg_off[nseg]);
-	{
-		int64		rows = Max((int64) KMEANS_CHUNK_ROWS, (int64) data->batch_rows);
-
-		sc.labels = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int32) * rows * nseg);
-		sc.dist = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * rows * nseg);
-		sc.local = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int32) * rows);
-	}
 	KmeansScan(data, ScatterBatch, &sc);
 
 	inertia = palloc(sizeof(double) * nseg);
@@ -279,7 +271,7 @@ kmeans_elbow(PG_FUNCTION_ARGS)
 								  sc.means + (int64) off * data->d, sc.lin + off);
 	}
 	if (sample_size > 0)
-		Silhouettes(data, ms, ks, sample_size, (uint64) opt.seed, sil);
+		Silhouettes(data, ms, ks, fl.labels, sample_size, (uint64) opt.seed, sil);
 	knee = km_knee(ks, inertia, nseg);
 	KmeansEngineStop(data);
 
