@@ -6,19 +6,13 @@
 #   scripts/demo.sh        (as root, or as a user who may write PostgreSQL's lib directory)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
-PG_CONFIG=${PG_CONFIG:-pg_config}
-port=${KMEANS_DEMO_PORT:-54330}
-tmp=$(mktemp -d /tmp/kmeans-demo.XXXXXX)
-chmod 755 "$tmp"
-trap 'scripts/pg-throwaway.sh stop "$tmp/pg" >/dev/null 2>&1; rm -rf "$tmp"' EXIT
+. scripts/_lib.sh
 
 echo "== building and installing kmeans"
-make -s PG_CONFIG="$PG_CONFIG" >"$tmp/build.log" 2>&1 || { cat "$tmp/build.log"; exit 1; }
-make -s PG_CONFIG="$PG_CONFIG" install >"$tmp/install.log" 2>&1 || { cat "$tmp/install.log"; exit 1; }
+kmeans_build_install
 
 echo "== starting a throwaway PostgreSQL server"
-eval "$(scripts/pg-throwaway.sh start "$tmp/pg" "$port")"
+kmeans_start_server "${KMEANS_DEMO_PORT:-54330}"
 
 psql -X -q -v ON_ERROR_STOP=1 <<'SQL'
 CREATE EXTENSION kmeans;

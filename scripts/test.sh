@@ -6,14 +6,11 @@
 #   scripts/test.sh            (as root, or as a user who may write PostgreSQL's lib directory)
 #
 # Environment: PG_CONFIG (default pg_config), WERROR=1 to build with -Werror,
-# KMEANS_TEST_PORT (default 54331), KMEANS_DATA (default ../shared/data).
+# KMEANS_TEST_PORT (default 54331).  The reference checks use ../shared/data when it exists.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+. scripts/_lib.sh
 
-PG_CONFIG=${PG_CONFIG:-pg_config}
-port=${KMEANS_TEST_PORT:-54331}
-tmp=$(mktemp -d /tmp/kmeans-test.XXXXXX)
-chmod 755 "$tmp"
 passed=0
 failed=0
 failures=()
@@ -22,20 +19,14 @@ record() {                      # record NAME STATUS
     if [ "$2" = 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); failures+=("$1"); fi
 }
 
-cleanup() { scripts/pg-throwaway.sh stop "$tmp/pg" >/dev/null 2>&1; rm -rf "$tmp"; }
-trap cleanup EXIT
-
 echo "== build"
-make -s PG_CONFIG="$PG_CONFIG" WERROR="${WERROR:-0}" >"$tmp/build.log" 2>&1 \
-    || { cat "$tmp/build.log"; echo "0 passed, 1 failed"; exit 1; }
-make -s PG_CONFIG="$PG_CONFIG" install >"$tmp/install.log" 2>&1 \
-    || { cat "$tmp/install.log"; echo "0 passed, 1 failed"; exit 1; }
+kmeans_build_install WERROR="${WERROR:-0}" || { echo "0 passed, 1 failed"; exit 1; }
 
 echo "== engine tests"
 make -s PG_CONFIG="$PG_CONFIG" WERROR="${WERROR:-0}" check-engine; record engine $?
 
 echo "== regression tests (pg_regress)"
-eval "$(scripts/pg-throwaway.sh start "$tmp/pg" "$port")" || { echo "0 passed, 1 failed"; exit 1; }
+kmeans_start_server "${KMEANS_TEST_PORT:-54331}" || { echo "0 passed, 1 failed"; exit 1; }
 # pg_regress writes its results as the calling user; the server only reads the SQL
 make -s PG_CONFIG="$PG_CONFIG" installcheck; status=$?
 [ $status = 0 ] || cat test/regression.diffs 2>/dev/null | head -100
