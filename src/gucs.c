@@ -56,5 +56,9 @@ _PG_init(void)
 							 NULL,
 							 &kmeans_verbose, false,
 							 PGC_USERSET, 0, NULL, NULL, NULL);
+#if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("kmeans");
+#else
+	EmitWarningsOnPlaceholders("kmeans");
+#endif
 }

@@ -385,23 +385,18 @@ LoadRow(Reader *r, const char *raw, int64 id)
 	}
 }
 
-/* The receiver's per-row callback: validate, copy, and hand on full batches. */
-static bool
-ReceiveSlot(TupleTableSlot *slot, DestReceiver *self)
+/* One result row: validate, copy, and hand on full batches. */
+static void
+ReceiveRow(Reader *r, Datum value, bool isnull, Datum idv, bool idnull)
 {
-	Reader	   *r = (Reader *) self;
 	KmeansData *data = r->data;
-	bool		isnull;
-	Datum		value;
 	int64		id = 0;
 	const char *raw;
 
 	r->rowno++;
 	if (r->has_id)
 	{
-		Datum		idv = slot_getattr(slot, 2, &isnull);
-
-		if (isnull)
+		if (idnull)
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("id is NULL at row " INT64_FORMAT, r->rowno),
@@ -410,12 +405,11 @@ ReceiveSlot(TupleTableSlot *slot, DestReceiver *self)
 					 errhint("Every row needs an id to be labelled; filter NULL ids out in a query.")));
 		id = DatumGetInt64(idv);
 	}
-	value = slot_getattr(slot, 1, &isnull);
 	if (isnull)
 	{
 		if (r->loading)
 			data->nulls++;
-		return true;
+		return;
 	}
 	raw = ParseVector(r, value, id);
 	if (r->loading)
@@ -439,6 +433,22 @@ ReceiveSlot(TupleTableSlot *slot, DestReceiver *self)
 	r->n++;
 	if ((r->n & 1023) == 0)
 		CHECK_FOR_INTERRUPTS();
+}
+
+/* The receiver's per-row callback: the executor's slot, read without copying the tuple. */
+static bool
+ReceiveSlot(TupleTableSlot *slot, DestReceiver *self)
+{
+	Reader	   *r = (Reader *) self;
+	bool		isnull,
+				idnull = true;
+	Datum		idv = (Datum) 0;
+	Datum		value;
+
+	if (r->has_id)
+		idv = slot_getattr(slot, 2, &idnull);
+	value = slot_getattr(slot, 1, &isnull);
+	ReceiveRow(r, value, isnull, idv, idnull);
 	return true;
 }
 
@@ -490,12 +500,38 @@ RunSource(KmeansData *data, Reader *r)
 		options.read_only = true;
 		options.dest = &r->pub;
 		rc = SPI_execute_plan_extended((SPIPlanPtr) data->plan, &options);
+		if (rc < 0)
+			elog(ERROR, "kmeans: running the source failed: %s", SPI_result_code_string(rc));
 	}
 #else
-#error "kmeans needs PostgreSQL 14 or later"
+	{
+		/* before PostgreSQL 14 SPI takes no DestReceiver: a read-only cursor in batches */
+		Portal		portal = SPI_cursor_open(NULL, (SPIPlanPtr) data->plan, NULL, NULL, true);
+
+		(void) rc;
+		for (;;)
+		{
+			SPI_cursor_fetch(portal, true, 1024);
+			if (SPI_processed == 0)
+				break;
+			for (uint64 i = 0; i < SPI_processed; i++)
+			{
+				HeapTuple	tup = SPI_tuptable->vals[i];
+				TupleDesc	desc = SPI_tuptable->tupdesc;
+				bool		isnull,
+							idnull = true;
+				Datum		idv = (Datum) 0;
+				Datum		value = SPI_getbinval(tup, desc, 1, &isnull);
+
+				if (r->has_id)
+					idv = SPI_getbinval(tup, desc, 2, &idnull);
+				ReceiveRow(r, value, isnull, idv, idnull);
+			}
+			SPI_freetuptable(SPI_tuptable);
+		}
+		SPI_cursor_close(portal);
+	}
 #endif
-	if (rc < 0)
-		elog(ERROR, "kmeans: running the source failed: %s", SPI_result_code_string(rc));
 	MemoryContextDelete(r->rowcxt);
 }
 
