@@ -1011,6 +1011,8 @@ typedef struct SilhouetteStep
 	const int32_t *labels;
 	int			nlab;
 	const int  *ks;
+	int64_t		row_begin;
+	int64_t		row_end;
 	double	   *out;
 	KmStatus   *status;			/* per share */
 	KmError    *errs;
@@ -1024,30 +1026,31 @@ static void
 SilhouetteShare(void *arg, int share, int nshares)
 {
 	SilhouetteStep *st = arg;
-	int64_t		pieces = (st->s + SILHOUETTE_PIECE - 1) / SILHOUETTE_PIECE;
+	int64_t		rows = st->row_end - st->row_begin;
+	int64_t		pieces = (rows + SILHOUETTE_PIECE - 1) / SILHOUETTE_PIECE;
 	int64_t		p;
 
 	(void) nshares;
 	st->status[share] = KM_OK;
 	while (st->status[share] == KM_OK && (p = ClaimPiece(&st->next, pieces)) >= 0)
 	{
-		int64_t		lo = p * SILHOUETTE_PIECE;
-		int64_t		hi = lo + SILHOUETTE_PIECE < st->s ? lo + SILHOUETTE_PIECE : st->s;
+		int64_t		lo = st->row_begin + p * SILHOUETTE_PIECE;
+		int64_t		hi = lo + SILHOUETTE_PIECE < st->row_end ? lo + SILHOUETTE_PIECE : st->row_end;
 
 		st->status[share] = km_silhouette_rows(st->x, st->s, st->d, st->labels, st->nlab,
 											   st->ks, lo, hi, st->out, &st->errs[share]);
 	}
 }
 
-/* Silhouette values of s rows, the rows split between the threads. */
+/* Silhouette values of a slice of the s rows, split between the threads. */
 static KmStatus
 CpuSilhouette(KmBackend *be, const float *x, int64_t s, const int32_t *labels, int nlab,
-			  const int *ks, double *out, KmError *err)
+			  const int *ks, int64_t row_begin, int64_t row_end, double *out, KmError *err)
 {
 	CpuBackend *cb = (CpuBackend *) be;
 	int			nt = cb->pool.nthreads;
 	SilhouetteStep st = {.x = x, .s = s, .d = be->d, .labels = labels, .nlab = nlab, .ks = ks,
-	.out = out};
+	.row_begin = row_begin, .row_end = row_end, .out = out};
 
 	atomic_init(&st.next, 0);
 	st.status = calloc(nt, sizeof(KmStatus));
@@ -1058,7 +1061,7 @@ CpuSilhouette(KmBackend *be, const float *x, int64_t s, const int32_t *labels, i
 		free(st.errs);
 		return KM_FAIL(err, KM_ERR_NOMEM, "could not allocate silhouette state");
 	}
-	if (s > 0)
+	if (row_end > row_begin)
 		PoolRun(&cb->pool, SilhouetteShare, &st);
 	for (int i = 0; i < nt; i++)
 		if (st.status[i] != KM_OK)

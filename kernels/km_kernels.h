@@ -182,11 +182,13 @@ typedef struct KmBackendOps
 							   const float *mindist, double *pot, KmError *err);
 
 	/*
-	 * Silhouette value of each of s rows (x on the host, s x d) under nlab labellings at once:
-	 * labels[i*nlab+m] in 0..ks[m]-1; out[i*nlab+m] as scikit-learn's silhouette_samples.
+	 * Silhouette value of rows [row_begin, row_end) of s rows (x on the host, s x d) under nlab
+	 * labellings at once: labels[i*nlab+m] in 0..ks[m]-1; out[i*nlab+m] as scikit-learn's
+	 * silhouette_samples.  Each row costs a pass over all s rows, so callers go in slices.
 	 */
 	KmStatus	(*silhouette) (KmBackend *be, const float *x, int64_t s, const int32_t *labels,
-							   int nlab, const int *ks, double *out, KmError *err);
+							   int nlab, const int *ks, int64_t row_begin, int64_t row_end,
+							   double *out, KmError *err);
 } KmBackendOps;
 
 struct KmBackend

@@ -147,8 +147,20 @@ Silhouettes(KmeansData *data, KmeansModelSet *ms, const int *ks, const int32 *fi
 	KmeansFetchRows(data, rows, s, x);
 	for (int64 i = 0; i < s; i++)
 		memcpy(labels + i * nseg, final_labels + rows[i] * nseg, sizeof(int32) * nseg);
-	CHECK_FOR_INTERRUPTS();
-	KmeansCheckStatus(be->ops->silhouette(be, x, s, labels, nseg, ks, values, &err), &err);
+	/*
+	 * In slices of about 2^26 distance-and-bucket steps, so that a cancel is seen within a
+	 * fraction of a second however large the sample.
+	 */
+	{
+		int64		slice = Max((int64) 64, ((int64) 1 << 26) / Max((int64) 1, s * (d + nseg)));
+
+		for (int64 i0 = 0; i0 < s; i0 += slice)
+		{
+			CHECK_FOR_INTERRUPTS();
+			KmeansCheckStatus(be->ops->silhouette(be, x, s, labels, nseg, ks, i0,
+												  Min(s, i0 + slice), values, &err), &err);
+		}
+	}
 	for (int j = 0; j < nseg; j++)
 	{
 		double		sum = 0.0;
