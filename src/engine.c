@@ -209,6 +209,7 @@ SampleByDistance(const SeedState *ss, int64 n, const double *targets, int t, int
 		double		cum = 0.0;
 
 		rows[j] = fallback;
+		CHECK_FOR_INTERRUPTS();
 		for (int64 r = 0; r < nruns; r++)
 		{
 			if (cum + ss->run_sums[r] > targets[j])
@@ -610,6 +611,8 @@ RepairEmpty(KmeansData *data, LloydState *ls)
 		{
 			FarRow		cand;
 
+			if ((i & ((1 << 20) - 1)) == 0)
+				CHECK_FOR_INTERRUPTS();
 			cand.dist = ls->dist_all[i * nseg + seg];
 			cand.row = i;
 			cand.label = ls->labels_old[i * nseg + seg] + rs->off[r];
