@@ -12,9 +12,10 @@
  * from an atomic counter, so a thread that the OS puts aside does not hold up the others.
  *
  * Determinism.  Row-wise results (labels, distances) do not depend on how rows are split.
- * Sums are either taken over one dimension at a time in row order (accumulate: threads split
- * the dimensions, not the rows) or per run of KM_SUB_ROWS rows added in order (potentials,
- * mindist sums), so no result depends on the number of threads.
+ * Cluster sums, counts and inertia are added in row order, each cluster by one thread
+ * (accumulate: threads split clusters or the counts, never the rows of one cluster); the
+ * k-means++ sums are taken per run of KM_SUB_ROWS rows in fixed lanes and the runs added in
+ * order.  No result depends on the number of threads.
  */
 #include "km_kernels.h"
 #include "km_quality.h"

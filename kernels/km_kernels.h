@@ -14,8 +14,9 @@
  *   - nearest-center kernels return, per row and segment, the label and a "best" value: the
  *     squared distance itself for the small-d kernel (direct sum of (x - c)^2), and the score
  *     |c|^2 - 2 x.c for the GEMM kernel, whose squared distance is max(0, |x|^2 + score);
- *   - every reduction over rows runs in row order in float64, so results depend neither on the
- *     thread count nor on how rows are split into blocks.
+ *   - every reduction over rows is in float64 in an order fixed by the rows alone (row order
+ *     per cluster, or fixed lanes within each run of KM_SUB_ROWS rows), so results depend
+ *     neither on the thread count nor on how rows are split into batches.
  */
 #ifndef KM_KERNELS_H
 #define KM_KERNELS_H
