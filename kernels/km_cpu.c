@@ -319,6 +319,8 @@ CpuDestroy(KmBackend *be)
 typedef struct NormsStep
 {
 	KmBlock    *blk;
+	float	   *x;				/* the block's rows, writable while they are centred */
+	const float *shift;
 	int			d;
 	atomic_int_fast64_t next;
 } NormsStep;
@@ -336,13 +338,18 @@ NormsShare(void *arg, int share, int nshares)
 	while ((p = ClaimPiece(&st->next, PIECES(st->blk->n))) >= 0)
 	{
 		PieceRows(p, st->blk->n, &lo, &hi);
+		if (st->shift)
+			for (int64_t i = lo; i < hi; i++)
+				for (int t = 0; t < st->d; t++)
+					st->x[i * st->d + t] -= st->shift[t];
 		km_row_norms(st->blk->x + lo * st->d, hi - lo, st->d, st->blk->norms + lo);
 	}
 }
 
-/* Wraps n host rows without copying and computes their norms once. */
+/* Centres n host rows in place, wraps them without copying and computes their norms once. */
 static KmStatus
-CpuBlockCreate(KmBackend *be, const float *x, int64_t n, KmBlock **out, KmError *err)
+CpuBlockCreate(KmBackend *be, float *x, int64_t n, const float *shift, KmBlock **out,
+			   KmError *err)
 {
 	CpuBackend *cb = (CpuBackend *) be;
 	KmBlock    *blk = calloc(1, sizeof(KmBlock));
@@ -356,6 +363,8 @@ CpuBlockCreate(KmBackend *be, const float *x, int64_t n, KmBlock **out, KmError 
 	blk->x = x;
 	blk->n = n;
 	st.blk = blk;
+	st.x = x;
+	st.shift = shift;
 	st.d = be->d;
 	atomic_init(&st.next, 0);
 	if (n > 0)

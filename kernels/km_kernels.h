@@ -146,9 +146,12 @@ typedef struct KmBackendOps
 	/* Releases everything the backend holds, blocks included. */
 	void		(*destroy) (KmBackend *be);
 
-	/* Makes n rows available to the backend; the CPU backend wraps x without copying. */
-	KmStatus	(*block_create) (KmBackend *be, const float *x, int64_t n, KmBlock **blk,
-								 KmError *err);
+	/*
+	 * Makes n rows available to the backend, first subtracting shift (d values, or NULL for
+	 * none) from every row in place; the CPU backend then uses x without copying it.
+	 */
+	KmStatus	(*block_create) (KmBackend *be, float *x, int64_t n, const float *shift,
+								 KmBlock **blk, KmError *err);
 	void		(*block_destroy) (KmBackend *be, KmBlock *blk);
 
 	/* Installs the centers for the following passes: seg_off[nseg] centers of dimension d. */

@@ -252,17 +252,6 @@ CopyFinite(Reader *r, const char *src, int64 id, float *dst)
 				   "Only finite values can be clustered; filter or replace them in a query.");
 }
 
-/* Subtracts the mean from rows, in float32, the same way in every pass. */
-static void
-CentreRows(const KmeansData *data, float *x, int64 n)
-{
-	int			d = data->d;
-
-	for (int64 i = 0; i < n; i++)
-		for (int j = 0; j < d; j++)
-			x[i * d + j] -= data->mean[j];
-}
-
 /* Hands a full batch to the pass callback through a backend block. */
 static void
 EmitBatch(Reader *r)
@@ -274,12 +263,12 @@ EmitBatch(Reader *r)
 
 	if (r->fill == 0)
 		return;
-	CentreRows(data, r->buf, r->fill);
 	b.first = r->first_row;
 	b.n = r->fill;
 	b.x = r->buf;
 	b.ids = r->has_id ? r->idbuf : NULL;
-	st = data->be->ops->block_create(data->be, r->buf, r->fill, &b.blk, &err);
+	/* the backend centres the rows on the mean as it takes them, the same way in every pass */
+	st = data->be->ops->block_create(data->be, r->buf, r->fill, data->mean, &b.blk, &err);
 	KmeansCheckStatus(st, &err);
 	PG_TRY();
 	{
@@ -586,7 +575,7 @@ KmeansDataLoad(KmeansSource *src)
 	return data;
 }
 
-/* Creates the backend and, for resident data, centres the chunks and makes their blocks. */
+/* Hands the data to the backend: resident chunks become blocks, centred as they go. */
 void
 KmeansDataAttach(KmeansData *data, KmBackend *be)
 {
@@ -600,8 +589,7 @@ KmeansDataAttach(KmeansData *data, KmBackend *be)
 		KmError		err = {0};
 		KmStatus	st;
 
-		CentreRows(data, data->chunks[c], rows);
-		st = be->ops->block_create(be, data->chunks[c], rows, &data->blocks[c], &err);
+		st = be->ops->block_create(be, data->chunks[c], rows, data->mean, &data->blocks[c], &err);
 		KmeansCheckStatus(st, &err);
 		CHECK_FOR_INTERRUPTS();
 	}

@@ -166,7 +166,7 @@ RunBackend(int threads, const float *x, int64_t n, int d, const float *c, int k,
 		r->mindist[i] = INFINITY;
 	memset(r->pot, 0, sizeof(r->pot));
 
-	be->ops->block_create(be, x, n, &blk, &err);
+	be->ops->block_create(be, (float *) x, n, NULL, &blk, &err);
 	be->ops->set_centers(be, c, d, 1, seg, &err);
 	be->ops->assign(be, blk, r->labels, r->dist, 1, &err);
 	{
