@@ -33,6 +33,10 @@ include $(PGXS)
 # The compute kernels are worth the extra optimisation level.
 $(KERNEL_OBJS): CFLAGS += -O3
 
+# PGXS tracks no header dependencies: a changed interface must rebuild every object using it.
+$(OBJS): kernels/km_kernels.h kernels/km_quality.h
+$(SRC_OBJS): src/kmeans.h
+
 sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql
 	cp $< $@
 
