@@ -99,6 +99,7 @@ CREATE FUNCTION kmeans_elbow(
     max_iter          integer DEFAULT 300,
     tol               double precision DEFAULT 1e-4,
     init              text DEFAULT 'k-means++',
+    n_init            integer DEFAULT 1,
     seed              bigint DEFAULT 0,
     device            text DEFAULT NULL,
     silhouette_sample integer DEFAULT 2000,
@@ -111,5 +112,5 @@ AS 'MODULE_PATHNAME', 'kmeans_elbow'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION kmeans_elbow(text, text, integer, integer, integer, integer,
-    double precision, text, bigint, text, integer, text)
+    double precision, text, integer, bigint, text, integer, text)
 IS 'k-means for every k of a range in shared passes: inertia, quality indices, suggested k';

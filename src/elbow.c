@@ -37,6 +37,7 @@ enum
 	ARG_MAX_ITER,
 	ARG_TOL,
 	ARG_INIT,
+	ARG_N_INIT,
 	ARG_SEED,
 	ARG_DEVICE,
 	ARG_SILHOUETTE_SAMPLE,
@@ -44,7 +45,7 @@ enum
 };
 
 static const KmeansArgPos elbow_args = {
-	ARG_MAX_ITER, ARG_TOL, ARG_INIT, -1, -1, ARG_SEED, ARG_DEVICE
+	ARG_MAX_ITER, ARG_TOL, ARG_INIT, -1, ARG_N_INIT, ARG_SEED, ARG_DEVICE
 };
 
 /* Number of k-means++ candidates per center for k clusters (see engine.c). */
@@ -54,9 +55,12 @@ Trials(int k)
 	return 2 + (int) log((double) k);
 }
 
-/* Seeds every segment: one k-means++ run per group of k with the same number of trials. */
+/*
+ * Seeds every segment for seeding run `run`: one k-means++ run per group of k with the same
+ * number of trials, each from the run's own stream, as kmeans_fit seeds that run.
+ */
 static void
-SeedAll(KmeansData *data, const KmeansOptions *opt, KmeansModelSet *ms, const int *ks)
+SeedAll(KmeansData *data, const KmeansOptions *opt, KmeansModelSet *ms, const int *ks, int run)
 {
 	int			d = data->d;
 	int			s = 0;
@@ -72,13 +76,29 @@ SeedAll(KmeansData *data, const KmeansOptions *opt, KmeansModelSet *ms, const in
 			while (last + 1 < ms->nseg && Trials(ks[last + 1]) == Trials(ks[s]))
 				last++;
 		c = palloc(sizeof(float) * ks[last] * d);
-		km_rng_seed(&rng, (uint64_t) opt->seed);
+		KmeansRunRng(opt, run, &rng);
 		KmeansSeed(data, opt, ks[last], &rng, c);
 		for (int j = s; j <= last; j++)
 			memcpy(ms->centers + (int64) ms->seg_off[j] * d, c, sizeof(float) * ks[j] * d);
 		pfree(c);
 		s = last + 1;
 	}
+}
+
+/* Copies segment s of a run into the kept model set. */
+static void
+KeepSegment(KmeansModelSet *best, const KmeansModelSet *run, int s)
+{
+	int			off = best->seg_off[s];
+	int			k = best->seg_off[s + 1] - off;
+	int			d = best->d;
+
+	memcpy(best->centers + (int64) off * d, run->centers + (int64) off * d, sizeof(float) * k * d);
+	memcpy(best->sums + (int64) off * d, run->sums + (int64) off * d, sizeof(double) * k * d);
+	memcpy(best->sizes + off, run->sizes + off, sizeof(int64) * k);
+	memcpy(best->inertia + off, run->inertia + off, sizeof(double) * k);
+	best->n_iter[s] = run->n_iter[s];
+	best->converged[s] = run->converged[s];
 }
 
 /* The final pass's labels of every row in every segment, kept for the quality indices. */
@@ -245,12 +265,44 @@ kmeans_elbow(PG_FUNCTION_ARGS)
 	KmeansCheckK(ks[nseg - 1], data->n, "k_max");
 	KmeansEngineStart(data, &opt);
 
+	/*
+	 * n_init seeding runs of every k together; per k the run with the lowest inertia is kept
+	 * (the first on ties), as kmeans_fit keeps it.
+	 */
 	ms = KmeansModelSetMake(data->d, nseg, ks);
-	SeedAll(data, &opt, ms, ks);
-	KmeansLloyd(data, &opt, ms);
 	fl.ms = ms;
 	fl.labels = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int32) * data->n * nseg);
-	KmeansFinalPass(data, ms, KeepLabels, &fl);
+	if (opt.n_init == 1)
+	{
+		SeedAll(data, &opt, ms, ks, 0);
+		KmeansLloyd(data, &opt, ms);
+		KmeansFinalPass(data, ms, KeepLabels, &fl);
+	}
+	else
+	{
+		double	   *best = palloc(sizeof(double) * nseg);
+
+		for (int run = 0; run < opt.n_init; run++)
+		{
+			KmeansModelSet *rs = KmeansModelSetMake(data->d, nseg, ks);
+
+			SeedAll(data, &opt, rs, ks, run);
+			KmeansLloyd(data, &opt, rs);
+			KmeansFinalPass(data, rs, NULL, NULL);
+			for (int s = 0; s < nseg; s++)
+			{
+				double		inertia = KmeansSegmentInertia(rs, s);
+
+				if (run == 0 || inertia < best[s])
+				{
+					best[s] = inertia;
+					KeepSegment(ms, rs, s);
+				}
+			}
+		}
+		/* the kept centers' labels, for the quality indices */
+		KmeansFinalPass(data, ms, KeepLabels, &fl);
+	}
 
 	/* Calinski-Harabasz and Davies-Bouldin: the label means, then one scatter pass */
 	memset(&sc, 0, sizeof(sc));

@@ -810,8 +810,25 @@ ExplicitCenters(KmeansData *data, const KmeansOptions *opt, int k, float *center
 	}
 }
 
-static double
-SegmentInertia(const KmeansModelSet *ms, int s)
+
+/*
+ * The random stream of seeding run `run`: run 0 uses the seed itself, later runs a seed mixed
+ * with the run number.  Each run starts afresh, so a run seeds every k the same way whatever k
+ * the previous runs drew; kmeans_elbow relies on it.
+ */
+void
+KmeansRunRng(const KmeansOptions *opt, int run, KmRng *rng)
+{
+	uint64_t	seed = (uint64_t) opt->seed;
+
+	if (run > 0)
+		seed ^= UINT64_C(0x9E3779B97F4A7C15) * (uint64_t) run;
+	km_rng_seed(rng, seed);
+}
+
+/* Sum of the final inertia of one segment. */
+double
+KmeansSegmentInertia(const KmeansModelSet *ms, int s)
 {
 	double		total = 0.0;
 
@@ -826,10 +843,8 @@ KmeansFitOne(KmeansData *data, const KmeansOptions *opt, int k)
 {
 	KmeansModelSet *best = NULL;
 	double		best_inertia = 0.0;
-	KmRng		rng;
 	int			n_init = opt->init == KMEANS_INIT_EXPLICIT ? 1 : opt->n_init;
 
-	km_rng_seed(&rng, (uint64_t) opt->seed);
 	for (int run = 0; run < n_init; run++)
 	{
 		KmeansModelSet *ms = KmeansModelSetMake(data->d, 1, &k);
@@ -838,10 +853,15 @@ KmeansFitOne(KmeansData *data, const KmeansOptions *opt, int k)
 		if (opt->init == KMEANS_INIT_EXPLICIT)
 			ExplicitCenters(data, opt, k, ms->centers);
 		else
+		{
+			KmRng		rng;
+
+			KmeansRunRng(opt, run, &rng);
 			KmeansSeed(data, opt, k, &rng, ms->centers);
+		}
 		KmeansLloyd(data, opt, ms);
 		KmeansFinalPass(data, ms, NULL, NULL);
-		inertia = SegmentInertia(ms, 0);
+		inertia = KmeansSegmentInertia(ms, 0);
 		if (kmeans_verbose && n_init > 1)
 			ereport(NOTICE,
 					(errmsg("kmeans: run %d of %d: inertia %.9g after %d iterations",

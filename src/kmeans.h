@@ -132,6 +132,8 @@ extern void KmeansFetchRows(KmeansData *data, const int64 *rows, int64 m, float 
 extern void KmeansLloyd(KmeansData *data, const KmeansOptions *opt, KmeansModelSet *ms);
 extern void KmeansFinalPass(KmeansData *data, KmeansModelSet *ms, KmeansLabelFn fn, void *arg);
 extern KmeansModelSet *KmeansFitOne(KmeansData *data, const KmeansOptions *opt, int k);
+extern void KmeansRunRng(const KmeansOptions *opt, int run, KmRng *rng);
+extern double KmeansSegmentInertia(const KmeansModelSet *ms, int s);
 extern void KmeansCheckStatus(KmStatus st, const KmError *err);
 extern void KmeansEngineStart(KmeansData *data, const KmeansOptions *opt);
 extern void KmeansEngineStop(KmeansData *data);

@@ -49,6 +49,18 @@ SELECT array_agg(k ORDER BY k) AS ks,
        bool_and(e.inertia = (SELECT sum(inertia) FROM kmeans_fit('profiles', 'v', e.k, seed => 9))) AS same
 FROM kmeans_elbow('profiles', 'v', 2, 20, k_step => 6, seed => 9) e;
 
+-- With several seeding runs each k keeps its best run, the one kmeans_fit keeps.
+CREATE TABLE fit_curve3 AS
+SELECT k, sum(f.inertia) AS inertia
+FROM generate_series(3, 9) k,
+     LATERAL kmeans_fit('profiles', 'v', k, n_init => 3, seed => 6, max_iter => 4, model => 'n_init_k' || k) f
+GROUP BY k;
+ALTER TABLE fit_curve3 ADD n_iter int;
+UPDATE fit_curve3 f SET n_iter = m.n_iter FROM kmeans_models m WHERE m.name = 'n_init_k' || f.k;
+SELECT count(*) AS ks, count(*) FILTER (WHERE e.inertia = f.inertia AND e.n_iter = f.n_iter) AS same
+FROM kmeans_elbow('profiles', 'v', 3, 9, n_init => 3, seed => 6, max_iter => 4) e JOIN fit_curve3 f USING (k);
+DELETE FROM kmeans_models WHERE name LIKE 'n_init_k%';
+
 -- Exactly one elbow, at the three provinces the data was made from.
 SELECT count(*) FILTER (WHERE elbow) AS elbows, min(k) FILTER (WHERE elbow) AS suggested_k
 FROM kmeans_elbow('profiles', 'v', 1, 10);
@@ -81,6 +93,7 @@ SELECT * FROM kmeans_elbow('profiles', 'v', 2, 5000);
 SELECT * FROM kmeans_elbow('profiles', 'v', 2, 5, k_step => 0);
 SELECT * FROM kmeans_elbow('profiles', 'v', 2, 5, silhouette_sample => -1);
 SELECT * FROM kmeans_elbow('profiles', 'v', 2, 5, init => 'bogus');
+SELECT * FROM kmeans_elbow('profiles', 'v', 2, 5, n_init => 0);
 SELECT * FROM kmeans_elbow('profiles', 'v', NULL, 5);
 
 RESET search_path;
