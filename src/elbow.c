@@ -16,12 +16,10 @@
 
 #include <math.h>
 
-#include "executor/spi.h"
 #include "funcapi.h"
 #include "km_quality.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
-#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/tuplestore.h"
 
@@ -202,7 +200,6 @@ kmeans_elbow(PG_FUNCTION_ARGS)
 	TupleDesc	desc;
 	Tuplestorestate *store = KmeansResultStore(fcinfo, &desc);
 	KmeansOptions opt;
-	KmeansSource *src;
 	KmeansData *data;
 	KmeansModelSet *ms;
 	int			k_min,
@@ -216,7 +213,6 @@ kmeans_elbow(PG_FUNCTION_ARGS)
 			   *ch,
 			   *db;
 	int			knee;
-	int			nest;
 	ScatterState sc;
 	FinalLabels fl;
 
@@ -256,14 +252,9 @@ kmeans_elbow(PG_FUNCTION_ARGS)
 	for (int s = 0; s < nseg; s++)
 		ks[s] = k_min + s * k_step;
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "kmeans: SPI_connect failed");
-	nest = NewGUCNestLevel();
-	src = KmeansSourceMake(PG_GETARG_TEXT_PP(ARG_SOURCE), PG_GETARG_TEXT_PP(ARG_COLUMN),
-						   PG_ARGISNULL(ARG_ID) ? NULL : PG_GETARG_TEXT_PP(ARG_ID));
-	data = KmeansDataLoad(src);
-	KmeansCheckK(ks[nseg - 1], data->n, "k_max");
-	KmeansEngineStart(data, &opt);
+	data = KmeansBegin(PG_GETARG_TEXT_PP(ARG_SOURCE), PG_GETARG_TEXT_PP(ARG_COLUMN),
+					   PG_ARGISNULL(ARG_ID) ? NULL : PG_GETARG_TEXT_PP(ARG_ID), &opt,
+					   ks[nseg - 1], "k_max");
 
 	/*
 	 * n_init seeding runs of every k together; per k the run with the lowest inertia is kept
@@ -337,7 +328,6 @@ kmeans_elbow(PG_FUNCTION_ARGS)
 	if (sample_size > 0)
 		Silhouettes(data, ms, ks, fl.labels, sample_size, (uint64) opt.seed, sil);
 	knee = km_knee(ks, inertia, nseg);
-	KmeansEngineStop(data);
 
 	for (int s = 0; s < nseg; s++)
 	{
@@ -358,7 +348,6 @@ kmeans_elbow(PG_FUNCTION_ARGS)
 		values[7] = BoolGetDatum(s == knee);
 		tuplestore_putvalues(store, desc, values, nulls);
 	}
-	AtEOXact_GUC(true, nest);
-	SPI_finish();
+	KmeansEnd(data);
 	return (Datum) 0;
 }

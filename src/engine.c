@@ -11,7 +11,9 @@
 
 #include <math.h>
 
+#include "executor/spi.h"
 #include "miscadmin.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 
 /* Turns a compute-side failure into one ERROR. */
@@ -893,8 +895,8 @@ ReleaseBackend(void *arg)
  * PostgreSQL's allocator, so they are tied to the data's memory context: deleting the context,
  * as ERROR and cancel do, releases them.
  */
-void
-KmeansEngineStart(KmeansData *data, const KmeansOptions *opt)
+static void
+EngineStart(KmeansData *data, const KmeansOptions *opt)
 {
 	MemoryContextCallback *cb;
 	KmBackend  *be = NULL;
@@ -917,9 +919,41 @@ KmeansEngineStart(KmeansData *data, const KmeansOptions *opt)
 }
 
 /* Releases the backend at the end of a fit that went well. */
-void
-KmeansEngineStop(KmeansData *data)
+static void
+EngineStop(KmeansData *data)
 {
 	ReleaseBackend(data);
 	data->be = NULL;
+}
+
+/*
+ * Opens a fit: connects to SPI, opens a GUC nest level for the scan settings, reads the source
+ * once, checks k_max against its rows and starts the backend.  KmeansEnd closes it.
+ */
+KmeansData *
+KmeansBegin(text *source, text *column, text *id_column, const KmeansOptions *opt, int k_max,
+			const char *what)
+{
+	KmeansData *data;
+	int			nest;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "kmeans: SPI_connect failed");
+	nest = NewGUCNestLevel();
+	data = KmeansDataLoad(KmeansSourceMake(source, column, id_column));
+	data->guc_nest = nest;
+	KmeansCheckK(k_max, data->n, what);
+	EngineStart(data, opt);
+	return data;
+}
+
+/* Closes a fit that went well: the backend, the scan settings, SPI. */
+void
+KmeansEnd(KmeansData *data)
+{
+	int			nest = data->guc_nest;
+
+	EngineStop(data);
+	AtEOXact_GUC(true, nest);
+	SPI_finish();
 }

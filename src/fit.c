@@ -6,12 +6,10 @@
 #include <math.h>
 
 #include "catalog/pg_type.h"
-#include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/guc.h"
 #include "utils/tuplestore.h"
 
 PG_FUNCTION_INFO_V1(kmeans_fit);
@@ -76,13 +74,11 @@ static const KmeansArgPos fit_args = {
 
 typedef struct FitCall
 {
-	KmeansSource *src;
 	KmeansOptions opt;
 	int			k;
 	char	   *model;
 	KmeansData *data;
 	KmeansModelSet *ms;
-	int			nest;
 } FitCall;
 
 /* The common start of kmeans_fit and kmeans_labels: arguments, data, the fit itself. */
@@ -114,26 +110,14 @@ FitBegin(FunctionCallInfo fcinfo, FitCall *fc, bool need_id)
 				 errmsg("model name must not be empty"),
 				 errhint("Leave model out to skip saving the model.")));
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "kmeans: SPI_connect failed");
-	fc->nest = NewGUCNestLevel();
-	fc->src = KmeansSourceMake(source, column,
-							   PG_ARGISNULL(ARG_ID) ? NULL : PG_GETARG_TEXT_PP(ARG_ID));
-	fc->data = KmeansDataLoad(fc->src);
-	KmeansCheckK(fc->k, fc->data->n, "k");
-	KmeansEngineStart(fc->data, &fc->opt);
+	fc->data = KmeansBegin(source, column, PG_ARGISNULL(ARG_ID) ? NULL : PG_GETARG_TEXT_PP(ARG_ID),
+						   &fc->opt, fc->k, "k");
 	fc->ms = KmeansFitOne(fc->data, &fc->opt, fc->k);
 	if (fc->model)
-		KmeansModelSave(KmeansModelsTable(fcinfo), fc->model, fc->src, &fc->opt, fc->data, fc->ms, 0);
+		KmeansModelSave(KmeansModelsTable(fcinfo), fc->model, fc->data->src, &fc->opt, fc->data,
+						fc->ms, 0);
 }
 
-static void
-FitEnd(FitCall *fc)
-{
-	KmeansEngineStop(fc->data);
-	AtEOXact_GUC(true, fc->nest);
-	SPI_finish();
-}
 
 /* kmeans_fit: one row per cluster with its center, size and inertia. */
 Datum
@@ -158,7 +142,7 @@ kmeans_fit(PG_FUNCTION_ARGS)
 		values[3] = Float8GetDatum(fc.ms->inertia[j]);
 		tuplestore_putvalues(store, desc, values, nulls);
 	}
-	FitEnd(&fc);
+	KmeansEnd(fc.data);
 	return (Datum) 0;
 }
 
@@ -197,6 +181,6 @@ kmeans_labels(PG_FUNCTION_ARGS)
 	sink.store = KmeansResultStore(fcinfo, &sink.desc);
 	FitBegin(fcinfo, &fc, true);
 	KmeansFinalPass(fc.data, fc.ms, EmitLabels, &sink);
-	FitEnd(&fc);
+	KmeansEnd(fc.data);
 	return (Datum) 0;
 }

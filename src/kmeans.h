@@ -96,6 +96,7 @@ typedef struct KmeansData
 	void	   *plan;			/* SPIPlanPtr */
 
 	KmBackend  *be;
+	int			guc_nest;		/* the GUC nest level of the scan settings */
 } KmeansData;
 
 /* reader.c */
@@ -105,6 +106,7 @@ extern void KmeansDataAttach(KmeansData *data, KmBackend *be);
 extern void KmeansDataDetach(KmeansData *data);
 extern void KmeansScan(KmeansData *data, KmeansBatchFn fn, void *arg);
 extern char *KmeansRowName(int64 rowno, bool has_id, int64 id);
+extern const char *KmeansNonFiniteName(float v);
 
 /* engine.c */
 
@@ -135,8 +137,9 @@ extern KmeansModelSet *KmeansFitOne(KmeansData *data, const KmeansOptions *opt, 
 extern void KmeansRunRng(const KmeansOptions *opt, int run, KmRng *rng);
 extern double KmeansSegmentInertia(const KmeansModelSet *ms, int s);
 extern void KmeansCheckStatus(KmStatus st, const KmError *err);
-extern void KmeansEngineStart(KmeansData *data, const KmeansOptions *opt);
-extern void KmeansEngineStop(KmeansData *data);
+extern KmeansData *KmeansBegin(text *source, text *column, text *id_column,
+								const KmeansOptions *opt, int k_max, const char *what);
+extern void KmeansEnd(KmeansData *data);
 
 /* options.c */
 

@@ -177,7 +177,7 @@ CheckVector(ArrayType *x, int d, const char *against)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_EXCEPTION),
 					 errmsg("vector to label has %s at position %d",
-							isnan(v[j]) ? "NaN" : (v[j] > 0 ? "Infinity" : "-Infinity"), j + 1),
+							KmeansNonFiniteName(v[j]), j + 1),
 					 errhint("Only finite values can be labelled.")));
 	return v;
 }

@@ -237,6 +237,13 @@ ParseVector(Reader *r, Datum value, int64 id)
 	return p + ARR_OVERHEAD_NONULLS(1) - VARHDRSZ;
 }
 
+/* "NaN", "Infinity" or "-Infinity": how a non-finite value is named in messages. */
+const char *
+KmeansNonFiniteName(float v)
+{
+	return isnan(v) ? "NaN" : (v > 0 ? "Infinity" : "-Infinity");
+}
+
 /* Copies d floats to dst and rejects NaN and infinities. */
 static void
 CopyFinite(Reader *r, const char *src, int64 id, float *dst)
@@ -247,8 +254,7 @@ CopyFinite(Reader *r, const char *src, int64 id, float *dst)
 	for (int i = 0; i < d; i++)
 		if (!isfinite(dst[i]))
 			BadRow(r, id, ERRCODE_DATA_EXCEPTION,
-				   psprintf("has %s at position %d", isnan(dst[i]) ? "NaN" :
-							(dst[i] > 0 ? "Infinity" : "-Infinity"), i + 1),
+				   psprintf("has %s at position %d", KmeansNonFiniteName(dst[i]), i + 1),
 				   "Only finite values can be clustered; filter or replace them in a query.");
 }
 
