@@ -6,16 +6,30 @@ EXTVERSION = 0.1.0
 
 MODULE_big = kmeans
 SRC_OBJS    = src/gucs.o src/options.o src/reader.o src/engine.o src/fit.o src/elbow.o src/models.o
-KERNEL_OBJS = kernels/km_util.o kernels/km_argmin.o kernels/km_gemm.o kernels/km_quality.o \
-              kernels/km_cpu.o
+KERNEL_C    = kernels/km_util.c kernels/km_argmin.c kernels/km_gemm.c kernels/km_quality.c \
+              kernels/km_cpu.c
+
+# The CUDA backend is built when nvcc is found (on PATH or in /usr/local/cuda); USE_CUDA=0
+# builds the CPU-only library, whose GPU entry points (km_nocuda.c) say so.
+NVCC ?= $(or $(shell command -v nvcc 2>/dev/null),$(wildcard /usr/local/cuda/bin/nvcc))
+USE_CUDA ?= $(if $(NVCC),1,0)
+ifeq ($(USE_CUDA),1)
+KERNEL_OBJS = $(KERNEL_C:.c=.o)
+else
+KERNEL_OBJS = $(KERNEL_C:.c=.o) kernels/km_nocuda.o
+endif
 OBJS = $(SRC_OBJS) $(KERNEL_OBJS)
 
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
 DATA = $(wildcard sql/$(EXTENSION)--*--*.sql)
-EXTRA_CLEAN = test/results test/regression.diffs test/regression.out test/engine/bin
+EXTRA_CLEAN = test/results test/regression.diffs test/regression.out test/engine/bin kernels/km_cuda.o
 
 REGRESS = $(patsubst test/sql/%.sql,%,$(sort $(wildcard test/sql/*.sql)))
 REGRESS_OPTS = --inputdir=test --outputdir=test --load-extension=$(EXTENSION)
+# The device the regression suite runs on: `make installcheck REGRESS_DEVICE=gpu` on a GPU
+# machine.  device.sql sets its own and has an expected output per build and machine.
+REGRESS_DEVICE ?= cpu
+installcheck: export PGOPTIONS = -c kmeans.device=$(REGRESS_DEVICE)
 
 # Code generation for the machine that builds; set OPTFLAGS= (empty) for portable packages.
 OPTFLAGS ?= -march=native
@@ -40,18 +54,65 @@ $(SRC_OBJS): src/kmeans.h
 sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql
 	cp $< $@
 
+# GPU generations to compile for (SASS each, plus PTX of the newest for later cards); those
+# this nvcc no longer knows are left out with a warning.
+CUDA_ARCH ?= 70 80 86 89 90
+ifeq ($(USE_CUDA),1)
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+CUDA_LIBDIR ?= $(CUDA_HOME)/lib64
+NVCC_ARCHS := $(patsubst compute_%,%,$(shell $(NVCC) --list-gpu-arch 2>/dev/null))
+CUDA_ARCH_OK := $(if $(NVCC_ARCHS),$(filter $(NVCC_ARCHS),$(CUDA_ARCH)),$(CUDA_ARCH))
+ifneq ($(filter-out $(CUDA_ARCH_OK),$(CUDA_ARCH)),)
+$(warning nvcc cannot build for sm_$(filter-out $(CUDA_ARCH_OK),$(CUDA_ARCH)); left out)
+endif
+ifeq ($(CUDA_ARCH_OK),)
+$(error none of CUDA_ARCH=$(CUDA_ARCH) is supported by $(NVCC))
+endif
+CUDA_PTX := $(lastword $(CUDA_ARCH_OK))
+GENCODE = $(foreach a,$(CUDA_ARCH_OK),-gencode=arch=compute_$(a),code=sm_$(a)) \
+          -gencode=arch=compute_$(CUDA_PTX),code=compute_$(CUDA_PTX)
+# --fmad=false: multiply-adds only where the code asks for them, as in the CPU twins
+NVCCFLAGS = -O3 -std=c++17 --fmad=false $(GENCODE) -Ikernels \
+            -Xcompiler -fPIC,-Wall,-Wextra$(if $(filter 1,$(WERROR)),$(comma)-Werror) \
+            $(if $(filter 1,$(WERROR)),-Werror all-warnings)
+comma := ,
+
+# Linked as an extra object, not one of OBJS: PGXS would want LLVM bitcode for it.  The CUDA
+# runtime is static (the server needs only the driver); cuBLAS is opened when first needed.
+SHLIB_LINK += kernels/km_cuda.o -L$(CUDA_LIBDIR) -lcudart_static -ldl -lrt -lstdc++
+$(MODULE_big)$(DLSUFFIX): kernels/km_cuda.o
+
+kernels/km_cuda.o: kernels/km_cuda.cu kernels/km_kernels.h kernels/km_quality.h
+	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+endif
+
 # Engine tests: the compute code on its own, no server needed.
 ENGINE_CFLAGS = -O2 $(OPTFLAGS) -std=gnu11 -Wall -Wextra $(if $(filter 1,$(WERROR)),-Werror) -Ikernels -pthread
-ENGINE_TESTS = $(patsubst test/engine/%.c,test/engine/bin/%,$(wildcard test/engine/test_*.c))
+ENGINE_TESTS = $(patsubst test/engine/%.c,test/engine/bin/%,$(filter-out test/engine/test_cuda.c,$(wildcard test/engine/test_*.c))) \
+               test/engine/bin/test_cuda_emu $(if $(filter 1,$(USE_CUDA)),test/engine/bin/test_cuda)
 
-test/engine/bin/%: test/engine/%.c $(KERNEL_OBJS:.o=.c) kernels/km_kernels.h kernels/km_quality.h
+test/engine/bin/%: test/engine/%.c $(KERNEL_C) kernels/km_nocuda.c kernels/km_kernels.h kernels/km_quality.h
 	@mkdir -p $(dir $@)
-	$(CC) $(ENGINE_CFLAGS) -o $@ $< $(KERNEL_OBJS:.o=.c) -lm
+	$(CC) $(ENGINE_CFLAGS) -o $@ $< $(KERNEL_C) kernels/km_nocuda.c -lm
 
 # test_quality includes km_quality.c itself, to reach its static paths.
 test/engine/bin/test_quality: test/engine/test_quality.c kernels/km_quality.c kernels/km_quality.h kernels/km_util.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ENGINE_CFLAGS) -o $@ $< kernels/km_util.c -lm
+
+# The GPU backend's kernels run on the CPU (km_cuda_emu.h), so their logic is tested anywhere.
+CXX ?= g++
+test/engine/bin/test_cuda_emu: test/engine/test_cuda.c kernels/km_cuda.cu kernels/km_cuda_emu.h $(KERNEL_C) kernels/km_kernels.h kernels/km_quality.h
+	@mkdir -p $(dir $@)
+	$(CXX) $(filter-out -std=gnu11,$(ENGINE_CFLAGS)) -std=c++17 -DKM_CUDA_EMU -x c++ -c kernels/km_cuda.cu -o $@.cuda.o
+	$(CC) $(ENGINE_CFLAGS) -c test/engine/test_cuda.c -o $@.test.o
+	$(CC) $(ENGINE_CFLAGS) -o $@ $@.test.o $@.cuda.o $(KERNEL_C) -lstdc++ -lm
+	@rm -f $@.cuda.o $@.test.o
+
+# The same test on a real GPU, where nvcc built the backend; it skips without a usable device.
+test/engine/bin/test_cuda: test/engine/test_cuda.c kernels/km_cuda.o $(KERNEL_C) kernels/km_kernels.h kernels/km_quality.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ENGINE_CFLAGS) -o $@ $< kernels/km_cuda.o $(KERNEL_C) -L$(CUDA_LIBDIR) -lcudart_static -ldl -lrt -lstdc++ -lm
 
 .PHONY: check-engine
 check-engine: $(ENGINE_TESTS)

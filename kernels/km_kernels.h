@@ -43,7 +43,8 @@ extern "C" {
 typedef enum KmStatus
 {
 	KM_OK = 0,
-	KM_ERR_NOMEM,				/* host or device allocation failed */
+	KM_ERR_NOMEM,				/* host allocation failed */
+	KM_ERR_DEVICE_NOMEM,		/* device memory (or its budget) exhausted */
 	KM_ERR_THREAD,				/* a compute thread could not be started */
 	KM_ERR_ARGUMENT,			/* the caller broke an invariant: a bug */
 	KM_ERR_NO_DEVICE,			/* the requested device is not available */
@@ -193,6 +194,15 @@ typedef struct KmBackendOps
 	KmStatus	(*silhouette) (KmBackend *be, const float *x, int64_t s, const int32_t *labels,
 							   int nlab, const int *ks, int64_t row_begin, int64_t row_end,
 							   double *out, KmError *err);
+
+	/*
+	 * Optional: assign, then accumulate into acc (which covers every installed center), in one
+	 * step that still returns the labels and distances; for a backend where handing the labels
+	 * back and forth between the two costs a synchronisation.  NULL where assign followed by
+	 * accumulate is as good; the results are the same either way.
+	 */
+	KmStatus	(*assign_accumulate) (KmBackend *be, KmBlock *blk, int32_t *labels, float *dist,
+									  int exact, KmAccum *acc, KmError *err);
 } KmBackendOps;
 
 struct KmBackend
@@ -206,6 +216,23 @@ KmStatus	km_cpu_backend_create(int threads, int d, KmBackend **be, KmError *err)
 
 /* Number of online CPUs, at least 1. */
 int			km_cpu_count(void);
+
+/*
+ * The GPU backend (km_cuda.cu, built where nvcc is found; km_nocuda.c otherwise, whose
+ * functions fail with KM_ERR_NO_DEVICE).  km_cuda_probe checks that a device can be used and
+ * describes it in desc; it initialises CUDA in the calling process, so it must never run in
+ * the postmaster.  memory_limit caps the device memory in bytes (0: only what is free).
+ */
+KmStatus	km_cuda_probe(int device, char *desc, size_t desclen, KmError *err);
+int			km_cuda_built(void);	/* 1 where the GPU backend was compiled in */
+KmStatus	km_cuda_backend_create(int device, int d, size_t memory_limit, KmBackend **be,
+								   KmError *err);
+
+/*
+ * Rows per resident block the GPU backend is given: large, so that a Lloyd iteration over up
+ * to a million rows is one block and one host synchronisation; a multiple of KM_SUB_ROWS.
+ */
+#define KM_CUDA_BLOCK_ROWS (1024 * KM_SUB_ROWS)
 
 #ifdef __cplusplus
 }

@@ -34,6 +34,8 @@ km_status_name(KmStatus status)
 			return "ok";
 		case KM_ERR_NOMEM:
 			return "out of memory";
+		case KM_ERR_DEVICE_NOMEM:
+			return "out of GPU memory";
 		case KM_ERR_THREAD:
 			return "thread start failed";
 		case KM_ERR_ARGUMENT:

@@ -1,0 +1,1486 @@
+/*
+ * km_cuda.cu -- the GPU backend: the engine's operations (km_kernels.h) as CUDA kernels.
+ *
+ * Ownership.  The backend owns one CUDA stream, a cuBLAS handle, the device copy of the
+ * installed centers, the device copies of resident blocks and scratch buffers that grow on
+ * demand.  Every device allocation goes through DevAlloc, which charges it to a budget (the
+ * smaller of kmeans.gpu_memory_limit and the memory free when the backend started) and fails
+ * with both numbers before asking CUDA.  A block that does not fit stays on the host and is
+ * copied into a staging buffer each time an operation needs it: the streaming mode.
+ *
+ * Synchronisation.  An operation enqueues its copies and kernels on the backend's stream and
+ * waits once, at the end, when its results are on the host.  assign_accumulate does a Lloyd
+ * step for a block with that one wait, so a resident fit held in one block costs one host
+ * synchronisation per iteration.
+ *
+ * Determinism.  Row-wise results (labels, distances) are computed by one thread per row and
+ * segment, in a fixed order.  Cluster sums, counts and inertia are accumulated as 64-bit
+ * fixed-point integers: each value is scaled by a power of two chosen from a bound on the
+ * block's values, so that no sum can overflow, and rounded once; integer addition is
+ * associative, so the totals are exact and independent of the order atomics land in.  The
+ * k-means++ sums are taken per run of KM_SUB_ROWS rows by one thread in row order.  The same
+ * input on the same device therefore gives bit-identical results.
+ *
+ * Threads.  CUDA and cuBLAS start helper threads; they are created with every signal blocked
+ * (see BlockSignals) so that PostgreSQL's handlers only run in the backend's own thread.
+ *
+ * Built by nvcc into the extension, or as C++ with KM_CUDA_EMU for the engine tests, where
+ * km_cuda_emu.h runs the kernels on the CPU.
+ */
+#ifdef KM_CUDA_EMU
+#include "km_cuda_emu.h"
+#else
+#include <cuda_runtime.h>
+#include <cublas_v2.h>
+#include <dlfcn.h>
+#define KM_LAUNCH(kernel, grid, block, stream, ...) \
+	kernel<<<(grid), (block), 0, (stream)>>>(__VA_ARGS__)
+#endif
+
+#include "km_kernels.h"
+#include "km_quality.h"
+
+#include <float.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define THREADS 256
+/* floats of centers staged in shared memory by the direct kernel: 16 KiB */
+#define TILE_FLOATS 4096
+/* 64-bit accumulators a block pre-aggregates in shared memory: 32 KiB */
+#define SHARED_SLOTS 4096
+/* widest row the per-entry accumulation walks in one thread */
+#define NARROW_D 32
+/* scores of one GEMM tile: at most this many floats (128 MiB) */
+#define SCORE_FLOATS ((size_t) 1 << 25)
+/* clusters, over all labellings, the silhouette kernel keeps in shared memory */
+#define SIL_SLOTS 3072
+
+/* ---------------------------------------------------------------------------------------------
+ * cuBLAS, loaded when first needed so that the extension loads where it is absent
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct BlasApi
+{
+	int			(*create) (void **handle);
+	int			(*destroy) (void *handle);
+	int			(*set_stream) (void *handle, cudaStream_t stream);
+	/* column-major C = op(A) op(B), op(A) transposed, op(B) not: cublasSgemm(T, N, ...) */
+	int			(*sgemm_tn) (void *handle, int m, int n, int k, const float *a, int lda,
+							 const float *b, int ldb, float *c, int ldc);
+} BlasApi;
+
+#ifdef KM_CUDA_EMU
+
+static int
+EmuBlasCreate(void **handle)
+{
+	*handle = malloc(1);
+	return 0;
+}
+
+static int
+EmuBlasDestroy(void *handle)
+{
+	free(handle);
+	return 0;
+}
+
+static int
+EmuBlasSetStream(void *handle, cudaStream_t stream)
+{
+	(void) handle;
+	(void) stream;
+	return 0;
+}
+
+/* C[i + j*ldc] = sum_t A[t + i*lda] * B[t + j*ldb], in double so it is an honest reference */
+static int
+EmuBlasSgemmTN(void *handle, int m, int n, int k, const float *a, int lda, const float *b, int ldb,
+			   float *c, int ldc)
+{
+	(void) handle;
+	for (int j = 0; j < n; j++)
+		for (int i = 0; i < m; i++)
+		{
+			double		s = 0.0;
+
+			for (int t = 0; t < k; t++)
+				s += (double) a[t + (size_t) i * lda] * b[t + (size_t) j * ldb];
+			c[i + (size_t) j * ldc] = (float) s;
+		}
+	return 0;
+}
+
+static KmStatus
+BlasLoad(BlasApi *api, KmError *err)
+{
+	(void) err;
+	api->create = EmuBlasCreate;
+	api->destroy = EmuBlasDestroy;
+	api->set_stream = EmuBlasSetStream;
+	api->sgemm_tn = EmuBlasSgemmTN;
+	return KM_OK;
+}
+
+#else
+
+typedef cublasStatus_t (*CreateFn) (cublasHandle_t *);
+typedef cublasStatus_t (*DestroyFn) (cublasHandle_t);
+typedef cublasStatus_t (*SetStreamFn) (cublasHandle_t, cudaStream_t);
+typedef cublasStatus_t (*SetMathModeFn) (cublasHandle_t, cublasMath_t);
+typedef cublasStatus_t (*SgemmFn) (cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int,
+								   int, const float *, const float *, int, const float *, int,
+								   const float *, float *, int);
+
+static struct
+{
+	void	   *lib;
+	CreateFn	create;
+	DestroyFn	destroy;
+	SetStreamFn set_stream;
+	SetMathModeFn set_math_mode;
+	SgemmFn		sgemm;
+}			blas;
+
+static int
+BlasCreate(void **handle)
+{
+	cublasHandle_t h;
+	cublasStatus_t st = blas.create(&h);
+
+	if (st == CUBLAS_STATUS_SUCCESS)
+	{
+		/* plain fp32 products: TF32 would round the inputs to 10 bits of mantissa */
+		st = blas.set_math_mode(h, CUBLAS_PEDANTIC_MATH);
+		if (st != CUBLAS_STATUS_SUCCESS)
+			blas.destroy(h);
+	}
+	*handle = st == CUBLAS_STATUS_SUCCESS ? (void *) h : NULL;
+	return (int) st;
+}
+
+static int
+BlasDestroy(void *handle)
+{
+	return (int) blas.destroy((cublasHandle_t) handle);
+}
+
+static int
+BlasSetStream(void *handle, cudaStream_t stream)
+{
+	return (int) blas.set_stream((cublasHandle_t) handle, stream);
+}
+
+static int
+BlasSgemmTN(void *handle, int m, int n, int k, const float *a, int lda, const float *b, int ldb,
+			float *c, int ldc)
+{
+	const float one = 1.0f,
+				zero = 0.0f;
+
+	return (int) blas.sgemm((cublasHandle_t) handle, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one,
+							a, lda, b, ldb, &zero, c, ldc);
+}
+
+#define KM_STR2(x) #x
+#define KM_STR(x) KM_STR2(x)
+
+/* Finds cuBLAS of the major version we were compiled against; once per process. */
+static KmStatus
+BlasLoad(BlasApi *api, KmError *err)
+{
+	if (blas.lib == NULL)
+	{
+		const char *names[] = {"libcublas.so." KM_STR(CUBLAS_VER_MAJOR), "libcublas.so"};
+		void	   *lib = NULL;
+
+		for (int i = 0; i < 2 && lib == NULL; i++)
+			lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+		if (lib == NULL)
+			return KM_FAIL(err, KM_ERR_NO_DEVICE, "could not load cuBLAS (%s): %s", names[0],
+						   dlerror());
+		blas.create = (CreateFn) dlsym(lib, "cublasCreate_v2");
+		blas.destroy = (DestroyFn) dlsym(lib, "cublasDestroy_v2");
+		blas.set_stream = (SetStreamFn) dlsym(lib, "cublasSetStream_v2");
+		blas.set_math_mode = (SetMathModeFn) dlsym(lib, "cublasSetMathMode");
+		blas.sgemm = (SgemmFn) dlsym(lib, "cublasSgemm_v2");
+		if (!blas.create || !blas.destroy || !blas.set_stream || !blas.set_math_mode || !blas.sgemm)
+		{
+			dlclose(lib);
+			return KM_FAIL(err, KM_ERR_NO_DEVICE, "%s lacks the functions kmeans needs", names[0]);
+		}
+		blas.lib = lib;
+	}
+	api->create = BlasCreate;
+	api->destroy = BlasDestroy;
+	api->set_stream = BlasSetStream;
+	api->sgemm_tn = BlasSgemmTN;
+	return KM_OK;
+}
+
+#endif							/* KM_CUDA_EMU */
+
+/* ---------------------------------------------------------------------------------------------
+ * Errors
+ * ------------------------------------------------------------------------------------------- */
+
+static KmStatus
+CudaFail(KmError *err, cudaError_t e, const char *what, const char *file, int line)
+{
+	KmStatus	st = e == cudaErrorMemoryAllocation ? KM_ERR_DEVICE_NOMEM :
+		e == cudaErrorNoDevice ? KM_ERR_NO_DEVICE : KM_ERR_DEVICE;
+
+	return km_fail(err, st, file, line, "%s: %s", what, cudaGetErrorString(e));
+}
+
+/* Returns from the calling function when a CUDA call fails. */
+#define CUDA_TRY(call) \
+	do { \
+		cudaError_t e_ = (call); \
+		if (e_ != cudaSuccess) \
+			return CudaFail(err, e_, #call, __FILE__, __LINE__); \
+	} while (0)
+
+/* Launches a kernel and checks that the launch was accepted. */
+#define LAUNCH(kernel, grid, block, ...) \
+	do { \
+		KM_LAUNCH(kernel, grid, block, cb->stream, __VA_ARGS__); \
+		CUDA_TRY(cudaGetLastError()); \
+	} while (0)
+
+/* Blocks every signal in this thread until RestoreSignals, so threads it starts inherit that. */
+static void
+BlockSignals(sigset_t *saved)
+{
+	sigset_t	all;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, saved);
+}
+
+static void
+RestoreSignals(const sigset_t *saved)
+{
+	pthread_sigmask(SIG_SETMASK, saved, NULL);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Backend state
+ * ------------------------------------------------------------------------------------------- */
+
+struct KmBlock
+{
+	int64_t		n;
+	const float *hx;			/* the centred rows on the host */
+	float	   *dx;				/* device copy, NULL when the block streams */
+	float	   *dnorm;
+	size_t		bytes;			/* charged to the budget for dx and dnorm */
+	double		maxabs;			/* largest |value|: bounds the fixed-point sums */
+};
+
+/* A device buffer that grows on demand. */
+typedef struct DevBuf
+{
+	void	   *p;
+	size_t		cap;
+} DevBuf;
+
+typedef struct CudaBackend
+{
+	KmBackend	base;
+	int			device;
+	size_t		budget;
+	size_t		used;
+	cudaStream_t stream;
+	BlasApi		blas;
+	void	   *blas_handle;
+
+	/* installed centers */
+	int			k;
+	int			nseg;
+	int		   *seg_off;		/* host copy */
+	DevBuf		dc,
+				dcnorm,
+				dseg_off;
+	double		cmaxnorm;
+
+	/* scratch */
+	DevBuf		stage_x,		/* a streamed block's rows and norms */
+				stage_norm,
+				labels,			/* n * nseg int32 */
+				dist,			/* n * nseg float */
+				scores,			/* a GEMM tile */
+				acc,			/* fixed-point sums, then counts and inertia */
+				dmax,			/* largest distance of an accumulation, as float bits */
+				mind,			/* k-means++: mindist in and out */
+				cand,
+				run_sums,
+				sil;			/* silhouette inputs and outputs */
+	unsigned long long *host_acc;
+	size_t		host_acc_cap;
+} CudaBackend;
+
+/* Allocates bytes of device memory charged to the budget. */
+static KmStatus
+DevAlloc(CudaBackend *cb, void **p, size_t bytes, const char *what, KmError *err)
+{
+	cudaError_t e;
+
+	*p = NULL;
+	if (bytes > cb->budget - cb->used)
+		return KM_FAIL(err, KM_ERR_DEVICE_NOMEM,
+					   "%s needs %.1f MB of GPU memory; %.1f MB of the %.1f MB budget are in use",
+					   what, bytes / 1048576.0, cb->used / 1048576.0, cb->budget / 1048576.0);
+	e = cudaMalloc(p, bytes ? bytes : 1);
+	if (e != cudaSuccess)
+	{
+		*p = NULL;
+		return km_fail(err, KM_ERR_DEVICE_NOMEM, __FILE__, __LINE__,
+					   "cudaMalloc of %.1f MB for %s: %s", bytes / 1048576.0, what,
+					   cudaGetErrorString(e));
+	}
+	cb->used += bytes;
+	return KM_OK;
+}
+
+static void
+DevFree(CudaBackend *cb, void *p, size_t bytes)
+{
+	if (p == NULL)
+		return;
+	cudaFree(p);
+	cb->used -= bytes;
+}
+
+/* Makes buf hold at least bytes; its old contents are lost. */
+static KmStatus
+Reserve(CudaBackend *cb, DevBuf *buf, size_t bytes, const char *what, KmError *err)
+{
+	KmStatus	st;
+
+	if (buf->cap >= bytes && buf->p != NULL)
+		return KM_OK;
+	DevFree(cb, buf->p, buf->cap);
+	buf->p = NULL;
+	buf->cap = 0;
+	/* grow by half again, where that fits, so a slowly growing need does not reallocate often */
+	if (bytes + bytes / 2 <= cb->budget - cb->used)
+		bytes += bytes / 2;
+	if ((st = DevAlloc(cb, &buf->p, bytes, what, err)) != KM_OK)
+		return st;
+	buf->cap = bytes;
+	return KM_OK;
+}
+
+static void
+Release(CudaBackend *cb, DevBuf *buf)
+{
+	DevFree(cb, buf->p, buf->cap);
+	buf->p = NULL;
+	buf->cap = 0;
+}
+
+/* Waits for the stream: the one host synchronisation of an operation. */
+static KmStatus
+Sync(CudaBackend *cb, KmError *err)
+{
+	CUDA_TRY(cudaStreamSynchronize(cb->stream));
+	return KM_OK;
+}
+
+static inline unsigned
+Blocks(int64_t work, int per)
+{
+	int64_t		b = (work + per - 1) / per;
+
+	return (unsigned) (b < 1 ? 1 : (b > 65535 * 512 ? 65535 * 512 : b));
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Kernels.  Each has a CPU twin: km_row_norms, km_argmin_ref and the CPU backend's operations,
+ * against which test/engine/test_cuda.c checks it.
+ * ------------------------------------------------------------------------------------------- */
+
+/* Squared distance of row x to center c, summed in index order, as the CPU's direct kernel. */
+static __device__ __forceinline__ float
+Dist2(const float *x, const float *c, int d)
+{
+	float		diff = x[0] - c[0];
+	float		sum = diff * diff;
+
+	for (int t = 1; t < d; t++)
+	{
+		diff = x[t] - c[t];
+		sum = __fmaf_rn(diff, diff, sum);
+	}
+	return sum;
+}
+
+/* |x_i|^2 per row, as km_row_norms. */
+static __global__ void
+row_norms_kernel(const float *x, int64_t n, int d, float *norms)
+{
+	for (int64_t i = (int64_t) blockIdx.x * blockDim.x + threadIdx.x; i < n;
+		 i += (int64_t) gridDim.x * blockDim.x)
+	{
+		const float *r = x + i * d;
+		float		s = r[0] * r[0];
+
+		for (int t = 1; t < d; t++)
+			s = __fmaf_rn(r[t], r[t], s);
+		norms[i] = s;
+	}
+}
+
+/*
+ * Small d: nearest center per segment by direct distances, one thread per row, the centers
+ * staged through shared memory in tiles.  Segments are contiguous runs of centers, so walking
+ * all centers once in order serves every segment; ties go to the lowest index.
+ */
+static __global__ void
+assign_direct_kernel(const float *x, int64_t n, int d, const float *c, int k, int nseg,
+					 const int *seg_off, int32_t *labels, float *dist)
+{
+	__shared__ float tile[TILE_FLOATS];
+	int64_t		i = (int64_t) blockIdx.x * blockDim.x + threadIdx.x;
+	int			live = i < n;
+	int			per = TILE_FLOATS / d;
+	float		xr[KM_SMALL_D_MAX];
+	int			s = 0;
+	int			seg_end = seg_off[1];
+	float		best = INFINITY;
+	int			arg = seg_off[0];
+
+	for (int t = 0; t < d; t++)
+		xr[t] = live ? x[i * d + t] : 0.0f;
+	for (int j0 = 0; j0 < k; j0 += per)
+	{
+		int			m = k - j0 < per ? k - j0 : per;
+
+		__syncthreads();
+		for (int q = threadIdx.x; q < m * d; q += blockDim.x)
+			tile[q] = c[(int64_t) j0 * d + q];
+		__syncthreads();
+		if (!live)
+			continue;
+		for (int jj = 0; jj < m; jj++)
+		{
+			int			j = j0 + jj;
+			float		v;
+
+			while (j >= seg_end)
+			{
+				labels[i * nseg + s] = arg;
+				dist[i * nseg + s] = best;
+				s++;
+				seg_end = seg_off[s + 1];
+				best = INFINITY;
+				arg = seg_off[s];
+			}
+			v = Dist2(xr, tile + jj * d, d);
+			if (v < best)
+			{
+				best = v;
+				arg = j;
+			}
+		}
+	}
+	if (live)
+	{
+		labels[i * nseg + s] = arg;
+		dist[i * nseg + s] = best;
+	}
+}
+
+/*
+ * Large d, after the GEMM: scores[r * k + j] = x_r . c_j for a tile of rows.  A block takes 8
+ * rows, a warp's worth of lanes per row; each lane keeps the best of its strided centers and
+ * the lanes are reduced through shared memory, lowest index winning ties.  The squared
+ * distance is |x|^2 + |c|^2 - 2 x.c, clamped at zero.
+ */
+static __global__ void
+argmin_scores_kernel(const float *scores, int rows, int k, const float *xnorm, const float *cnorm,
+					 int nseg, const int *seg_off, int32_t *labels, float *dist)
+{
+	__shared__ float sb[THREADS];
+	__shared__ int sa[THREADS];
+	int			lane = threadIdx.x & 31;
+	int			r = blockIdx.x * (THREADS / 32) + (threadIdx.x >> 5);
+	int			live = r < rows;
+
+	for (int s = 0; s < nseg; s++)
+	{
+		float		best = INFINITY;
+		int			arg = INT_MAX;
+
+		if (live)
+			for (int j = seg_off[s] + lane; j < seg_off[s + 1]; j += 32)
+			{
+				float		v = __fmaf_rn(-2.0f, scores[(int64_t) r * k + j], cnorm[j]);
+
+				if (v < best)
+				{
+					best = v;
+					arg = j;
+				}
+			}
+		sb[threadIdx.x] = best;
+		sa[threadIdx.x] = arg;
+		__syncthreads();
+		for (int w = 16; w >= 1; w >>= 1)
+		{
+			if (lane < w)
+			{
+				float		ob = sb[threadIdx.x + w];
+				int			oa = sa[threadIdx.x + w];
+
+				if (ob < sb[threadIdx.x] || (ob == sb[threadIdx.x] && oa < sa[threadIdx.x]))
+				{
+					sb[threadIdx.x] = ob;
+					sa[threadIdx.x] = oa;
+				}
+			}
+			__syncthreads();
+		}
+		if (live && lane == 0)
+		{
+			float		d2 = xnorm[r] + sb[threadIdx.x];
+
+			labels[(int64_t) r * nseg + s] = sa[threadIdx.x];
+			dist[(int64_t) r * nseg + s] = d2 > 0.0f ? d2 : 0.0f;
+		}
+		__syncthreads();
+	}
+}
+
+/* Replaces each distance by the one summed directly from the row and its center. */
+static __global__ void
+exact_dist_kernel(const float *x, int64_t n, int d, const float *c, int nseg,
+				  const int32_t *labels, float *dist)
+{
+	for (int64_t e = (int64_t) blockIdx.x * blockDim.x + threadIdx.x; e < n * nseg;
+		 e += (int64_t) gridDim.x * blockDim.x)
+		dist[e] = Dist2(x + (e / nseg) * d, c + (int64_t) labels[e] * d, d);
+}
+
+/*
+ * The power of two that turns values of magnitude up to bound, summed up to count times, into
+ * integers below 2^62.  The same function on host and device, so both agree on the scale.
+ */
+static __host__ __device__ double
+FixScale(double bound, int64_t count)
+{
+	double		total = bound * (double) (count > 0 ? count : 1);
+	int			e;
+
+	if (!(total > 0.0))
+		return 1.0;
+	frexp(total, &e);			/* total < 2^e */
+	return ldexp(1.0, 62 - e);
+}
+
+static __device__ __forceinline__ unsigned long long
+Fix(float v, double scale)
+{
+	return (unsigned long long) __double2ll_rn((double) v * scale);
+}
+
+/* The largest distance of the entries, as the bits of a non-negative float. */
+static __global__ void
+max_dist_kernel(const float *dist, int64_t entries, unsigned *dmax)
+{
+	unsigned	m = 0;
+
+	for (int64_t e = (int64_t) blockIdx.x * blockDim.x + threadIdx.x; e < entries;
+		 e += (int64_t) gridDim.x * blockDim.x)
+	{
+		unsigned	u = __float_as_uint(dist[e]);
+
+		/* distances are >= 0, whose bit patterns order as the values do; -0 counts as 0 */
+		if (u < 0x80000000u && u > m)
+			m = u;
+	}
+	atomicMax(dmax, m);
+}
+
+/*
+ * Counts and fixed-point inertia per center: acc[2j] counts, acc[2j+1] inertia.  With few
+ * centers a block first adds into shared memory, then once per center into global memory.
+ */
+static __global__ void
+counts_kernel(const int32_t *labels, const float *dist, int64_t entries, int k,
+			  const unsigned *dmax, int64_t rows, unsigned long long *acc)
+{
+	__shared__ unsigned long long sh[SHARED_SLOTS];
+	int			local = 2 * k <= SHARED_SLOTS;
+	double		scale = FixScale((double) __uint_as_float(*dmax), rows);
+	unsigned long long *dst = local ? sh : acc;
+
+	if (local)
+		for (int q = threadIdx.x; q < 2 * k; q += blockDim.x)
+			sh[q] = 0;
+	__syncthreads();
+	for (int64_t e = (int64_t) blockIdx.x * blockDim.x + threadIdx.x; e < entries;
+		 e += (int64_t) gridDim.x * blockDim.x)
+	{
+		int			j = labels[e];
+
+		atomicAdd(&dst[2 * j], 1ULL);
+		atomicAdd(&dst[2 * j + 1], Fix(dist[e], scale));
+	}
+	__syncthreads();
+	if (local)
+		for (int q = threadIdx.x; q < 2 * k; q += blockDim.x)
+			if (sh[q] != 0)
+				atomicAdd(&acc[q], sh[q]);
+}
+
+/* Fixed-point sums per center for narrow rows: one thread per (row, segment) entry. */
+static __global__ void
+sums_narrow_kernel(const float *x, int d, const int32_t *labels, int64_t entries, int nseg,
+				   int k, double scale, unsigned long long *sums)
+{
+	__shared__ unsigned long long sh[SHARED_SLOTS];
+	int			local = k * d <= SHARED_SLOTS;
+	unsigned long long *dst = local ? sh : sums;
+
+	if (local)
+		for (int q = threadIdx.x; q < k * d; q += blockDim.x)
+			sh[q] = 0;
+	__syncthreads();
+	for (int64_t e = (int64_t) blockIdx.x * blockDim.x + threadIdx.x; e < entries;
+		 e += (int64_t) gridDim.x * blockDim.x)
+	{
+		const float *r = x + (e / nseg) * d;
+		unsigned long long *sp = dst + (int64_t) labels[e] * d;
+
+		for (int t = 0; t < d; t++)
+			atomicAdd(&sp[t], Fix(r[t], scale));
+	}
+	__syncthreads();
+	if (local)
+		for (int q = threadIdx.x; q < k * d; q += blockDim.x)
+			if (sh[q] != 0)
+				atomicAdd(&sums[q], sh[q]);
+}
+
+/* Fixed-point sums per center for wide rows: a block per entry, its threads across columns. */
+static __global__ void
+sums_wide_kernel(const float *x, int d, const int32_t *labels, int64_t entries, int nseg,
+				 double scale, unsigned long long *sums)
+{
+	for (int64_t e = blockIdx.x; e < entries; e += gridDim.x)
+	{
+		const float *r = x + (e / nseg) * d;
+		unsigned long long *sp = sums + (int64_t) labels[e] * d;
+
+		for (int t = threadIdx.x; t < d; t += blockDim.x)
+			atomicAdd(&sp[t], Fix(r[t], scale));
+	}
+}
+
+/* k-means++: mind_out[i] = min(mind_in[i], |x_i - c|^2). */
+static __global__ void
+mindist_kernel(const float *x, int64_t n, int d, const float *c, const float *mind_in,
+			   float *mind_out)
+{
+	for (int64_t i = (int64_t) blockIdx.x * blockDim.x + threadIdx.x; i < n;
+		 i += (int64_t) gridDim.x * blockDim.x)
+	{
+		float		v = Dist2(x + i * d, c, d);
+		float		m = mind_in[i];
+
+		mind_out[i] = v < m ? v : m;
+	}
+}
+
+/* The sum of each run of KM_SUB_ROWS values, in row order, in float64. */
+static __global__ void
+run_sums_kernel(const float *v, int64_t n, double *sums)
+{
+	int64_t		r = (int64_t) blockIdx.x * blockDim.x + threadIdx.x;
+	int64_t		runs = (n + KM_SUB_ROWS - 1) / KM_SUB_ROWS;
+
+	if (r < runs)
+	{
+		int64_t		lo = r * KM_SUB_ROWS,
+					hi = lo + KM_SUB_ROWS < n ? lo + KM_SUB_ROWS : n;
+		double		s = 0.0;
+
+		for (int64_t i = lo; i < hi; i++)
+			s += v[i];
+		sums[r] = s;
+	}
+}
+
+/*
+ * k-means++ trials: block (run, j) sums min(mindist, |x_i - cand_j|^2) over one run of rows,
+ * the values gathered in shared memory and added by one thread in row order.
+ */
+static __global__ void
+potentials_kernel(const float *x, int64_t n, int d, const float *cand, int t, const float *mind,
+				  double *run_sums)
+{
+	__shared__ float vals[KM_SUB_ROWS];
+	int64_t		run = blockIdx.x;
+	int			j = blockIdx.y;
+	int64_t		lo = run * KM_SUB_ROWS;
+	int			m = (int) (n - lo < KM_SUB_ROWS ? n - lo : KM_SUB_ROWS);
+
+	for (int q = threadIdx.x; q < m; q += blockDim.x)
+	{
+		float		v = Dist2(x + (lo + q) * d, cand + (int64_t) j * d, d);
+		float		md = mind[lo + q];
+
+		vals[q] = v < md ? v : md;
+	}
+	__syncthreads();
+	if (threadIdx.x == 0)
+	{
+		double		s = 0.0;
+
+		for (int q = 0; q < m; q++)
+			s += vals[q];
+		run_sums[run * t + j] = s;
+	}
+}
+
+/*
+ * Silhouette of one row per block against the whole sample, for nlab labellings: distances to
+ * a tile of sample rows in float64, then per-cluster sums added by one thread per labelling in
+ * sample order.  cnt holds the cluster sizes, off the first slot of each labelling.
+ */
+static __global__ void
+silhouette_kernel(const float *x, int64_t s, int d, const int32_t *labels, int nlab,
+				  const int *off, const int *cnt, const int *occupied, int64_t row_begin,
+				  double *out)
+{
+	__shared__ double dtile[THREADS];
+	__shared__ double csum[SIL_SLOTS];
+	int64_t		i = row_begin + blockIdx.x;
+	const float *xi = x + i * d;
+
+	for (int q = threadIdx.x; q < off[nlab]; q += blockDim.x)
+		csum[q] = 0.0;
+	for (int64_t j0 = 0; j0 < s; j0 += THREADS)
+	{
+		int64_t		j = j0 + threadIdx.x;
+		int			m = (int) (s - j0 < THREADS ? s - j0 : THREADS);
+
+		if (j < s)
+		{
+			double		acc = 0.0;
+
+			for (int t = 0; t < d; t++)
+			{
+				double		diff = (double) xi[t] - (double) x[j * d + t];
+
+				acc += diff * diff;
+			}
+			dtile[threadIdx.x] = sqrt(acc);
+		}
+		__syncthreads();
+		for (int l = threadIdx.x; l < nlab; l += blockDim.x)
+			for (int q = 0; q < m; q++)
+				csum[off[l] + labels[(j0 + q) * nlab + l]] += dtile[q];
+		__syncthreads();
+	}
+	for (int l = threadIdx.x; l < nlab; l += blockDim.x)
+	{
+		int			own = labels[i * nlab + l];
+		double		a,
+					b = INFINITY,
+					v;
+
+		if (occupied[l] < 2)
+			v = NAN;
+		else if (cnt[off[l] + own] <= 1)
+			v = 0.0;
+		else
+		{
+			a = csum[off[l] + own] / (cnt[off[l] + own] - 1);
+			for (int c = 0; c < off[l + 1] - off[l]; c++)
+				if (c != own && cnt[off[l] + c] > 0)
+				{
+					double		mean = csum[off[l] + c] / cnt[off[l] + c];
+
+					if (mean < b)
+						b = mean;
+				}
+			v = (a > b ? a : b) > 0.0 ? (b - a) / (a > b ? a : b) : 0.0;
+		}
+		out[blockIdx.x * nlab + l] = v;
+	}
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Operations
+ * ------------------------------------------------------------------------------------------- */
+
+/* The device rows and norms of a block: its own copy, or the staging buffers filled now. */
+static KmStatus
+BlockRows(CudaBackend *cb, KmBlock *blk, const float **x, const float **norms, KmError *err)
+{
+	int			d = cb->base.d;
+	KmStatus	st;
+
+	if (blk->dx != NULL)
+	{
+		*x = blk->dx;
+		*norms = blk->dnorm;
+		return KM_OK;
+	}
+	if ((st = Reserve(cb, &cb->stage_x, sizeof(float) * blk->n * d, "a streamed block", err)) != KM_OK ||
+		(st = Reserve(cb, &cb->stage_norm, sizeof(float) * blk->n, "a streamed block", err)) != KM_OK)
+		return st;
+	CUDA_TRY(cudaMemcpyAsync(cb->stage_x.p, blk->hx, sizeof(float) * blk->n * d,
+							 cudaMemcpyHostToDevice, cb->stream));
+	LAUNCH(row_norms_kernel, Blocks(blk->n, THREADS), THREADS,
+		   (const float *) cb->stage_x.p, blk->n, d, (float *) cb->stage_norm.p);
+	*x = (const float *) cb->stage_x.p;
+	*norms = (const float *) cb->stage_norm.p;
+	return KM_OK;
+}
+
+static void CudaBlockDestroy(KmBackend *be, KmBlock *blk);
+
+/*
+ * Centres the rows on the host in place (as the CPU backend does, so both see the same
+ * values), then copies them to the device when they fit the budget; otherwise the block
+ * streams through the staging buffer.
+ */
+static KmStatus
+CudaBlockCreate(KmBackend *be, float *x, int64_t n, const float *shift, KmBlock **out,
+				KmError *err)
+{
+	CudaBackend *cb = (CudaBackend *) be;
+	int			d = be->d;
+	KmBlock    *blk = (KmBlock *) calloc(1, sizeof(KmBlock));
+	size_t		bytes = (sizeof(float) * (size_t) d + sizeof(float)) * (size_t) n;
+	double		maxabs = 0.0;
+	KmStatus	st;
+
+	if (blk == NULL)
+		return KM_FAIL(err, KM_ERR_NOMEM, "could not allocate a block");
+	for (int64_t i = 0; i < n; i++)
+		for (int t = 0; t < d; t++)
+		{
+			float	   *v = x + i * d + t;
+
+			if (shift)
+				*v -= shift[t];
+			if (fabs(*v) > maxabs)
+				maxabs = fabs(*v);
+		}
+	blk->n = n;
+	blk->hx = x;
+	blk->maxabs = maxabs;
+	*out = blk;
+	if (n == 0)
+		return KM_OK;
+	/* resident when the block and a GEMM tile's worth of scratch still fit */
+	if (bytes + (cb->budget / 8) <= cb->budget - cb->used)
+	{
+		void	   *p;
+
+		if ((st = DevAlloc(cb, &p, bytes, "a resident block", err)) != KM_OK)
+			goto fail;
+		blk->bytes = bytes;
+		blk->dx = (float *) p;
+		blk->dnorm = blk->dx + (size_t) n * d;
+		if (cudaMemcpyAsync(blk->dx, x, sizeof(float) * n * d, cudaMemcpyHostToDevice,
+							cb->stream) != cudaSuccess)
+		{
+			st = KM_FAIL(err, KM_ERR_DEVICE, "could not copy a block to the GPU");
+			goto fail;
+		}
+		KM_LAUNCH(row_norms_kernel, Blocks(n, THREADS), THREADS, cb->stream,
+				  (const float *) blk->dx, n, d, blk->dnorm);
+		if ((st = Sync(cb, err)) != KM_OK)
+			goto fail;
+	}
+	return KM_OK;
+fail:
+	CudaBlockDestroy(be, blk);
+	*out = NULL;
+	return st;
+}
+
+static void
+CudaBlockDestroy(KmBackend *be, KmBlock *blk)
+{
+	CudaBackend *cb = (CudaBackend *) be;
+
+	if (blk == NULL)
+		return;
+	DevFree(cb, blk->dx, blk->bytes);
+	free(blk);
+}
+
+/* Copies the centers and their segments to the device and computes their norms there. */
+static KmStatus
+CudaSetCenters(KmBackend *be, const float *c, int d, int nseg, const int *seg_off, KmError *err)
+{
+	CudaBackend *cb = (CudaBackend *) be;
+	int			k = seg_off[nseg];
+	int		   *so;
+	KmStatus	st;
+
+	if (d != be->d || nseg < 1 || k < 1)
+		return KM_FAIL(err, KM_ERR_ARGUMENT, "bad center set: d=%d nseg=%d k=%d", d, nseg, k);
+	if ((so = (int *) malloc(sizeof(int) * (nseg + 1))) == NULL)
+		return KM_FAIL(err, KM_ERR_NOMEM, "could not allocate %d segments", nseg);
+	free(cb->seg_off);
+	cb->seg_off = so;
+	memcpy(so, seg_off, sizeof(int) * (nseg + 1));
+	cb->k = 0;
+	if ((st = Reserve(cb, &cb->dc, sizeof(float) * (size_t) k * d, "the centers", err)) != KM_OK ||
+		(st = Reserve(cb, &cb->dcnorm, sizeof(float) * (size_t) k, "the centers", err)) != KM_OK ||
+		(st = Reserve(cb, &cb->dseg_off, sizeof(int) * (size_t) (nseg + 1), "the centers", err)) != KM_OK)
+		return st;
+	CUDA_TRY(cudaMemcpyAsync(cb->dc.p, c, sizeof(float) * (size_t) k * d, cudaMemcpyHostToDevice,
+							 cb->stream));
+	CUDA_TRY(cudaMemcpyAsync(cb->dseg_off.p, seg_off, sizeof(int) * (nseg + 1),
+							 cudaMemcpyHostToDevice, cb->stream));
+	LAUNCH(row_norms_kernel, Blocks(k, THREADS), THREADS, (const float *) cb->dc.p, (int64_t) k,
+		   d, (float *) cb->dcnorm.p);
+	/* c is only read by the copy, which must finish before the caller may change it */
+	if ((st = Sync(cb, err)) != KM_OK)
+		return st;
+	cb->k = k;
+	cb->nseg = nseg;
+	return KM_OK;
+}
+
+/* Enqueues the assignment of a block into the device labels and distances. */
+static KmStatus
+AssignDevice(CudaBackend *cb, KmBlock *blk, int exact, const float **xout, KmError *err)
+{
+	int			d = cb->base.d;
+	int			nseg = cb->nseg;
+	int64_t		n = blk->n;
+	const float *x = NULL,
+			   *norms = NULL;
+	int32_t    *labels;
+	float	   *dist;
+	KmStatus	st;
+
+	if (cb->k == 0)
+		return KM_FAIL(err, KM_ERR_ARGUMENT, "assign before set_centers");
+	if ((st = BlockRows(cb, blk, &x, &norms, err)) != KM_OK ||
+		(st = Reserve(cb, &cb->labels, sizeof(int32_t) * n * nseg, "labels", err)) != KM_OK ||
+		(st = Reserve(cb, &cb->dist, sizeof(float) * n * nseg, "distances", err)) != KM_OK)
+		return st;
+	labels = (int32_t *) cb->labels.p;
+	dist = (float *) cb->dist.p;
+	*xout = x;
+	if (!km_use_gemm(d, cb->k))
+	{
+		LAUNCH(assign_direct_kernel, Blocks(n, THREADS), THREADS, x, n, d,
+			   (const float *) cb->dc.p, cb->k, nseg, (const int *) cb->dseg_off.p, labels, dist);
+		return KM_OK;
+	}
+
+	{
+		int64_t		tile = (int64_t) (SCORE_FLOATS / (size_t) cb->k);
+
+		if (tile > n)
+			tile = n;
+		if (tile < 8)
+			tile = 8;
+		if ((st = Reserve(cb, &cb->scores, sizeof(float) * (size_t) tile * cb->k, "GEMM scores",
+						  err)) != KM_OK)
+			return st;
+		for (int64_t r0 = 0; r0 < n; r0 += tile)
+		{
+			int			rows = (int) (n - r0 < tile ? n - r0 : tile);
+			int			bst = cb->blas.sgemm_tn(cb->blas_handle, cb->k, rows, d,
+												(const float *) cb->dc.p, d, x + r0 * d, d,
+												(float *) cb->scores.p, cb->k);
+
+			if (bst != 0)
+				return KM_FAIL(err, KM_ERR_DEVICE, "cublasSgemm failed with status %d", bst);
+			LAUNCH(argmin_scores_kernel, Blocks(rows, THREADS / 32), THREADS,
+				   (const float *) cb->scores.p, rows, cb->k, norms + r0,
+				   (const float *) cb->dcnorm.p, nseg, (const int *) cb->dseg_off.p,
+				   labels + r0 * nseg, dist + r0 * nseg);
+		}
+	}
+	if (exact)
+		LAUNCH(exact_dist_kernel, Blocks(n * nseg, THREADS), THREADS, x, n, d,
+			   (const float *) cb->dc.p, nseg, (const int32_t *) labels, dist);
+	return KM_OK;
+}
+
+/* Copies a block's labels and distances back to the host (not yet waited for). */
+static KmStatus
+LabelsToHost(CudaBackend *cb, KmBlock *blk, int32_t *labels, float *dist, KmError *err)
+{
+	size_t		entries = (size_t) blk->n * cb->nseg;
+
+	CUDA_TRY(cudaMemcpyAsync(labels, cb->labels.p, sizeof(int32_t) * entries,
+							 cudaMemcpyDeviceToHost, cb->stream));
+	CUDA_TRY(cudaMemcpyAsync(dist, cb->dist.p, sizeof(float) * entries, cudaMemcpyDeviceToHost,
+							 cb->stream));
+	return KM_OK;
+}
+
+static KmStatus
+CudaAssign(KmBackend *be, KmBlock *blk, int32_t *labels, float *dist, int exact, KmError *err)
+{
+	CudaBackend *cb = (CudaBackend *) be;
+	const float *x;
+	KmStatus	st;
+
+	if (blk->n == 0)
+		return KM_OK;
+	if ((st = AssignDevice(cb, blk, exact, &x, err)) != KM_OK ||
+		(st = LabelsToHost(cb, blk, labels, dist, err)) != KM_OK)
+		return st;
+	return Sync(cb, err);
+}
+
+/*
+ * Enqueues the fixed-point accumulation of the device labels and distances of a block with
+ * nseg segments over k centers, and the copy of the totals to the host buffer.
+ */
+static KmStatus
+AccumulateDevice(CudaBackend *cb, KmBlock *blk, const float *x, int nseg, int k, KmError *err)
+{
+	int			d = cb->base.d;
+	int64_t		entries = blk->n * nseg;
+	size_t		slots = (size_t) k * d + 2 * (size_t) k;
+	unsigned long long *acc;
+	KmStatus	st;
+
+	if ((st = Reserve(cb, &cb->acc, sizeof(unsigned long long) * slots, "cluster sums", err)) != KM_OK ||
+		(st = Reserve(cb, &cb->dmax, sizeof(unsigned), "cluster sums", err)) != KM_OK)
+		return st;
+	if (cb->host_acc_cap < slots + 1)
+	{
+		free(cb->host_acc);
+		cb->host_acc = (unsigned long long *) malloc(sizeof(unsigned long long) * (slots + 1));
+		cb->host_acc_cap = cb->host_acc ? slots + 1 : 0;
+		if (cb->host_acc == NULL)
+			return KM_FAIL(err, KM_ERR_NOMEM, "could not allocate %zu cluster sums", slots);
+	}
+	acc = (unsigned long long *) cb->acc.p;
+	CUDA_TRY(cudaMemsetAsync(acc, 0, sizeof(unsigned long long) * slots, cb->stream));
+	CUDA_TRY(cudaMemsetAsync(cb->dmax.p, 0, sizeof(unsigned), cb->stream));
+	LAUNCH(max_dist_kernel, Blocks(entries, THREADS * 16), THREADS, (const float *) cb->dist.p,
+		   entries, (unsigned *) cb->dmax.p);
+	LAUNCH(counts_kernel, Blocks(entries, THREADS * 16), THREADS, (const int32_t *) cb->labels.p,
+		   (const float *) cb->dist.p, entries, k, (const unsigned *) cb->dmax.p, blk->n,
+		   acc + (size_t) k * d);
+	if (d <= NARROW_D)
+		LAUNCH(sums_narrow_kernel, Blocks(entries, THREADS * 16), THREADS, x, d,
+			   (const int32_t *) cb->labels.p, entries, nseg, k,
+			   FixScale(blk->maxabs, blk->n), acc);
+	else
+		LAUNCH(sums_wide_kernel, Blocks(entries, 1), d < THREADS ? ((d + 31) / 32) * 32 : THREADS,
+			   x, d, (const int32_t *) cb->labels.p, entries, nseg,
+			   FixScale(blk->maxabs, blk->n), acc);
+	CUDA_TRY(cudaMemcpyAsync(cb->host_acc, acc, sizeof(unsigned long long) * slots,
+							 cudaMemcpyDeviceToHost, cb->stream));
+	CUDA_TRY(cudaMemcpyAsync(cb->host_acc + slots, cb->dmax.p, sizeof(unsigned),
+							 cudaMemcpyDeviceToHost, cb->stream));
+	return KM_OK;
+}
+
+/* Adds the host copy of the fixed-point totals into acc, once the stream has been waited for. */
+static void
+AccumulateHost(CudaBackend *cb, KmBlock *blk, KmAccum *acc)
+{
+	int			d = acc->d;
+	int			k = acc->k;
+	const unsigned long long *h = cb->host_acc;
+	const unsigned long long *ci = h + (size_t) k * d;
+	unsigned	dmax_bits;
+	float		dmax;
+	double		xs = 1.0 / FixScale(blk->maxabs, blk->n);
+	double		ds;
+
+	memcpy(&dmax_bits, h + (size_t) k * d + 2 * (size_t) k, sizeof(unsigned));
+	memcpy(&dmax, &dmax_bits, sizeof(float));
+	ds = 1.0 / FixScale((double) dmax, blk->n);
+	for (size_t q = 0; q < (size_t) k * d; q++)
+		acc->sums[q] += (double) (long long) h[q] * xs;
+	for (int j = 0; j < k; j++)
+	{
+		acc->counts[j] += (int64_t) ci[2 * j];
+		acc->inertia[j] += (double) (long long) ci[2 * j + 1] * ds;
+	}
+}
+
+static KmStatus
+CudaAccumulate(KmBackend *be, KmBlock *blk, int nseg, const int32_t *labels, const float *dist,
+			   KmAccum *acc, KmError *err)
+{
+	CudaBackend *cb = (CudaBackend *) be;
+	size_t		entries = (size_t) blk->n * nseg;
+	const float *x = NULL,
+			   *norms = NULL;
+	KmStatus	st;
+
+	if (acc->d != be->d)
+		return KM_FAIL(err, KM_ERR_ARGUMENT, "accumulator of dimension %d for rows of %d",
+					   acc->d, be->d);
+	if (blk->n == 0)
+		return KM_OK;
+	if ((st = BlockRows(cb, blk, &x, &norms, err)) != KM_OK ||
+		(st = Reserve(cb, &cb->labels, sizeof(int32_t) * entries, "labels", err)) != KM_OK ||
+		(st = Reserve(cb, &cb->dist, sizeof(float) * entries, "distances", err)) != KM_OK)
+		return st;
+	CUDA_TRY(cudaMemcpyAsync(cb->labels.p, labels, sizeof(int32_t) * entries,
+							 cudaMemcpyHostToDevice, cb->stream));
+	CUDA_TRY(cudaMemcpyAsync(cb->dist.p, dist, sizeof(float) * entries, cudaMemcpyHostToDevice,
+							 cb->stream));
+	if ((st = AccumulateDevice(cb, blk, x, nseg, acc->k, err)) != KM_OK ||
+		(st = Sync(cb, err)) != KM_OK)
+		return st;
+	AccumulateHost(cb, blk, acc);
+	return KM_OK;
+}
+
+/* A Lloyd step for one block with a single wait: assign, accumulate, copy everything back. */
+static KmStatus
+CudaAssignAccumulate(KmBackend *be, KmBlock *blk, int32_t *labels, float *dist, int exact,
+					 KmAccum *acc, KmError *err)
+{
+	CudaBackend *cb = (CudaBackend *) be;
+	const float *x;
+	KmStatus	st;
+
+	if (acc->d != be->d || acc->k != cb->k)
+		return KM_FAIL(err, KM_ERR_ARGUMENT, "accumulator for %d x %d, centers %d x %d",
+					   acc->k, acc->d, cb->k, be->d);
+	if (blk->n == 0)
+		return KM_OK;
+	if ((st = AssignDevice(cb, blk, exact, &x, err)) != KM_OK ||
+		(st = AccumulateDevice(cb, blk, x, cb->nseg, cb->k, err)) != KM_OK ||
+		(st = LabelsToHost(cb, blk, labels, dist, err)) != KM_OK ||
+		(st = Sync(cb, err)) != KM_OK)
+		return st;
+	AccumulateHost(cb, blk, acc);
+	return KM_OK;
+}
+
+/* Copies mindist and t candidates to the device. */
+static KmStatus
+CandInputs(CudaBackend *cb, KmBlock *blk, const float *cand, int t, const float *mindist,
+		   KmError *err)
+{
+	int			d = cb->base.d;
+	int64_t		runs = (blk->n + KM_SUB_ROWS - 1) / KM_SUB_ROWS;
+	KmStatus	st;
+
+	if ((st = Reserve(cb, &cb->mind, sizeof(float) * 2 * blk->n, "k-means++ distances", err)) != KM_OK ||
+		(st = Reserve(cb, &cb->cand, sizeof(float) * (size_t) t * d, "k-means++ candidates", err)) != KM_OK ||
+		(st = Reserve(cb, &cb->run_sums, sizeof(double) * (size_t) runs * t, "k-means++ sums", err)) != KM_OK)
+		return st;
+	CUDA_TRY(cudaMemcpyAsync(cb->mind.p, mindist, sizeof(float) * blk->n, cudaMemcpyHostToDevice,
+							 cb->stream));
+	CUDA_TRY(cudaMemcpyAsync(cb->cand.p, cand, sizeof(float) * (size_t) t * d,
+							 cudaMemcpyHostToDevice, cb->stream));
+	return KM_OK;
+}
+
+static KmStatus
+CudaMindistUpdate(KmBackend *be, KmBlock *blk, const float *c, float *mindist, double *sub_sums,
+				  KmError *err)
+{
+	CudaBackend *cb = (CudaBackend *) be;
+	int64_t		n = blk->n;
+	int64_t		runs = (n + KM_SUB_ROWS - 1) / KM_SUB_ROWS;
+	const float *x = NULL,
+			   *norms = NULL;
+	float	   *mout;
+	KmStatus	st;
+
+	if (n == 0)
+		return KM_OK;
+	if ((st = BlockRows(cb, blk, &x, &norms, err)) != KM_OK ||
+		(st = CandInputs(cb, blk, c, 1, mindist, err)) != KM_OK)
+		return st;
+	mout = (float *) cb->mind.p + n;
+	LAUNCH(mindist_kernel, Blocks(n, THREADS), THREADS, x, n, be->d, (const float *) cb->cand.p,
+		   (const float *) cb->mind.p, mout);
+	LAUNCH(run_sums_kernel, Blocks(runs, 64), 64, (const float *) mout, n,
+		   (double *) cb->run_sums.p);
+	CUDA_TRY(cudaMemcpyAsync(mindist, mout, sizeof(float) * n, cudaMemcpyDeviceToHost, cb->stream));
+	CUDA_TRY(cudaMemcpyAsync(sub_sums, cb->run_sums.p, sizeof(double) * runs,
+							 cudaMemcpyDeviceToHost, cb->stream));
+	return Sync(cb, err);
+}
+
+static KmStatus
+CudaPotentials(KmBackend *be, KmBlock *blk, const float *cand, int t, const float *mindist,
+			   double *pot, KmError *err)
+{
+	CudaBackend *cb = (CudaBackend *) be;
+	int64_t		n = blk->n;
+	int64_t		runs = (n + KM_SUB_ROWS - 1) / KM_SUB_ROWS;
+	const float *x = NULL,
+			   *norms = NULL;
+	double	   *sums;
+	KmStatus	st;
+
+	if (n == 0 || t == 0)
+		return KM_OK;
+	if (runs > 65535 * 512 || t > 65535)
+		return KM_FAIL(err, KM_ERR_ARGUMENT, "potentials: %lld runs of %d candidates",
+					   (long long) runs, t);
+	if ((st = BlockRows(cb, blk, &x, &norms, err)) != KM_OK ||
+		(st = CandInputs(cb, blk, cand, t, mindist, err)) != KM_OK)
+		return st;
+	if ((sums = (double *) malloc(sizeof(double) * (size_t) runs * t)) == NULL)
+		return KM_FAIL(err, KM_ERR_NOMEM, "could not allocate %lld run sums", (long long) runs * t);
+	KM_LAUNCH(potentials_kernel, dim3((unsigned) runs, (unsigned) t), THREADS, cb->stream, x, n,
+			  be->d, (const float *) cb->cand.p, t, (const float *) cb->mind.p,
+			  (double *) cb->run_sums.p);
+	if (cudaGetLastError() != cudaSuccess ||
+		cudaMemcpyAsync(sums, cb->run_sums.p, sizeof(double) * (size_t) runs * t,
+						cudaMemcpyDeviceToHost, cb->stream) != cudaSuccess)
+		st = KM_FAIL(err, KM_ERR_DEVICE, "k-means++ potentials failed on the GPU");
+	else
+		st = Sync(cb, err);
+	if (st == KM_OK)
+		for (int64_t r = 0; r < runs; r++)
+			for (int j = 0; j < t; j++)
+				pot[j] += sums[r * t + j];
+	free(sums);
+	return st;
+}
+
+/*
+ * Silhouette of a slice of a sample.  The sample, its labels and the cluster sizes go to the
+ * device on every call (the sample is small by design); labellings with more clusters in all
+ * than shared memory holds are scored by the CPU twin instead.
+ */
+static KmStatus
+CudaSilhouette(KmBackend *be, const float *x, int64_t s, const int32_t *labels, int nlab,
+			   const int *ks, int64_t row_begin, int64_t row_end, double *out, KmError *err)
+{
+	CudaBackend *cb = (CudaBackend *) be;
+	int			d = be->d;
+	int64_t		rows = row_end - row_begin;
+	int			slots = 0;
+	int		   *meta;			/* off (nlab + 1), cnt (slots), occupied (nlab) */
+	size_t		xb,
+				lb,
+				mb,
+				ob;
+	char	   *base;
+	KmStatus	st;
+
+	if (s < 0 || nlab < 0 || row_begin < 0 || row_end > s || row_begin > row_end)
+		return KM_FAIL(err, KM_ERR_ARGUMENT, "silhouette: bad sizes (s=%lld nlab=%d rows %lld..%lld)",
+					   (long long) s, nlab, (long long) row_begin, (long long) row_end);
+	if (nlab == 0 || rows == 0)
+		return KM_OK;
+	for (int m = 0; m < nlab; m++)
+	{
+		if (ks[m] < 1)
+			return KM_FAIL(err, KM_ERR_ARGUMENT, "silhouette: labelling %d has k=%d", m, ks[m]);
+		slots += ks[m];
+		if (slots > SIL_SLOTS)
+			return km_silhouette_rows(x, s, d, labels, nlab, ks, row_begin, row_end, out, err);
+	}
+	if ((meta = (int *) calloc((size_t) 2 * nlab + 1 + slots, sizeof(int))) == NULL)
+		return KM_FAIL(err, KM_ERR_NOMEM, "could not allocate silhouette sizes");
+	for (int m = 0; m < nlab; m++)
+		meta[m + 1] = meta[m] + ks[m];
+	for (int64_t i = 0; i < s; i++)
+		for (int m = 0; m < nlab; m++)
+		{
+			int32_t		l = labels[i * nlab + m];
+			int		   *c = meta + nlab + 1 + meta[m] + l;
+
+			if (l < 0 || l >= ks[m])
+			{
+				free(meta);
+				return KM_FAIL(err, KM_ERR_ARGUMENT,
+							   "silhouette: row %lld has label %d outside 0..%d in labelling %d",
+							   (long long) i, (int) l, ks[m] - 1, m);
+			}
+			if ((*c)++ == 0)
+				meta[nlab + 1 + slots + m]++;
+		}
+	xb = sizeof(float) * (size_t) s * d;
+	lb = sizeof(int32_t) * (size_t) s * nlab;
+	mb = sizeof(int) * ((size_t) 2 * nlab + 1 + slots);
+	ob = sizeof(double) * (size_t) rows * nlab;
+	/* each piece starts on an 8-byte boundary */
+	xb = (xb + 7) & ~(size_t) 7;
+	lb = (lb + 7) & ~(size_t) 7;
+	mb = (mb + 7) & ~(size_t) 7;
+	if ((st = Reserve(cb, &cb->sil, xb + lb + mb + ob, "the silhouette sample", err)) != KM_OK)
+	{
+		free(meta);
+		return st;
+	}
+	base = (char *) cb->sil.p;
+	if (cudaMemcpyAsync(base, x, sizeof(float) * (size_t) s * d, cudaMemcpyHostToDevice, cb->stream) != cudaSuccess ||
+		cudaMemcpyAsync(base + xb, labels, sizeof(int32_t) * (size_t) s * nlab, cudaMemcpyHostToDevice, cb->stream) != cudaSuccess ||
+		cudaMemcpyAsync(base + xb + lb, meta, sizeof(int) * ((size_t) 2 * nlab + 1 + slots), cudaMemcpyHostToDevice, cb->stream) != cudaSuccess)
+		st = KM_FAIL(err, KM_ERR_DEVICE, "could not copy the silhouette sample to the GPU");
+	else
+	{
+		const int  *dmeta = (const int *) (base + xb + lb);
+
+		for (int64_t r0 = 0; r0 < rows && st == KM_OK; r0 += 65535)
+		{
+			unsigned	nb = (unsigned) (rows - r0 < 65535 ? rows - r0 : 65535);
+
+			KM_LAUNCH(silhouette_kernel, nb, THREADS, cb->stream, (const float *) base, s, d,
+					  (const int32_t *) (base + xb), nlab, dmeta, dmeta + nlab + 1,
+					  dmeta + nlab + 1 + slots, row_begin + r0,
+					  (double *) (base + xb + lb + mb) + r0 * nlab);
+			if (cudaGetLastError() != cudaSuccess)
+				st = KM_FAIL(err, KM_ERR_DEVICE, "the silhouette kernel could not be launched");
+		}
+		if (st == KM_OK &&
+			cudaMemcpyAsync(out, base + xb + lb + mb, ob, cudaMemcpyDeviceToHost, cb->stream) != cudaSuccess)
+			st = KM_FAIL(err, KM_ERR_DEVICE, "could not copy silhouette values from the GPU");
+		if (st == KM_OK)
+			st = Sync(cb, err);
+	}
+	/* meta is only read by the copies, which the wait above (or the failure) has settled */
+	cudaStreamSynchronize(cb->stream);
+	free(meta);
+	return st;
+}
+
+static void
+CudaDestroy(KmBackend *be)
+{
+	CudaBackend *cb = (CudaBackend *) be;
+	DevBuf	   *bufs[] = {&cb->dc, &cb->dcnorm, &cb->dseg_off, &cb->stage_x, &cb->stage_norm,
+		&cb->labels, &cb->dist, &cb->scores, &cb->acc, &cb->dmax, &cb->mind, &cb->cand,
+	&cb->run_sums, &cb->sil};
+
+	if (cb == NULL)
+		return;
+	if (cb->stream)
+		cudaStreamSynchronize(cb->stream);
+	for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
+		Release(cb, bufs[i]);
+	if (cb->blas_handle)
+		cb->blas.destroy(cb->blas_handle);
+	if (cb->stream)
+		cudaStreamDestroy(cb->stream);
+	free(cb->seg_off);
+	free(cb->host_acc);
+	free(cb);
+}
+
+static const KmBackendOps CudaOps = {
+	"gpu",
+	CudaDestroy,
+	CudaBlockCreate,
+	CudaBlockDestroy,
+	CudaSetCenters,
+	CudaAssign,
+	CudaAccumulate,
+	CudaMindistUpdate,
+	CudaPotentials,
+	CudaSilhouette,
+	CudaAssignAccumulate,
+};
+
+/* ---------------------------------------------------------------------------------------------
+ * Entry points
+ * ------------------------------------------------------------------------------------------- */
+
+extern "C" int
+km_cuda_built(void)
+{
+	return 1;
+}
+
+/* Checks that device can be used, naming it in desc; initialises CUDA in this process. */
+extern "C" KmStatus
+km_cuda_probe(int device, char *desc, size_t desclen, KmError *err)
+{
+	int			count = 0;
+	cudaError_t e;
+	cudaDeviceProp prop;
+	BlasApi		api;
+	sigset_t	saved;
+	KmStatus	st = KM_OK;
+
+	BlockSignals(&saved);
+	e = cudaGetDeviceCount(&count);
+	if (e != cudaSuccess || count == 0)
+		st = km_fail(err, KM_ERR_NO_DEVICE, __FILE__, __LINE__, "no usable GPU: %s",
+					 e != cudaSuccess ? cudaGetErrorString(e) : "the driver reports no devices");
+	else if (device < 0 || device >= count)
+		st = KM_FAIL(err, KM_ERR_NO_DEVICE, "GPU %d does not exist; this machine has %d (0..%d)",
+					 device, count, count - 1);
+	else if ((e = cudaGetDeviceProperties(&prop, device)) != cudaSuccess)
+		st = CudaFail(err, e, "cudaGetDeviceProperties", __FILE__, __LINE__);
+	else
+		st = BlasLoad(&api, err);
+	RestoreSignals(&saved);
+	if (st == KM_OK && desc != NULL && desclen > 0)
+		snprintf(desc, desclen, "GPU %d (%s, %.1f GB)", device, prop.name,
+				 prop.totalGlobalMem / 1e9);
+	return st;
+}
+
+/*
+ * Starts the GPU backend on device for rows of d values.  memory_limit (bytes, 0 for none)
+ * caps the device memory it may use, which is also capped by what is free now.
+ */
+extern "C" KmStatus
+km_cuda_backend_create(int device, int d, size_t memory_limit, KmBackend **out, KmError *err)
+{
+	CudaBackend *cb;
+	size_t		free_bytes = 0,
+				total = 0;
+	sigset_t	saved;
+	KmStatus	st;
+	cudaError_t e;
+
+	*out = NULL;
+	if (d < 1)
+		return KM_FAIL(err, KM_ERR_ARGUMENT, "bad dimension %d", d);
+	if ((st = km_cuda_probe(device, NULL, 0, err)) != KM_OK)
+		return st;
+	if ((cb = (CudaBackend *) calloc(1, sizeof(CudaBackend))) == NULL)
+		return KM_FAIL(err, KM_ERR_NOMEM, "could not allocate the GPU backend");
+	cb->base.ops = &CudaOps;
+	cb->base.d = d;
+	cb->device = device;
+
+	BlockSignals(&saved);
+	if ((e = cudaSetDevice(device)) != cudaSuccess ||
+		(e = cudaMemGetInfo(&free_bytes, &total)) != cudaSuccess ||
+		(e = cudaStreamCreateWithFlags(&cb->stream, cudaStreamNonBlocking)) != cudaSuccess)
+		st = CudaFail(err, e, "starting the GPU", __FILE__, __LINE__);
+	else if ((st = BlasLoad(&cb->blas, err)) == KM_OK)
+	{
+		int			bst = cb->blas.create(&cb->blas_handle);
+
+		if (bst != 0 || (bst = cb->blas.set_stream(cb->blas_handle, cb->stream)) != 0)
+			st = KM_FAIL(err, KM_ERR_DEVICE, "could not start cuBLAS (status %d)", bst);
+	}
+	RestoreSignals(&saved);
+	if (st != KM_OK)
+	{
+		CudaDestroy(&cb->base);
+		return st;
+	}
+	/* leave a little of the free memory to the driver and other processes */
+	cb->budget = free_bytes - free_bytes / 16;
+	if (memory_limit > 0 && memory_limit < cb->budget)
+		cb->budget = memory_limit;
+	*out = &cb->base;
+	return KM_OK;
+}

@@ -1,0 +1,466 @@
+/*
+ * test_cuda.c -- the GPU backend against its CPU twin, operation by operation.
+ *
+ * Built twice: against km_cuda.cu compiled by nvcc (bin/test_cuda, where nvcc exists; it skips
+ * cleanly on a machine without a usable GPU) and against the same source run on the CPU by
+ * km_cuda_emu.h (bin/test_cuda_emu, everywhere), which checks the kernels' logic where no GPU
+ * is at hand.
+ *
+ * Each case takes the same rows and centers through both backends and requires: labels that
+ * differ for at most 1e-4 of the rows, distances and inertia within 1e-5 relative, sums, counts
+ * and k-means++ sums that agree, and two runs of the GPU bit-identical; a block that streams
+ * through the staging buffer must give what a resident one gives.  Data: uniform, clustered,
+ * exact ties, duplicate rows, far from the origin, k = 1 and k = n; small and large d, one
+ * segment and several (the elbow's).
+ *
+ * Prints failing cases and ends with "N passed, M failed".
+ */
+#include "km_kernels.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int	passed,
+			failed;
+
+#define CHECK(cond, ...) \
+	do { \
+		if (cond) \
+			passed++; \
+		else \
+		{ \
+			failed++; \
+			printf("FAIL %s:%d: ", __FILE__, __LINE__); \
+			printf(__VA_ARGS__); \
+			printf("\n"); \
+		} \
+	} while (0)
+
+#define MUST(call) \
+	do { \
+		KmError		e_ = {0}; \
+		KmStatus	s_ = (call); \
+		if (s_ != KM_OK) \
+		{ \
+			printf("FAIL %s:%d: %s: %s\n", __FILE__, __LINE__, #call, e_.message); \
+			exit(1); \
+		} \
+	} while (0)
+
+/* An error slot for MUST's calls. */
+#define ERR (&e_)
+
+typedef struct Case
+{
+	const char *name;
+	int64_t		n;
+	int			d;
+	int			nseg;
+	int			ks[4];
+	int			kind;			/* 0 uniform, 1 clustered, 2 ties, 3 duplicates, 4 far away */
+} Case;
+
+static double
+RelDiff(double a, double b)
+{
+	double		m = fabs(a) > fabs(b) ? fabs(a) : fabs(b);
+
+	return m == 0.0 ? 0.0 : fabs(a - b) / m;
+}
+
+/* Rows for a case, and its centers: rows drawn from the data so ties and duplicates are real. */
+static void
+MakeData(const Case *c, KmRng *rng, float *x, float *centers, int k)
+{
+	int64_t		n = c->n;
+	int			d = c->d;
+
+	for (int64_t i = 0; i < n; i++)
+		for (int t = 0; t < d; t++)
+		{
+			float		u = (float) km_rng_uniform(rng);
+
+			switch (c->kind)
+			{
+				case 0:
+					x[i * d + t] = u;
+					break;
+				case 1:
+					x[i * d + t] = (float) (i % 5) * 3.0f + 0.2f * u;
+					break;
+				case 2:
+					/* a lattice: many rows exactly between two centers */
+					x[i * d + t] = (float) ((i + t) % 3);
+					break;
+				case 3:
+					x[i * d + t] = (float) ((i % 4) + t);
+					break;
+				default:
+					x[i * d + t] = 10000.0f + u;
+					break;
+			}
+		}
+	for (int j = 0; j < k; j++)
+		memcpy(centers + (int64_t) j * d, x + (int64_t) ((j * 7919) % n) * d, sizeof(float) * d);
+	if (c->kind == 2)
+		for (int j = 0; j < k; j++)
+			for (int t = 0; t < d; t++)
+				centers[(int64_t) j * d + t] = (float) ((j + t) % 4) * 0.5f;
+}
+
+static void
+AccumAlloc(KmAccum *a, int k, int d)
+{
+	a->d = d;
+	a->k = k;
+	a->sums = calloc((size_t) k * d, sizeof(double));
+	a->counts = calloc(k, sizeof(int64_t));
+	a->inertia = calloc(k, sizeof(double));
+}
+
+static void
+AccumFree(KmAccum *a)
+{
+	free(a->sums);
+	free(a->counts);
+	free(a->inertia);
+}
+
+/* Every GPU operation of one case against the CPU backend, and against itself. */
+static void
+RunCase(const Case *c, KmBackend *cpu, KmBackend *gpu, KmBackend *gpu_stream)
+{
+	int64_t		n = c->n;
+	int			d = c->d;
+	int			nseg = c->nseg;
+	int			seg_off[5] = {0};
+	int			k;
+	KmRng		rng;
+	float	   *x0,
+			   *xc,
+			   *xg,
+			   *xs,
+			   *centers,
+			   *shift;
+	int32_t    *lc,
+			   *lg,
+			   *lg2,
+			   *ls;
+	float	   *dc,
+			   *dg,
+			   *dg2,
+			   *ds;
+	KmBlock    *bc,
+			   *bg,
+			   *bs;
+	int64_t		runs = (n + KM_SUB_ROWS - 1) / KM_SUB_ROWS;
+
+	for (int s = 0; s < nseg; s++)
+		seg_off[s + 1] = seg_off[s] + c->ks[s];
+	k = seg_off[nseg];
+	km_rng_seed(&rng, (uint64_t) n * 31 + d);
+	x0 = malloc(sizeof(float) * n * d);
+	xc = malloc(sizeof(float) * n * d);
+	xg = malloc(sizeof(float) * n * d);
+	xs = malloc(sizeof(float) * n * d);
+	centers = malloc(sizeof(float) * k * d);
+	shift = calloc(d, sizeof(float));
+	MakeData(c, &rng, x0, centers, k);
+	if (c->kind == 4)
+		for (int t = 0; t < d; t++)
+			shift[t] = 10000.0f;
+	for (int j = 0; j < k; j++)
+		for (int t = 0; t < d; t++)
+			centers[(int64_t) j * d + t] -= shift[t];
+	memcpy(xc, x0, sizeof(float) * n * d);
+	memcpy(xg, x0, sizeof(float) * n * d);
+	memcpy(xs, x0, sizeof(float) * n * d);
+
+	lc = malloc(sizeof(int32_t) * n * nseg);
+	lg = malloc(sizeof(int32_t) * n * nseg);
+	lg2 = malloc(sizeof(int32_t) * n * nseg);
+	ls = malloc(sizeof(int32_t) * n * nseg);
+	dc = malloc(sizeof(float) * n * nseg);
+	dg = malloc(sizeof(float) * n * nseg);
+	dg2 = malloc(sizeof(float) * n * nseg);
+	ds = malloc(sizeof(float) * n * nseg);
+
+	MUST(cpu->ops->block_create(cpu, xc, n, shift, &bc, ERR));
+	MUST(gpu->ops->block_create(gpu, xg, n, shift, &bg, ERR));
+	MUST(gpu_stream->ops->block_create(gpu_stream, xs, n, shift, &bs, ERR));
+	CHECK(memcmp(xc, xg, sizeof(float) * n * d) == 0, "%s: rows centred differently", c->name);
+	MUST(cpu->ops->set_centers(cpu, centers, d, nseg, seg_off, ERR));
+	MUST(gpu->ops->set_centers(gpu, centers, d, nseg, seg_off, ERR));
+	MUST(gpu_stream->ops->set_centers(gpu_stream, centers, d, nseg, seg_off, ERR));
+
+	/* assign, expanded and exact distances */
+	for (int exact = 0; exact <= 1; exact++)
+	{
+		int64_t		differ = 0;
+		double		worst = 0.0;
+
+		MUST(cpu->ops->assign(cpu, bc, lc, dc, exact, ERR));
+		MUST(gpu->ops->assign(gpu, bg, lg, dg, exact, ERR));
+		MUST(gpu->ops->assign(gpu, bg, lg2, dg2, exact, ERR));
+		MUST(gpu_stream->ops->assign(gpu_stream, bs, ls, ds, exact, ERR));
+		for (int64_t e = 0; e < n * nseg; e++)
+		{
+			if (lc[e] != lg[e])
+				differ++;
+			else if (RelDiff(dc[e], dg[e]) > worst)
+				worst = RelDiff(dc[e], dg[e]);
+		}
+		CHECK(differ <= 1e-4 * n * nseg, "%s exact=%d: %lld of %lld labels differ", c->name, exact,
+			  (long long) differ, (long long) (n * nseg));
+		/* expanded distances of tiny values lose digits to cancellation; exact ones do not */
+		if (exact || !km_use_gemm(d, k))
+			CHECK(worst <= 1e-5, "%s exact=%d: distance off by %.3g relative", c->name, exact, worst);
+		CHECK(memcmp(lg, lg2, sizeof(int32_t) * n * nseg) == 0 &&
+			  memcmp(dg, dg2, sizeof(float) * n * nseg) == 0,
+			  "%s exact=%d: two GPU runs differ", c->name, exact);
+		CHECK(memcmp(lg, ls, sizeof(int32_t) * n * nseg) == 0 &&
+			  memcmp(dg, ds, sizeof(float) * n * nseg) == 0,
+			  "%s exact=%d: streamed block differs from resident", c->name, exact);
+		if (!km_use_gemm(d, k))
+			CHECK(memcmp(lc, lg, sizeof(int32_t) * n * nseg) == 0,
+				  "%s: small-d labels not identical to the CPU's", c->name);
+	}
+
+	/* accumulate the CPU's labels on both; then the fused step on the GPU */
+	{
+		KmAccum		ac,
+					ag,
+					ag2,
+					af;
+		double		worst_sum = 0.0,
+					worst_in = 0.0,
+					scale = 0.0;
+		int			counts_equal = 1;
+
+		MUST(cpu->ops->assign(cpu, bc, lc, dc, 1, ERR));
+		AccumAlloc(&ac, k, d);
+		AccumAlloc(&ag, k, d);
+		AccumAlloc(&ag2, k, d);
+		AccumAlloc(&af, k, d);
+		MUST(cpu->ops->accumulate(cpu, bc, nseg, lc, dc, &ac, ERR));
+		MUST(gpu->ops->accumulate(gpu, bg, nseg, lc, dc, &ag, ERR));
+		MUST(gpu_stream->ops->accumulate(gpu_stream, bs, nseg, lc, dc, &ag2, ERR));
+		for (int64_t q = 0; q < (int64_t) k * d; q++)
+			if (fabs(ac.sums[q]) > scale)
+				scale = fabs(ac.sums[q]);
+		for (int64_t q = 0; q < (int64_t) k * d; q++)
+			if (fabs(ac.sums[q] - ag.sums[q]) / (scale > 0 ? scale : 1) > worst_sum)
+				worst_sum = fabs(ac.sums[q] - ag.sums[q]) / (scale > 0 ? scale : 1);
+		for (int j = 0; j < k; j++)
+		{
+			counts_equal &= ac.counts[j] == ag.counts[j];
+			if (RelDiff(ac.inertia[j], ag.inertia[j]) > worst_in)
+				worst_in = RelDiff(ac.inertia[j], ag.inertia[j]);
+		}
+		CHECK(counts_equal, "%s: counts differ", c->name);
+		CHECK(worst_sum <= 1e-12, "%s: sums off by %.3g of the largest", c->name, worst_sum);
+		CHECK(worst_in <= 1e-9, "%s: inertia off by %.3g relative", c->name, worst_in);
+		CHECK(memcmp(ag.sums, ag2.sums, sizeof(double) * k * d) == 0 &&
+			  memcmp(ag.inertia, ag2.inertia, sizeof(double) * k) == 0,
+			  "%s: streamed accumulation differs", c->name);
+
+		MUST(gpu->ops->assign(gpu, bg, lg, dg, 0, ERR));
+		memset(ag.sums, 0, sizeof(double) * k * d);
+		memset(ag.counts, 0, sizeof(int64_t) * k);
+		memset(ag.inertia, 0, sizeof(double) * k);
+		MUST(gpu->ops->accumulate(gpu, bg, nseg, lg, dg, &ag, ERR));
+		MUST(gpu->ops->assign_accumulate(gpu, bg, lg2, dg2, 0, &af, ERR));
+		CHECK(memcmp(lg, lg2, sizeof(int32_t) * n * nseg) == 0 &&
+			  memcmp(ag.sums, af.sums, sizeof(double) * k * d) == 0 &&
+			  memcmp(ag.counts, af.counts, sizeof(int64_t) * k) == 0 &&
+			  memcmp(ag.inertia, af.inertia, sizeof(double) * k) == 0,
+			  "%s: assign_accumulate differs from assign then accumulate", c->name);
+		AccumFree(&ac);
+		AccumFree(&ag);
+		AccumFree(&ag2);
+		AccumFree(&af);
+	}
+
+	/* k-means++ steps: mindist from +Inf, then the potentials of a few candidates */
+	{
+		float	   *mc = malloc(sizeof(float) * n);
+		float	   *mg = malloc(sizeof(float) * n);
+		double	   *sc = calloc(runs, sizeof(double));
+		double	   *sg = calloc(runs, sizeof(double));
+		double	   *sg2 = calloc(runs, sizeof(double));
+		int			t = k < 5 ? k : 5;
+		double		pc[5] = {0},
+					pg[5] = {0},
+					pg2[5] = {0};
+		double		worst = 0.0;
+
+		for (int64_t i = 0; i < n; i++)
+			mc[i] = mg[i] = INFINITY;
+		MUST(cpu->ops->mindist_update(cpu, bc, centers, mc, sc, ERR));
+		MUST(gpu->ops->mindist_update(gpu, bg, centers, mg, sg, ERR));
+		for (int64_t i = 0; i < n; i++)
+		{
+			/* the CPU scores large d by the expansion: compare on the scale of the norms */
+			double		tol = km_use_gemm(d, 1) ? 1e-5 * (1.0 + fabs(mc[i])) + 1e-5 : 0.0;
+
+			if (fabs((double) mc[i] - mg[i]) > tol + 1e-6 * fabs(mc[i]))
+				worst = 1.0;
+		}
+		CHECK(worst == 0.0, "%s: mindist differs", c->name);
+		for (int64_t r = 0; r < runs; r++)
+			CHECK(RelDiff(sc[r], sg[r]) <= 1e-5, "%s: run %lld sum %.9g vs %.9g", c->name,
+				  (long long) r, sc[r], sg[r]);
+		MUST(cpu->ops->potentials(cpu, bc, centers + d, t > 1 ? t - 1 : 1, mc, pc, ERR));
+		MUST(gpu->ops->potentials(gpu, bg, centers + d * (k > 1), t > 1 ? t - 1 : 1, mg, pg, ERR));
+		MUST(gpu->ops->potentials(gpu, bg, centers + d * (k > 1), t > 1 ? t - 1 : 1, mg, pg2, ERR));
+		if (k > 1)
+			for (int j = 0; j < t - 1; j++)
+				CHECK(RelDiff(pc[j], pg[j]) <= 1e-5, "%s: potential %d: %.9g vs %.9g", c->name, j,
+					  pc[j], pg[j]);
+		CHECK(memcmp(pg, pg2, sizeof(pg)) == 0, "%s: two GPU potentials differ", c->name);
+		/* a second center lowers some of the distances and keeps the others */
+		memcpy(mg, mc, sizeof(float) * n);
+		MUST(cpu->ops->mindist_update(cpu, bc, centers + d * (k > 1), mc, sc, ERR));
+		MUST(gpu->ops->mindist_update(gpu, bg, centers + d * (k > 1), mg, sg2, ERR));
+		for (int64_t r = 0; r < runs; r++)
+			CHECK(RelDiff(sc[r], sg2[r]) <= 1e-5, "%s: second center, run %lld sum %.9g vs %.9g",
+				  c->name, (long long) r, sc[r], sg2[r]);
+		free(mc);
+		free(mg);
+		free(sc);
+		free(sg);
+		free(sg2);
+	}
+
+	/* silhouette of every labelling over the first rows (a sample, as the elbow takes) */
+	{
+		int64_t		s = n < 600 ? n : 600;
+		int32_t    *lab = malloc(sizeof(int32_t) * s * nseg);
+		double	   *oc = malloc(sizeof(double) * s * nseg);
+		double	   *og = malloc(sizeof(double) * s * nseg);
+		double		worst = 0.0;
+		int			nan_ok = 1;
+
+		MUST(cpu->ops->assign(cpu, bc, lc, dc, 1, ERR));
+		for (int64_t i = 0; i < s; i++)
+			for (int m = 0; m < nseg; m++)
+				lab[i * nseg + m] = lc[i * nseg + m] - seg_off[m];
+		MUST(cpu->ops->silhouette(cpu, xc, s, lab, nseg, c->ks, 0, s, oc, ERR));
+		MUST(gpu->ops->silhouette(gpu, xc, s, lab, nseg, c->ks, 0, s, og, ERR));
+		for (int64_t q = 0; q < s * nseg; q++)
+		{
+			if (isnan(oc[q]) || isnan(og[q]))
+				nan_ok &= isnan(oc[q]) && isnan(og[q]);
+			else if (fabs(oc[q] - og[q]) > worst)
+				worst = fabs(oc[q] - og[q]);
+		}
+		CHECK(nan_ok, "%s: silhouette NaN in one backend only", c->name);
+		CHECK(worst <= 1e-9, "%s: silhouette off by %.3g", c->name, worst);
+		free(lab);
+		free(oc);
+		free(og);
+	}
+
+	cpu->ops->block_destroy(cpu, bc);
+	gpu->ops->block_destroy(gpu, bg);
+	gpu_stream->ops->block_destroy(gpu_stream, bs);
+	free(x0);
+	free(xc);
+	free(xg);
+	free(xs);
+	free(centers);
+	free(shift);
+	free(lc);
+	free(lg);
+	free(lg2);
+	free(ls);
+	free(dc);
+	free(dg);
+	free(dg2);
+	free(ds);
+}
+
+/* The budget: an allocation over it fails with a message that gives both sizes in MB. */
+static void
+TestBudget(void)
+{
+	KmBackend  *gpu;
+	KmBlock    *blk;
+	KmError		err = {0};
+	float		x[4] = {1, 2, 3, 4};
+	int			seg_off[2] = {0, 100000};
+	float	   *c = calloc((size_t) 100000 * 64, sizeof(float));
+	KmStatus	st;
+
+	MUST(km_cuda_backend_create(0, 64, 1 << 20, &gpu, ERR));
+	st = gpu->ops->set_centers(gpu, c, 64, 1, seg_off, &err);
+	CHECK(st == KM_ERR_DEVICE_NOMEM && strstr(err.message, "MB") != NULL,
+		  "centers over the budget: status %d, \"%s\"", (int) st, err.message);
+	/* the backend stays usable after the failure */
+	MUST(gpu->ops->block_create(gpu, x, 1, NULL, &blk, ERR));
+	gpu->ops->block_destroy(gpu, blk);
+	gpu->ops->destroy(gpu);
+	free(c);
+}
+
+int
+main(void)
+{
+	char		desc[256];
+	KmError		err = {0};
+	Case		cases[] = {
+		{"uniform d=4 k=7", 3000, 4, 1, {7}, 0},
+		{"clustered d=10 elbow 3,4,5", 2500, 10, 3, {3, 4, 5}, 1},
+		{"ties d=3 k=6", 1200, 3, 1, {6}, 2},
+		{"duplicates d=2 k=5", 1100, 2, 1, {5}, 3},
+		{"far away d=5 k=4", 1500, 5, 1, {4}, 4},
+		{"k=1 d=6", 700, 6, 1, {1}, 0},
+		{"k=n d=3", 40, 3, 1, {40}, 0},
+		{"gemm d=40 k=13", 1300, 40, 1, {13}, 0},
+		{"gemm clustered d=24 elbow 2,3", 1100, 24, 2, {2, 3}, 1},
+		{"gemm far away d=20 k=6", 900, 20, 1, {6}, 4},
+		{"gemm ties d=17 k=5", 600, 17, 1, {5}, 2},
+		{"gemm d=33 k=70", 800, 33, 1, {70}, 0},
+		{"gemm duplicates d=20 k=40", 500, 20, 1, {40}, 3},
+	};
+
+	if (km_cuda_probe(0, desc, sizeof(desc), &err) != KM_OK)
+	{
+		printf("skipped: %s\n", err.message);
+		printf("0 passed, 0 failed\n");
+		return 0;
+	}
+	printf("device: %s\n", desc);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+	{
+		KmBackend  *cpu,
+				   *gpu,
+				   *gpu_stream;
+		KmBlock    *filler;
+		int			d = cases[i].d;
+		size_t		limit = 16 << 20;
+		int64_t		nfill = (int64_t) (limit - limit / 8) / (4 * (d + 1));
+		float	   *fill = calloc((size_t) nfill * d, sizeof(float));
+
+		MUST(km_cpu_backend_create(2, d, &cpu, ERR));
+		MUST(km_cuda_backend_create(0, d, 0, &gpu, ERR));
+
+		/*
+		 * A backend whose budget a resident filler block has nearly used up: the case's block
+		 * cannot stay on the device and streams through the staging buffer.
+		 */
+		MUST(km_cuda_backend_create(0, d, limit, &gpu_stream, ERR));
+		MUST(gpu_stream->ops->block_create(gpu_stream, fill, nfill, NULL, &filler, ERR));
+		RunCase(&cases[i], cpu, gpu, gpu_stream);
+		gpu_stream->ops->block_destroy(gpu_stream, filler);
+		free(fill);
+		cpu->ops->destroy(cpu);
+		gpu->ops->destroy(gpu);
+		gpu_stream->ops->destroy(gpu_stream);
+	}
+	TestBudget();
+	printf("%d passed, %d failed\n", passed, failed);
+	return failed ? 1 : 0;
+}
