@@ -27,10 +27,21 @@ KmeansCheckStatus(KmStatus st, const KmError *err)
 				(errcode(ERRCODE_OUT_OF_MEMORY),
 				 errmsg("kmeans: %s", err->message),
 				 errhint("Lower kmeans.threads or k, or free memory on the server.")));
+	if (st == KM_ERR_DEVICE_NOMEM)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("kmeans: %s", err->message),
+				 errhint("Raise kmeans.gpu_memory_limit or lower k, or run on the CPU with device => 'cpu'.")));
 	if (st == KM_ERR_NO_DEVICE)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("kmeans: %s", err->message)));
+	if (st == KM_ERR_DEVICE)
+		ereport(ERROR,
+				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+				 errmsg("kmeans: GPU error: %s", err->message),
+				 errdetail("Reported at %s:%d.", err->file ? err->file : "?", err->line),
+				 errhint("Run on the CPU with device => 'cpu' meanwhile.")));
 	ereport(ERROR,
 			(errcode(ERRCODE_INTERNAL_ERROR),
 			 errmsg("kmeans: %s: %s", km_status_name(st), err->message),
@@ -450,7 +461,8 @@ RunSetFree(RunSet *rs)
 static void
 BatchBuffers(LloydState *ls, int nrun)
 {
-	int64		rows = Max((int64) KMEANS_CHUNK_ROWS, (int64) ls->data->batch_rows);
+	KmeansData *data = ls->data;
+	int64		rows = Min(data->n, data->resident ? data->chunk_rows : (int64) data->batch_rows);
 
 	ls->labels = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int32) * rows * nrun);
 	ls->dist = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * rows * nrun);
@@ -466,7 +478,13 @@ LloydBatch(KmeansBatch *b, void *arg)
 	int			nseg = ls->ms->nseg;
 	KmError		err = {0};
 
-	KmeansCheckStatus(be->ops->assign(be, b->blk, ls->labels, ls->dist, ls->exact, &err), &err);
+	/* a backend that can do both in one step saves handing the labels back */
+	if (ls->accumulate && be->ops->assign_accumulate)
+		KmeansCheckStatus(be->ops->assign_accumulate(be, b->blk, ls->labels, ls->dist, ls->exact,
+													 &rs->acc, &err), &err);
+	else
+		KmeansCheckStatus(be->ops->assign(be, b->blk, ls->labels, ls->dist, ls->exact, &err),
+						  &err);
 	if (ls->labels_old)
 	{
 		for (int64 i = 0; i < b->n; i++)
@@ -483,7 +501,7 @@ LloydBatch(KmeansBatch *b, void *arg)
 				ls->dist_all[at] = ls->dist[i * rs->nrun + r];
 			}
 	}
-	if (ls->accumulate)
+	if (ls->accumulate && !be->ops->assign_accumulate)
 		KmeansCheckStatus(be->ops->accumulate(be, b->blk, rs->nrun, ls->labels, ls->dist,
 											  &rs->acc, &err), &err);
 	if (ls->sink)
@@ -891,24 +909,63 @@ ReleaseBackend(void *arg)
 }
 
 /*
- * Picks the backend for the fit and hands it the data.  Its threads and memory live outside
+ * Whether the fit runs on the GPU: 'cpu' never, 'gpu' or an ERROR saying why not, 'auto' when
+ * kmeans.gpu_id can be used.  An 'auto' that falls back says so in one NOTICE per session,
+ * except in a build without the GPU backend, where the CPU is the only choice.  The probe
+ * initialises CUDA in this backend process, never earlier.
+ */
+static bool
+UseGpu(const KmeansOptions *opt)
+{
+	static bool fallback_reported = false;
+	char		desc[256];
+	KmError		err = {0};
+
+	if (opt->device == KMEANS_DEVICE_CPU)
+		return false;
+	if (km_cuda_probe(kmeans_gpu_id, desc, sizeof(desc), &err) == KM_OK)
+	{
+		if (kmeans_verbose)
+			ereport(NOTICE, (errmsg("kmeans: running on %s", desc)));
+		return true;
+	}
+	if (opt->device == KMEANS_DEVICE_GPU)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("device \"gpu\" is not available"),
+				 errdetail("%s.", err.message),
+				 errhint("Use device => 'cpu' or 'auto', or set kmeans.device = 'auto'; "
+						 "kmeans.gpu_id picks another GPU.")));
+	if (!fallback_reported && km_cuda_built())
+	{
+		ereport(NOTICE,
+				(errmsg("kmeans: no usable GPU, running on the CPU"),
+				 errdetail("%s.", err.message),
+				 errhint("Set kmeans.device = 'cpu' to choose the CPU without probing.")));
+		fallback_reported = true;
+	}
+	return false;
+}
+
+/*
+ * Starts the chosen backend and hands it the data.  Its threads and memory live outside
  * PostgreSQL's allocator, so they are tied to the data's memory context: deleting the context,
  * as ERROR and cancel do, releases them.
  */
 static void
-EngineStart(KmeansData *data, const KmeansOptions *opt)
+EngineStart(KmeansData *data, bool gpu)
 {
 	MemoryContextCallback *cb;
 	KmBackend  *be = NULL;
 	KmError		err = {0};
 	int			threads = kmeans_threads > 0 ? kmeans_threads : km_cpu_count();
 
-	if (opt->device == KMEANS_DEVICE_GPU)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("device \"gpu\" is not available: this build of kmeans has no GPU backend"),
-				 errhint("Use device => 'cpu' or 'auto', or set kmeans.device = 'auto'.")));
-	KmeansCheckStatus(km_cpu_backend_create(threads, data->d, &be, &err), &err);
+	if (gpu)
+		KmeansCheckStatus(km_cuda_backend_create(kmeans_gpu_id, data->d,
+												 (size_t) kmeans_gpu_memory_limit * 1024 * 1024,
+												 &be, &err), &err);
+	else
+		KmeansCheckStatus(km_cpu_backend_create(threads, data->d, &be, &err), &err);
 
 	cb = MemoryContextAlloc(data->cxt, sizeof(MemoryContextCallback));
 	cb->func = ReleaseBackend;
@@ -936,14 +993,18 @@ KmeansBegin(text *source, text *column, text *id_column, const KmeansOptions *op
 {
 	KmeansData *data;
 	int			nest;
+	bool		gpu;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "kmeans: SPI_connect failed");
 	nest = NewGUCNestLevel();
-	data = KmeansDataLoad(KmeansSourceMake(source, column, id_column));
+	/* the device comes first: it sets how many rows a resident chunk holds */
+	gpu = UseGpu(opt);
+	data = KmeansDataLoad(KmeansSourceMake(source, column, id_column),
+						  gpu ? KM_CUDA_BLOCK_ROWS : KMEANS_CHUNK_ROWS);
 	data->guc_nest = nest;
 	KmeansCheckK(k_max, data->n, what);
-	EngineStart(data, opt);
+	EngineStart(data, gpu);
 	return data;
 }
 

@@ -17,6 +17,8 @@ int			kmeans_batch_rows = KMEANS_DEFAULT_BATCH_ROWS;
 int			kmeans_memory_limit = 1024 * 1024;	/* kB: 1 GB */
 int			kmeans_threads = 0;
 bool		kmeans_verbose = false;
+int			kmeans_gpu_id = 0;
+int			kmeans_gpu_memory_limit = 0;
 
 static const struct config_enum_entry device_options[] = {
 	{"auto", KMEANS_DEVICE_AUTO, false},
@@ -51,6 +53,16 @@ _PG_init(void)
 							NULL,
 							&kmeans_threads, 0, 0, 1024,
 							PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("kmeans.gpu_id",
+							"The GPU fits run on, when they run on a GPU.",
+							"CUDA's device number, as nvidia-smi lists them unless CUDA_VISIBLE_DEVICES says otherwise.",
+							&kmeans_gpu_id, 0, 0, 1024,
+							PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("kmeans.gpu_memory_limit",
+							"GPU memory one fit may use; 0 means what the device has free.",
+							"Rows that do not fit are copied to the GPU again on every pass.",
+							&kmeans_gpu_memory_limit, 0, 0, INT_MAX,
+							PGC_USERSET, GUC_UNIT_MB, NULL, NULL, NULL);
 	DefineCustomBoolVariable("kmeans.verbose",
 							 "Reports every iteration of a fit as a NOTICE.",
 							 NULL,

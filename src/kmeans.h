@@ -14,7 +14,10 @@
 #define KMEANS_DEFAULT_BATCH_ROWS 65536
 #define KMEANS_MAX_K 1000000
 
-/* Rows of one resident chunk: a multiple of KM_SUB_ROWS, small enough to cancel quickly. */
+/*
+ * Rows of one resident chunk on the CPU: a multiple of KM_SUB_ROWS, small enough to cancel
+ * quickly.  The GPU takes KM_CUDA_BLOCK_ROWS, so that one chunk is one synchronisation.
+ */
 #define KMEANS_CHUNK_ROWS (16 * KM_SUB_ROWS)
 
 typedef enum KmeansDevice
@@ -37,6 +40,8 @@ extern int	kmeans_batch_rows;
 extern int	kmeans_memory_limit;	/* kB */
 extern int	kmeans_threads;
 extern bool kmeans_verbose;
+extern int	kmeans_gpu_id;
+extern int	kmeans_gpu_memory_limit;	/* MB; 0: what the device has free */
 
 /* The options every fitting function shares. */
 typedef struct KmeansOptions
@@ -85,7 +90,8 @@ typedef struct KmeansData
 	float	   *mean;			/* d: the offset subtracted from every row */
 	double		mean_var;		/* mean of the per-dimension variances */
 
-	/* resident chunks of KMEANS_CHUNK_ROWS rows */
+	/* resident chunks of chunk_rows rows (the last one may hold fewer) */
+	int64		chunk_rows;
 	int			nchunks;
 	float	  **chunks;
 	int64	  **chunk_ids;
@@ -101,7 +107,7 @@ typedef struct KmeansData
 
 /* reader.c */
 extern KmeansSource *KmeansSourceMake(text *source, text *column, text *id_column);
-extern KmeansData *KmeansDataLoad(KmeansSource *src);
+extern KmeansData *KmeansDataLoad(KmeansSource *src, int64 chunk_rows);
 extern void KmeansDataAttach(KmeansData *data, KmBackend *be);
 extern void KmeansDataDetach(KmeansData *data);
 extern void KmeansScan(KmeansData *data, KmeansBatchFn fn, void *arg);

@@ -307,17 +307,38 @@ DropResident(Reader *r)
 	r->idbuf = NULL;
 }
 
-/* First pass: a new resident chunk, unless the data has outgrown kmeans.memory_limit. */
+/*
+ * First pass: room for more resident rows, unless the data has outgrown kmeans.memory_limit.
+ * The current chunk doubles until it holds data->chunk_rows rows, so that a large chunk size
+ * (the GPU's) costs small data nothing; then a new chunk starts.
+ */
 static void
 StartChunk(Reader *r)
 {
 	KmeansData *data = r->data;
-	Size		bytes = (Size) KMEANS_CHUNK_ROWS * (sizeof(float) * data->d +
-												  (r->has_id ? sizeof(int64) : 0));
+	Size		row_bytes = sizeof(float) * data->d + (r->has_id ? sizeof(int64) : 0);
+	int64		rows = r->cap > 0 && r->cap < data->chunk_rows ?
+		Min(2 * r->cap, data->chunk_rows) : Min((int64) KMEANS_CHUNK_ROWS, data->chunk_rows);
+	int64		added = r->cap > 0 && r->cap < data->chunk_rows ? rows - r->cap : rows;
+	Size		bytes = (Size) added * row_bytes;
 
 	if (r->resident_bytes + bytes > (Size) kmeans_memory_limit * 1024)
 	{
 		DropResident(r);
+		return;
+	}
+	r->resident_bytes += bytes;
+	if (r->cap > 0 && r->cap < data->chunk_rows)
+	{
+		/* grow the current chunk in place */
+		r->buf = repalloc_huge(r->buf, sizeof(float) * rows * data->d);
+		data->chunks[data->nchunks - 1] = r->buf;
+		if (r->has_id)
+		{
+			r->idbuf = repalloc_huge(r->idbuf, sizeof(int64) * rows);
+			data->chunk_ids[data->nchunks - 1] = r->idbuf;
+		}
+		r->cap = rows;
 		return;
 	}
 	if (data->nchunks == r->chunks_alloc)
@@ -326,14 +347,13 @@ StartChunk(Reader *r)
 		data->chunks = repalloc(data->chunks, sizeof(float *) * r->chunks_alloc);
 		data->chunk_ids = repalloc(data->chunk_ids, sizeof(int64 *) * r->chunks_alloc);
 	}
-	r->buf = MemoryContextAllocHuge(data->cxt, sizeof(float) * KMEANS_CHUNK_ROWS * data->d);
-	r->idbuf = r->has_id ? MemoryContextAlloc(data->cxt, sizeof(int64) * KMEANS_CHUNK_ROWS) : NULL;
+	r->buf = MemoryContextAllocHuge(data->cxt, sizeof(float) * rows * data->d);
+	r->idbuf = r->has_id ? MemoryContextAllocHuge(data->cxt, sizeof(int64) * rows) : NULL;
 	data->chunks[data->nchunks] = r->buf;
 	data->chunk_ids[data->nchunks] = r->idbuf;
 	data->nchunks++;
-	r->resident_bytes += bytes;
 	r->fill = 0;
-	r->cap = KMEANS_CHUNK_ROWS;
+	r->cap = rows;
 }
 
 /* First pass over one row: statistics, and a resident copy while it fits. */
@@ -546,12 +566,13 @@ StableScanSettings(void)
  * nest level.
  */
 KmeansData *
-KmeansDataLoad(KmeansSource *src)
+KmeansDataLoad(KmeansSource *src, int64 chunk_rows)
 {
 	KmeansData *data = palloc0(sizeof(KmeansData));
 	Reader		r;
 
 	data->src = src;
+	data->chunk_rows = chunk_rows;
 	data->cxt = CurrentMemoryContext;
 	data->batch_rows = (kmeans_batch_rows + KM_SUB_ROWS - 1) / KM_SUB_ROWS * KM_SUB_ROWS;
 	StableScanSettings();
@@ -591,7 +612,7 @@ KmeansDataAttach(KmeansData *data, KmBackend *be)
 	data->blocks = MemoryContextAllocZero(data->cxt, sizeof(KmBlock *) * Max(1, data->nchunks));
 	for (int c = 0; c < data->nchunks; c++)
 	{
-		int64		rows = Min((int64) KMEANS_CHUNK_ROWS, data->n - (int64) c * KMEANS_CHUNK_ROWS);
+		int64		rows = Min(data->chunk_rows, data->n - (int64) c * data->chunk_rows);
 		KmError		err = {0};
 		KmStatus	st;
 
@@ -631,8 +652,8 @@ KmeansScan(KmeansData *data, KmeansBatchFn fn, void *arg)
 			KmeansBatch b;
 
 			CHECK_FOR_INTERRUPTS();
-			b.first = (int64) c * KMEANS_CHUNK_ROWS;
-			b.n = Min((int64) KMEANS_CHUNK_ROWS, data->n - b.first);
+			b.first = (int64) c * data->chunk_rows;
+			b.n = Min(data->chunk_rows, data->n - b.first);
 			b.x = data->chunks[c];
 			b.ids = data->chunk_ids[c];
 			b.blk = data->blocks[c];

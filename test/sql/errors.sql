@@ -67,7 +67,6 @@ SELECT * FROM try($q$SELECT * FROM kmeans_fit('good', 'v', 1, init_centers => '{
 SELECT * FROM try($q$SELECT * FROM kmeans_fit('good', 'v', 1, init_centers => '{{1,NULL}}')$q$);
 SELECT * FROM try($q$SELECT * FROM kmeans_fit('good', 'v', 1, n_init => 0)$q$);
 SELECT * FROM try($q$SELECT * FROM kmeans_fit('good', 'v', 1, device => 'tpu')$q$);
-SELECT * FROM try($q$SELECT * FROM kmeans_fit('good', 'v', 1, device => 'gpu')$q$);
 SELECT * FROM try($q$SELECT * FROM kmeans_fit('good', 'v', 1, max_iter => NULL)$q$);
 SELECT * FROM try($q$SELECT * FROM kmeans_fit(NULL, 'v', 1)$q$);
 SELECT * FROM try($q$SELECT * FROM kmeans_fit('good', 'v', NULL)$q$);

@@ -1,5 +1,7 @@
 -- The kmeans.* settings: threads, memory_limit (resident or streamed data), batch_rows,
--- verbose, device.  Results do not depend on threads, batch size or residency.
+-- verbose, device, gpu_id, gpu_memory_limit.  Results do not depend on threads, batch size or
+-- residency.  The suite runs with kmeans.device from PGOPTIONS (make installcheck sets it to
+-- REGRESS_DEVICE, cpu unless told otherwise).
 CREATE SCHEMA test_gucs;
 SET search_path = test_gucs, public;
 SET extra_float_digits = 0;
@@ -10,6 +12,8 @@ SHOW kmeans.device;
 SHOW kmeans.threads;
 SHOW kmeans.batch_rows;
 SHOW kmeans.memory_limit;
+SHOW kmeans.gpu_id;
+SHOW kmeans.gpu_memory_limit;
 -- VERBOSE is an SQL keyword, so this one setting's name is quoted in SET and SHOW.
 SHOW kmeans."verbose";
 
@@ -72,10 +76,9 @@ SET kmeans."verbose" = on;
 SELECT cluster, center FROM kmeans_fit('line', 'v', 2, init_centers => '{{2},{3}}');
 RESET kmeans."verbose";
 
--- device: auto and cpu run on the CPU in this build; gpu is an error until a GPU backend exists.
+-- device: a setting of its own, which the device => option overrides (device.sql tests the
+-- GPU choices, whose outcome depends on the build and the machine).
 SET kmeans.device = 'cpu';
-SELECT count(*) FROM kmeans_fit('line', 'v', 2);
-SET kmeans.device = 'gpu';
 SELECT count(*) FROM kmeans_fit('line', 'v', 2);
 SELECT count(*) FROM kmeans_fit('line', 'v', 2, device => 'cpu');
 SET kmeans.device = 'tpu';
@@ -83,6 +86,11 @@ RESET kmeans.device;
 
 -- Out-of-range settings are refused by the setting itself.
 SET kmeans.threads = -1;
+SET kmeans.gpu_id = -1;
+SET kmeans.gpu_memory_limit = -1;
+SET kmeans.gpu_memory_limit = '2GB';
+SHOW kmeans.gpu_memory_limit;
+RESET kmeans.gpu_memory_limit;
 SET kmeans.batch_rows = 10;
 SET kmeans.memory_limit = '1kB';
 SET kmeans.no_such_setting = 1;
