@@ -13,7 +13,7 @@ KERNEL_C    = kernels/km_util.c kernels/km_argmin.c kernels/km_gemm.c kernels/km
 # builds the CPU-only library, whose GPU entry points (km_nocuda.c) say so.
 NVCC ?= $(or $(shell command -v nvcc 2>/dev/null),$(wildcard /usr/local/cuda/bin/nvcc))
 USE_CUDA ?= $(if $(NVCC),1,0)
-ifeq ($(USE_CUDA),1)
+ifneq ($(filter 1 emu,$(USE_CUDA)),)
 KERNEL_OBJS = $(KERNEL_C:.c=.o)
 else
 KERNEL_OBJS = $(KERNEL_C:.c=.o) kernels/km_nocuda.o
@@ -84,6 +84,18 @@ $(MODULE_big)$(DLSUFFIX): kernels/km_cuda.o
 
 kernels/km_cuda.o: kernels/km_cuda.cu kernels/km_kernels.h kernels/km_quality.h
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+endif
+
+# USE_CUDA=emu: the GPU backend compiled for the CPU emulator (km_cuda_emu.h), so that the whole
+# SQL surface can run on "the GPU" where there is none (make installcheck REGRESS_DEVICE=gpu).
+# Slow, and for testing only.
+ifeq ($(USE_CUDA),emu)
+SHLIB_LINK += kernels/km_cuda.o -lstdc++
+$(MODULE_big)$(DLSUFFIX): kernels/km_cuda.o
+
+kernels/km_cuda.o: kernels/km_cuda.cu kernels/km_cuda_emu.h kernels/km_kernels.h kernels/km_quality.h
+	$(CXX) -O2 $(OPTFLAGS) -std=c++17 -fPIC -Wall -Wextra $(if $(filter 1,$(WERROR)),-Werror) \
+		-DKM_CUDA_EMU -Ikernels -x c++ -c $< -o $@
 endif
 
 # Engine tests: the compute code on its own, no server needed.

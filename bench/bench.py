@@ -386,6 +386,7 @@ class Engine:
 
 class Ours(Engine):
     name, label = "ours", "ours (kmeans)"
+    device = "cpu"      # named, so that 'auto' on a GPU machine cannot move this row
 
     def __init__(self, db: Database):
         super().__init__()
@@ -397,9 +398,10 @@ class Ours(Engine):
     def fit(self, case, max_iter):
         sql = ("SELECT count(*), sum(size), sum(inertia) FROM kmeans_fit("
                "source => %s, column_name => 'v', k => %s, max_iter => %s, tol => 0, "
-               "init_centers => %s::real[])")
+               "init_centers => %s::real[], device => %s)")
         c0 = cpu_seconds_of_pid(self.db.backend_pid)
-        rows, t0, t1 = self.db.aexec(sql, (case.table, case.k, max_iter, case.init_literal))
+        rows, t0, t1 = self.db.aexec(sql, (case.table, case.k, max_iter, case.init_literal,
+                                           self.device))
         c1 = cpu_seconds_of_pid(self.db.backend_pid)
         nclusters, size, inertia = rows[0]
         if nclusters != case.k or int(size) != len(case.X):
@@ -416,6 +418,58 @@ class Ours(Engine):
 
     def warm_up(self, case):
         # loads the library into the backend and the table into the OS cache
+        self.fit(case, 1)
+
+
+class OursGpu(Ours):
+    """The same SQL call on the GPU backend (--gpu)."""
+    name, label = "ours-gpu", "ours (kmeans, GPU)"
+    device = "gpu"
+
+
+class Torch(Engine):
+    """Lloyd in PyTorch on the GPU, as users write it: expanded distances by matmul, argmin,
+    index_add_ for the sums (--gpu).  The data is copied to the device outside the timing."""
+    name, label = "torch", "PyTorch (GPU)"
+
+    def __init__(self):
+        super().__init__()
+        try:
+            import torch
+            self.torch = torch
+            if not torch.cuda.is_available():
+                self.error = "no CUDA device"
+        except ImportError as e:
+            self.error = "not installed (%s)" % e
+        self._X = None
+
+    def version(self):
+        return self.torch.__version__
+
+    def fit(self, case, max_iter):
+        torch = self.torch
+        if self._X is None or self._X[0] is not case.X:
+            self._X = (case.X, torch.from_numpy(case.X).cuda())
+        X = self._X[1]
+        k = case.k
+        xx = (X * X).sum(1, keepdim=True)
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        C = torch.from_numpy(np.ascontiguousarray(case.init, dtype=np.float32)).cuda()
+        n_iter = 0
+        for _ in range(max_iter):
+            d2 = xx - 2.0 * (X @ C.T) + (C * C).sum(1)
+            lab = d2.argmin(1)
+            sums = torch.zeros_like(C).index_add_(0, lab, X)
+            cnt = torch.bincount(lab, minlength=k).unsqueeze(1)
+            C = torch.where(cnt > 0, sums / cnt.clamp(min=1), C)
+            n_iter += 1
+        d2 = (xx - 2.0 * (X @ C.T) + (C * C).sum(1)).clamp(min=0)
+        inertia = float(d2.min(1).values.double().sum())
+        torch.cuda.synchronize()
+        return FitRun(seconds=time.perf_counter() - t0, n_iter=n_iter, inertia=inertia, cpu_s=None)
+
+    def warm_up(self, case):
         self.fit(case, 1)
 
 
@@ -569,6 +623,7 @@ PEERS: Dict[str, Callable[[], Engine]] = {
     "sklearn": Sklearn,
     "faiss": Faiss,
     "tslearn": Tslearn,
+    "torch": Torch,
 }
 
 
@@ -612,7 +667,7 @@ class Bench:
     def __init__(self, args):
         self.args = args
         self.db = Database(args.db)
-        self.engines: Dict[str, Engine] = {"ours": Ours(self.db)}
+        self.engines: Dict[str, Engine] = {"ours": Ours(self.db), "ours-gpu": OursGpu(self.db)}
         for name, make in PEERS.items():
             self.engines[name] = make()
 
@@ -780,7 +835,8 @@ def fmt_table(header, rows):
     return "\n".join(lines)
 
 
-PEER_LABELS = {"ours": "ours", "sklearn": "sklearn", "faiss": "FAISS", "tslearn": "tslearn"}
+PEER_LABELS = {"ours": "ours", "sklearn": "sklearn", "faiss": "FAISS", "tslearn": "tslearn",
+               "ours-gpu": "ours GPU", "torch": "PyTorch GPU"}
 
 
 def engine_cell(e):
@@ -1563,8 +1619,14 @@ def main():
     ap.add_argument("--threads", type=int, default=None,
                     help="threads for every engine: sets kmeans.threads and limits the peers' "
                          "OpenMP/BLAS pools (default: each engine's own default, all cores)")
+    ap.add_argument("--gpu", action="store_true",
+                    help="also run ours on the GPU and PyTorch's k-means there (batch, embed)")
     ap.add_argument("--json", metavar="FILE", help="also write the numbers as JSON to FILE")
     args = ap.parse_args()
+    if args.gpu:
+        for w in WORKLOADS.values():
+            if w.run is run_per_iteration:
+                w.engines = tuple(w.engines) + ("ours-gpu", "torch")
     names = [x.strip() for x in args.workloads.split(",") if x.strip()]
     for nm in names:
         if nm not in WORKLOADS:

@@ -1259,7 +1259,8 @@ CudaPotentials(KmBackend *be, KmBlock *blk, const float *cand, int t, const floa
 }
 
 /*
- * Silhouette of a slice of a sample.  The sample, its labels and the cluster sizes go to the
+ * Silhouette of a slice of a sample, into out[i * nlab + m] for the slice's rows i (indexed
+ * as the whole sample is, as the CPU twin does).  The sample, its labels and the cluster sizes go to the
  * device on every call (the sample is small by design); labellings with more clusters in all
  * than shared memory holds are scored by the CPU twin instead.
  */
@@ -1346,7 +1347,8 @@ CudaSilhouette(KmBackend *be, const float *x, int64_t s, const int32_t *labels, 
 				st = KM_FAIL(err, KM_ERR_DEVICE, "the silhouette kernel could not be launched");
 		}
 		if (st == KM_OK &&
-			cudaMemcpyAsync(out, base + xb + lb + mb, ob, cudaMemcpyDeviceToHost, cb->stream) != cudaSuccess)
+			cudaMemcpyAsync(out + row_begin * nlab, base + xb + lb + mb, ob, cudaMemcpyDeviceToHost,
+							cb->stream) != cudaSuccess)
 			st = KM_FAIL(err, KM_ERR_DEVICE, "could not copy silhouette values from the GPU");
 		if (st == KM_OK)
 			st = Sync(cb, err);

@@ -925,8 +925,7 @@ UseGpu(const KmeansOptions *opt)
 		return false;
 	if (km_cuda_probe(kmeans_gpu_id, desc, sizeof(desc), &err) == KM_OK)
 	{
-		if (kmeans_verbose)
-			ereport(NOTICE, (errmsg("kmeans: running on %s", desc)));
+		elog(DEBUG1, "kmeans: running on %s", desc);
 		return true;
 	}
 	if (opt->device == KMEANS_DEVICE_GPU)

@@ -348,7 +348,9 @@ RunCase(const Case *c, KmBackend *cpu, KmBackend *gpu, KmBackend *gpu_stream)
 			for (int m = 0; m < nseg; m++)
 				lab[i * nseg + m] = lc[i * nseg + m] - seg_off[m];
 		MUST(cpu->ops->silhouette(cpu, xc, s, lab, nseg, c->ks, 0, s, oc, ERR));
-		MUST(gpu->ops->silhouette(gpu, xc, s, lab, nseg, c->ks, 0, s, og, ERR));
+		/* the GPU in two slices, as the elbow calls it: values land at their rows */
+		MUST(gpu->ops->silhouette(gpu, xc, s, lab, nseg, c->ks, 0, s / 3, og, ERR));
+		MUST(gpu->ops->silhouette(gpu, xc, s, lab, nseg, c->ks, s / 3, s, og, ERR));
 		for (int64_t q = 0; q < s * nseg; q++)
 		{
 			if (isnan(oc[q]) || isnan(og[q]))

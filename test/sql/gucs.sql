@@ -8,7 +8,8 @@ SET extra_float_digits = 0;
 
 -- The settings exist once the library is loaded (any kmeans call loads it).
 LOAD 'kmeans';
-SHOW kmeans.device;
+-- kmeans.device's value is the runner's (PGOPTIONS); its default is auto.
+SELECT boot_val FROM pg_settings WHERE name = 'kmeans.device';
 SHOW kmeans.threads;
 SHOW kmeans.batch_rows;
 SHOW kmeans.memory_limit;

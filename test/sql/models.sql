@@ -10,7 +10,9 @@ INSERT INTO line VALUES (1, '{0}'), (2, '{1}'), (3, '{2}'), (4, '{3}'),
 -- Saving: the fit's result plus one row in kmeans_models (centers 1.5 and 13, see fit.sql;
 -- 3 iterations: the third changes no label).
 SELECT * FROM kmeans_fit('line', 'v', 2, init_centers => '{{2},{3}}', model => 'line2');
-SELECT name, k, dim, metric, centers, inertia, n_iter, n_rows, options, source,
+-- options names the device asked for, which is the runner's choice (PGOPTIONS): shown apart.
+SELECT name, k, dim, metric, centers, inertia, n_iter, n_rows, options - 'device' AS options,
+       options->>'device' IN ('auto', 'cpu', 'gpu') AS device_recorded, source,
        created_at <= now() AS created
 FROM kmeans_models;
 
