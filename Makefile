@@ -22,7 +22,8 @@ OBJS = $(SRC_OBJS) $(KERNEL_OBJS)
 
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
 DATA = $(wildcard sql/$(EXTENSION)--*--*.sql)
-EXTRA_CLEAN = test/results test/regression.diffs test/regression.out test/engine/bin kernels/km_cuda.o
+EXTRA_CLEAN = test/results test/regression.diffs test/regression.out test/engine/bin kernels/km_cuda.o kernels/km_cuda_emu.o \
+              kernels/km_nocuda.o
 
 REGRESS = $(patsubst test/sql/%.sql,%,$(sort $(wildcard test/sql/*.sql)))
 REGRESS_OPTS = --inputdir=test --outputdir=test --load-extension=$(EXTENSION)
@@ -88,12 +89,13 @@ endif
 
 # USE_CUDA=emu: the GPU backend compiled for the CPU emulator (km_cuda_emu.h), so that the whole
 # SQL surface can run on "the GPU" where there is none (make installcheck REGRESS_DEVICE=gpu).
-# Slow, and for testing only.
+# Slow, and for testing only; run `make clean` when switching between USE_CUDA modes.
+# Its own object name, so that a later plain build cannot link the emulator by mistake.
 ifeq ($(USE_CUDA),emu)
-SHLIB_LINK += kernels/km_cuda.o -lstdc++
-$(MODULE_big)$(DLSUFFIX): kernels/km_cuda.o
+SHLIB_LINK += kernels/km_cuda_emu.o -lstdc++
+$(MODULE_big)$(DLSUFFIX): kernels/km_cuda_emu.o
 
-kernels/km_cuda.o: kernels/km_cuda.cu kernels/km_cuda_emu.h kernels/km_kernels.h kernels/km_quality.h
+kernels/km_cuda_emu.o: kernels/km_cuda.cu kernels/km_cuda_emu.h kernels/km_kernels.h kernels/km_quality.h
 	$(CXX) -O2 $(OPTFLAGS) -std=c++17 -fPIC -Wall -Wextra $(if $(filter 1,$(WERROR)),-Werror) \
 		-DKM_CUDA_EMU -Ikernels -x c++ -c $< -o $@
 endif
