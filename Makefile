@@ -6,8 +6,8 @@ EXTVERSION = 0.1.0
 
 MODULE_big = kmeans
 SRC_OBJS    = src/gucs.o src/options.o src/reader.o src/engine.o src/fit.o src/elbow.o src/models.o
-KERNEL_C    = kernels/km_util.c kernels/km_argmin.c kernels/km_gemm.c kernels/km_quality.c \
-              kernels/km_cpu.c
+KERNEL_C    = kernels/km_util.c kernels/km_argmin.c kernels/km_gemm.c kernels/km_screen.c \
+              kernels/km_quality.c kernels/km_cpu.c
 
 # The CUDA backend is built when nvcc is found (on PATH or in /usr/local/cuda); USE_CUDA=0
 # builds the CPU-only library, whose GPU entry points (km_nocuda.c) say so.
@@ -49,7 +49,7 @@ include $(PGXS)
 $(KERNEL_OBJS): CFLAGS += -O3
 
 # PGXS tracks no header dependencies: a changed interface must rebuild every object using it.
-$(OBJS): kernels/km_kernels.h kernels/km_quality.h
+$(OBJS): kernels/km_kernels.h kernels/km_quality.h kernels/km_simd.h
 $(SRC_OBJS): src/kmeans.h
 
 sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql

@@ -75,6 +75,7 @@ typedef struct CpuBackend
 	float	   *cnorm;
 	void	   *packed;			/* GEMM panel layout, when km_use_gemm */
 	int			use_gemm;
+	void	   *screen;			/* bfloat16 screen layout, when km_screen_usable */
 
 	/* scratch for candidate scoring: per share, KM_SUB_ROWS * t labels and scores */
 	int			scratch_t;
@@ -231,46 +232,14 @@ PieceRows(int64_t p, int64_t n, int64_t *lo, int64_t *hi)
  * ------------------------------------------------------------------------------------------- */
 
 /*
- * Squared distance of x to c summed directly: sixteen float lanes (one vector register) added
- * in a fixed order, so it vectorises and gives the same bits on every call.  Without
- * cancellation its relative error is a few units of float precision.
- */
-static inline float
-Dist2Lanes(const float *restrict x, const float *restrict c, int d)
-{
-	float		lane[16] = {0};
-	float		sum = 0.0f;
-	int			t = 0;
-
-	for (; t + 16 <= d; t += 16)
-		for (int l = 0; l < 16; l++)
-		{
-			float		diff = x[t + l] - c[t + l];
-
-			lane[l] = KM_FMAF(diff, diff, lane[l]);
-		}
-	for (; t < d; t++)
-	{
-		float		diff = x[t] - c[t];
-
-		sum = KM_FMAF(diff, diff, sum);
-	}
-	/* a fixed tree over the lanes, which compiles to a few shuffles rather than 16 adds */
-	for (int w = 8; w > 0; w /= 2)
-		for (int l = 0; l < w; l++)
-			lane[l] += lane[l + w];
-	return sum + lane[0];
-}
-
-/*
  * Nearest installed center per segment with its squared distance.  The small-d kernel's
  * distances are direct sums already.  After the GEMM kernel, an exact distance to the chosen
  * center is recomputed directly, so reported distances and inertia do not carry the expansion's
  * cancellation error (|x|^2 and |c|^2 can dwarf their difference); otherwise |x|^2 + score.
  */
 static void
-Nearest(CpuBackend *cb, const float *x, const float *norms, int64_t n, int exact, int32_t *labels,
-		float *dist)
+Nearest(CpuBackend *cb, const float *x, const float *norms, int64_t n, int exact, int screen,
+		int32_t *labels, float *dist)
 {
 	int			d = cb->base.d;
 	int			nseg = cb->nseg;
@@ -280,6 +249,12 @@ Nearest(CpuBackend *cb, const float *x, const float *norms, int64_t n, int exact
 		km_argmin_small(x, n, d, cb->c, cb->cnorm, nseg, cb->seg_off, labels, dist);
 		return;
 	}
+	if (screen)
+	{
+		/* its distances are direct sums already */
+		km_screen_argmin(x, norms, n, d, cb->screen, cb->c, labels, dist);
+		return;
+	}
 	km_gemm_argmin(x, n, d, cb->packed, cb->cnorm, nseg, cb->seg_off, labels, dist);
 	for (int64_t i = 0; i < n; i++)
 		for (int s = 0; s < nseg; s++)
@@ -287,7 +262,7 @@ Nearest(CpuBackend *cb, const float *x, const float *norms, int64_t n, int exact
 			float		v;
 
 			if (exact)
-				v = Dist2Lanes(x + i * d, cb->c + (int64_t) labels[i * nseg + s] * d, d);
+				v = km_dist2(x + i * d, cb->c + (int64_t) labels[i * nseg + s] * d, d);
 			else
 				v = norms[i] + dist[i * nseg + s];
 			dist[i * nseg + s] = v > 0.0f ? v : 0.0f;
@@ -307,6 +282,7 @@ CpuDestroy(KmBackend *be)
 	free(cb->c);
 	free(cb->cnorm);
 	free(cb->packed);
+	free(cb->screen);
 	free(cb->scratch_labels);
 	free(cb->scratch_best);
 	free(cb->scratch_sums);
@@ -396,11 +372,24 @@ CpuSetCenters(KmBackend *be, const float *c, int d, int nseg, const int *seg_off
 	free(cb->c);
 	free(cb->cnorm);
 	free(cb->packed);
+	free(cb->screen);
 	cb->packed = NULL;
+	cb->screen = NULL;
 	cb->seg_off = malloc(sizeof(int) * (nseg + 1));
 	cb->c = malloc(sizeof(float) * (size_t) k * d);
 	cb->cnorm = malloc(sizeof(float) * (size_t) k);
 	cb->use_gemm = km_use_gemm(d, k);
+	if (cb->use_gemm && km_screen_usable(d, k, nseg))
+	{
+		cb->screen = aligned_alloc(64, (km_screen_packed_size(k, d) + 63) & ~(size_t) 63);
+		if (cb->screen != NULL && !km_screen_pack(c, k, d, cb->screen))
+		{
+			/* centers too large for the screen's bound: the float32 kernel takes them */
+			free(cb->screen);
+			cb->screen = NULL;
+		}
+	}
+	/* the float32 panels too: an assignment that the screen does not suit takes them */
 	if (cb->use_gemm)
 		cb->packed = aligned_alloc(64, (km_gemm_packed_size(k, d) + 63) & ~(size_t) 63);
 	if (cb->seg_off == NULL || cb->c == NULL || cb->cnorm == NULL ||
@@ -409,11 +398,14 @@ CpuSetCenters(KmBackend *be, const float *c, int d, int nseg, const int *seg_off
 	memcpy(cb->seg_off, seg_off, sizeof(int) * (nseg + 1));
 	memcpy(cb->c, c, sizeof(float) * (size_t) k * d);
 	km_row_norms(c, k, d, cb->cnorm);
-	if (cb->use_gemm)
+	if (cb->packed != NULL)
 		km_gemm_pack(c, k, d, cb->packed);
 	cb->nseg = nseg;
 	return KM_OK;
 }
+
+/* The screen serves an assignment whose sample needs at most k / this direct distances a row. */
+#define SCREEN_WORK_SHARE 16
 
 typedef struct AssignStep
 {
@@ -422,6 +414,7 @@ typedef struct AssignStep
 	int32_t    *labels;
 	float	   *dist;
 	int			exact;
+	int			screen;			/* through km_screen_argmin */
 	atomic_int_fast64_t next;
 } AssignStep;
 
@@ -441,7 +434,7 @@ AssignShare(void *arg, int share, int nshares)
 	{
 		PieceRows(p, st->blk->n, &lo, &hi);
 		Nearest(st->cb, st->blk->x + lo * st->cb->base.d, st->blk->norms + lo, hi - lo, st->exact,
-				st->labels + lo * nseg, st->dist + lo * nseg);
+				st->screen, st->labels + lo * nseg, st->dist + lo * nseg);
 	}
 }
 
@@ -455,6 +448,25 @@ CpuAssign(KmBackend *be, KmBlock *blk, int32_t *labels, float *dist, int exact, 
 	atomic_init(&st.next, 0);
 	if (cb->c == NULL)
 		return KM_FAIL(err, KM_ERR_ARGUMENT, "assign before set_centers");
+	if (cb->screen && blk->n > 0)
+	{
+		/*
+		 * The screen pays where few centers survive it.  Its first piece of rows tells: when
+		 * they needed more than k / SCREEN_WORK_SHARE direct distances each on average, the
+		 * float32 kernel takes this call.  The sample is the block's own first rows, so the
+		 * choice, like the labels, depends on the data alone; kept when screened.
+		 */
+		int64_t		lo,
+					hi;
+		int64_t		work;
+
+		PieceRows(0, blk->n, &lo, &hi);
+		work = km_screen_argmin(blk->x, blk->norms, hi, cb->base.d, cb->screen, cb->c, labels,
+								dist);
+		st.screen = work <= hi * (cb->seg_off[1] / SCREEN_WORK_SHARE);
+		if (st.screen)
+			atomic_init(&st.next, 1);
+	}
 	if (blk->n > 0)
 		PoolRun(&cb->pool, AssignShare, &st);
 	return KM_OK;

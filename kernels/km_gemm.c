@@ -47,6 +47,7 @@
  * are most of it), 42 kB with AVX2, 21 kB for the portable path.
  */
 #include "km_kernels.h"
+#include "km_simd.h"
 
 #include <math.h>
 #include <string.h>
@@ -152,50 +153,6 @@ km_gemm_pack(const float *c, int k, int d, void *packed)
 #if defined(__AVX512F__)
 
 /*
- * Transposes a 16 x 16 block held as 16 row vectors into 16 coordinate vectors, in place:
- * interleave 32-bit then 64-bit elements inside 128-bit lanes, then two rounds of 128-bit
- * lane shuffles.  64 shuffles for 256 values, against one store per value for a scalar copy.
- */
-static inline void
-Transpose16(__m512 v[16])
-{
-	__m512		t[16];
-	__m512		u[16];
-
-	for (int j = 0; j < 8; j++)
-	{
-		t[2 * j] = _mm512_unpacklo_ps(v[2 * j], v[2 * j + 1]);
-		t[2 * j + 1] = _mm512_unpackhi_ps(v[2 * j], v[2 * j + 1]);
-	}
-	/* u[4q + c] holds, in 128-bit lane L, coordinate 4L + c of rows 4q .. 4q + 3. */
-	for (int q = 0; q < 4; q++)
-	{
-		__m512d		a = _mm512_castps_pd(t[4 * q]);
-		__m512d		b = _mm512_castps_pd(t[4 * q + 1]);
-		__m512d		e = _mm512_castps_pd(t[4 * q + 2]);
-		__m512d		h = _mm512_castps_pd(t[4 * q + 3]);
-
-		u[4 * q] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, e));
-		u[4 * q + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, e));
-		u[4 * q + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, h));
-		u[4 * q + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, h));
-	}
-	/* A 4 x 4 transpose of 128-bit lanes across u[c], u[4 + c], u[8 + c], u[12 + c]. */
-	for (int c = 0; c < 4; c++)
-	{
-		__m512		w0 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88);
-		__m512		w1 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xDD);
-		__m512		w2 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88);
-		__m512		w3 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xDD);
-
-		v[c] = _mm512_shuffle_f32x4(w0, w2, 0x88);
-		v[4 + c] = _mm512_shuffle_f32x4(w1, w3, 0x88);
-		v[8 + c] = _mm512_shuffle_f32x4(w0, w2, 0xDD);
-		v[12 + c] = _mm512_shuffle_f32x4(w1, w3, 0xDD);
-	}
-}
-
-/*
  * Transposes coordinates [t0, t0 + kc) of rows x[0..nrows) into apack (coordinate-major,
  * GEMM_MR rows per coordinate); missing rows are zero so the tile arithmetic stays finite.
  * Rows are read contiguously, 16 x 16 blocks at a time, with masked loads at the tail.  When
@@ -222,7 +179,7 @@ PackRows(const float *x, int d, int nrows, int t0, int kc, float *apack, int pf_
 				v[i] = i < rows ?
 					_mm512_maskz_loadu_ps(mask, x + (size_t) (g + i) * d + t0 + tb) :
 					_mm512_setzero_ps();
-			Transpose16(v);
+			km_transpose16(v);
 			for (int c = 0; c < m; c++)
 				_mm512_store_ps(apack + (size_t) (tb + c) * GEMM_MR + g, v[c]);
 		}
@@ -282,8 +239,8 @@ FoldDrain(GemmFold *f)
 			vi[s] = s < f->nout ? _mm512_load_ps((const float *) f->oidx[s] + g) :
 				_mm512_setzero_ps();
 		}
-		Transpose16(vb);
-		Transpose16(vi);
+		km_transpose16(vb);
+		km_transpose16(vi);
 		for (int r = 0; r < rows; r++)
 		{
 			size_t		o = (size_t) (g + r) * f->nseg + f->out_seg0;

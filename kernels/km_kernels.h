@@ -22,6 +22,7 @@
 #define KM_KERNELS_H
 
 #include <math.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,6 +40,38 @@ extern "C" {
 #else
 #define KM_FMAF(a, b, c) ((a) * (b) + (c))
 #endif
+
+/*
+ * Squared distance of x to c summed directly: sixteen float lanes (one vector register) added
+ * in a fixed order, so it vectorises and gives the same bits on every call and every ISA with
+ * the same KM_FMAF.  Without cancellation its relative error is a few units of float precision.
+ */
+static inline float
+km_dist2(const float *__restrict x, const float *__restrict c, int d)
+{
+	float		lane[16] = {0};
+	float		sum = 0.0f;
+	int			t = 0;
+
+	for (; t + 16 <= d; t += 16)
+		for (int l = 0; l < 16; l++)
+		{
+			float		diff = x[t + l] - c[t + l];
+
+			lane[l] = KM_FMAF(diff, diff, lane[l]);
+		}
+	for (; t < d; t++)
+	{
+		float		diff = x[t] - c[t];
+
+		sum = KM_FMAF(diff, diff, sum);
+	}
+	/* a fixed tree over the lanes, which compiles to a few shuffles rather than 16 adds */
+	for (int w = 8; w > 0; w /= 2)
+		for (int l = 0; l < w; l++)
+			lane[l] += lane[l + w];
+	return sum + lane[0];
+}
 
 typedef enum KmStatus
 {
@@ -116,6 +149,24 @@ void		km_gemm_argmin(const float *x, int64_t n, int d, const void *packed, const
 
 /* True when (d, k) goes to the GEMM kernel rather than the small-d one. */
 int			km_use_gemm(int d, int k);
+
+/*
+ * The bfloat16 screen (km_screen.c), for one segment of many centers where the CPU has
+ * AVX512-BF16: the product in bfloat16 at twice the float32 rate, a proven bound to drop the
+ * centers that cannot be nearest, and km_dist2 to decide among the rest.  labels[i] is the
+ * argmin of km_dist2 (lowest index on ties) and dist[i] that distance; norms[i] = |x_i|^2 as
+ * km_row_norms gives it.  km_screen_pack returns 0 (use km_gemm.c) for centers whose norms are
+ * too large for the bound.  km_screen_argmin returns its work: the km_dist2 calls it made, k
+ * for a row it had to compare with every center.  Where that is a large share of k per row
+ * (near ties everywhere, as in uniform data with random centers), km_gemm.c is faster.
+ */
+#define KM_SCREEN_MIN_K 64
+#define KM_SCREEN_D_MAX 1024
+int			km_screen_usable(int d, int k, int nseg);
+size_t		km_screen_packed_size(int k, int d);
+int			km_screen_pack(const float *c, int k, int d, void *packed);
+int64_t		km_screen_argmin(const float *x, const float *norms, int64_t n, int d,
+							 const void *packed, const float *c, int32_t *labels, float *dist);
 
 /* ---------------------------------------------------------------------------------------------
  * Backends: the operations the engine needs, implemented once per device.
