@@ -128,6 +128,15 @@ test/engine/bin/test_cuda: test/engine/test_cuda.c kernels/km_cuda.o $(KERNEL_C)
 	@mkdir -p $(dir $@)
 	$(CC) $(ENGINE_CFLAGS) -o $@ $< kernels/km_cuda.o $(KERNEL_C) -L$(CUDA_LIBDIR) -lcudart_static -ldl -lrt -lstdc++ -lm
 
+# The kernels' own speed on one thread (a table, not a test): make bench-engine
+test/engine/bin/bench_gemm: test/engine/bench_gemm.c $(KERNEL_C) kernels/km_nocuda.c kernels/km_kernels.h kernels/km_simd.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ENGINE_CFLAGS) -O3 -o $@ $< $(KERNEL_C) kernels/km_nocuda.c -lm
+
+.PHONY: bench-engine
+bench-engine: test/engine/bin/bench_gemm
+	test/engine/bin/bench_gemm
+
 .PHONY: check-engine
 check-engine: $(ENGINE_TESTS)
 	@for t in $(ENGINE_TESTS); do echo "== $$t"; $$t || exit 1; done
