@@ -58,6 +58,37 @@ typedef struct ScreenHeader
 } ScreenHeader;
 
 #if defined(__AVX512F__) && defined(__AVX512BF16__)
+/* km_dist2 in one vector register: the same bits, and it stays vectorised when inlined */
+#define DIST2 km_dist2_avx512
+#else
+#define DIST2 km_dist2
+#endif
+
+/*
+ * Nearest center of row x by km_dist2 over all k centers, lowest index on ties: the screen's
+ * fallback for a row, and the whole answer where the screen is not built.
+ */
+static void
+ScanAll(const float *x, int d, const float *c, int k, int32_t *label, float *dist)
+{
+	int			arg = 0;
+	float		best = INFINITY;
+
+	for (int j = 0; j < k; j++)
+	{
+		float		v = DIST2(x, c + (size_t) j * d, d);
+
+		if (v < best)
+		{
+			best = v;
+			arg = j;
+		}
+	}
+	*label = arg;
+	*dist = best;
+}
+
+#if defined(__AVX512F__) && defined(__AVX512BF16__)
 
 /* Register tile: 32 rows (2 zmm of 16 lanes) x 14 centers = 28 accumulators. */
 #define SCREEN_MR 32
@@ -129,16 +160,14 @@ km_screen_pack(const float *c, int k, int d, void *packed)
 
 	if (k < 1 || d < 1)
 		return 0;
+	km_row_norms(c, k, d, cnp);
 	for (int j = 0; j < k; j++)
 	{
-		float		cn = 0.0f;
+		float		cn = cnp[j];
 
-		for (int t = 0; t < d; t++)
-			cn = KM_FMAF(c[(size_t) j * d + t], c[(size_t) j * d + t], cn);
 		/* NaN or too large for the bound's arithmetic: the caller uses the float32 kernel */
 		if (!(cn < KM_SCREEN_NORM_MAX))
 			return 0;
-		cnp[j] = cn;
 		/* 1 + 2^-20 for the roundings of sqrtf and of this product */
 		bound[2 * j] = ldexpf(sqrtf(cn), -5) * (1.0f + 0x1p-20f);
 		bound[2 * j + 1] = (float) (d + 2) * 0x1p-23f * cn + 0x1p-100f;
@@ -342,27 +371,6 @@ Tile(const uint32_t *a, const uint32_t *b, int pairs, ScreenFold *f, int j0)
 	_mm512_store_ps(f->thr + 16, t1);
 }
 
-/* Nearest center of row x by km_dist2 over all k centers, lowest index on ties. */
-static void
-ScanAll(const float *x, int d, const float *c, int k, int32_t *label, float *dist)
-{
-	int			arg = 0;
-	float		best = INFINITY;
-
-	for (int j = 0; j < k; j++)
-	{
-		float		v = km_dist2_avx512(x, c + (size_t) j * d, d);
-
-		if (v < best)
-		{
-			best = v;
-			arg = j;
-		}
-	}
-	*label = arg;
-	*dist = best;
-}
-
 /*
  * Nearest center of each of the panel's rows from its candidates: the per-center bounds
  * drop what they can, km_dist2 decides among the rest.  The survivors' centers are fetched
@@ -423,7 +431,7 @@ Finish(ScreenFold *f, const float *x, const float *norms, int d, const float *c,
 		for (int q = 0; q < cnt; q++)
 		{
 			int			j = f->cj[r][q];
-			float		v = km_dist2_avx512(xr, c + (size_t) j * d, d);
+			float		v = DIST2(xr, c + (size_t) j * d, d);
 
 			if (arg < 0 || v < best)
 			{
@@ -537,23 +545,7 @@ km_screen_argmin(const float *x, const float *norms, int64_t n, int d, const voi
 
 	(void) norms;
 	for (int64_t i = 0; i < n; i++)
-	{
-		int			arg = 0;
-		float		best = INFINITY;
-
-		for (int j = 0; j < h->k; j++)
-		{
-			float		v = km_dist2(x + (size_t) i * d, c + (size_t) j * d, d);
-
-			if (v < best)
-			{
-				best = v;
-				arg = j;
-			}
-		}
-		labels[i] = arg;
-		dist[i] = best;
-	}
+		ScanAll(x + (size_t) i * d, d, c, h->k, labels + i, dist + i);
 	return n * h->k;
 }
 
