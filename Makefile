@@ -96,7 +96,7 @@ SHLIB_LINK += kernels/km_cuda_emu.o -lstdc++
 $(MODULE_big)$(DLSUFFIX): kernels/km_cuda_emu.o
 
 kernels/km_cuda_emu.o: kernels/km_cuda.cu kernels/km_cuda_emu.h kernels/km_kernels.h kernels/km_quality.h
-	$(CXX) -O2 $(OPTFLAGS) -std=c++17 -fPIC -Wall -Wextra $(if $(filter 1,$(WERROR)),-Werror) \
+	$(CXX) -O2 $(OPTFLAGS) -std=c++17 -ffp-contract=off -fPIC -Wall -Wextra $(if $(filter 1,$(WERROR)),-Werror) \
 		-DKM_CUDA_EMU -Ikernels -x c++ -c $< -o $@
 endif
 
@@ -118,7 +118,7 @@ test/engine/bin/test_quality: test/engine/test_quality.c kernels/km_quality.c ke
 CXX ?= g++
 test/engine/bin/test_cuda_emu: test/engine/test_cuda.c kernels/km_cuda.cu kernels/km_cuda_emu.h $(KERNEL_C) kernels/km_kernels.h kernels/km_quality.h
 	@mkdir -p $(dir $@)
-	$(CXX) $(filter-out -std=gnu11,$(ENGINE_CFLAGS)) -std=c++17 -DKM_CUDA_EMU -x c++ -c kernels/km_cuda.cu -o $@.cuda.o
+	$(CXX) $(filter-out -std=gnu11,$(ENGINE_CFLAGS)) -std=c++17 -ffp-contract=off -DKM_CUDA_EMU -x c++ -c kernels/km_cuda.cu -o $@.cuda.o
 	$(CC) $(ENGINE_CFLAGS) -c test/engine/test_cuda.c -o $@.test.o
 	$(CC) $(ENGINE_CFLAGS) -o $@ $@.test.o $@.cuda.o $(KERNEL_C) -lstdc++ -lm
 	@rm -f $@.cuda.o $@.test.o

@@ -77,11 +77,12 @@ typedef struct BlasApi
 
 #ifdef KM_CUDA_EMU
 
+/* The emulated handle is the stream its products are enqueued on. */
 static int
 EmuBlasCreate(void **handle)
 {
-	*handle = malloc(1);
-	return 0;
+	*handle = calloc(1, sizeof(cudaStream_t));
+	return *handle == NULL;
 }
 
 static int
@@ -94,8 +95,7 @@ EmuBlasDestroy(void *handle)
 static int
 EmuBlasSetStream(void *handle, cudaStream_t stream)
 {
-	(void) handle;
-	(void) stream;
+	*(cudaStream_t *) handle = stream;
 	return 0;
 }
 
@@ -104,16 +104,17 @@ static int
 EmuBlasSgemmTN(void *handle, int m, int n, int k, const float *a, int lda, const float *b, int ldb,
 			   float *c, int ldc)
 {
-	(void) handle;
-	for (int j = 0; j < n; j++)
-		for (int i = 0; i < m; i++)
-		{
-			double		s = 0.0;
+	emu_enqueue(*(cudaStream_t *) handle, [=]() {
+		for (int j = 0; j < n; j++)
+			for (int i = 0; i < m; i++)
+			{
+				double		s = 0.0;
 
-			for (int t = 0; t < k; t++)
-				s += (double) a[t + (size_t) i * lda] * b[t + (size_t) j * ldb];
-			c[i + (size_t) j * ldc] = (float) s;
-		}
+				for (int t = 0; t < k; t++)
+					s += (double) a[t + (size_t) i * lda] * b[t + (size_t) j * ldb];
+				c[i + (size_t) j * ldc] = (float) s;
+			}
+	});
 	return 0;
 }
 
@@ -282,6 +283,8 @@ struct KmBlock
 	float	   *dnorm;
 	size_t		bytes;			/* charged to the budget for dx and dnorm */
 	double		maxabs;			/* largest |value|: bounds the fixed-point sums */
+	int			stage_slot;		/* the staging slot last filled with it, or -1 */
+	uint64_t	stage_serial;	/* ... and that filling's number: still there if it matches */
 };
 
 /* A device buffer that grows on demand. */
@@ -290,6 +293,14 @@ typedef struct DevBuf
 	void	   *p;
 	size_t		cap;
 } DevBuf;
+
+/* A host buffer, pinned where the driver allows it (copies from it are then asynchronous). */
+typedef struct HostBuf
+{
+	void	   *p;
+	size_t		cap;
+	int			pinned;
+} HostBuf;
 
 typedef struct CudaBackend
 {
@@ -310,10 +321,33 @@ typedef struct CudaBackend
 				dseg_off;
 	double		cmaxnorm;
 
+	/*
+	 * Staging for blocks that are not resident: two slots, filled in turn, each a pinned host
+	 * buffer and device rows and norms.  A slot's host buffer is refilled only once the copy
+	 * out of it has finished (pin_free), so the host prepares one block while the device
+	 * copies and works on the other.
+	 */
+	DevBuf		stage_x[2],
+				stage_norm[2];
+	HostBuf		pin[2];
+	cudaEvent_t pin_free[2];
+	uint64_t	slot_serial[2];	/* the filling each slot holds */
+	uint64_t	serial;
+	int			next_slot;
+	int			no_pin;			/* the driver refused pinned memory once: use pageable */
+
+	/* Lloyd passes with each row's label and distance kept on the device */
+	DevBuf		st_labels,		/* st_n * st_nseg int32, segment-local */
+				st_dist,		/* st_n * st_nseg float */
+				pass_acc,		/* sums, inertia (double), counts, changed (uint64) */
+				pass_segs;		/* installed segment -> state segment */
+	int64_t		st_n;
+	int			st_nseg;
+	int			pass_open;
+	HostBuf		pass_host;
+
 	/* scratch */
-	DevBuf		stage_x,		/* a streamed block's rows and norms */
-				stage_norm,
-				labels,			/* n * nseg int32 */
+	DevBuf		labels,			/* n * nseg int32 */
 				dist,			/* n * nseg float */
 				scores,			/* a GEMM tile */
 				acc,			/* fixed-point sums, then counts and inertia */
@@ -384,6 +418,49 @@ Release(CudaBackend *cb, DevBuf *buf)
 	DevFree(cb, buf->p, buf->cap);
 	buf->p = NULL;
 	buf->cap = 0;
+}
+
+static void
+HostRelease(HostBuf *buf)
+{
+	if (buf->p == NULL)
+		return;
+	if (buf->pinned)
+		cudaFreeHost(buf->p);
+	else
+		free(buf->p);
+	buf->p = NULL;
+	buf->cap = 0;
+	buf->pinned = 0;
+}
+
+/*
+ * Makes buf hold at least bytes of host memory, its old contents lost: pinned, or pageable
+ * where the driver refuses to pin (copies then still work, through the driver's own staging).
+ */
+static KmStatus
+HostReserve(CudaBackend *cb, HostBuf *buf, size_t bytes, KmError *err)
+{
+	if (buf->cap >= bytes && buf->p != NULL)
+		return KM_OK;
+	HostRelease(buf);
+	if (!cb->no_pin)
+	{
+		if (cudaMallocHost(&buf->p, bytes ? bytes : 1) == cudaSuccess)
+		{
+			buf->cap = bytes;
+			buf->pinned = 1;
+			return KM_OK;
+		}
+		buf->p = NULL;
+		(void) cudaGetLastError();	/* not sticky: clear it */
+		cb->no_pin = 1;
+	}
+	if ((buf->p = malloc(bytes ? bytes : 1)) == NULL)
+		return KM_FAIL(err, KM_ERR_NOMEM, "could not allocate %.1f MB of host staging memory",
+					   bytes / 1048576.0);
+	buf->cap = bytes;
+	return KM_OK;
 }
 
 /* Waits for the stream: the one host synchronisation of an operation. */
@@ -819,15 +896,89 @@ silhouette_kernel(const float *x, int64_t s, int d, const int32_t *labels, int n
 	}
 }
 
+/*
+ * Lloyd passes with the state on the device: for entry e = (row i, installed segment r) of a
+ * block starting at row first, compare the segment-local label with the state's, count the
+ * changes per installed segment (in shared memory first where they fit), and store the new
+ * label and distance.  Counts are integers, so the order of the additions does not matter.
+ */
+static __global__ void
+changes_kernel(const int32_t *labels, const float *dist, int64_t entries, int nrun,
+			   const int *seg_off, const int *segs, int st_nseg, int64_t first,
+			   int32_t *st_labels, float *st_dist, unsigned long long *changed)
+{
+	__shared__ unsigned long long sh[SHARED_SLOTS];
+	int			local = nrun <= SHARED_SLOTS;
+	unsigned long long *dst = local ? sh : changed;
+
+	if (local)
+		for (int q = threadIdx.x; q < nrun; q += blockDim.x)
+			sh[q] = 0;
+	__syncthreads();
+	for (int64_t e = (int64_t) blockIdx.x * blockDim.x + threadIdx.x; e < entries;
+		 e += (int64_t) gridDim.x * blockDim.x)
+	{
+		int			r = (int) (e % nrun);
+		int32_t		lab = labels[e] - seg_off[r];
+		int64_t		at = (first + e / nrun) * st_nseg + segs[r];
+
+		if (st_labels[at] != lab)
+		{
+			atomicAdd(&dst[r], 1ULL);
+			st_labels[at] = lab;
+		}
+		st_dist[at] = dist[e];
+	}
+	__syncthreads();
+	if (local)
+		for (int q = threadIdx.x; q < nrun; q += blockDim.x)
+			if (sh[q] != 0)
+				atomicAdd(&changed[q], sh[q]);
+}
+
+/*
+ * Adds a block's fixed-point totals into the pass's float64 ones, one thread per slot, in the
+ * order the blocks were enqueued: the same arithmetic, value for value, as AccumulateHost.
+ */
+static __global__ void
+fold_kernel(const unsigned long long *acc, int k, int d, double xs, const unsigned *dmax,
+			int64_t rows, double *sums, double *inertia, unsigned long long *counts)
+{
+	int64_t		kd = (int64_t) k * d;
+	double		ds = 1.0 / FixScale((double) __uint_as_float(*dmax), rows);
+
+	for (int64_t q = (int64_t) blockIdx.x * blockDim.x + threadIdx.x; q < kd + k;
+		 q += (int64_t) gridDim.x * blockDim.x)
+	{
+		if (q < kd)
+			sums[q] += (double) (long long) acc[q] * xs;
+		else
+		{
+			int64_t		j = q - kd;
+
+			counts[j] += acc[kd + 2 * j];
+			inertia[j] += (double) (long long) acc[kd + 2 * j + 1] * ds;
+		}
+	}
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Operations
  * ------------------------------------------------------------------------------------------- */
 
-/* The device rows and norms of a block: its own copy, or the staging buffers filled now. */
+/*
+ * The device rows and norms of a block: its own copy, or a staging slot.  A block that is
+ * still in the slot it was last copied to is used from there; otherwise the other slot is
+ * filled: the rows go into its pinned buffer (once the copy out of that buffer two fillings
+ * ago is done) and are copied to the device asynchronously, so the caller goes on while they
+ * travel.
+ */
 static KmStatus
 BlockRows(CudaBackend *cb, KmBlock *blk, const float **x, const float **norms, KmError *err)
 {
 	int			d = cb->base.d;
+	size_t		bytes = sizeof(float) * (size_t) blk->n * d;
+	int			s = blk->stage_slot;
 	KmStatus	st;
 
 	if (blk->dx != NULL)
@@ -836,15 +987,29 @@ BlockRows(CudaBackend *cb, KmBlock *blk, const float **x, const float **norms, K
 		*norms = blk->dnorm;
 		return KM_OK;
 	}
-	if ((st = Reserve(cb, &cb->stage_x, sizeof(float) * blk->n * d, "a streamed block", err)) != KM_OK ||
-		(st = Reserve(cb, &cb->stage_norm, sizeof(float) * blk->n, "a streamed block", err)) != KM_OK)
-		return st;
-	CUDA_TRY(cudaMemcpyAsync(cb->stage_x.p, blk->hx, sizeof(float) * blk->n * d,
-							 cudaMemcpyHostToDevice, cb->stream));
-	LAUNCH(row_norms_kernel, Blocks(blk->n, THREADS), THREADS,
-		   (const float *) cb->stage_x.p, blk->n, d, (float *) cb->stage_norm.p);
-	*x = (const float *) cb->stage_x.p;
-	*norms = (const float *) cb->stage_norm.p;
+	if (s < 0 || cb->slot_serial[s] != blk->stage_serial)
+	{
+		s = cb->next_slot;
+		cb->next_slot ^= 1;
+		/* forget the slot's contents first: a failure below leaves it half filled */
+		cb->slot_serial[s] = 0;
+		if ((st = Reserve(cb, &cb->stage_x[s], bytes, "a streamed block", err)) != KM_OK ||
+			(st = Reserve(cb, &cb->stage_norm[s], sizeof(float) * blk->n, "a streamed block", err)) != KM_OK)
+			return st;
+		CUDA_TRY(cudaEventSynchronize(cb->pin_free[s]));
+		if ((st = HostReserve(cb, &cb->pin[s], bytes, err)) != KM_OK)
+			return st;
+		memcpy(cb->pin[s].p, blk->hx, bytes);
+		CUDA_TRY(cudaMemcpyAsync(cb->stage_x[s].p, cb->pin[s].p, bytes, cudaMemcpyHostToDevice,
+								 cb->stream));
+		CUDA_TRY(cudaEventRecord(cb->pin_free[s], cb->stream));
+		LAUNCH(row_norms_kernel, Blocks(blk->n, THREADS), THREADS,
+			   (const float *) cb->stage_x[s].p, blk->n, d, (float *) cb->stage_norm[s].p);
+		blk->stage_slot = s;
+		blk->stage_serial = cb->slot_serial[s] = ++cb->serial;
+	}
+	*x = (const float *) cb->stage_x[s].p;
+	*norms = (const float *) cb->stage_norm[s].p;
 	return KM_OK;
 }
 
@@ -881,6 +1046,7 @@ CudaBlockCreate(KmBackend *be, float *x, int64_t n, const float *shift, KmBlock 
 	blk->n = n;
 	blk->hx = x;
 	blk->maxabs = maxabs;
+	blk->stage_slot = -1;
 	*out = blk;
 	if (n == 0)
 		return KM_OK;
@@ -950,9 +1116,7 @@ CudaSetCenters(KmBackend *be, const float *c, int d, int nseg, const int *seg_of
 							 cudaMemcpyHostToDevice, cb->stream));
 	LAUNCH(row_norms_kernel, Blocks(k, THREADS), THREADS, (const float *) cb->dc.p, (int64_t) k,
 		   d, (float *) cb->dcnorm.p);
-	/* c is only read by the copy, which must finish before the caller may change it */
-	if ((st = Sync(cb, err)) != KM_OK)
-		return st;
+	/* no wait: a copy from pageable memory has taken c before it returns */
 	cb->k = k;
 	cb->nseg = nseg;
 	return KM_OK;
@@ -1048,10 +1212,11 @@ CudaAssign(KmBackend *be, KmBlock *blk, int32_t *labels, float *dist, int exact,
 
 /*
  * Enqueues the fixed-point accumulation of the device labels and distances of a block with
- * nseg segments over k centers, and the copy of the totals to the host buffer.
+ * nseg segments over k centers into cb->acc (sums, then counts and inertia per center) and
+ * its largest distance into cb->dmax.
  */
 static KmStatus
-AccumulateDevice(CudaBackend *cb, KmBlock *blk, const float *x, int nseg, int k, KmError *err)
+AccumulateEnqueue(CudaBackend *cb, KmBlock *blk, const float *x, int nseg, int k, KmError *err)
 {
 	int			d = cb->base.d;
 	int64_t		entries = blk->n * nseg;
@@ -1062,14 +1227,6 @@ AccumulateDevice(CudaBackend *cb, KmBlock *blk, const float *x, int nseg, int k,
 	if ((st = Reserve(cb, &cb->acc, sizeof(unsigned long long) * slots, "cluster sums", err)) != KM_OK ||
 		(st = Reserve(cb, &cb->dmax, sizeof(unsigned), "cluster sums", err)) != KM_OK)
 		return st;
-	if (cb->host_acc_cap < slots + 1)
-	{
-		free(cb->host_acc);
-		cb->host_acc = (unsigned long long *) malloc(sizeof(unsigned long long) * (slots + 1));
-		cb->host_acc_cap = cb->host_acc ? slots + 1 : 0;
-		if (cb->host_acc == NULL)
-			return KM_FAIL(err, KM_ERR_NOMEM, "could not allocate %zu cluster sums", slots);
-	}
 	acc = (unsigned long long *) cb->acc.p;
 	CUDA_TRY(cudaMemsetAsync(acc, 0, sizeof(unsigned long long) * slots, cb->stream));
 	CUDA_TRY(cudaMemsetAsync(cb->dmax.p, 0, sizeof(unsigned), cb->stream));
@@ -1086,7 +1243,27 @@ AccumulateDevice(CudaBackend *cb, KmBlock *blk, const float *x, int nseg, int k,
 		LAUNCH(sums_wide_kernel, Blocks(entries, 1), d < THREADS ? ((d + 31) / 32) * 32 : THREADS,
 			   x, d, (const int32_t *) cb->labels.p, entries, nseg,
 			   FixScale(blk->maxabs, blk->n), acc);
-	CUDA_TRY(cudaMemcpyAsync(cb->host_acc, acc, sizeof(unsigned long long) * slots,
+	return KM_OK;
+}
+
+/* AccumulateEnqueue, and the copy of the block's totals to the host buffer (not waited for). */
+static KmStatus
+AccumulateDevice(CudaBackend *cb, KmBlock *blk, const float *x, int nseg, int k, KmError *err)
+{
+	size_t		slots = (size_t) k * cb->base.d + 2 * (size_t) k;
+	KmStatus	st;
+
+	if ((st = AccumulateEnqueue(cb, blk, x, nseg, k, err)) != KM_OK)
+		return st;
+	if (cb->host_acc_cap < slots + 1)
+	{
+		free(cb->host_acc);
+		cb->host_acc = (unsigned long long *) malloc(sizeof(unsigned long long) * (slots + 1));
+		cb->host_acc_cap = cb->host_acc ? slots + 1 : 0;
+		if (cb->host_acc == NULL)
+			return KM_FAIL(err, KM_ERR_NOMEM, "could not allocate %zu cluster sums", slots);
+	}
+	CUDA_TRY(cudaMemcpyAsync(cb->host_acc, cb->acc.p, sizeof(unsigned long long) * slots,
 							 cudaMemcpyDeviceToHost, cb->stream));
 	CUDA_TRY(cudaMemcpyAsync(cb->host_acc + slots, cb->dmax.p, sizeof(unsigned),
 							 cudaMemcpyDeviceToHost, cb->stream));
@@ -1169,6 +1346,144 @@ CudaAssignAccumulate(KmBackend *be, KmBlock *blk, int32_t *labels, float *dist, 
 		return st;
 	AccumulateHost(cb, blk, acc);
 	return KM_OK;
+}
+
+/*
+ * Lloyd passes with the state on the device.  A pass is enqueued block by block, nothing
+ * waited for until pass_end; the totals of the pass are float64 on the device, in the layout
+ * sums (k * d), inertia (k), counts (k), changed (nseg of the installed centers).
+ */
+static KmStatus
+CudaPassBegin(KmBackend *be, int64_t n, int nseg, const int *segs, int reset, KmError *err)
+{
+	CudaBackend *cb = (CudaBackend *) be;
+	size_t		slots = (size_t) cb->k * be->d + 2 * (size_t) cb->k + (size_t) cb->nseg;
+	KmStatus	st;
+
+	cb->pass_open = 0;
+	if (cb->k == 0)
+		return KM_FAIL(err, KM_ERR_ARGUMENT, "pass_begin before set_centers");
+	if (n < 1 || nseg < 1)
+		return KM_FAIL(err, KM_ERR_ARGUMENT, "pass_begin: n=%lld nseg=%d", (long long) n, nseg);
+	for (int r = 0; r < cb->nseg; r++)
+		if (segs[r] < 0 || segs[r] >= nseg)
+			return KM_FAIL(err, KM_ERR_ARGUMENT, "pass_begin: segment %d maps to %d of %d", r,
+						   segs[r], nseg);
+	if (cb->st_n != n || cb->st_nseg != nseg)
+	{
+		size_t		entries = (size_t) n * nseg;
+
+		/* exactly the size asked for: the state can be the largest thing on the device */
+		Release(cb, &cb->st_labels);
+		Release(cb, &cb->st_dist);
+		cb->st_n = 0;
+		cb->st_nseg = 0;
+		if ((st = DevAlloc(cb, &cb->st_labels.p, sizeof(int32_t) * entries, "the rows' labels", err)) != KM_OK)
+			return st;
+		cb->st_labels.cap = sizeof(int32_t) * entries;
+		if ((st = DevAlloc(cb, &cb->st_dist.p, sizeof(float) * entries, "the rows' labels", err)) != KM_OK)
+		{
+			Release(cb, &cb->st_labels);
+			return st;
+		}
+		cb->st_dist.cap = sizeof(float) * entries;
+		cb->st_n = n;
+		cb->st_nseg = nseg;
+		reset = 1;
+	}
+	if ((st = Reserve(cb, &cb->pass_acc, sizeof(double) * slots, "cluster sums", err)) != KM_OK ||
+		(st = Reserve(cb, &cb->pass_segs, sizeof(int) * cb->nseg, "cluster sums", err)) != KM_OK ||
+		(st = HostReserve(cb, &cb->pass_host, sizeof(double) * slots, err)) != KM_OK)
+		return st;
+	if (reset)
+		CUDA_TRY(cudaMemsetAsync(cb->st_labels.p, 0xff, sizeof(int32_t) * (size_t) n * nseg,
+								 cb->stream));
+	CUDA_TRY(cudaMemsetAsync(cb->pass_acc.p, 0, sizeof(double) * slots, cb->stream));
+	CUDA_TRY(cudaMemcpyAsync(cb->pass_segs.p, segs, sizeof(int) * cb->nseg,
+							 cudaMemcpyHostToDevice, cb->stream));
+	cb->pass_open = 1;
+	return KM_OK;
+}
+
+static KmStatus
+CudaPassBlock(KmBackend *be, KmBlock *blk, int64_t first, KmError *err)
+{
+	CudaBackend *cb = (CudaBackend *) be;
+	int			d = be->d;
+	int			k = cb->k;
+	int64_t		kd = (int64_t) k * d;
+	int64_t		entries = blk->n * cb->nseg;
+	double	   *sums = (double *) cb->pass_acc.p;
+	const float *x;
+	KmStatus	st;
+
+	if (!cb->pass_open)
+		return KM_FAIL(err, KM_ERR_ARGUMENT, "pass_block outside a pass");
+	if (first < 0 || first + blk->n > cb->st_n)
+		return KM_FAIL(err, KM_ERR_ARGUMENT, "pass_block: rows %lld..%lld of %lld",
+					   (long long) first, (long long) (first + blk->n), (long long) cb->st_n);
+	if (blk->n == 0)
+		return KM_OK;
+	if ((st = AssignDevice(cb, blk, 0, &x, err)) != KM_OK)
+		return st;
+	LAUNCH(changes_kernel, Blocks(entries, THREADS * 16), THREADS, (const int32_t *) cb->labels.p,
+		   (const float *) cb->dist.p, entries, cb->nseg, (const int *) cb->dseg_off.p,
+		   (const int *) cb->pass_segs.p, cb->st_nseg, first, (int32_t *) cb->st_labels.p,
+		   (float *) cb->st_dist.p, (unsigned long long *) (sums + kd + 2 * k));
+	if ((st = AccumulateEnqueue(cb, blk, x, cb->nseg, k, err)) != KM_OK)
+		return st;
+	LAUNCH(fold_kernel, Blocks(kd + k, THREADS), THREADS, (const unsigned long long *) cb->acc.p,
+		   k, d, 1.0 / FixScale(blk->maxabs, blk->n), (const unsigned *) cb->dmax.p, blk->n, sums,
+		   sums + kd, (unsigned long long *) (sums + kd + k));
+	return KM_OK;
+}
+
+static KmStatus
+CudaPassEnd(KmBackend *be, KmAccum *acc, int64_t *changed, KmError *err)
+{
+	CudaBackend *cb = (CudaBackend *) be;
+	int			k = cb->k;
+	int64_t		kd = (int64_t) k * be->d;
+	size_t		slots = (size_t) kd + 2 * (size_t) k + (size_t) cb->nseg;
+	const double *h = (const double *) cb->pass_host.p;
+	const unsigned long long *hc = (const unsigned long long *) (h + kd + k);
+	KmStatus	st;
+
+	if (!cb->pass_open)
+		return KM_FAIL(err, KM_ERR_ARGUMENT, "pass_end outside a pass");
+	cb->pass_open = 0;
+	if (acc->d != be->d || acc->k != k)
+		return KM_FAIL(err, KM_ERR_ARGUMENT, "accumulator for %d x %d, centers %d x %d",
+					   acc->k, acc->d, k, be->d);
+	CUDA_TRY(cudaMemcpyAsync(cb->pass_host.p, cb->pass_acc.p, sizeof(double) * slots,
+							 cudaMemcpyDeviceToHost, cb->stream));
+	if ((st = Sync(cb, err)) != KM_OK)
+		return st;
+	for (int64_t q = 0; q < kd; q++)
+		acc->sums[q] += h[q];
+	for (int j = 0; j < k; j++)
+	{
+		acc->inertia[j] += h[kd + j];
+		acc->counts[j] += (int64_t) hc[j];
+	}
+	for (int r = 0; r < cb->nseg; r++)
+		changed[r] = (int64_t) hc[k + r];
+	return KM_OK;
+}
+
+static KmStatus
+CudaStateFetch(KmBackend *be, int32_t *labels, float *dist, KmError *err)
+{
+	CudaBackend *cb = (CudaBackend *) be;
+	size_t		entries = (size_t) cb->st_n * cb->st_nseg;
+
+	if (cb->st_n == 0)
+		return KM_FAIL(err, KM_ERR_ARGUMENT, "state_fetch before any pass");
+	CUDA_TRY(cudaMemcpyAsync(labels, cb->st_labels.p, sizeof(int32_t) * entries,
+							 cudaMemcpyDeviceToHost, cb->stream));
+	CUDA_TRY(cudaMemcpyAsync(dist, cb->st_dist.p, sizeof(float) * entries,
+							 cudaMemcpyDeviceToHost, cb->stream));
+	return Sync(cb, err);
 }
 
 /* Copies mindist and t candidates to the device. */
@@ -1363,9 +1678,10 @@ static void
 CudaDestroy(KmBackend *be)
 {
 	CudaBackend *cb = (CudaBackend *) be;
-	DevBuf	   *bufs[] = {&cb->dc, &cb->dcnorm, &cb->dseg_off, &cb->stage_x, &cb->stage_norm,
-		&cb->labels, &cb->dist, &cb->scores, &cb->acc, &cb->dmax, &cb->mind, &cb->cand,
-	&cb->run_sums, &cb->sil};
+	DevBuf	   *bufs[] = {&cb->dc, &cb->dcnorm, &cb->dseg_off, &cb->stage_x[0], &cb->stage_x[1],
+		&cb->stage_norm[0], &cb->stage_norm[1], &cb->st_labels, &cb->st_dist, &cb->pass_acc,
+		&cb->pass_segs, &cb->labels, &cb->dist, &cb->scores, &cb->acc, &cb->dmax, &cb->mind,
+	&cb->cand, &cb->run_sums, &cb->sil};
 
 	if (cb == NULL)
 		return;
@@ -1373,6 +1689,12 @@ CudaDestroy(KmBackend *be)
 		cudaStreamSynchronize(cb->stream);
 	for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
 		Release(cb, bufs[i]);
+	HostRelease(&cb->pin[0]);
+	HostRelease(&cb->pin[1]);
+	HostRelease(&cb->pass_host);
+	for (int s = 0; s < 2; s++)
+		if (cb->pin_free[s])
+			cudaEventDestroy(cb->pin_free[s]);
 	if (cb->blas_handle)
 		cb->blas.destroy(cb->blas_handle);
 	if (cb->stream)
@@ -1394,6 +1716,10 @@ static const KmBackendOps CudaOps = {
 	CudaPotentials,
 	CudaSilhouette,
 	CudaAssignAccumulate,
+	CudaPassBegin,
+	CudaPassBlock,
+	CudaPassEnd,
+	CudaStateFetch,
 };
 
 /* ---------------------------------------------------------------------------------------------
@@ -1464,7 +1790,9 @@ km_cuda_backend_create(int device, int d, size_t memory_limit, KmBackend **out, 
 	BlockSignals(&saved);
 	if ((e = cudaSetDevice(device)) != cudaSuccess ||
 		(e = cudaMemGetInfo(&free_bytes, &total)) != cudaSuccess ||
-		(e = cudaStreamCreateWithFlags(&cb->stream, cudaStreamNonBlocking)) != cudaSuccess)
+		(e = cudaStreamCreateWithFlags(&cb->stream, cudaStreamNonBlocking)) != cudaSuccess ||
+		(e = cudaEventCreateWithFlags(&cb->pin_free[0], cudaEventDisableTiming)) != cudaSuccess ||
+		(e = cudaEventCreateWithFlags(&cb->pin_free[1], cudaEventDisableTiming)) != cudaSuccess)
 		st = CudaFail(err, e, "starting the GPU", __FILE__, __LINE__);
 	else if ((st = BlasLoad(&cb->blas, err)) == KM_OK)
 	{

@@ -12,13 +12,27 @@
  * block's contents, as a GPU may leave them.  Device memory is host memory filled with a
  * garbage pattern on allocation, so a kernel that reads what it never wrote fails its test.
  *
+ * Streams are queues, as on a GPU: launches, copies and memsets are only enqueued, and they run
+ * when the host waits (cudaStreamSynchronize, cudaEventSynchronize, a copy into pageable host
+ * memory, cudaFree).  This plays a GPU that is always far behind the host, so a result read
+ * before its wait, or a pinned buffer overwritten while a copy from it is still queued, gives
+ * wrong numbers in the tests rather than passing by luck.  The rules are CUDA's: a launch's
+ * arguments are taken when it is enqueued; a copy from pageable host memory takes its source at
+ * once, a copy from pinned memory (cudaMallocHost) when it runs; a copy into pageable memory
+ * returns when it is done.  KM_EMU_EAGER=1 runs everything at once instead.
+ *
  * Only what km_cuda.cu uses is here: no warp intrinsics, no dynamic shared memory, and the
  * single cuBLAS call (SGEMM) done by a plain loop.
  */
 #ifndef KM_CUDA_EMU_H
 #define KM_CUDA_EMU_H
 
+#include <deque>
 #include <functional>
+#include <map>
+#include <set>
+#include <tuple>
+#include <vector>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -136,8 +150,78 @@ emu_launch(dim3 grid, dim3 block, std::function<void()> body)
 	emu_body = NULL;
 }
 
+/* ---- streams ----------------------------------------------------------------------------- */
+
+typedef struct EmuStream
+{
+	std::deque<std::function<void()>> queue;
+	uint64_t	enqueued;		/* operations ever enqueued */
+	uint64_t	done;			/* of which have run */
+} EmuStream;
+
+typedef EmuStream *cudaStream_t;
+
+static std::set<EmuStream *> emu_streams;
+
+static int
+emu_eager(void)
+{
+	static int	eager = -1;
+
+	if (eager < 0)
+		eager = getenv("KM_EMU_EAGER") != NULL && strcmp(getenv("KM_EMU_EAGER"), "0") != 0;
+	return eager;
+}
+
+/* Runs the stream's operations up to number upto (all of them with UINT64_MAX). */
+static void
+emu_run(EmuStream *s, uint64_t upto)
+{
+	while (s->done < upto && !s->queue.empty())
+	{
+		std::function<void()> op = std::move(s->queue.front());
+
+		s->queue.pop_front();
+		op();
+		s->done++;
+	}
+}
+
+/* What cudaFree and cudaFreeHost imply: every stream has finished. */
+static void
+emu_run_all(void)
+{
+	for (EmuStream *s : emu_streams)
+		emu_run(s, UINT64_MAX);
+}
+
+static void
+emu_enqueue(EmuStream *s, std::function<void()> op)
+{
+	s->enqueued++;
+	if (emu_eager())
+	{
+		op();
+		s->done++;
+		return;
+	}
+	s->queue.push_back(std::move(op));
+}
+
+/* A launch: the arguments converted to the kernel's parameter types now, the kernel run later. */
+template <typename... P, typename... A>
+static void
+emu_kernel(cudaStream_t s, dim3 grid, dim3 block, void (*kernel) (P...), A... args)
+{
+	std::tuple<typename std::decay<P>::type...> params(static_cast<P>(args)...);
+
+	emu_enqueue(s, [=]() {
+		emu_launch(grid, block, [&]() { std::apply(kernel, params); });
+	});
+}
+
 #define KM_LAUNCH(kernel, grid, block, stream, ...) \
-	emu_launch((grid), (block), [=]() { kernel(__VA_ARGS__); })
+	emu_kernel((stream), dim3(grid), dim3(block), kernel, __VA_ARGS__)
 
 /* ---- device functions --------------------------------------------------------------------- */
 
@@ -209,8 +293,6 @@ typedef enum cudaError
 	cudaErrorNoDevice = 100
 } cudaError_t;
 
-typedef struct EmuStream *cudaStream_t;
-
 enum cudaMemcpyKind
 {
 	cudaMemcpyHostToDevice,
@@ -271,6 +353,21 @@ cudaMemGetInfo(size_t *free_bytes, size_t *total)
 	return cudaSuccess;
 }
 
+/* Pinned host allocations (cudaMallocHost): start address -> size. */
+static std::map<const char *, size_t> emu_pinned;
+
+static int
+emu_is_pinned(const void *p, size_t bytes)
+{
+	const char *c = (const char *) p;
+	auto		it = emu_pinned.upper_bound(c);
+
+	if (it == emu_pinned.begin())
+		return 0;
+	--it;
+	return c + bytes <= it->first + it->second;
+}
+
 static inline cudaError_t
 cudaMalloc(void **p, size_t bytes)
 {
@@ -284,6 +381,7 @@ cudaMalloc(void **p, size_t bytes)
 static inline cudaError_t
 cudaFree(void *p)
 {
+	emu_run_all();
 	free(p);
 	return cudaSuccess;
 }
@@ -291,12 +389,25 @@ cudaFree(void *p)
 static inline cudaError_t
 cudaMallocHost(void **p, size_t bytes)
 {
-	return cudaMalloc(p, bytes);
+	/* KM_EMU_NO_PINNED=1 plays a host that refuses to pin memory */
+	if (getenv("KM_EMU_NO_PINNED"))
+	{
+		*p = NULL;
+		return cudaErrorMemoryAllocation;
+	}
+	*p = malloc(bytes ? bytes : 1);
+	if (*p == NULL)
+		return cudaErrorMemoryAllocation;
+	memset(*p, 0x5A, bytes);
+	emu_pinned[(const char *) *p] = bytes ? bytes : 1;
+	return cudaSuccess;
 }
 
 static inline cudaError_t
 cudaFreeHost(void *p)
 {
+	emu_run_all();
+	emu_pinned.erase((const char *) p);
 	free(p);
 	return cudaSuccess;
 }
@@ -304,18 +415,26 @@ cudaFreeHost(void *p)
 static inline cudaError_t
 cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind, cudaStream_t s)
 {
-	(void) kind;
-	(void) s;
-	if (bytes)
-		memcpy(dst, src, bytes);
+	if (bytes == 0)
+		return cudaSuccess;
+	if (kind == cudaMemcpyHostToDevice && !emu_is_pinned(src, bytes))
+	{
+		/* pageable: the driver stages the source before the call returns */
+		std::vector<char> copy((const char *) src, (const char *) src + bytes);
+
+		emu_enqueue(s, [=]() { memcpy(dst, copy.data(), bytes); });
+		return cudaSuccess;
+	}
+	emu_enqueue(s, [=]() { memcpy(dst, src, bytes); });
+	if (kind == cudaMemcpyDeviceToHost && !emu_is_pinned(dst, bytes))
+		emu_run(s, s->enqueued);	/* pageable: returns once the copy is done */
 	return cudaSuccess;
 }
 
 static inline cudaError_t
 cudaMemsetAsync(void *dst, int v, size_t bytes, cudaStream_t s)
 {
-	(void) s;
-	memset(dst, v, bytes);
+	emu_enqueue(s, [=]() { memset(dst, v, bytes); });
 	return cudaSuccess;
 }
 
@@ -323,7 +442,9 @@ static inline cudaError_t
 cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags)
 {
 	(void) flags;
-	*s = (cudaStream_t) malloc(1);
+	*s = new EmuStream();
+	(*s)->enqueued = (*s)->done = 0;
+	emu_streams.insert(*s);
 	return cudaSuccess;
 }
 
@@ -332,14 +453,61 @@ cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags)
 static inline cudaError_t
 cudaStreamDestroy(cudaStream_t s)
 {
-	free(s);
+	emu_run(s, UINT64_MAX);
+	emu_streams.erase(s);
+	delete s;
 	return cudaSuccess;
 }
 
 static inline cudaError_t
 cudaStreamSynchronize(cudaStream_t s)
 {
-	(void) s;
+	emu_run(s, UINT64_MAX);
+	return cudaSuccess;
+}
+
+/* An event marks a point in one stream; waiting for it runs the stream up to there. */
+typedef struct EmuEvent
+{
+	EmuStream  *stream;
+	uint64_t	at;
+} EmuEvent;
+
+typedef EmuEvent *cudaEvent_t;
+
+#define cudaEventDisableTiming 2
+
+static inline cudaError_t
+cudaEventCreateWithFlags(cudaEvent_t *e, unsigned flags)
+{
+	(void) flags;
+	*e = new EmuEvent();
+	(*e)->stream = NULL;
+	(*e)->at = 0;
+	return cudaSuccess;
+}
+
+static inline cudaError_t
+cudaEventDestroy(cudaEvent_t e)
+{
+	delete e;
+	return cudaSuccess;
+}
+
+static inline cudaError_t
+cudaEventRecord(cudaEvent_t e, cudaStream_t s)
+{
+	e->stream = s;
+	e->at = s->enqueued;
+	return cudaSuccess;
+}
+
+static inline cudaError_t
+cudaEventSynchronize(cudaEvent_t e)
+{
+	/* an event never recorded counts as done, as in CUDA */
+	if (e->stream != NULL && emu_streams.count(e->stream))
+		emu_run(e->stream, e->at);
 	return cudaSuccess;
 }
 

@@ -22,7 +22,6 @@
 #define KM_KERNELS_H
 
 #include <math.h>
-#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -254,6 +253,30 @@ typedef struct KmBackendOps
 	 */
 	KmStatus	(*assign_accumulate) (KmBackend *be, KmBlock *blk, int32_t *labels, float *dist,
 									  int exact, KmAccum *acc, KmError *err);
+
+	/*
+	 * Optional, all four or none: Lloyd passes in which each row's label and distance per
+	 * segment (the state) stay with the backend, so that a pass costs one wait, at its end,
+	 * and no per-row work on the host.  NULL where the engine keeps the state itself.
+	 *
+	 * pass_begin opens a pass over rows 0..n-1 whose state has nseg segments; installed
+	 * segment r is state segment segs[r].  The state is allocated when n or nseg change, and
+	 * then, or with reset (a fit's first pass), every label starts as -1.  It fails with
+	 * KM_ERR_DEVICE_NOMEM when the state does not fit, and the caller keeps it instead.
+	 * pass_block enqueues one block whose row 0 is row first: nearest centers, the rows whose
+	 * segment-local label differs from the state's counted per installed segment, the state
+	 * updated, the block accumulated.  The caller may destroy the block and reuse its rows as
+	 * soon as it returns.  pass_end waits, then adds the pass's sums, counts and inertia into
+	 * acc (over every installed center) and sets changed[r] for each installed segment.
+	 * Totals are the same, bit for bit, as assign_accumulate's over the same blocks.
+	 * state_fetch copies the state as the last pass left it into labels and dist (n * nseg
+	 * each, row-major, segment-local labels).
+	 */
+	KmStatus	(*pass_begin) (KmBackend *be, int64_t n, int nseg, const int *segs, int reset,
+							   KmError *err);
+	KmStatus	(*pass_block) (KmBackend *be, KmBlock *blk, int64_t first, KmError *err);
+	KmStatus	(*pass_end) (KmBackend *be, KmAccum *acc, int64_t *changed, KmError *err);
+	KmStatus	(*state_fetch) (KmBackend *be, int32_t *labels, float *dist, KmError *err);
 } KmBackendOps;
 
 struct KmBackend

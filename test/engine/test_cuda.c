@@ -384,6 +384,304 @@ RunCase(const Case *c, KmBackend *cpu, KmBackend *gpu, KmBackend *gpu_stream)
 	free(ds);
 }
 
+/*
+ * Lloyd passes with the state on the device (pass_begin .. pass_end) against the same blocks
+ * taken one at a time through assign_accumulate, with the state kept here as the engine keeps
+ * it: the totals must be bit-identical, the changed counts equal and the fetched state the
+ * same.  Two passes, the second from the means of the first, so that some labels change and
+ * some do not; with several segments, only some of them installed, as a converged k of an
+ * elbow drops out.  On `resident` the blocks stay on the device; on `staged` they are created
+ * in one host buffer that is overwritten as soon as pass_block returns, as the reader does
+ * when it streams the source, so they go through the pinned staging slots.
+ */
+static void
+RunPasses(const Case *c, KmBackend *resident, KmBackend *staged)
+{
+	int64_t		n = c->n;
+	int			d = c->d;
+	int			nseg = c->nseg;
+	int			nrun = 0;
+	int			segs[4],
+				off[5] = {0};
+	int			k;
+	int64_t		bsize = n > 2048 ? 1024 : (n > 64 ? n / 3 + 1 : n);
+	int64_t		nblk = (n + bsize - 1) / bsize;
+	KmRng		rng;
+	float	   *x0 = malloc(sizeof(float) * n * d),
+			   *xr = malloc(sizeof(float) * n * d),
+			   *xs = malloc(sizeof(float) * n * d),
+			   *buf = malloc(sizeof(float) * bsize * d),
+			   *centers;
+	KmBlock   **blocks = calloc(nblk, sizeof(KmBlock *)),
+			  **sblocks = calloc(nblk, sizeof(KmBlock *));
+	int32_t    *lab = malloc(sizeof(int32_t) * bsize * nseg),
+			   *st_ref = malloc(sizeof(int32_t) * n * nseg),
+			   *st_got = malloc(sizeof(int32_t) * n * nseg);
+	float	   *dist = malloc(sizeof(float) * bsize * nseg),
+			   *sd_ref = malloc(sizeof(float) * n * nseg),
+			   *sd_got = malloc(sizeof(float) * n * nseg);
+
+	/* every other segment installed (all of them when there is one) */
+	for (int s = 0; s < nseg; s++)
+		if (nseg == 1 || s % 2 == 0)
+		{
+			segs[nrun] = s;
+			off[nrun + 1] = off[nrun] + c->ks[s];
+			nrun++;
+		}
+	k = off[nrun];
+	centers = malloc(sizeof(float) * k * d);
+	km_rng_seed(&rng, (uint64_t) n * 17 + d);
+	{
+		int			kall = 0;
+		float	   *cfull;
+
+		for (int s = 0; s < nseg; s++)
+			kall += c->ks[s];
+		cfull = malloc(sizeof(float) * kall * d);
+		MakeData(c, &rng, x0, cfull, kall);
+		/* the installed segments' centers, taken from the full set */
+		for (int r = 0, src = 0, s = 0; s < nseg; src += c->ks[s], s++)
+			if (r < nrun && segs[r] == s)
+			{
+				memcpy(centers + (int64_t) off[r] * d, cfull + (int64_t) src * d,
+					   sizeof(float) * c->ks[s] * d);
+				r++;
+			}
+		free(cfull);
+	}
+	memcpy(xr, x0, sizeof(float) * n * d);
+	memcpy(xs, x0, sizeof(float) * n * d);
+	for (int64_t b = 0; b < nblk; b++)
+	{
+		int64_t		m = n - b * bsize < bsize ? n - b * bsize : bsize;
+
+		MUST(resident->ops->block_create(resident, xr + b * bsize * d, m, NULL, &blocks[b], ERR));
+		/* kept on the host (no room on the device): more blocks than staging slots */
+		MUST(staged->ops->block_create(staged, xs + b * bsize * d, m, NULL, &sblocks[b], ERR));
+	}
+	memset(st_ref, 0xff, sizeof(int32_t) * n * nseg);
+
+	for (int pass = 0; pass < 2; pass++)
+	{
+		KmAccum		ref,
+					got,
+					got2,
+					got3;
+		int64_t		ch_ref[4] = {0},
+					ch_got[4] = {0},
+					ch_got2[4] = {0},
+					ch_got3[4] = {0};
+
+		AccumAlloc(&ref, k, d);
+		AccumAlloc(&got, k, d);
+		AccumAlloc(&got2, k, d);
+		AccumAlloc(&got3, k, d);
+		MUST(resident->ops->set_centers(resident, centers, d, nrun, off, ERR));
+		MUST(staged->ops->set_centers(staged, centers, d, nrun, off, ERR));
+
+		/* the reference: a block at a time, the state kept here */
+		for (int64_t b = 0; b < nblk; b++)
+		{
+			int64_t		m = n - b * bsize < bsize ? n - b * bsize : bsize;
+
+			MUST(resident->ops->assign_accumulate(resident, blocks[b], lab, dist, 0, &ref, ERR));
+			for (int64_t i = 0; i < m; i++)
+				for (int r = 0; r < nrun; r++)
+				{
+					int64_t		at = (b * bsize + i) * nseg + segs[r];
+					int32_t		l = lab[i * nrun + r] - off[r];
+
+					if (st_ref[at] != l)
+						ch_ref[r]++;
+					st_ref[at] = l;
+					sd_ref[at] = dist[i * nrun + r];
+				}
+		}
+
+		/* resident blocks */
+		MUST(resident->ops->pass_begin(resident, n, nseg, segs, pass == 0, ERR));
+		for (int64_t b = 0; b < nblk; b++)
+			MUST(resident->ops->pass_block(resident, blocks[b], b * bsize, ERR));
+		MUST(resident->ops->pass_end(resident, &got, ch_got, ERR));
+
+		/* staged: each block made in the one buffer, which is spoilt once it is handed over */
+		MUST(staged->ops->pass_begin(staged, n, nseg, segs, pass == 0, ERR));
+		for (int64_t b = 0; b < nblk; b++)
+		{
+			int64_t		m = n - b * bsize < bsize ? n - b * bsize : bsize;
+			KmBlock    *blk;
+
+			memcpy(buf, x0 + b * bsize * d, sizeof(float) * m * d);
+			MUST(staged->ops->block_create(staged, buf, m, NULL, &blk, ERR));
+			MUST(staged->ops->pass_block(staged, blk, b * bsize, ERR));
+			staged->ops->block_destroy(staged, blk);
+			for (int64_t q = 0; q < m * d; q++)
+				buf[q] = 1e30f;
+		}
+		MUST(staged->ops->pass_end(staged, &got2, ch_got2, ERR));
+
+		/* blocks kept on the host go through the staging slots in turn, twice over */
+		for (int twice = 0; twice < 2; twice++)
+		{
+			memset(got3.sums, 0, sizeof(double) * k * d);
+			memset(got3.counts, 0, sizeof(int64_t) * k);
+			memset(got3.inertia, 0, sizeof(double) * k);
+			MUST(staged->ops->pass_begin(staged, n, nseg, segs, 0, ERR));
+			for (int64_t b = 0; b < nblk; b++)
+				MUST(staged->ops->pass_block(staged, sblocks[b], b * bsize, ERR));
+			MUST(staged->ops->pass_end(staged, &got3, ch_got3, ERR));
+		}
+		CHECK(memcmp(ref.sums, got3.sums, sizeof(double) * k * d) == 0 &&
+			  memcmp(ref.counts, got3.counts, sizeof(int64_t) * k) == 0 &&
+			  memcmp(ref.inertia, got3.inertia, sizeof(double) * k) == 0 && ch_got3[0] == 0,
+			  "%s pass %d: host-kept blocks through the staging slots differ (changed %lld)",
+			  c->name, pass, (long long) ch_got3[0]);
+
+		CHECK(memcmp(ref.sums, got.sums, sizeof(double) * k * d) == 0 &&
+			  memcmp(ref.counts, got.counts, sizeof(int64_t) * k) == 0 &&
+			  memcmp(ref.inertia, got.inertia, sizeof(double) * k) == 0,
+			  "%s pass %d: resident pass totals differ from assign_accumulate's", c->name, pass);
+		CHECK(memcmp(ref.sums, got2.sums, sizeof(double) * k * d) == 0 &&
+			  memcmp(ref.counts, got2.counts, sizeof(int64_t) * k) == 0 &&
+			  memcmp(ref.inertia, got2.inertia, sizeof(double) * k) == 0,
+			  "%s pass %d: staged pass totals differ from assign_accumulate's", c->name, pass);
+		CHECK(memcmp(ch_ref, ch_got, sizeof(ch_ref)) == 0 &&
+			  memcmp(ch_ref, ch_got2, sizeof(ch_ref)) == 0,
+			  "%s pass %d: changed %lld/%lld/%lld, reference %lld", c->name, pass,
+			  (long long) ch_got[0], (long long) ch_got2[0], (long long) ch_got[nrun - 1],
+			  (long long) ch_ref[0]);
+		if (pass == 0)
+			for (int r = 0; r < nrun; r++)
+				CHECK(ch_got[r] == n, "%s: first pass changed %lld of %lld rows", c->name,
+					  (long long) ch_got[r], (long long) n);
+
+		/* the state: installed segments as the reference left them, the others still -1 */
+		MUST(resident->ops->state_fetch(resident, st_got, sd_got, ERR));
+		{
+			int			same = 1;
+
+			for (int64_t e = 0; e < n * nseg; e++)
+			{
+				int			installed = 0;
+
+				for (int r = 0; r < nrun; r++)
+					installed |= segs[r] == (int) (e % nseg);
+				if (installed)
+					same &= st_got[e] == st_ref[e] && memcmp(&sd_got[e], &sd_ref[e], sizeof(float)) == 0;
+				else
+					same &= st_got[e] == -1;
+			}
+			CHECK(same, "%s pass %d: fetched state differs", c->name, pass);
+		}
+		MUST(staged->ops->state_fetch(staged, st_got, sd_got, ERR));
+		{
+			int			same = 1;
+
+			for (int r = 0; r < nrun; r++)
+				for (int64_t i = 0; i < n; i++)
+				{
+					int64_t		e = i * nseg + segs[r];
+
+					same &= st_got[e] == st_ref[e] && memcmp(&sd_got[e], &sd_ref[e], sizeof(float)) == 0;
+				}
+			CHECK(same, "%s pass %d: staged state differs", c->name, pass);
+		}
+
+		/* the next centers: the means (an empty cluster keeps its center) */
+		for (int j = 0; j < k; j++)
+			if (ref.counts[j] > 0)
+				for (int t = 0; t < d; t++)
+					centers[(int64_t) j * d + t] = (float) (ref.sums[(int64_t) j * d + t] / ref.counts[j]);
+		AccumFree(&ref);
+		AccumFree(&got);
+		AccumFree(&got2);
+		AccumFree(&got3);
+	}
+
+	/* a reset starts the labels afresh: every row counts as changed */
+	{
+		KmAccum		a;
+		int64_t		ch[4] = {0};
+
+		AccumAlloc(&a, k, d);
+		MUST(resident->ops->pass_begin(resident, n, nseg, segs, 1, ERR));
+		for (int64_t b = 0; b < nblk; b++)
+			MUST(resident->ops->pass_block(resident, blocks[b], b * bsize, ERR));
+		MUST(resident->ops->pass_end(resident, &a, ch, ERR));
+		CHECK(ch[0] == n, "%s: after a reset %lld of %lld rows changed", c->name, (long long) ch[0],
+			  (long long) n);
+		AccumFree(&a);
+	}
+
+	for (int64_t b = 0; b < nblk; b++)
+	{
+		resident->ops->block_destroy(resident, blocks[b]);
+		staged->ops->block_destroy(staged, sblocks[b]);
+	}
+	free(blocks);
+	free(sblocks);
+	free(x0);
+	free(xr);
+	free(xs);
+	free(buf);
+	free(centers);
+	free(lab);
+	free(st_ref);
+	free(st_got);
+	free(dist);
+	free(sd_ref);
+	free(sd_got);
+}
+
+/* Misuse of the pass operations is refused with a message, and the backend stays usable. */
+static void
+TestPassMisuse(void)
+{
+	KmBackend  *gpu;
+	KmBlock    *blk;
+	KmError		err = {0};
+	float		x[8] = {0, 0, 1, 1, 5, 5, 6, 6};
+	float		c[4] = {0, 0, 5, 5};
+	int			seg_off[2] = {0, 2};
+	int			segs[1] = {0};
+	int			bad[1] = {3};
+	int64_t		changed[1];
+	KmAccum		a;
+	KmStatus	st;
+
+	AccumAlloc(&a, 2, 2);
+	MUST(km_cuda_backend_create(0, 2, 0, &gpu, ERR));
+	MUST(gpu->ops->block_create(gpu, x, 4, NULL, &blk, ERR));
+	st = gpu->ops->pass_begin(gpu, 4, 1, segs, 1, &err);
+	CHECK(st == KM_ERR_ARGUMENT && strstr(err.message, "set_centers"), "pass before centers: %d %s",
+		  (int) st, err.message);
+	MUST(gpu->ops->set_centers(gpu, c, 2, 1, seg_off, ERR));
+	st = gpu->ops->pass_block(gpu, blk, 0, &err);
+	CHECK(st == KM_ERR_ARGUMENT && strstr(err.message, "outside"), "block outside a pass: %d %s",
+		  (int) st, err.message);
+	st = gpu->ops->pass_begin(gpu, 4, 1, bad, 1, &err);
+	CHECK(st == KM_ERR_ARGUMENT && strstr(err.message, "maps to 3"), "bad segment map: %d %s",
+		  (int) st, err.message);
+	MUST(gpu->ops->pass_begin(gpu, 4, 1, segs, 1, ERR));
+	st = gpu->ops->pass_block(gpu, blk, 1, &err);
+	CHECK(st == KM_ERR_ARGUMENT && strstr(err.message, "rows 1..5 of 4"), "rows past the state: %d %s",
+		  (int) st, err.message);
+	MUST(gpu->ops->pass_block(gpu, blk, 0, ERR));
+	MUST(gpu->ops->pass_end(gpu, &a, changed, ERR));
+	/* by hand: rows (0,0), (1,1) -> center 0, (5,5), (6,6) -> center 1 */
+	CHECK(a.counts[0] == 2 && a.counts[1] == 2 && a.sums[0] == 1.0 && a.sums[2] == 11.0 &&
+		  a.inertia[0] == 2.0 && a.inertia[1] == 2.0 && changed[0] == 4,
+		  "by hand: counts %lld %lld, sums %g %g, inertia %g %g, changed %lld",
+		  (long long) a.counts[0], (long long) a.counts[1], a.sums[0], a.sums[2], a.inertia[0],
+		  a.inertia[1], (long long) changed[0]);
+	st = gpu->ops->pass_end(gpu, &a, changed, &err);
+	CHECK(st == KM_ERR_ARGUMENT, "pass_end twice: %d", (int) st);
+	gpu->ops->block_destroy(gpu, blk);
+	gpu->ops->destroy(gpu);
+	AccumFree(&a);
+}
+
 /* The budget: an allocation over it fails with a message that gives both sizes in MB. */
 static void
 TestBudget(void)
@@ -456,6 +754,7 @@ main(void)
 		MUST(km_cuda_backend_create(0, d, limit, &gpu_stream, ERR));
 		MUST(gpu_stream->ops->block_create(gpu_stream, fill, nfill, NULL, &filler, ERR));
 		RunCase(&cases[i], cpu, gpu, gpu_stream);
+		RunPasses(&cases[i], gpu, gpu_stream);
 		gpu_stream->ops->block_destroy(gpu_stream, filler);
 		free(fill);
 		cpu->ops->destroy(cpu);
@@ -463,6 +762,33 @@ main(void)
 		gpu_stream->ops->destroy(gpu_stream);
 	}
 	TestBudget();
+	TestPassMisuse();
+
+	/*
+	 * A host that refuses to pin memory (the emulator plays one; a GPU ignores the variable):
+	 * staging falls back to pageable buffers with the same results.
+	 */
+	setenv("KM_EMU_NO_PINNED", "1", 1);
+	for (size_t i = 0; i < 2; i++)
+	{
+		KmBackend  *gpu,
+				   *gpu_stream;
+		KmBlock    *filler;
+		int			d = cases[i].d;
+		size_t		limit = 16 << 20;
+		int64_t		nfill = (int64_t) (limit - limit / 8) / (4 * (d + 1));
+		float	   *fill = calloc((size_t) nfill * d, sizeof(float));
+
+		MUST(km_cuda_backend_create(0, d, 0, &gpu, ERR));
+		MUST(km_cuda_backend_create(0, d, limit, &gpu_stream, ERR));
+		MUST(gpu_stream->ops->block_create(gpu_stream, fill, nfill, NULL, &filler, ERR));
+		RunPasses(&cases[i], gpu, gpu_stream);
+		gpu_stream->ops->block_destroy(gpu_stream, filler);
+		gpu->ops->destroy(gpu);
+		gpu_stream->ops->destroy(gpu_stream);
+		free(fill);
+	}
+	unsetenv("KM_EMU_NO_PINNED");
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }
