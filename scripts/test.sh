@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Runs every test: the engine's own tests, then a build and install, then the regression suite
-# and the reference comparisons against a throwaway PostgreSQL server.  Ends with the line
+# and the reference comparisons against a throwaway PostgreSQL server, then the suite again with
+# the GPU backend on its CPU emulator.  Ends with the line
 # "N passed, M failed" and a non-zero exit status when anything failed.
 #
 #   scripts/test.sh            (as root, or as a user who may write PostgreSQL's lib directory)
 #
 # Environment: PG_CONFIG (default pg_config), WERROR=1 to build with -Werror,
-# KMEANS_TEST_PORT (default 54331).  The reference checks use ../shared/data when it exists.
+# KMEANS_TEST_PORT (default 54331), KMEANS_TEST_EMU=0 to skip the suite on the emulated GPU.
+# The reference checks use ../shared/data when it exists.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . scripts/_lib.sh
@@ -42,6 +44,26 @@ for t in test/reference/check_*.py test/engine/check_*.py; do
     [ -e "$t" ] || continue
     "$py" "$t"; record "$(basename "$t")" $?
 done
+
+# The GPU backend's host side (passes with the labels kept on the device, staging, the
+# fallbacks) through the whole SQL surface, on the CPU emulator of km_cuda.cu: every file but
+# cancel.sql, whose time bound the emulator (about a thousand times slower) cannot meet.
+# KMEANS_TEST_EMU=0 skips it.  The real build is put back afterwards.
+if [ "${KMEANS_TEST_EMU:-1}" != 0 ]; then
+    echo "== regression tests on the emulated GPU (kmeans.device = 'gpu')"
+    make -s clean >/dev/null 2>&1
+    if kmeans_build_install USE_CUDA=emu WERROR="${WERROR:-0}"; then
+        emu_tests=$(cd test/sql && ls *.sql | sed 's/\.sql$//' | grep -vx cancel | tr '\n' ' ')
+        make -s PG_CONFIG="$PG_CONFIG" USE_CUDA=emu installcheck REGRESS_DEVICE=gpu REGRESS="$emu_tests"
+        status=$?
+        [ $status = 0 ] || cat test/regression.diffs 2>/dev/null | head -100
+    else
+        status=1
+    fi
+    record regress-emulated-gpu $status
+    make -s clean >/dev/null 2>&1
+    kmeans_build_install WERROR="${WERROR:-0}" || record rebuild 1
+fi
 
 echo
 [ $failed = 0 ] || echo "failed: ${failures[*]}"

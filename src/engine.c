@@ -390,6 +390,7 @@ typedef struct LloydState
 	float	   *dist;
 	bool		accumulate;
 	bool		exact;			/* distances summed directly: the final pass reports them */
+	bool		device_state;	/* the backend keeps labels_old and dist_all (pass_begin) */
 	KmeansLabelFn sink;
 	void	   *sink_arg;
 } LloydState;
@@ -508,6 +509,67 @@ LloydBatch(KmeansBatch *b, void *arg)
 		ls->sink(b, ls->labels, ls->dist, rs->nrun, ls->sink_arg);
 }
 
+/* One batch of a Lloyd pass whose per-row state the backend keeps: enqueued, not waited for. */
+static void
+PassBatch(KmeansBatch *b, void *arg)
+{
+	LloydState *ls = arg;
+	KmBackend  *be = ls->data->be;
+	KmError		err = {0};
+
+	KmeansCheckStatus(be->ops->pass_block(be, b->blk, b->first, &err), &err);
+}
+
+/* The host copies of the per-row state, for a loop that keeps it here or a repair that reads it. */
+static void
+HostState(LloydState *ls)
+{
+	int64		entries = ls->data->n * ls->ms->nseg;
+
+	if (ls->labels_old != NULL)
+		return;
+	ls->labels_old = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int32) * entries);
+	memset(ls->labels_old, 0xff, sizeof(int32) * entries);
+	ls->dist_all = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * entries);
+}
+
+/*
+ * One Lloyd pass over every row for the running segments: with the state on the device, the
+ * blocks are enqueued and the pass is waited for once, at its end; otherwise each batch is
+ * assigned, compared and accumulated here.  A device that cannot hold the state on the first
+ * pass hands it to the host for the rest of the fit.
+ */
+static void
+LloydPass(LloydState *ls, int it)
+{
+	KmeansData *data = ls->data;
+	KmBackend  *be = data->be;
+	RunSet	   *rs = ls->rs;
+	KmError		err = {0};
+
+	if (ls->device_state)
+	{
+		KmStatus	st = be->ops->pass_begin(be, data->n, ls->ms->nseg, rs->segs, it == 1, &err);
+
+		if (st == KM_ERR_DEVICE_NOMEM && it == 1)
+		{
+			elog(DEBUG1, "kmeans: the rows' labels stay on the host: %s", err.message);
+			ls->device_state = false;
+		}
+		else
+		{
+			KmeansCheckStatus(st, &err);
+			KmeansScan(data, PassBatch, ls);
+			KmeansCheckStatus(be->ops->pass_end(be, &rs->acc, ls->changed, &err), &err);
+			return;
+		}
+	}
+	HostState(ls);
+	if (ls->labels == NULL)
+		BatchBuffers(ls, ls->ms->nseg);
+	KmeansScan(data, LloydBatch, ls);
+}
+
 /* A candidate row for an empty cluster: far from its center. */
 typedef struct FarRow
 {
@@ -597,8 +659,9 @@ FarRowCmp(const void *a, const void *b)
  * Empty clusters: each takes one of the rows farthest from their centers, moved out of a cluster
  * that keeps at least one row (as scikit-learn relocates, so k never shrinks).  Among the k
  * farthest rows at most k - m are the last row of their cluster, so m movable rows are found.
- * The pass just made left every row's label and distance in labels_old and dist_all, so the
- * candidates are chosen from memory; only their vectors are fetched.
+ * The pass just made left every row's label and distance in labels_old and dist_all (fetched
+ * from the backend where it keeps them, only when a cluster is empty), so the candidates are
+ * chosen from memory; only their vectors are fetched.
  */
 static void
 RepairEmpty(KmeansData *data, LloydState *ls)
@@ -607,6 +670,20 @@ RepairEmpty(KmeansData *data, LloydState *ls)
 	KmeansModelSet *ms = ls->ms;
 	int			d = data->d;
 	int			nseg = ms->nseg;
+	bool		any = false;
+
+	for (int j = 0; j < rs->k; j++)
+		any |= rs->acc.counts[j] == 0;
+	if (!any)
+		return;
+	if (ls->device_state)
+	{
+		KmError		err = {0};
+
+		HostState(ls);
+		KmeansCheckStatus(data->be->ops->state_fetch(data->be, ls->labels_old, ls->dist_all, &err),
+						  &err);
+	}
 
 	for (int r = 0; r < rs->nrun; r++)
 	{
@@ -702,10 +779,7 @@ KmeansLloyd(KmeansData *data, const KmeansOptions *opt, KmeansModelSet *ms)
 	ls.data = data;
 	ls.ms = ms;
 	ls.accumulate = true;
-	ls.labels_old = MemoryContextAllocHuge(cxt, sizeof(int32) * data->n * ms->nseg);
-	memset(ls.labels_old, 0xff, sizeof(int32) * data->n * ms->nseg);
-	ls.dist_all = MemoryContextAllocHuge(cxt, sizeof(float) * data->n * ms->nseg);
-	BatchBuffers(&ls, ms->nseg);
+	ls.device_state = data->be->ops->pass_begin != NULL;
 	ls.changed = palloc(sizeof(int64) * ms->nseg);
 
 	for (int s = 0; s < ms->nseg; s++)
@@ -726,7 +800,7 @@ KmeansLloyd(KmeansData *data, const KmeansOptions *opt, KmeansModelSet *ms)
 		ls.rs = rs;
 		RunSetReset(rs);
 		memset(ls.changed, 0, sizeof(int64) * rs->nrun);
-		KmeansScan(data, LloydBatch, &ls);
+		LloydPass(&ls, it);
 		RepairEmpty(data, &ls);
 
 		for (int r = 0; r < rs->nrun; r++)

@@ -25,6 +25,20 @@ SET kmeans.device = 'gpu';
 SELECT id, cluster, distance FROM kmeans_labels('pts', 'v', 2, id => 'id', init_centers => '{{0},{10}}') ORDER BY id;
 SELECT k, inertia FROM kmeans_elbow('pts', 'v', 1, 3) ORDER BY k;
 
+-- A device too small to keep the rows' labels of a whole elbow (1 MB; the rows streamed in
+-- batches of 1,024): the labels stay on the host, and every k ends as on the CPU.
+SET kmeans.gpu_memory_limit = '1MB';
+SET kmeans.memory_limit = '64kB';
+SET kmeans.batch_rows = 1024;
+CREATE TABLE grid AS SELECT i AS id, ARRAY[(i % 97)::real, (i % 13)::real] AS v FROM generate_series(1, 3000) i;
+SELECT count(*) AS ks, bool_and(abs(g.inertia - c.inertia) <= 1e-9 * c.inertia AND g.n_iter = c.n_iter) AS same_as_cpu
+FROM kmeans_elbow('grid', 'v', 1, 50, device => 'auto', silhouette_sample => 0) g
+JOIN kmeans_elbow('grid', 'v', 1, 50, device => 'cpu', silhouette_sample => 0) c USING (k);
+RESET kmeans.gpu_memory_limit;
+RESET kmeans.memory_limit;
+RESET kmeans.batch_rows;
+DROP TABLE grid;
+
 -- A GPU number that no machine here has.
 SET kmeans.gpu_id = 1000;
 SELECT count(*) FROM kmeans_fit('pts', 'v', 2, device => 'gpu');
