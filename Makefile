@@ -87,6 +87,10 @@ kernels/km_cuda.o: kernels/km_cuda.cu kernels/km_kernels.h kernels/km_quality.h
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
 endif
 
+# The emulator builds below compile km_cuda.cu with -ffp-contract=off: no multiply-add is fused
+# unless the code asks for one, as nvcc's --fmad=false does on the device, so that the device's
+# float64 folds and the host's agree bit for bit there too.
+#
 # USE_CUDA=emu: the GPU backend compiled for the CPU emulator (km_cuda_emu.h), so that the whole
 # SQL surface can run on "the GPU" where there is none (make installcheck REGRESS_DEVICE=gpu).
 # Slow, and for testing only; run `make clean` when switching between USE_CUDA modes.

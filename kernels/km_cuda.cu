@@ -6,12 +6,16 @@
  * demand.  Every device allocation goes through DevAlloc, which charges it to a budget (the
  * smaller of kmeans.gpu_memory_limit and the memory free when the backend started) and fails
  * with both numbers before asking CUDA.  A block that does not fit stays on the host and is
- * copied into a staging buffer each time an operation needs it: the streaming mode.
+ * copied through one of two staging slots (pinned host memory and device memory, used in turn)
+ * each time an operation needs it: the streaming mode.  The host fills one slot while the
+ * device copies and works on the other.
  *
  * Synchronisation.  An operation enqueues its copies and kernels on the backend's stream and
- * waits once, at the end, when its results are on the host.  assign_accumulate does a Lloyd
- * step for a block with that one wait, so a resident fit held in one block costs one host
- * synchronisation per iteration.
+ * waits once, at the end, when its results are on the host.  A Lloyd pass (pass_begin,
+ * pass_block per block, pass_end) keeps each row's label and distance on the device, compares
+ * and counts changes there, and folds every block's totals into the pass's on the device, so
+ * the whole iteration, however many blocks, waits once: in pass_end.  Nothing else waits:
+ * copies from pageable memory have taken their source when they return.
  *
  * Determinism.  Row-wise results (labels, distances) are computed by one thread per row and
  * segment, in a fixed order.  Cluster sums, counts and inertia are accumulated as 64-bit
@@ -1017,12 +1021,12 @@ static void CudaBlockDestroy(KmBackend *be, KmBlock *blk);
 
 /*
  * Centres the rows on the host in place (as the CPU backend does, so both see the same
- * values), then copies them to the device when they fit the budget; otherwise the block
- * streams through the staging buffer.
+ * values), then, for a block that is kept, copies them to the device when they fit the budget.
+ * Other blocks go through the staging slots; a batch (not kept) starts its copy at once.
  */
 static KmStatus
-CudaBlockCreate(KmBackend *be, float *x, int64_t n, const float *shift, KmBlock **out,
-				KmError *err)
+BlockMake(KmBackend *be, float *x, int64_t n, const float *shift, int keep, KmBlock **out,
+		  KmError *err)
 {
 	CudaBackend *cb = (CudaBackend *) be;
 	int			d = be->d;
@@ -1050,6 +1054,15 @@ CudaBlockCreate(KmBackend *be, float *x, int64_t n, const float *shift, KmBlock 
 	*out = blk;
 	if (n == 0)
 		return KM_OK;
+	if (!keep)
+	{
+		const float *dx,
+				   *dnorm;
+
+		if ((st = BlockRows(cb, blk, &dx, &dnorm, err)) != KM_OK)
+			goto fail;
+		return KM_OK;
+	}
 	/* resident when the block and a GEMM tile's worth of scratch still fit */
 	if (bytes + (cb->budget / 8) <= cb->budget - cb->used)
 	{
@@ -1076,6 +1089,20 @@ fail:
 	CudaBlockDestroy(be, blk);
 	*out = NULL;
 	return st;
+}
+
+static KmStatus
+CudaBlockCreate(KmBackend *be, float *x, int64_t n, const float *shift, KmBlock **out,
+				KmError *err)
+{
+	return BlockMake(be, x, n, shift, 1, out, err);
+}
+
+static KmStatus
+CudaBatchCreate(KmBackend *be, float *x, int64_t n, const float *shift, KmBlock **out,
+				KmError *err)
+{
+	return BlockMake(be, x, n, shift, 0, out, err);
 }
 
 static void
@@ -1720,6 +1747,7 @@ static const KmBackendOps CudaOps = {
 	CudaPassBlock,
 	CudaPassEnd,
 	CudaStateFetch,
+	CudaBatchCreate,
 };
 
 /* ---------------------------------------------------------------------------------------------

@@ -277,6 +277,15 @@ typedef struct KmBackendOps
 	KmStatus	(*pass_block) (KmBackend *be, KmBlock *blk, int64_t first, KmError *err);
 	KmStatus	(*pass_end) (KmBackend *be, KmAccum *acc, int64_t *changed, KmError *err);
 	KmStatus	(*state_fetch) (KmBackend *be, int32_t *labels, float *dist, KmError *err);
+
+	/*
+	 * Optional: block_create for a batch that lives for one callback only (rows streamed from
+	 * the source).  The GPU backend gives it no device memory of its own: it starts the copy
+	 * through a staging slot at once and returns, so the caller reads the next batch while the
+	 * rows travel.  NULL where block_create serves as well.
+	 */
+	KmStatus	(*batch_create) (KmBackend *be, float *x, int64_t n, const float *shift,
+								 KmBlock **blk, KmError *err);
 } KmBackendOps;
 
 struct KmBackend

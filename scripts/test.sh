@@ -21,20 +21,20 @@ record() {                      # record NAME STATUS
     if [ "$2" = 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); failures+=("$1"); fi
 }
 
-echo "== build"
+echo "== build (${SECONDS}s)"
 kmeans_build_install WERROR="${WERROR:-0}" || { echo "0 passed, 1 failed"; exit 1; }
 
-echo "== engine tests"
+echo "== engine tests (${SECONDS}s)"
 make -s PG_CONFIG="$PG_CONFIG" WERROR="${WERROR:-0}" check-engine; record engine $?
 
-echo "== regression tests (pg_regress)"
+echo "== regression tests (pg_regress) (${SECONDS}s)"
 kmeans_start_server "${KMEANS_TEST_PORT:-54331}" || { echo "0 passed, 1 failed"; exit 1; }
 # pg_regress writes its results as the calling user; the server only reads the SQL
 make -s PG_CONFIG="$PG_CONFIG" installcheck; status=$?
 [ $status = 0 ] || cat test/regression.diffs 2>/dev/null | head -100
 record regress $status
 
-echo "== reference comparisons (scikit-learn)"
+echo "== reference comparisons (scikit-learn) (${SECONDS}s)"
 # the first Python that has the reference installed; the checks skip cleanly without one
 py=python3
 for p in python3 /usr/bin/python3; do
@@ -50,7 +50,7 @@ done
 # cancel.sql, whose time bound the emulator (about a thousand times slower) cannot meet.
 # KMEANS_TEST_EMU=0 skips it.  The real build is put back afterwards.
 if [ "${KMEANS_TEST_EMU:-1}" != 0 ]; then
-    echo "== regression tests on the emulated GPU (kmeans.device = 'gpu')"
+    echo "== regression tests on the emulated GPU (kmeans.device = 'gpu') (${SECONDS}s)"
     make -s clean >/dev/null 2>&1
     if kmeans_build_install USE_CUDA=emu WERROR="${WERROR:-0}"; then
         emu_tests=$(cd test/sql && ls *.sql | sed 's/\.sql$//' | grep -vx cancel | tr '\n' ' ')
@@ -67,5 +67,6 @@ fi
 
 echo
 [ $failed = 0 ] || echo "failed: ${failures[*]}"
+echo "(${SECONDS}s in all)"
 echo "$passed passed, $failed failed"
 [ $failed = 0 ]

@@ -521,6 +521,36 @@ RunPasses(const Case *c, KmBackend *resident, KmBackend *staged)
 		}
 		MUST(staged->ops->pass_end(staged, &got2, ch_got2, ERR));
 
+		/* the same as streamed batches (batch_create) on the backend with room to spare */
+		{
+			KmAccum		gb;
+			int64_t		ch_b[4] = {0};
+
+			AccumAlloc(&gb, k, d);
+			MUST(resident->ops->pass_begin(resident, n, nseg, segs, pass == 0, ERR));
+			for (int64_t b = 0; b < nblk; b++)
+			{
+				int64_t		m = n - b * bsize < bsize ? n - b * bsize : bsize;
+				KmBlock    *blk;
+
+				memcpy(buf, x0 + b * bsize * d, sizeof(float) * m * d);
+				MUST(resident->ops->batch_create(resident, buf, m, NULL, &blk, ERR));
+				for (int64_t q = 0; q < m * d; q++)
+					buf[q] = -1e30f;
+				MUST(resident->ops->pass_block(resident, blk, b * bsize, ERR));
+				resident->ops->block_destroy(resident, blk);
+			}
+			MUST(resident->ops->pass_end(resident, &gb, ch_b, ERR));
+			CHECK(memcmp(ref.sums, gb.sums, sizeof(double) * k * d) == 0 &&
+				  memcmp(ref.counts, gb.counts, sizeof(int64_t) * k) == 0 &&
+				  memcmp(ref.inertia, gb.inertia, sizeof(double) * k) == 0,
+				  "%s pass %d: streamed batches differ from assign_accumulate's", c->name, pass);
+			/* the resident pass just above has already brought the state up to date */
+			CHECK(pass == 0 ? memcmp(ch_ref, ch_b, sizeof(ch_ref)) == 0 : ch_b[0] == 0,
+				  "%s pass %d: streamed batches changed %lld", c->name, pass, (long long) ch_b[0]);
+			AccumFree(&gb);
+		}
+
 		/* blocks kept on the host go through the staging slots in turn, twice over */
 		for (int twice = 0; twice < 2; twice++)
 		{
