@@ -350,13 +350,17 @@ typedef struct CudaBackend
 	int			pass_open;
 	HostBuf		pass_host;
 
+	/* k-means++ with mindist kept on the device */
+	DevBuf		seed_mind;		/* seed_n floats */
+	int64_t		seed_n;
+
 	/* scratch */
 	DevBuf		labels,			/* n * nseg int32 */
 				dist,			/* n * nseg float */
 				scores,			/* a GEMM tile */
 				acc,			/* fixed-point sums, then counts and inertia */
 				dmax,			/* largest distance of an accumulation, as float bits */
-				mind,			/* k-means++: mindist in and out */
+				mind,			/* k-means++: a block's mindist from the host */
 				cand,
 				run_sums,
 				sil;			/* silhouette inputs and outputs */
@@ -1513,59 +1517,59 @@ CudaStateFetch(KmBackend *be, int32_t *labels, float *dist, KmError *err)
 	return Sync(cb, err);
 }
 
-/* Copies mindist and t candidates to the device. */
+/*
+ * k-means++.  The host-array operations copy mindist in (and out) on every call; the seed_*
+ * operations keep it on the device (cb->seed_mind, one float per row of the data), so a step
+ * moves only the candidates in and the run sums out.  Both enqueue the same kernels.
+ */
+
+/* Makes room for a step over a block with t candidates and copies the candidates over. */
 static KmStatus
-CandInputs(CudaBackend *cb, KmBlock *blk, const float *cand, int t, const float *mindist,
-		   KmError *err)
+CandInputs(CudaBackend *cb, KmBlock *blk, const float *cand, int t, KmError *err)
 {
 	int			d = cb->base.d;
 	int64_t		runs = (blk->n + KM_SUB_ROWS - 1) / KM_SUB_ROWS;
 	KmStatus	st;
 
-	if ((st = Reserve(cb, &cb->mind, sizeof(float) * 2 * blk->n, "k-means++ distances", err)) != KM_OK ||
-		(st = Reserve(cb, &cb->cand, sizeof(float) * (size_t) t * d, "k-means++ candidates", err)) != KM_OK ||
+	if (runs > 65535 * 512 || t > 65535)
+		return KM_FAIL(err, KM_ERR_ARGUMENT, "k-means++: %lld runs of %d candidates",
+					   (long long) runs, t);
+	if ((st = Reserve(cb, &cb->cand, sizeof(float) * (size_t) t * d, "k-means++ candidates", err)) != KM_OK ||
 		(st = Reserve(cb, &cb->run_sums, sizeof(double) * (size_t) runs * t, "k-means++ sums", err)) != KM_OK)
 		return st;
-	CUDA_TRY(cudaMemcpyAsync(cb->mind.p, mindist, sizeof(float) * blk->n, cudaMemcpyHostToDevice,
-							 cb->stream));
 	CUDA_TRY(cudaMemcpyAsync(cb->cand.p, cand, sizeof(float) * (size_t) t * d,
 							 cudaMemcpyHostToDevice, cb->stream));
 	return KM_OK;
 }
 
+/* mind_out = min(mind_in, |x - c|^2) over a block, and the run sums of mind_out to the host. */
 static KmStatus
-CudaMindistUpdate(KmBackend *be, KmBlock *blk, const float *c, float *mindist, double *sub_sums,
-				  KmError *err)
+MindistSteps(CudaBackend *cb, KmBlock *blk, const float *c, const float *mind_in, float *mind_out,
+			 double *sub_sums, KmError *err)
 {
-	CudaBackend *cb = (CudaBackend *) be;
 	int64_t		n = blk->n;
 	int64_t		runs = (n + KM_SUB_ROWS - 1) / KM_SUB_ROWS;
 	const float *x = NULL,
 			   *norms = NULL;
-	float	   *mout;
 	KmStatus	st;
 
-	if (n == 0)
-		return KM_OK;
 	if ((st = BlockRows(cb, blk, &x, &norms, err)) != KM_OK ||
-		(st = CandInputs(cb, blk, c, 1, mindist, err)) != KM_OK)
+		(st = CandInputs(cb, blk, c, 1, err)) != KM_OK)
 		return st;
-	mout = (float *) cb->mind.p + n;
-	LAUNCH(mindist_kernel, Blocks(n, THREADS), THREADS, x, n, be->d, (const float *) cb->cand.p,
-		   (const float *) cb->mind.p, mout);
-	LAUNCH(run_sums_kernel, Blocks(runs, 64), 64, (const float *) mout, n,
+	LAUNCH(mindist_kernel, Blocks(n, THREADS), THREADS, x, n, cb->base.d,
+		   (const float *) cb->cand.p, mind_in, mind_out);
+	LAUNCH(run_sums_kernel, Blocks(runs, 64), 64, (const float *) mind_out, n,
 		   (double *) cb->run_sums.p);
-	CUDA_TRY(cudaMemcpyAsync(mindist, mout, sizeof(float) * n, cudaMemcpyDeviceToHost, cb->stream));
 	CUDA_TRY(cudaMemcpyAsync(sub_sums, cb->run_sums.p, sizeof(double) * runs,
 							 cudaMemcpyDeviceToHost, cb->stream));
-	return Sync(cb, err);
+	return KM_OK;
 }
 
+/* pot[j] += the potential of candidate j over a block, mindist on the device at mind. */
 static KmStatus
-CudaPotentials(KmBackend *be, KmBlock *blk, const float *cand, int t, const float *mindist,
+PotentialSteps(CudaBackend *cb, KmBlock *blk, const float *cand, int t, const float *mind,
 			   double *pot, KmError *err)
 {
-	CudaBackend *cb = (CudaBackend *) be;
 	int64_t		n = blk->n;
 	int64_t		runs = (n + KM_SUB_ROWS - 1) / KM_SUB_ROWS;
 	const float *x = NULL,
@@ -1573,19 +1577,13 @@ CudaPotentials(KmBackend *be, KmBlock *blk, const float *cand, int t, const floa
 	double	   *sums;
 	KmStatus	st;
 
-	if (n == 0 || t == 0)
-		return KM_OK;
-	if (runs > 65535 * 512 || t > 65535)
-		return KM_FAIL(err, KM_ERR_ARGUMENT, "potentials: %lld runs of %d candidates",
-					   (long long) runs, t);
 	if ((st = BlockRows(cb, blk, &x, &norms, err)) != KM_OK ||
-		(st = CandInputs(cb, blk, cand, t, mindist, err)) != KM_OK)
+		(st = CandInputs(cb, blk, cand, t, err)) != KM_OK)
 		return st;
 	if ((sums = (double *) malloc(sizeof(double) * (size_t) runs * t)) == NULL)
 		return KM_FAIL(err, KM_ERR_NOMEM, "could not allocate %lld run sums", (long long) runs * t);
 	KM_LAUNCH(potentials_kernel, dim3((unsigned) runs, (unsigned) t), THREADS, cb->stream, x, n,
-			  be->d, (const float *) cb->cand.p, t, (const float *) cb->mind.p,
-			  (double *) cb->run_sums.p);
+			  cb->base.d, (const float *) cb->cand.p, t, mind, (double *) cb->run_sums.p);
 	if (cudaGetLastError() != cudaSuccess ||
 		cudaMemcpyAsync(sums, cb->run_sums.p, sizeof(double) * (size_t) runs * t,
 						cudaMemcpyDeviceToHost, cb->stream) != cudaSuccess)
@@ -1598,6 +1596,126 @@ CudaPotentials(KmBackend *be, KmBlock *blk, const float *cand, int t, const floa
 				pot[j] += sums[r * t + j];
 	free(sums);
 	return st;
+}
+
+static KmStatus
+CudaMindistUpdate(KmBackend *be, KmBlock *blk, const float *c, float *mindist, double *sub_sums,
+				  KmError *err)
+{
+	CudaBackend *cb = (CudaBackend *) be;
+	int64_t		n = blk->n;
+	float	   *m;
+	KmStatus	st;
+
+	if (n == 0)
+		return KM_OK;
+	if ((st = Reserve(cb, &cb->mind, sizeof(float) * n, "k-means++ distances", err)) != KM_OK)
+		return st;
+	m = (float *) cb->mind.p;
+	CUDA_TRY(cudaMemcpyAsync(m, mindist, sizeof(float) * n, cudaMemcpyHostToDevice, cb->stream));
+	if ((st = MindistSteps(cb, blk, c, m, m, sub_sums, err)) != KM_OK)
+		return st;
+	CUDA_TRY(cudaMemcpyAsync(mindist, m, sizeof(float) * n, cudaMemcpyDeviceToHost, cb->stream));
+	return Sync(cb, err);
+}
+
+static KmStatus
+CudaPotentials(KmBackend *be, KmBlock *blk, const float *cand, int t, const float *mindist,
+			   double *pot, KmError *err)
+{
+	CudaBackend *cb = (CudaBackend *) be;
+	int64_t		n = blk->n;
+	KmStatus	st;
+
+	if (n == 0 || t == 0)
+		return KM_OK;
+	if ((st = Reserve(cb, &cb->mind, sizeof(float) * n, "k-means++ distances", err)) != KM_OK)
+		return st;
+	CUDA_TRY(cudaMemcpyAsync(cb->mind.p, mindist, sizeof(float) * n, cudaMemcpyHostToDevice,
+							 cb->stream));
+	return PotentialSteps(cb, blk, cand, t, (const float *) cb->mind.p, pot, err);
+}
+
+/* +Inf in every entry, for a seeding that starts. */
+static __global__ void
+fill_inf_kernel(float *v, int64_t n)
+{
+	for (int64_t i = (int64_t) blockIdx.x * blockDim.x + threadIdx.x; i < n;
+		 i += (int64_t) gridDim.x * blockDim.x)
+		v[i] = INFINITY;
+}
+
+static KmStatus
+CudaSeedBegin(KmBackend *be, int64_t n, KmError *err)
+{
+	CudaBackend *cb = (CudaBackend *) be;
+	KmStatus	st;
+
+	if (n < 1)
+		return KM_FAIL(err, KM_ERR_ARGUMENT, "seed_begin: n=%lld", (long long) n);
+	if (cb->seed_n != n)
+	{
+		Release(cb, &cb->seed_mind);
+		cb->seed_n = 0;
+		if ((st = DevAlloc(cb, &cb->seed_mind.p, sizeof(float) * n, "the k-means++ distances", err)) != KM_OK)
+			return st;
+		cb->seed_mind.cap = sizeof(float) * n;
+		cb->seed_n = n;
+	}
+	LAUNCH(fill_inf_kernel, Blocks(n, THREADS), THREADS, (float *) cb->seed_mind.p, n);
+	return KM_OK;
+}
+
+static KmStatus
+SeedRows(CudaBackend *cb, int64_t first, int64_t m, KmError *err)
+{
+	if (cb->seed_n == 0)
+		return KM_FAIL(err, KM_ERR_ARGUMENT, "k-means++ step before seed_begin");
+	if (first < 0 || m < 0 || first + m > cb->seed_n)
+		return KM_FAIL(err, KM_ERR_ARGUMENT, "k-means++: rows %lld..%lld of %lld",
+					   (long long) first, (long long) (first + m), (long long) cb->seed_n);
+	return KM_OK;
+}
+
+static KmStatus
+CudaSeedUpdate(KmBackend *be, KmBlock *blk, int64_t first, const float *c, double *sub_sums,
+			   KmError *err)
+{
+	CudaBackend *cb = (CudaBackend *) be;
+	float	   *m;
+	KmStatus	st;
+
+	if ((st = SeedRows(cb, first, blk->n, err)) != KM_OK || blk->n == 0)
+		return st;
+	m = (float *) cb->seed_mind.p + first;
+	if ((st = MindistSteps(cb, blk, c, m, m, sub_sums, err)) != KM_OK)
+		return st;
+	return Sync(cb, err);
+}
+
+static KmStatus
+CudaSeedPotentials(KmBackend *be, KmBlock *blk, int64_t first, const float *cand, int t,
+				   double *pot, KmError *err)
+{
+	CudaBackend *cb = (CudaBackend *) be;
+	KmStatus	st;
+
+	if ((st = SeedRows(cb, first, blk->n, err)) != KM_OK || blk->n == 0 || t == 0)
+		return st;
+	return PotentialSteps(cb, blk, cand, t, (const float *) cb->seed_mind.p + first, pot, err);
+}
+
+static KmStatus
+CudaSeedFetch(KmBackend *be, int64_t first, int64_t m, float *out, KmError *err)
+{
+	CudaBackend *cb = (CudaBackend *) be;
+	KmStatus	st;
+
+	if ((st = SeedRows(cb, first, m, err)) != KM_OK || m == 0)
+		return st;
+	CUDA_TRY(cudaMemcpyAsync(out, (const float *) cb->seed_mind.p + first, sizeof(float) * m,
+							 cudaMemcpyDeviceToHost, cb->stream));
+	return Sync(cb, err);
 }
 
 /*
@@ -1707,7 +1825,7 @@ CudaDestroy(KmBackend *be)
 	CudaBackend *cb = (CudaBackend *) be;
 	DevBuf	   *bufs[] = {&cb->dc, &cb->dcnorm, &cb->dseg_off, &cb->stage_x[0], &cb->stage_x[1],
 		&cb->stage_norm[0], &cb->stage_norm[1], &cb->st_labels, &cb->st_dist, &cb->pass_acc,
-		&cb->pass_segs, &cb->labels, &cb->dist, &cb->scores, &cb->acc, &cb->dmax, &cb->mind,
+		&cb->pass_segs, &cb->seed_mind, &cb->labels, &cb->dist, &cb->scores, &cb->acc, &cb->dmax, &cb->mind,
 	&cb->cand, &cb->run_sums, &cb->sil};
 
 	if (cb == NULL)
@@ -1748,6 +1866,10 @@ static const KmBackendOps CudaOps = {
 	CudaPassEnd,
 	CudaStateFetch,
 	CudaBatchCreate,
+	CudaSeedBegin,
+	CudaSeedUpdate,
+	CudaSeedPotentials,
+	CudaSeedFetch,
 };
 
 /* ---------------------------------------------------------------------------------------------

@@ -286,6 +286,21 @@ typedef struct KmBackendOps
 	 */
 	KmStatus	(*batch_create) (KmBackend *be, float *x, int64_t n, const float *shift,
 								 KmBlock **blk, KmError *err);
+
+	/*
+	 * Optional, all four or none: k-means++ with each row's distance to its nearest chosen
+	 * center (mindist) kept by the backend, rows addressed by their global index; the same
+	 * arithmetic as mindist_update and potentials with the array on the host, so the same
+	 * sums bit for bit.  seed_begin makes room for n rows, all +Inf (KM_ERR_DEVICE_NOMEM when
+	 * they do not fit: the caller keeps mindist instead).  seed_update and seed_potentials
+	 * take a block whose row 0 is row first; seed_fetch copies mindist[first .. first + m).
+	 */
+	KmStatus	(*seed_begin) (KmBackend *be, int64_t n, KmError *err);
+	KmStatus	(*seed_update) (KmBackend *be, KmBlock *blk, int64_t first, const float *c,
+								double *sub_sums, KmError *err);
+	KmStatus	(*seed_potentials) (KmBackend *be, KmBlock *blk, int64_t first, const float *cand,
+									int t, double *pot, KmError *err);
+	KmStatus	(*seed_fetch) (KmBackend *be, int64_t first, int64_t m, float *out, KmError *err);
 } KmBackendOps;
 
 struct KmBackend

@@ -165,7 +165,8 @@ KmeansFetchRows(KmeansData *data, const int64 *rows, int64 m, float *out)
 typedef struct SeedState
 {
 	KmeansData *data;
-	float	   *mindist;		/* n */
+	float	   *mindist;		/* n, or NULL where the backend keeps it (seed_begin) */
+	float	   *runbuf;			/* KM_SUB_ROWS: one run of the backend's mindist */
 	double	   *run_sums;		/* per global run of KM_SUB_ROWS rows */
 	const float *cand;
 	int			t;
@@ -177,11 +178,14 @@ MindistBatch(KmeansBatch *b, void *arg)
 {
 	SeedState  *ss = arg;
 	KmBackend  *be = ss->data->be;
+	double	   *sums = ss->run_sums + b->first / KM_SUB_ROWS;
 	KmError		err = {0};
 
-	KmeansCheckStatus(be->ops->mindist_update(be, b->blk, ss->cand, ss->mindist + b->first,
-											  ss->run_sums + b->first / KM_SUB_ROWS, &err),
-					  &err);
+	if (ss->mindist == NULL)
+		KmeansCheckStatus(be->ops->seed_update(be, b->blk, b->first, ss->cand, sums, &err), &err);
+	else
+		KmeansCheckStatus(be->ops->mindist_update(be, b->blk, ss->cand, ss->mindist + b->first,
+												  sums, &err), &err);
 }
 
 static void
@@ -191,9 +195,27 @@ PotentialBatch(KmeansBatch *b, void *arg)
 	KmBackend  *be = ss->data->be;
 	KmError		err = {0};
 
-	KmeansCheckStatus(be->ops->potentials(be, b->blk, ss->cand, ss->t, ss->mindist + b->first,
-										  ss->pot, &err),
-					  &err);
+	if (ss->mindist == NULL)
+		KmeansCheckStatus(be->ops->seed_potentials(be, b->blk, b->first, ss->cand, ss->t,
+												   ss->pot, &err), &err);
+	else
+		KmeansCheckStatus(be->ops->potentials(be, b->blk, ss->cand, ss->t,
+											  ss->mindist + b->first, ss->pot, &err), &err);
+}
+
+/* The mindist values of run r: in the host array, or fetched from the backend. */
+static const float *
+RunValues(const SeedState *ss, int64 n, int64 r)
+{
+	KmBackend  *be = ss->data->be;
+	int64		lo = r * KM_SUB_ROWS;
+	KmError		err = {0};
+
+	if (ss->mindist != NULL)
+		return ss->mindist + lo;
+	KmeansCheckStatus(be->ops->seed_fetch(be, lo, Min(n - lo, (int64) KM_SUB_ROWS), ss->runbuf,
+										  &err), &err);
+	return ss->runbuf;
 }
 
 /*
@@ -211,10 +233,18 @@ SampleByDistance(const SeedState *ss, int64 n, const double *targets, int t, int
 	int64		nruns = (n + KM_SUB_ROWS - 1) / KM_SUB_ROWS;
 	int64		fallback = n - 1;
 
-	for (int64 i = n - 1; i >= 0; i--)
-		if (ss->mindist[i] > 0.0f)
+	/* a run holds a positive distance exactly when its sum is positive */
+	for (int64 r = nruns - 1; r >= 0; r--)
+		if (ss->run_sums[r] > 0.0)
 		{
-			fallback = i;
+			const float *v = RunValues(ss, n, r);
+
+			for (int64 i = Min(n, (r + 1) * KM_SUB_ROWS) - 1; i >= r * KM_SUB_ROWS; i--)
+				if (v[i - r * KM_SUB_ROWS] > 0.0f)
+				{
+					fallback = i;
+					break;
+				}
 			break;
 		}
 	for (int j = 0; j < t; j++)
@@ -229,11 +259,12 @@ SampleByDistance(const SeedState *ss, int64 n, const double *targets, int t, int
 			{
 				double		part = 0.0;
 				int64		end = Min(n, (r + 1) * KM_SUB_ROWS);
+				const float *v = RunValues(ss, n, r) - r * KM_SUB_ROWS;
 
 				for (int64 i = r * KM_SUB_ROWS; i < end; i++)
 				{
-					part += ss->mindist[i];
-					if (ss->mindist[i] > 0.0f)
+					part += v[i];
+					if (v[i] > 0.0f)
 						rows[j] = i;
 					if (cum + part > targets[j])
 						break;
@@ -275,12 +306,29 @@ SeedPlusPlus(KmeansData *data, int k, KmRng *rng, float *centers)
 	int64		first;
 
 	ss.data = data;
-	ss.mindist = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * n);
+	ss.mindist = NULL;
+	ss.runbuf = NULL;
 	ss.run_sums = MemoryContextAllocHuge(CurrentMemoryContext,
 										 sizeof(double) * ((n + KM_SUB_ROWS - 1) / KM_SUB_ROWS));
 	ss.pot = palloc(sizeof(double) * t);
-	for (int64 i = 0; i < n; i++)
-		ss.mindist[i] = INFINITY;
+	if (data->be->ops->seed_begin != NULL)
+	{
+		KmError		err = {0};
+		KmStatus	st = data->be->ops->seed_begin(data->be, n, &err);
+
+		if (st == KM_OK)
+			ss.runbuf = palloc(sizeof(float) * KM_SUB_ROWS);
+		else if (st == KM_ERR_DEVICE_NOMEM)
+			elog(DEBUG1, "kmeans: the k-means++ distances stay on the host: %s", err.message);
+		else
+			KmeansCheckStatus(st, &err);
+	}
+	if (ss.runbuf == NULL)
+	{
+		ss.mindist = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * n);
+		for (int64 i = 0; i < n; i++)
+			ss.mindist[i] = INFINITY;
+	}
 
 	first = (int64) km_rng_below(rng, (uint64_t) n);
 	KmeansFetchRows(data, &first, 1, centers);
@@ -312,7 +360,10 @@ SeedPlusPlus(KmeansData *data, int k, KmRng *rng, float *centers)
 			KmeansScan(data, MindistBatch, &ss);
 		}
 	}
-	pfree(ss.mindist);
+	if (ss.mindist)
+		pfree(ss.mindist);
+	if (ss.runbuf)
+		pfree(ss.runbuf);
 	pfree(ss.run_sums);
 	pfree(ss.pot);
 	pfree(cand);

@@ -327,6 +327,53 @@ RunCase(const Case *c, KmBackend *cpu, KmBackend *gpu, KmBackend *gpu_stream)
 		for (int64_t r = 0; r < runs; r++)
 			CHECK(RelDiff(sc[r], sg2[r]) <= 1e-5, "%s: second center, run %lld sum %.9g vs %.9g",
 				  c->name, (long long) r, sc[r], sg2[r]);
+
+		/*
+		 * The same steps with mindist kept on the device (seed_*), resident and streamed:
+		 * the same bits as the host-array operations, whose mindist mh follows along.
+		 */
+		{
+			float	   *mh = malloc(sizeof(float) * n),
+					   *mf = malloc(sizeof(float) * n);
+			double	   *sh = calloc(runs, sizeof(double)),
+					   *sd = calloc(runs, sizeof(double)),
+					   *ss = calloc(runs, sizeof(double));
+			double		ph[5] = {0},
+						pd[5] = {0},
+						ps[5] = {0};
+			int			tc = t > 1 ? t - 1 : 1;
+			const float *c2 = centers + d * (k > 1);
+
+			for (int64_t i = 0; i < n; i++)
+				mh[i] = INFINITY;
+			MUST(gpu->ops->seed_begin(gpu, n, ERR));
+			MUST(gpu_stream->ops->seed_begin(gpu_stream, n, ERR));
+			MUST(gpu->ops->mindist_update(gpu, bg, centers, mh, sh, ERR));
+			MUST(gpu->ops->seed_update(gpu, bg, 0, centers, sd, ERR));
+			MUST(gpu_stream->ops->seed_update(gpu_stream, bs, 0, centers, ss, ERR));
+			MUST(gpu->ops->seed_fetch(gpu, 0, n, mf, ERR));
+			CHECK(memcmp(sh, sd, sizeof(double) * runs) == 0 && memcmp(sh, ss, sizeof(double) * runs) == 0 &&
+				  memcmp(mh, mf, sizeof(float) * n) == 0,
+				  "%s: first k-means++ step with mindist on the device differs", c->name);
+			MUST(gpu->ops->potentials(gpu, bg, c2, tc, mh, ph, ERR));
+			MUST(gpu->ops->seed_potentials(gpu, bg, 0, c2, tc, pd, ERR));
+			MUST(gpu_stream->ops->seed_potentials(gpu_stream, bs, 0, c2, tc, ps, ERR));
+			CHECK(memcmp(ph, pd, sizeof(ph)) == 0 && memcmp(ph, ps, sizeof(ph)) == 0,
+				  "%s: potentials with mindist on the device differ", c->name);
+			MUST(gpu->ops->mindist_update(gpu, bg, c2, mh, sh, ERR));
+			MUST(gpu->ops->seed_update(gpu, bg, 0, c2, sd, ERR));
+			MUST(gpu_stream->ops->seed_update(gpu_stream, bs, 0, c2, ss, ERR));
+			MUST(gpu_stream->ops->seed_fetch(gpu_stream, n / 2, n - n / 2, mf + n / 2, ERR));
+			MUST(gpu_stream->ops->seed_fetch(gpu_stream, 0, n / 2, mf, ERR));
+			CHECK(memcmp(sh, sd, sizeof(double) * runs) == 0 && memcmp(sh, ss, sizeof(double) * runs) == 0 &&
+				  memcmp(mh, mf, sizeof(float) * n) == 0,
+				  "%s: second k-means++ step with mindist on the device differs", c->name);
+			free(mh);
+			free(mf);
+			free(sh);
+			free(sd);
+			free(ss);
+		}
 		free(mc);
 		free(mg);
 		free(sc);
@@ -707,6 +754,23 @@ TestPassMisuse(void)
 		  a.inertia[1], (long long) changed[0]);
 	st = gpu->ops->pass_end(gpu, &a, changed, &err);
 	CHECK(st == KM_ERR_ARGUMENT, "pass_end twice: %d", (int) st);
+	{
+		double		sums[1];
+		float		m[4];
+
+		st = gpu->ops->seed_update(gpu, blk, 0, c, sums, &err);
+		CHECK(st == KM_ERR_ARGUMENT && strstr(err.message, "before seed_begin"),
+			  "k-means++ before seed_begin: %d %s", (int) st, err.message);
+		MUST(gpu->ops->seed_begin(gpu, 4, ERR));
+		st = gpu->ops->seed_fetch(gpu, 2, 3, m, &err);
+		CHECK(st == KM_ERR_ARGUMENT && strstr(err.message, "rows 2..5 of 4"),
+			  "k-means++ rows past the end: %d %s", (int) st, err.message);
+		/* by hand: distances to (0, 0) are 0, 2, 50, 72 */
+		MUST(gpu->ops->seed_update(gpu, blk, 0, c, sums, ERR));
+		MUST(gpu->ops->seed_fetch(gpu, 0, 4, m, ERR));
+		CHECK(m[0] == 0 && m[1] == 2 && m[2] == 50 && m[3] == 72 && sums[0] == 124.0,
+			  "k-means++ by hand: %g %g %g %g, sum %g", m[0], m[1], m[2], m[3], sums[0]);
+	}
 	gpu->ops->block_destroy(gpu, blk);
 	gpu->ops->destroy(gpu);
 	AccumFree(&a);
