@@ -280,9 +280,10 @@ typedef struct KmBackendOps
 
 	/*
 	 * Optional: block_create for a batch that lives for one callback only (rows streamed from
-	 * the source).  The GPU backend gives it no device memory of its own: it starts the copy
-	 * through a staging slot at once and returns, so the caller reads the next batch while the
-	 * rows travel.  NULL where block_create serves as well.
+	 * the source).  The backend reads x (after centring it in place) only before it returns:
+	 * the GPU backend gives the batch no device memory of its own but starts its copy through
+	 * a staging slot at once, so the caller reads the next batch while the rows travel.  NULL
+	 * where block_create serves as well.
 	 */
 	KmStatus	(*batch_create) (KmBackend *be, float *x, int64_t n, const float *shift,
 								 KmBlock **blk, KmError *err);

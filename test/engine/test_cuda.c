@@ -9,9 +9,12 @@
  * Each case takes the same rows and centers through both backends and requires: labels that
  * differ for at most 1e-4 of the rows, distances and inertia within 1e-5 relative, sums, counts
  * and k-means++ sums that agree, and two runs of the GPU bit-identical; a block that streams
- * through the staging buffer must give what a resident one gives.  Data: uniform, clustered,
- * exact ties, duplicate rows, far from the origin, k = 1 and k = n; small and large d, one
- * segment and several (the elbow's).
+ * through the staging slots must give what a resident one gives.  The operations that keep
+ * per-row state on the device (Lloyd passes, k-means++ distances) must give, bit for bit, what
+ * the same steps give with that state on the host.  Data: uniform, clustered, exact ties,
+ * duplicate rows, far from the origin, k = 1 and k = n; small and large d, one segment and
+ * several (the elbow's).  Under the emulator, work runs only when the host waits, so a
+ * missing wait shows up as wrong numbers here.
  *
  * Prints failing cases and ends with "N passed, M failed".
  */
@@ -432,6 +435,38 @@ RunCase(const Case *c, KmBackend *cpu, KmBackend *gpu, KmBackend *gpu_stream)
 }
 
 /*
+ * One pass over n rows made block by block in buf, as the reader streams a source: with
+ * block_create, buf is spoilt once pass_block has returned; with batch_create (batch), as
+ * soon as the block is made, since the backend must not read it after that.
+ */
+static void
+StreamPass(KmBackend *be, int batch, const float *x0, int64_t n, int d, int64_t bsize, float *buf,
+		   int nseg, const int *segs, int reset, KmAccum *acc, int64_t *changed)
+{
+	MUST(be->ops->pass_begin(be, n, nseg, segs, reset, ERR));
+	for (int64_t b = 0; b * bsize < n; b++)
+	{
+		int64_t		m = n - b * bsize < bsize ? n - b * bsize : bsize;
+		KmBlock    *blk;
+
+		memcpy(buf, x0 + b * bsize * d, sizeof(float) * m * d);
+		if (batch)
+		{
+			MUST(be->ops->batch_create(be, buf, m, NULL, &blk, ERR));
+			for (int64_t q = 0; q < m * d; q++)
+				buf[q] = -1e30f;
+		}
+		else
+			MUST(be->ops->block_create(be, buf, m, NULL, &blk, ERR));
+		MUST(be->ops->pass_block(be, blk, b * bsize, ERR));
+		be->ops->block_destroy(be, blk);
+		for (int64_t q = 0; q < m * d; q++)
+			buf[q] = 1e30f;
+	}
+	MUST(be->ops->pass_end(be, acc, changed, ERR));
+}
+
+/*
  * Lloyd passes with the state on the device (pass_begin .. pass_end) against the same blocks
  * taken one at a time through assign_accumulate, with the state kept here as the engine keeps
  * it: the totals must be bit-identical, the changed counts equal and the fetched state the
@@ -553,20 +588,7 @@ RunPasses(const Case *c, KmBackend *resident, KmBackend *staged)
 		MUST(resident->ops->pass_end(resident, &got, ch_got, ERR));
 
 		/* staged: each block made in the one buffer, which is spoilt once it is handed over */
-		MUST(staged->ops->pass_begin(staged, n, nseg, segs, pass == 0, ERR));
-		for (int64_t b = 0; b < nblk; b++)
-		{
-			int64_t		m = n - b * bsize < bsize ? n - b * bsize : bsize;
-			KmBlock    *blk;
-
-			memcpy(buf, x0 + b * bsize * d, sizeof(float) * m * d);
-			MUST(staged->ops->block_create(staged, buf, m, NULL, &blk, ERR));
-			MUST(staged->ops->pass_block(staged, blk, b * bsize, ERR));
-			staged->ops->block_destroy(staged, blk);
-			for (int64_t q = 0; q < m * d; q++)
-				buf[q] = 1e30f;
-		}
-		MUST(staged->ops->pass_end(staged, &got2, ch_got2, ERR));
+		StreamPass(staged, 0, x0, n, d, bsize, buf, nseg, segs, pass == 0, &got2, ch_got2);
 
 		/* the same as streamed batches (batch_create) on the backend with room to spare */
 		{
@@ -574,20 +596,7 @@ RunPasses(const Case *c, KmBackend *resident, KmBackend *staged)
 			int64_t		ch_b[4] = {0};
 
 			AccumAlloc(&gb, k, d);
-			MUST(resident->ops->pass_begin(resident, n, nseg, segs, pass == 0, ERR));
-			for (int64_t b = 0; b < nblk; b++)
-			{
-				int64_t		m = n - b * bsize < bsize ? n - b * bsize : bsize;
-				KmBlock    *blk;
-
-				memcpy(buf, x0 + b * bsize * d, sizeof(float) * m * d);
-				MUST(resident->ops->batch_create(resident, buf, m, NULL, &blk, ERR));
-				for (int64_t q = 0; q < m * d; q++)
-					buf[q] = -1e30f;
-				MUST(resident->ops->pass_block(resident, blk, b * bsize, ERR));
-				resident->ops->block_destroy(resident, blk);
-			}
-			MUST(resident->ops->pass_end(resident, &gb, ch_b, ERR));
+			StreamPass(resident, 1, x0, n, d, bsize, buf, nseg, segs, pass == 0, &gb, ch_b);
 			CHECK(memcmp(ref.sums, gb.sums, sizeof(double) * k * d) == 0 &&
 				  memcmp(ref.counts, gb.counts, sizeof(int64_t) * k) == 0 &&
 				  memcmp(ref.inertia, gb.inertia, sizeof(double) * k) == 0,
@@ -799,6 +808,39 @@ TestBudget(void)
 	free(c);
 }
 
+/*
+ * A case on fresh backends: a GPU with room, and one whose budget a resident filler block has
+ * nearly used up, so that the case's blocks cannot stay on the device and go through the
+ * staging slots.  With all, every operation against the CPU too; else the passes alone.
+ */
+static void
+RunOnBackends(const Case *c, int all)
+{
+	KmBackend  *cpu = NULL,
+			   *gpu,
+			   *gpu_stream;
+	KmBlock    *filler;
+	int			d = c->d;
+	size_t		limit = 16 << 20;
+	int64_t		nfill = (int64_t) (limit - limit / 8) / (4 * (d + 1));
+	float	   *fill = calloc((size_t) nfill * d, sizeof(float));
+
+	MUST(km_cuda_backend_create(0, d, 0, &gpu, ERR));
+	MUST(km_cuda_backend_create(0, d, limit, &gpu_stream, ERR));
+	MUST(gpu_stream->ops->block_create(gpu_stream, fill, nfill, NULL, &filler, ERR));
+	if (all)
+	{
+		MUST(km_cpu_backend_create(2, d, &cpu, ERR));
+		RunCase(c, cpu, gpu, gpu_stream);
+		cpu->ops->destroy(cpu);
+	}
+	RunPasses(c, gpu, gpu_stream);
+	gpu_stream->ops->block_destroy(gpu_stream, filler);
+	gpu->ops->destroy(gpu);
+	gpu_stream->ops->destroy(gpu_stream);
+	free(fill);
+}
+
 int
 main(void)
 {
@@ -828,33 +870,7 @@ main(void)
 	}
 	printf("device: %s\n", desc);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-	{
-		KmBackend  *cpu,
-				   *gpu,
-				   *gpu_stream;
-		KmBlock    *filler;
-		int			d = cases[i].d;
-		size_t		limit = 16 << 20;
-		int64_t		nfill = (int64_t) (limit - limit / 8) / (4 * (d + 1));
-		float	   *fill = calloc((size_t) nfill * d, sizeof(float));
-
-		MUST(km_cpu_backend_create(2, d, &cpu, ERR));
-		MUST(km_cuda_backend_create(0, d, 0, &gpu, ERR));
-
-		/*
-		 * A backend whose budget a resident filler block has nearly used up: the case's block
-		 * cannot stay on the device and streams through the staging buffer.
-		 */
-		MUST(km_cuda_backend_create(0, d, limit, &gpu_stream, ERR));
-		MUST(gpu_stream->ops->block_create(gpu_stream, fill, nfill, NULL, &filler, ERR));
-		RunCase(&cases[i], cpu, gpu, gpu_stream);
-		RunPasses(&cases[i], gpu, gpu_stream);
-		gpu_stream->ops->block_destroy(gpu_stream, filler);
-		free(fill);
-		cpu->ops->destroy(cpu);
-		gpu->ops->destroy(gpu);
-		gpu_stream->ops->destroy(gpu_stream);
-	}
+		RunOnBackends(&cases[i], 1);
 	TestBudget();
 	TestPassMisuse();
 
@@ -864,24 +880,7 @@ main(void)
 	 */
 	setenv("KM_EMU_NO_PINNED", "1", 1);
 	for (size_t i = 0; i < 2; i++)
-	{
-		KmBackend  *gpu,
-				   *gpu_stream;
-		KmBlock    *filler;
-		int			d = cases[i].d;
-		size_t		limit = 16 << 20;
-		int64_t		nfill = (int64_t) (limit - limit / 8) / (4 * (d + 1));
-		float	   *fill = calloc((size_t) nfill * d, sizeof(float));
-
-		MUST(km_cuda_backend_create(0, d, 0, &gpu, ERR));
-		MUST(km_cuda_backend_create(0, d, limit, &gpu_stream, ERR));
-		MUST(gpu_stream->ops->block_create(gpu_stream, fill, nfill, NULL, &filler, ERR));
-		RunPasses(&cases[i], gpu, gpu_stream);
-		gpu_stream->ops->block_destroy(gpu_stream, filler);
-		gpu->ops->destroy(gpu);
-		gpu_stream->ops->destroy(gpu_stream);
-		free(fill);
-	}
+		RunOnBackends(&cases[i], 0);
 	unsetenv("KM_EMU_NO_PINNED");
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
