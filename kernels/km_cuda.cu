@@ -349,6 +349,8 @@ typedef struct CudaBackend
 	int			st_nseg;
 	int			pass_open;
 	HostBuf		pass_host;
+	cudaEvent_t pass_done[2];	/* recorded after each block of a pass, used in turn */
+	int64_t		pass_blocks;	/* blocks enqueued in this pass */
 
 	/* k-means++ with mindist kept on the device */
 	DevBuf		seed_mind;		/* seed_n floats */
@@ -1433,6 +1435,7 @@ CudaPassBegin(KmBackend *be, int64_t n, int nseg, const int *segs, int reset, Km
 	CUDA_TRY(cudaMemcpyAsync(cb->pass_segs.p, segs, sizeof(int) * cb->nseg,
 							 cudaMemcpyHostToDevice, cb->stream));
 	cb->pass_open = 1;
+	cb->pass_blocks = 0;
 	return KM_OK;
 }
 
@@ -1455,6 +1458,14 @@ CudaPassBlock(KmBackend *be, KmBlock *blk, int64_t first, KmError *err)
 					   (long long) first, (long long) (first + blk->n), (long long) cb->st_n);
 	if (blk->n == 0)
 		return KM_OK;
+
+	/*
+	 * The host stays at most two blocks ahead of the device: the device always has the next
+	 * block queued, and a cancel (checked by the caller between blocks) never waits for more
+	 * than two blocks of work, however large the data.
+	 */
+	if (cb->pass_blocks >= 2)
+		CUDA_TRY(cudaEventSynchronize(cb->pass_done[cb->pass_blocks % 2]));
 	if ((st = AssignDevice(cb, blk, 0, &x, err)) != KM_OK)
 		return st;
 	LAUNCH(changes_kernel, Blocks(entries, THREADS * 16), THREADS, (const int32_t *) cb->labels.p,
@@ -1466,6 +1477,8 @@ CudaPassBlock(KmBackend *be, KmBlock *blk, int64_t first, KmError *err)
 	LAUNCH(fold_kernel, Blocks(kd + k, THREADS), THREADS, (const unsigned long long *) cb->acc.p,
 		   k, d, 1.0 / FixScale(blk->maxabs, blk->n), (const unsigned *) cb->dmax.p, blk->n, sums,
 		   sums + kd, (unsigned long long *) (sums + kd + k));
+	CUDA_TRY(cudaEventRecord(cb->pass_done[cb->pass_blocks % 2], cb->stream));
+	cb->pass_blocks++;
 	return KM_OK;
 }
 
@@ -1838,8 +1851,12 @@ CudaDestroy(KmBackend *be)
 	HostRelease(&cb->pin[1]);
 	HostRelease(&cb->pass_host);
 	for (int s = 0; s < 2; s++)
+	{
 		if (cb->pin_free[s])
 			cudaEventDestroy(cb->pin_free[s]);
+		if (cb->pass_done[s])
+			cudaEventDestroy(cb->pass_done[s]);
+	}
 	if (cb->blas_handle)
 		cb->blas.destroy(cb->blas_handle);
 	if (cb->stream)
@@ -1942,7 +1959,9 @@ km_cuda_backend_create(int device, int d, size_t memory_limit, KmBackend **out, 
 		(e = cudaMemGetInfo(&free_bytes, &total)) != cudaSuccess ||
 		(e = cudaStreamCreateWithFlags(&cb->stream, cudaStreamNonBlocking)) != cudaSuccess ||
 		(e = cudaEventCreateWithFlags(&cb->pin_free[0], cudaEventDisableTiming)) != cudaSuccess ||
-		(e = cudaEventCreateWithFlags(&cb->pin_free[1], cudaEventDisableTiming)) != cudaSuccess)
+		(e = cudaEventCreateWithFlags(&cb->pin_free[1], cudaEventDisableTiming)) != cudaSuccess ||
+		(e = cudaEventCreateWithFlags(&cb->pass_done[0], cudaEventDisableTiming)) != cudaSuccess ||
+		(e = cudaEventCreateWithFlags(&cb->pass_done[1], cudaEventDisableTiming)) != cudaSuccess)
 		st = CudaFail(err, e, "starting the GPU", __FILE__, __LINE__);
 	else if ((st = BlasLoad(&cb->blas, err)) == KM_OK)
 	{
