@@ -365,6 +365,8 @@ typedef struct CudaBackend
 				mind,			/* k-means++: a block's mindist from the host */
 				cand,
 				run_sums,
+				order,			/* wide sums: entries grouped by label */
+				cursor,			/* ... and each group's next place */
 				sil;			/* silhouette inputs and outputs */
 	unsigned long long *host_acc;
 	size_t		host_acc_cap;
@@ -757,18 +759,90 @@ sums_narrow_kernel(const float *x, int d, const int32_t *labels, int64_t entries
 				atomicAdd(&sums[q], sh[q]);
 }
 
-/* Fixed-point sums per center for wide rows: a block per entry, its threads across columns. */
+/*
+ * Fixed-point sums per center for wide rows.  One atomic per entry and column would be
+ * n * d atomics on k * d addresses (10^8 for 10^6 rows of 128), so the entries are grouped by
+ * label first, a counting sort: the counts are counts_kernel's (at stride 2), their prefix
+ * sums the groups' starts, and each entry takes the next place in its group.  A block then
+ * walks a span of the grouped order, which holds one or two labels, adds each column of a run
+ * of equal labels in a register and does one atomic per run and column.  The order inside a
+ * group depends on the atomics; fixed-point sums do not depend on order, so the totals are
+ * the same bits either way.
+ */
+#define GROUP_SPAN 256
+
+/* Exclusive prefix sums of the k counts (counts[2j]) into cursor, by one block. */
 static __global__ void
-sums_wide_kernel(const float *x, int d, const int32_t *labels, int64_t entries, int nseg,
-				 double scale, unsigned long long *sums)
+group_starts_kernel(const unsigned long long *counts, int k, unsigned long long *cursor)
 {
-	for (int64_t e = blockIdx.x; e < entries; e += gridDim.x)
+	__shared__ unsigned long long sh[THREADS];
+	unsigned long long carry = 0;
+
+	for (int base = 0; base < k; base += blockDim.x)
 	{
-		const float *r = x + (e / nseg) * d;
-		unsigned long long *sp = sums + (int64_t) labels[e] * d;
+		int			j = base + threadIdx.x;
+		unsigned long long v = j < k ? counts[2 * (int64_t) j] : 0;
+
+		sh[threadIdx.x] = v;
+		__syncthreads();
+		for (int off = 1; off < (int) blockDim.x; off <<= 1)
+		{
+			unsigned long long add = threadIdx.x >= (unsigned) off ? sh[threadIdx.x - off] : 0;
+
+			__syncthreads();
+			sh[threadIdx.x] += add;
+			__syncthreads();
+		}
+		if (j < k)
+			cursor[j] = carry + sh[threadIdx.x] - v;
+		carry += sh[blockDim.x - 1];
+		__syncthreads();
+	}
+}
+
+/* Each entry's place in the grouped order. */
+static __global__ void
+group_scatter_kernel(const int32_t *labels, int64_t entries, unsigned long long *cursor,
+					 unsigned long long *order)
+{
+	for (int64_t e = (int64_t) blockIdx.x * blockDim.x + threadIdx.x; e < entries;
+		 e += (int64_t) gridDim.x * blockDim.x)
+		order[atomicAdd(&cursor[labels[e]], 1ULL)] = (unsigned long long) e;
+}
+
+/* Sums over spans of GROUP_SPAN grouped entries, threads across columns. */
+static __global__ void
+sums_grouped_kernel(const float *x, int d, const int32_t *labels,
+					const unsigned long long *order, int64_t entries, int nseg, double scale,
+					unsigned long long *sums)
+{
+	for (int64_t lo = (int64_t) blockIdx.x * GROUP_SPAN; lo < entries;
+		 lo += (int64_t) gridDim.x * GROUP_SPAN)
+	{
+		int64_t		hi = lo + GROUP_SPAN < entries ? lo + GROUP_SPAN : entries;
 
 		for (int t = threadIdx.x; t < d; t += blockDim.x)
-			atomicAdd(&sp[t], Fix(r[t], scale));
+		{
+			int32_t		cur = -1;
+			unsigned long long run = 0;
+
+			for (int64_t p = lo; p < hi; p++)
+			{
+				int64_t		e = (int64_t) order[p];
+				int32_t		l = labels[e];
+
+				if (l != cur)
+				{
+					if (cur >= 0)
+						atomicAdd(&sums[(int64_t) cur * d + t], run);
+					cur = l;
+					run = 0;
+				}
+				run += Fix(x[(e / nseg) * d + t], scale);
+			}
+			if (cur >= 0)
+				atomicAdd(&sums[(int64_t) cur * d + t], run);
+		}
 	}
 }
 
@@ -1260,6 +1334,10 @@ AccumulateEnqueue(CudaBackend *cb, KmBlock *blk, const float *x, int nseg, int k
 	if ((st = Reserve(cb, &cb->acc, sizeof(unsigned long long) * slots, "cluster sums", err)) != KM_OK ||
 		(st = Reserve(cb, &cb->dmax, sizeof(unsigned), "cluster sums", err)) != KM_OK)
 		return st;
+	if (d > NARROW_D &&
+		((st = Reserve(cb, &cb->order, sizeof(unsigned long long) * entries, "cluster sums", err)) != KM_OK ||
+		 (st = Reserve(cb, &cb->cursor, sizeof(unsigned long long) * k, "cluster sums", err)) != KM_OK))
+		return st;
 	acc = (unsigned long long *) cb->acc.p;
 	CUDA_TRY(cudaMemsetAsync(acc, 0, sizeof(unsigned long long) * slots, cb->stream));
 	CUDA_TRY(cudaMemsetAsync(cb->dmax.p, 0, sizeof(unsigned), cb->stream));
@@ -1273,9 +1351,17 @@ AccumulateEnqueue(CudaBackend *cb, KmBlock *blk, const float *x, int nseg, int k
 			   (const int32_t *) cb->labels.p, entries, nseg, k,
 			   FixScale(blk->maxabs, blk->n), acc);
 	else
-		LAUNCH(sums_wide_kernel, Blocks(entries, 1), d < THREADS ? ((d + 31) / 32) * 32 : THREADS,
-			   x, d, (const int32_t *) cb->labels.p, entries, nseg,
+	{
+		LAUNCH(group_starts_kernel, 1, THREADS, (const unsigned long long *) acc + (size_t) k * d,
+			   k, (unsigned long long *) cb->cursor.p);
+		LAUNCH(group_scatter_kernel, Blocks(entries, THREADS * 16), THREADS,
+			   (const int32_t *) cb->labels.p, entries, (unsigned long long *) cb->cursor.p,
+			   (unsigned long long *) cb->order.p);
+		LAUNCH(sums_grouped_kernel, Blocks(entries, GROUP_SPAN),
+			   d < THREADS ? ((d + 31) / 32) * 32 : THREADS, x, d, (const int32_t *) cb->labels.p,
+			   (const unsigned long long *) cb->order.p, entries, nseg,
 			   FixScale(blk->maxabs, blk->n), acc);
+	}
 	return KM_OK;
 }
 
@@ -1839,7 +1925,7 @@ CudaDestroy(KmBackend *be)
 	DevBuf	   *bufs[] = {&cb->dc, &cb->dcnorm, &cb->dseg_off, &cb->stage_x[0], &cb->stage_x[1],
 		&cb->stage_norm[0], &cb->stage_norm[1], &cb->st_labels, &cb->st_dist, &cb->pass_acc,
 		&cb->pass_segs, &cb->seed_mind, &cb->labels, &cb->dist, &cb->scores, &cb->acc, &cb->dmax, &cb->mind,
-	&cb->cand, &cb->run_sums, &cb->sil};
+	&cb->cand, &cb->run_sums, &cb->order, &cb->cursor, &cb->sil};
 
 	if (cb == NULL)
 		return;

@@ -860,6 +860,8 @@ main(void)
 		{"gemm ties d=17 k=5", 600, 17, 1, {5}, 2},
 		{"gemm d=33 k=70", 800, 33, 1, {70}, 0},
 		{"gemm duplicates d=20 k=40", 500, 20, 1, {40}, 3},
+		{"wide clustered d=48 elbow 3,5,8", 1500, 48, 3, {3, 5, 8}, 1},
+		{"wide ties d=300 k=9", 400, 300, 1, {9}, 2},
 	};
 
 	if (km_cuda_probe(0, desc, sizeof(desc), &err) != KM_OK)
