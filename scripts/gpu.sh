@@ -8,10 +8,23 @@
 #   scripts/gpu.sh [--no-bench] [bench.py options]
 #
 # Without a running server (PGHOST unset) it stops after the engine tests.
+#
+# The GPU machine has PyTorch and NumPy but not psycopg2, which bench/bench.py needs.  Carry
+# it as a wheel in .whl (ignored by git), made here once:
+#
+#   echo /.whl/ >> .git/info/exclude
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
+#       --implementation cp --platform manylinux_2_17_x86_64 -d .whl psycopg2-binary
+#
+# and name .whl in the run's carry; this script installs what it finds there.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-gpu-results}
 mkdir -p "$out"
+if ! python3 -c 'import psycopg2' 2>/dev/null && ls .whl/*.whl >/dev/null 2>&1; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+fi
 bench=1
 [ "${1:-}" = --no-bench ] && { bench=0; shift; }
 
