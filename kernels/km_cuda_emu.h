@@ -5,7 +5,8 @@
  *
  * Execution model.  A launch runs its blocks one after another.  Each thread of a block is a
  * coroutine (ucontext) on one OS thread: it runs until __syncthreads(), where it yields; when
- * every thread of the block has yielded, the round ends and all resume.  A block in which some
+ * every thread of the block has yielded, the round ends and all resume.  (A block whose first
+ * thread finishes without a barrier runs the rest as plain calls.)  A block in which some
  * threads return while others wait at a barrier is a kernel bug (a hang or undefined behaviour
  * on a GPU) and stops the test program with a message.  __shared__ variables are function
  * statics: shared by the threads of the running block, as on a GPU, and left with the previous
@@ -86,13 +87,51 @@ emu_entry(void)
 	swapcontext(&emu_threads[emu_cur].ctx, &emu_main);
 }
 
+/* Set while a block runs its threads as plain calls (see emu_launch): no barrier may come. */
+static int	emu_direct;
+
 static inline void
 __syncthreads(void)
 {
+	if (emu_direct)
+	{
+		fprintf(stderr, "emu: block (%u,%u,%u): thread %d reached __syncthreads, which thread 0 never did\n",
+				blockIdx.x, blockIdx.y, blockIdx.z, emu_cur);
+		abort();
+	}
 	swapcontext(&emu_threads[emu_cur].ctx, &emu_main);
 }
 
-/* Runs body once per thread of every block of grid. */
+/* Makes thread t ready to run the kernel body from its start. */
+static void
+emu_thread_start(unsigned t)
+{
+	EmuThread  *th = &emu_threads[t];
+
+	if (th->stack == NULL && (th->stack = (char *) malloc(EMU_STACK)) == NULL)
+		abort();
+	getcontext(&th->ctx);
+	th->ctx.uc_stack.ss_sp = th->stack;
+	th->ctx.uc_stack.ss_size = EMU_STACK;
+	th->ctx.uc_link = NULL;
+	th->done = 0;
+	makecontext(&th->ctx, emu_entry, 0);
+}
+
+static void
+emu_thread_run(unsigned t, dim3 block)
+{
+	emu_cur = (int) t;
+	threadIdx = dim3(t % block.x, (t / block.x) % block.y, t / (block.x * block.y));
+	swapcontext(&emu_main, &emu_threads[t].ctx);
+}
+
+/*
+ * Runs body once per thread of every block of grid.  Thread 0 of a block runs first, as a
+ * coroutine; when it returns without reaching a barrier, the block has none (barriers must be
+ * reached by all threads or none), and the other threads run as plain calls, which is much
+ * faster than switching stacks.  Otherwise all threads run in rounds from barrier to barrier.
+ */
 static void
 emu_launch(dim3 grid, dim3 block, std::function<void()> body)
 {
@@ -110,31 +149,31 @@ emu_launch(dim3 grid, dim3 block, std::function<void()> body)
 		for (unsigned by = 0; by < grid.y; by++)
 			for (unsigned bx = 0; bx < grid.x; bx++)
 			{
-				unsigned	finished = 0;
+				unsigned	start = 1,
+							ended = 0;
 
 				blockIdx = dim3(bx, by, bz);
-				for (unsigned t = 0; t < nt; t++)
+				emu_thread_start(0);
+				emu_thread_run(0, block);
+				if (emu_threads[0].done)
 				{
-					EmuThread  *th = &emu_threads[t];
-
-					if (th->stack == NULL && (th->stack = (char *) malloc(EMU_STACK)) == NULL)
-						abort();
-					getcontext(&th->ctx);
-					th->ctx.uc_stack.ss_sp = th->stack;
-					th->ctx.uc_stack.ss_size = EMU_STACK;
-					th->ctx.uc_link = NULL;
-					th->done = 0;
-					makecontext(&th->ctx, emu_entry, 0);
-				}
-				while (finished < nt)
-				{
-					unsigned	ended = 0;
-
-					for (unsigned t = 0; t < nt; t++)
+					emu_direct = 1;
+					for (unsigned t = 1; t < nt; t++)
 					{
 						emu_cur = (int) t;
 						threadIdx = dim3(t % block.x, (t / block.x) % block.y, t / (block.x * block.y));
-						swapcontext(&emu_main, &emu_threads[t].ctx);
+						body();
+					}
+					emu_direct = 0;
+					continue;
+				}
+				for (unsigned t = 1; t < nt; t++)
+					emu_thread_start(t);
+				for (;;)
+				{
+					for (unsigned t = start; t < nt; t++)
+					{
+						emu_thread_run(t, block);
 						if (emu_threads[t].done)
 							ended++;
 					}
@@ -144,7 +183,10 @@ emu_launch(dim3 grid, dim3 block, std::function<void()> body)
 								bx, by, bz, ended, nt);
 						abort();
 					}
-					finished = ended;
+					if (ended == nt)
+						break;
+					start = 0;
+					ended = 0;
 				}
 			}
 	emu_body = NULL;
