@@ -1488,6 +1488,9 @@ CudaPassBegin(KmBackend *be, int64_t n, int nseg, const int *segs, int reset, Km
 		if (segs[r] < 0 || segs[r] >= nseg)
 			return KM_FAIL(err, KM_ERR_ARGUMENT, "pass_begin: segment %d maps to %d of %d", r,
 						   segs[r], nseg);
+	/* the seeding is over once the passes begin: its distances give their room back */
+	Release(cb, &cb->seed_mind);
+	cb->seed_n = 0;
 	if (cb->st_n != n || cb->st_nseg != nseg)
 	{
 		size_t		entries = (size_t) n * nseg;
@@ -1513,7 +1516,14 @@ CudaPassBegin(KmBackend *be, int64_t n, int nseg, const int *segs, int reset, Km
 	if ((st = Reserve(cb, &cb->pass_acc, sizeof(double) * slots, "cluster sums", err)) != KM_OK ||
 		(st = Reserve(cb, &cb->pass_segs, sizeof(int) * cb->nseg, "cluster sums", err)) != KM_OK ||
 		(st = HostReserve(cb, &cb->pass_host, sizeof(double) * slots, err)) != KM_OK)
+	{
+		/* a caller that keeps the labels itself now needs the room the state took */
+		Release(cb, &cb->st_labels);
+		Release(cb, &cb->st_dist);
+		cb->st_n = 0;
+		cb->st_nseg = 0;
 		return st;
+	}
 	if (reset)
 		CUDA_TRY(cudaMemsetAsync(cb->st_labels.p, 0xff, sizeof(int32_t) * (size_t) n * nseg,
 								 cb->stream));
@@ -1752,6 +1762,11 @@ CudaSeedBegin(KmBackend *be, int64_t n, KmError *err)
 
 	if (n < 1)
 		return KM_FAIL(err, KM_ERR_ARGUMENT, "seed_begin: n=%lld", (long long) n);
+	/* a new seeding starts a new fit, whose first pass starts its labels afresh anyway */
+	Release(cb, &cb->st_labels);
+	Release(cb, &cb->st_dist);
+	cb->st_n = 0;
+	cb->st_nseg = 0;
 	if (cb->seed_n != n)
 	{
 		Release(cb, &cb->seed_mind);

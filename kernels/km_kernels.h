@@ -270,7 +270,9 @@ typedef struct KmBackendOps
 	 * acc (over every installed center) and sets changed[r] for each installed segment.
 	 * Totals are the same, bit for bit, as assign_accumulate's over the same blocks.
 	 * state_fetch copies the state as the last pass left it into labels and dist (n * nseg
-	 * each, row-major, segment-local labels).
+	 * each, row-major, segment-local labels).  A backend with seed_* as well may give the
+	 * state's room to a following seeding, and the seeding's to a following pass: a new fit
+	 * starts with seed_begin, and its first pass resets the state anyway.
 	 */
 	KmStatus	(*pass_begin) (KmBackend *be, int64_t n, int nseg, const int *segs, int reset,
 							   KmError *err);
