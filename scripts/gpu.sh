@@ -16,11 +16,17 @@
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
 #       --implementation cp --platform manylinux_2_17_x86_64 -d .whl psycopg2-binary
 #
-# and name .whl in the run's carry; this script installs what it finds there.
+# and name .whl in the run's carry; this script installs what it finds there.  The seed elbow
+# needs the profiles, which live outside the repository: copy them into the carried kit,
+#
+#   mkdir -p .gpu-carry/data && cp ../shared/data/wus_sh_2010_dvs_profiles.tsv .gpu-carry/data/
+#
+# (never into a commit); without them the benchmark skips that workload.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-gpu-results}
 mkdir -p "$out"
+[ -d .gpu-carry/data ] && export KMEANS_DATA_DIR=$PWD/.gpu-carry/data
 if ! python3 -c 'import psycopg2' 2>/dev/null && ls .whl/*.whl >/dev/null 2>&1; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
         --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
@@ -58,7 +64,7 @@ cp -r test/results "$out/regress-results" 2>/dev/null
 
 if [ $bench = 1 ]; then
     echo "== benchmark: ours on the GPU beside PyTorch"
-    python3 bench/bench.py --gpu --workloads "${WORKLOADS:-batch,embed}" --peers torch \
+    python3 bench/bench.py --gpu --workloads "${WORKLOADS:-batch,embed,seed}" --peers torch \
         --json "$out/bench.json" "$@" 2>&1 | tee "$out/bench.txt" || status=1
 fi
 exit $status
