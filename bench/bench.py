@@ -841,7 +841,7 @@ PEER_LABELS = {"ours": "ours", "sklearn": "sklearn", "faiss": "FAISS", "tslearn"
 
 def engine_cell(e):
     if "error" in e:
-        return e["error"].split(" (")[0]
+        return e["error"].split(" (")[0].splitlines()[0]
     if "skipped" in e:
         return e["skipped"]
     return fmt_ms(e.get("per_iter_s"))
