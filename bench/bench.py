@@ -645,6 +645,7 @@ class Workload:
     repeats_quick: Optional[int] = None     # the same under --quick, when different
     engines: Tuple[str, ...] = ("ours", "sklearn", "faiss")
     seqscan: bool = True                    # time a plain scan of the table too
+    whole_fit_iters: Optional[int] = None   # --gpu: also time a whole fit of this many iterations
     run: Optional[Callable] = None          # (Bench, Workload) -> result dict
     report: Optional[Callable] = None       # (result dict) -> str
     params: dict = field(default_factory=dict)  # whatever a custom run needs
@@ -775,6 +776,20 @@ def run_per_iteration(bench: Bench, w: Workload):
                 log("%s: %s failed: %s" % (w.name, name, e))
                 res["engines"][name]["error"] = "error: %s" % e
                 active.remove(name)
+    # the GPU target counts a whole fit: 200 iterations, reading the table included
+    whole = w.whole_fit_iters if args.gpu else None
+    if whole:
+        res["whole_fit"] = {"iters": whole}
+        for name in [nm for nm in ("ours-gpu", "torch") if nm in active]:
+            try:
+                frs = [bench.engines[name].fit(case, whole) for _ in range(repeats)]
+                res["whole_fit"][name] = {"seconds": median([f.seconds for f in frs]),
+                                          "n_iter": frs[0].n_iter, "inertia": frs[0].inertia}
+                log("%s: %s, %d iterations: %.3f s" % (w.name, name, whole,
+                                                       res["whole_fit"][name]["seconds"]))
+            except Exception as e:
+                log("%s: %s failed: %s" % (w.name, name, e))
+                res["whole_fit"][name] = {"error": "error: %s" % e}
     for name in active:
         entry, R = res["engines"][name], runs[name]
         entry["runs"] = {str(m): [vars(fr) for fr in R[m]] for m in R}
@@ -930,6 +945,16 @@ def report_per_iteration(res):
                      "init_centers takes to parse)"
                      % (fmt_ms(sq), fmt_ms(ours["read_s"]), ours["read_s"] / sq, hi,
                         lo, lo + 1, fmt_ms(ours["read_diff_s"]), fmt_ms(res["init_literal_s"])))
+    wf = res.get("whole_fit")
+    if wf:
+        og, tg = wf.get("ours-gpu", {}), wf.get("torch", {})
+        notes.append("a whole fit of %d iterations from the same start, median of %d: ours on "
+                     "the GPU %s (SQL, reading the table included; target <= 1 s on one H100: "
+                     "%s); PyTorch on the GPU %s (its data already on the device)"
+                     % (wf["iters"], res["repeats"],
+                        "%.3f s" % og["seconds"] if "seconds" in og else og.get("error", "not run"),
+                        ("met" if og["seconds"] <= 1.0 else "NOT MET") if "seconds" in og else "-",
+                        "%.3f s" % tg["seconds"] if "seconds" in tg else tg.get("error", "not run")))
     if res.get("load_s"):
         notes.append("table loaded by COPY BINARY in %.1f s" % res["load_s"])
     notes.append("ms/iter = (median fit(%d it) - median fit(%d it)) / (%d - %d), every engine "
@@ -954,7 +979,7 @@ register(Workload(
     describe="10^6 x 4 uniform [0,1) float32 (seed 0), k = 200",
     k=200,
     make_data=lambda args: gen_uniform(1_000_000, 4, 0),
-    iters=(1, 21), repeats=3))
+    iters=(1, 21), repeats=3, whole_fit_iters=200))
 
 register(Workload(
     name="embed",
