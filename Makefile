@@ -123,7 +123,7 @@ CXX ?= g++
 test/engine/bin/test_cuda_emu: test/engine/test_cuda.c kernels/km_cuda.cu kernels/km_cuda_emu.h $(KERNEL_C) kernels/km_kernels.h kernels/km_quality.h
 	@mkdir -p $(dir $@)
 	$(CXX) $(filter-out -std=gnu11,$(ENGINE_CFLAGS)) -std=c++17 -ffp-contract=off -DKM_CUDA_EMU -x c++ -c kernels/km_cuda.cu -o $@.cuda.o
-	$(CC) $(ENGINE_CFLAGS) -c test/engine/test_cuda.c -o $@.test.o
+	$(CC) $(ENGINE_CFLAGS) -DKM_CUDA_EMU -c test/engine/test_cuda.c -o $@.test.o
 	$(CC) $(ENGINE_CFLAGS) -o $@ $@.test.o $@.cuda.o $(KERNEL_C) -lstdc++ -lm
 	@rm -f $@.cuda.o $@.test.o
 

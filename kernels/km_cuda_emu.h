@@ -398,6 +398,16 @@ cudaMemGetInfo(size_t *free_bytes, size_t *total)
 /* Pinned host allocations (cudaMallocHost): start address -> size. */
 static std::map<const char *, size_t> emu_pinned;
 
+/* Device allocations and events alive, so that the tests can see that nothing leaks. */
+static std::map<void *, size_t> emu_device;
+static long emu_events;
+
+extern "C" size_t
+km_cuda_emu_live(void)
+{
+	return emu_device.size() + emu_pinned.size() + (size_t) emu_events;
+}
+
 static int
 emu_is_pinned(const void *p, size_t bytes)
 {
@@ -417,6 +427,7 @@ cudaMalloc(void **p, size_t bytes)
 	if (*p == NULL)
 		return cudaErrorMemoryAllocation;
 	memset(*p, 0xA5, bytes);
+	emu_device[*p] = bytes;
 	return cudaSuccess;
 }
 
@@ -424,6 +435,11 @@ static inline cudaError_t
 cudaFree(void *p)
 {
 	emu_run_all();
+	if (p != NULL && emu_device.erase(p) == 0)
+	{
+		fprintf(stderr, "emu: cudaFree of %p, which cudaMalloc did not return\n", p);
+		abort();
+	}
 	free(p);
 	return cudaSuccess;
 }
@@ -526,6 +542,7 @@ cudaEventCreateWithFlags(cudaEvent_t *e, unsigned flags)
 	*e = new EmuEvent();
 	(*e)->stream = NULL;
 	(*e)->at = 0;
+	emu_events++;
 	return cudaSuccess;
 }
 
@@ -533,6 +550,7 @@ static inline cudaError_t
 cudaEventDestroy(cudaEvent_t e)
 {
 	delete e;
+	emu_events--;
 	return cudaSuccess;
 }
 

@@ -21,6 +21,9 @@
 #include "km_kernels.h"
 
 #include <math.h>
+#ifdef KM_CUDA_EMU
+size_t		km_cuda_emu_live(void);	/* km_cuda_emu.h */
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -884,6 +887,11 @@ main(void)
 	for (size_t i = 0; i < 2; i++)
 		RunOnBackends(&cases[i], 0);
 	unsetenv("KM_EMU_NO_PINNED");
+#ifdef KM_CUDA_EMU
+	/* every backend is destroyed: its device memory, pinned buffers and events went with it */
+	CHECK(km_cuda_emu_live() == 0, "%zu device allocations, pinned buffers or events left",
+		  km_cuda_emu_live());
+#endif
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }
