@@ -19,30 +19,16 @@
  * Prints failing cases and ends with "N passed, M failed".
  */
 #include "km_kernels.h"
+#include "test_util.h"
 
 #include <math.h>
-#ifdef KM_CUDA_EMU
-size_t		km_cuda_emu_live(void);	/* km_cuda_emu.h */
-#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int	passed,
-			failed;
-
-#define CHECK(cond, ...) \
-	do { \
-		if (cond) \
-			passed++; \
-		else \
-		{ \
-			failed++; \
-			printf("FAIL %s:%d: ", __FILE__, __LINE__); \
-			printf(__VA_ARGS__); \
-			printf("\n"); \
-		} \
-	} while (0)
+#ifdef KM_CUDA_EMU
+size_t		km_cuda_emu_live(void);	/* km_cuda_emu.h */
+#endif
 
 #define MUST(call) \
 	do { \
@@ -892,6 +878,5 @@ main(void)
 	CHECK(km_cuda_emu_live() == 0, "%zu device allocations, pinned buffers or events left",
 		  km_cuda_emu_live());
 #endif
-	printf("%d passed, %d failed\n", passed, failed);
-	return failed ? 1 : 0;
+	return TestReport();
 }

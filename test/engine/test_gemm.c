@@ -16,6 +16,7 @@
  *        test/engine/test_gemm.c -lm -o test_gemm
  */
 #include "km_kernels.h"
+#include "test_util.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -51,49 +52,6 @@ typedef enum SegKind
 } SegKind;
 
 static const char *const seg_names[] = {"one", "uneven", "elbow"};
-
-static uint64_t rng_state;
-static int	npassed;
-static int	nfailed;
-
-/* splitmix64: a small deterministic generator, independent of the library under test. */
-static uint64_t
-Rand64(void)
-{
-	uint64_t	z = (rng_state += 0x9E3779B97F4A7C15ULL);
-
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-	return z ^ (z >> 31);
-}
-
-/* Uniform float in [-1, 1). */
-static float
-RandUnit(void)
-{
-	return (float) ((Rand64() >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
-}
-
-/* Uniform integer in [0, bound). */
-static int
-RandBelow(int bound)
-{
-	return (int) (Rand64() % (uint64_t) bound);
-}
-
-/* Allocates or exits: the test has no use for recovering from a failed malloc. */
-static void *
-Alloc(size_t bytes)
-{
-	void	   *p = malloc(bytes > 0 ? bytes : 1);
-
-	if (p == NULL)
-	{
-		fprintf(stderr, "out of memory (%zu bytes)\n", bytes);
-		exit(2);
-	}
-	return p;
-}
 
 /* float64 score of row x against center j: cnorm[j] - 2 x.c_j with the dot in double. */
 static double
@@ -526,6 +484,5 @@ main(void)
 	for (int64_t n = 13; n <= 67; n++)
 		RunCase(DATA_ROWS_ARE_CENTERS, SEG_UNEVEN, 33, 29, n);
 
-	printf("%d passed, %d failed\n", npassed, nfailed);
-	return nfailed ? 1 : 0;
+	return TestReport();
 }

@@ -5,27 +5,12 @@
  * Prints failing cases and ends with "N passed, M failed".
  */
 #include "km_kernels.h"
+#include "test_util.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int	passed,
-			failed;
-
-#define CHECK(cond, ...) \
-	do { \
-		if (cond) \
-			passed++; \
-		else \
-		{ \
-			failed++; \
-			printf("FAIL %s:%d: ", __FILE__, __LINE__); \
-			printf(__VA_ARGS__); \
-			printf("\n"); \
-		} \
-	} while (0)
 
 /* Fills x with uniform values in [lo, hi) from rng. */
 static void
@@ -397,6 +382,5 @@ main(void)
 	/* rows far from the origin are centred by the caller (src/reader.c) and tested in SQL */
 	TestBackend(64, 10, 1797, 0);
 	TestBackend(128, 100, 3000, 0);
-	printf("%d passed, %d failed\n", passed, failed);
-	return failed ? 1 : 0;
+	return TestReport();
 }

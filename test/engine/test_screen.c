@@ -18,6 +18,7 @@
  * Skips (exit 0, saying so) where the CPU or the build has no AVX512-BF16.
  */
 #include "km_kernels.h"
+#include "test_util.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -48,47 +49,6 @@ static const char *const kind_names[DATA_NKINDS] = {
 	"random", "blobs", "separated", "near", "duplicates", "rows=centers", "offset", "integers", "zero-rows",
 	"huge-rows", "rounding", "records"
 };
-
-static uint64_t rng_state;
-static int	npassed;
-static int	nfailed;
-
-/* splitmix64: a small deterministic generator, independent of the library under test. */
-static uint64_t
-Rand64(void)
-{
-	uint64_t	z = (rng_state += 0x9E3779B97F4A7C15ULL);
-
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-	return z ^ (z >> 31);
-}
-
-/* Uniform float in [-1, 1). */
-static float
-RandUnit(void)
-{
-	return (float) ((Rand64() >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
-}
-
-static int
-RandBelow(int bound)
-{
-	return (int) (Rand64() % (uint64_t) bound);
-}
-
-static void *
-Alloc(size_t bytes)
-{
-	void	   *p = aligned_alloc(64, (bytes + 63) & ~(size_t) 63);
-
-	if (p == NULL)
-	{
-		fprintf(stderr, "out of memory (%zu bytes)\n", bytes);
-		exit(2);
-	}
-	return p;
-}
 
 /* Fills x (n x d) and c (k x d) for a data kind. */
 static void
@@ -543,6 +503,5 @@ main(void)
 	/* several pieces of rows, so that the two threads share them */
 	CheckBackend(DATA_SEPARATED, 128, 256, 5000, 1);
 	CheckBackend(DATA_RANDOM, 768, 1024, 1500, 0);
-	printf("%d passed, %d failed\n", npassed, nfailed);
-	return nfailed ? 1 : 0;
+	return TestReport();
 }
