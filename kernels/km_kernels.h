@@ -330,8 +330,10 @@ KmStatus	km_cuda_backend_create(int device, int d, size_t memory_limit, KmBacken
 								   KmError *err);
 
 /*
- * Rows per resident block the GPU backend is given: large, so that a Lloyd iteration over up
- * to a million rows is one block and one host synchronisation; a multiple of KM_SUB_ROWS.
+ * Rows per resident block the GPU backend is given: large, so that each kernel launch has
+ * work enough for the whole device (an iteration waits once however many blocks it has, see
+ * pass_begin), and small enough that two blocks of work bound a cancel; a multiple of
+ * KM_SUB_ROWS.
  */
 #define KM_CUDA_BLOCK_ROWS (1024 * KM_SUB_ROWS)
 

@@ -16,7 +16,7 @@
 
 /*
  * Rows of one resident chunk on the CPU: a multiple of KM_SUB_ROWS, small enough to cancel
- * quickly.  The GPU takes KM_CUDA_BLOCK_ROWS, so that one chunk is one synchronisation.
+ * quickly.  The GPU takes KM_CUDA_BLOCK_ROWS: launches large enough to fill the device.
  */
 #define KMEANS_CHUNK_ROWS (16 * KM_SUB_ROWS)
 
