@@ -1,14 +1,35 @@
 # Sourced by demo.sh, test.sh and bench.sh (from the repository root): a scratch folder, the
 # build and install, and a throwaway server, all removed when the script exits.
+#
+# The extension is installed into a private copy of the PostgreSQL installation under the
+# scratch folder ($KMEANS_TMP/root, laid out as `make install DESTDIR=...` lays it), and the
+# throwaway server runs from that copy: the server finds its share and library folders relative
+# to its own binary, so the machine's own installation of kmeans is never replaced.
 
 PG_CONFIG=${PG_CONFIG:-pg_config}
 KMEANS_TMP=$(mktemp -d /tmp/kmeans.XXXXXX)
 chmod 755 "$KMEANS_TMP"
 trap 'scripts/pg-throwaway.sh stop "$KMEANS_TMP/pg" >/dev/null 2>&1; rm -rf "$KMEANS_TMP"' EXIT
 
-# Builds and installs the extension (extra make variables as arguments); shows the log on failure.
+KMEANS_ROOT=$KMEANS_TMP/root
+# The private tree's pg_config-equivalent folders; pg-throwaway.sh takes its binaries from here.
+export KMEANS_PG_BINDIR=$KMEANS_ROOT$("$PG_CONFIG" --bindir)
+
+# Copies the server's binaries, libraries and share folder into the private tree (once).
+kmeans_private_tree() {
+    local dir
+    [ -x "$KMEANS_PG_BINDIR/postgres" ] && return 0
+    for dir in "$("$PG_CONFIG" --bindir)" "$("$PG_CONFIG" --pkglibdir)" "$("$PG_CONFIG" --sharedir)"; do
+        mkdir -p "$KMEANS_ROOT$dir" && cp -a "$dir/." "$KMEANS_ROOT$dir/" || return 1
+    done
+    chmod -R a+rX "$KMEANS_ROOT"
+}
+
+# Builds the extension and installs it into the private tree (extra make variables as
+# arguments); shows the log on failure.
 kmeans_build_install() {
-    { make -s PG_CONFIG="$PG_CONFIG" "$@" && make -s PG_CONFIG="$PG_CONFIG" install; } \
+    kmeans_private_tree || { echo "could not copy PostgreSQL into $KMEANS_ROOT"; return 1; }
+    { make -s PG_CONFIG="$PG_CONFIG" "$@" && make -s PG_CONFIG="$PG_CONFIG" DESTDIR="$KMEANS_ROOT" install; } \
         >"$KMEANS_TMP/build.log" 2>&1 || { cat "$KMEANS_TMP/build.log"; return 1; }
 }
 

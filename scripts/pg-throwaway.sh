@@ -5,13 +5,14 @@
 #   scripts/pg-throwaway.sh stop DIR           stop and delete the cluster
 #
 # PostgreSQL refuses to run as root, so as root the cluster runs as the ordinary user
-# $KMEANS_PG_USER (default kmeans_pg), created if missing.  Binaries come from pg_config.
+# $KMEANS_PG_USER (default kmeans_pg), created if missing.  Binaries come from
+# $KMEANS_PG_BINDIR (the private tree of scripts/_lib.sh) or else from pg_config.
 set -euo pipefail
 
 cmd=${1:?usage: pg-throwaway.sh start|stop DIR [PORT]}
 dir=${2:?usage: pg-throwaway.sh start|stop DIR [PORT]}
 port=${3:-54329}
-bindir=$("${PG_CONFIG:-pg_config}" --bindir)
+bindir=${KMEANS_PG_BINDIR:-$("${PG_CONFIG:-pg_config}" --bindir)}
 user=$(id -un)
 
 as_owner() {

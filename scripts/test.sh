@@ -4,7 +4,7 @@
 # the GPU backend on its CPU emulator.  Ends with the line
 # "N passed, M failed" and a non-zero exit status when anything failed.
 #
-#   scripts/test.sh            (as root, or as a user who may write PostgreSQL's lib directory)
+#   scripts/test.sh            (installs into a private copy of PostgreSQL under a scratch folder)
 #
 # Environment: PG_CONFIG (default pg_config), WERROR=1 to build with -Werror,
 # KMEANS_TEST_PORT (default 54331), KMEANS_TEST_EMU=0 to skip the suite on the emulated GPU.
