@@ -34,12 +34,18 @@ make -s PG_CONFIG="$PG_CONFIG" installcheck; status=$?
 [ $status = 0 ] || cat test/regression.diffs 2>/dev/null | head -100
 record regress $status
 
-echo "== reference comparisons (scikit-learn) (${SECONDS}s)"
 # the first Python that has the reference installed; the checks skip cleanly without one
 py=python3
 for p in python3 /usr/bin/python3; do
     if "$p" -c 'import sklearn, psycopg2' 2>/dev/null; then py=$p; break; fi
 done
+
+echo "== hostile SQL text, with a sentinel connection that must survive (${SECONDS}s)"
+for t in test/hostile/check_*.py; do
+    "$py" "$t"; record "$(basename "$t")" $?
+done
+
+echo "== reference comparisons (scikit-learn) (${SECONDS}s)"
 for t in test/reference/check_*.py test/engine/check_*.py; do
     [ -e "$t" ] || continue
     "$py" "$t"; record "$(basename "$t")" $?

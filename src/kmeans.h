@@ -63,7 +63,7 @@ typedef struct KmeansSource
 	char	   *source;			/* as the user wrote it */
 	char	   *column;
 	char	   *id_column;		/* NULL: no id */
-	char	   *query;			/* SELECT (column)::real[] [, (id)::int8] FROM ... */
+	char	   *query;			/* SELECT CAST((column) AS real[]) [, CAST((id) AS int8)] FROM ... (source.c) */
 } KmeansSource;
 
 /* One batch of rows handed to a pass callback. */
@@ -105,8 +105,10 @@ typedef struct KmeansData
 	int			guc_nest;		/* the GUC nest level of the scan settings */
 } KmeansData;
 
-/* reader.c */
+/* source.c */
 extern KmeansSource *KmeansSourceMake(text *source, text *column, text *id_column);
+
+/* reader.c */
 extern KmeansData *KmeansDataLoad(KmeansSource *src, int64 chunk_rows);
 extern void KmeansDataAttach(KmeansData *data, KmBackend *be);
 extern void KmeansDataDetach(KmeansData *data);

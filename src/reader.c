@@ -17,22 +17,13 @@
 #include <math.h>
 
 #include "access/tupdesc.h"
-#include "catalog/namespace.h"
-#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
-#include "lib/stringinfo.h"
 #include "miscadmin.h"
-#include "nodes/makefuncs.h"
-#include "parser/scansup.h"
 #include "tcop/dest.h"
 #include "utils/array.h"
-#include "utils/builtins.h"
 #include "utils/guc.h"
-#include "utils/lsyscache.h"
 #include "utils/memutils.h"
-#include "utils/regproc.h"
-#include "utils/varlena.h"
 
 typedef struct Reader
 {
@@ -72,91 +63,6 @@ KmeansRowName(int64 rowno, bool has_id, int64 id)
 	if (has_id)
 		return psprintf("row " INT64_FORMAT " (id " INT64_FORMAT ")", rowno, id);
 	return psprintf("row " INT64_FORMAT, rowno);
-}
-
-/* True when text starts with a keyword that begins a query rather than a relation name. */
-static bool
-LooksLikeQuery(const char *s)
-{
-	static const char *const words[] = {"select", "with", "values", "table"};
-
-	while (*s && scanner_isspace(*s))
-		s++;
-	if (*s == '(')
-		return true;
-	for (int i = 0; i < lengthof(words); i++)
-	{
-		size_t		len = strlen(words[i]);
-
-		if (pg_strncasecmp(s, words[i], len) == 0 &&
-			(s[len] == '\0' || scanner_isspace(s[len]) || s[len] == '('))
-			return true;
-	}
-	return false;
-}
-
-/*
- * Turns the source and column arguments into the query every pass runs.  A relation name is
- * resolved here, so a missing table is reported as such and quoting rules are PostgreSQL's.
- */
-KmeansSource *
-KmeansSourceMake(text *source, text *column, text *id_column)
-{
-	KmeansSource *src = palloc0(sizeof(KmeansSource));
-	StringInfoData q;
-	char	   *from;
-
-	src->source = text_to_cstring(source);
-	src->column = text_to_cstring(column);
-	src->id_column = id_column ? text_to_cstring(id_column) : NULL;
-
-	if (src->source[0] == '\0')
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("source must not be empty"),
-				 errhint("Pass a table, view or materialized view name, or a query.")));
-	if (src->column[0] == '\0')
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("column must not be empty"),
-				 errhint("Pass the name of a real[] or double precision[] column, or an expression.")));
-	if (src->id_column && src->id_column[0] == '\0')
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("id must not be empty"),
-				 errhint("Pass the name of an integer column, or leave id out.")));
-
-	if (LooksLikeQuery(src->source))
-		from = psprintf("(%s) AS kmeans_source", src->source);
-	else
-	{
-		List	   *names = stringToQualifiedNameList(src->source
-#if PG_VERSION_NUM >= 160000
-													  ,NULL
-#endif
-			);
-		RangeVar   *rv = makeRangeVarFromNameList(names);
-		Oid			relid = RangeVarGetRelid(rv, AccessShareLock, false);
-		char		relkind = get_rel_relkind(relid);
-
-		if (relkind != RELKIND_RELATION && relkind != RELKIND_VIEW &&
-			relkind != RELKIND_MATVIEW && relkind != RELKIND_FOREIGN_TABLE &&
-			relkind != RELKIND_PARTITIONED_TABLE)
-			ereport(ERROR,
-					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-					 errmsg("\"%s\" is not a table, view or materialized view", src->source),
-					 errhint("Pass a relation name or a query starting with SELECT, WITH, VALUES or TABLE.")));
-		from = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-										  get_rel_name(relid));
-	}
-
-	initStringInfo(&q);
-	appendStringInfo(&q, "SELECT (%s)::pg_catalog.float4[]", src->column);
-	if (src->id_column)
-		appendStringInfo(&q, ", (%s)::pg_catalog.int8", src->id_column);
-	appendStringInfo(&q, " FROM %s", from);
-	src->query = q.data;
-	return src;
 }
 
 /* Raises the error for a bad vector, naming the row and, when known, its id. */
@@ -470,9 +376,27 @@ ReceiveSlot(TupleTableSlot *slot, DestReceiver *self)
 	return true;
 }
 
+/*
+ * The result columns must be what the reader consumes: real[] and, with an id, bigint.  The
+ * query is built so that they are (source.c); this check keeps a mistake there from ever
+ * reading a value of another type as an array header.
+ */
+static void
+CheckResultDesc(Reader *r, TupleDesc desc)
+{
+	int			want = r->has_id ? 2 : 1;
+
+	if (desc->natts != want ||
+		TupleDescAttr(desc, 0)->atttypid != FLOAT4ARRAYOID ||
+		(r->has_id && TupleDescAttr(desc, 1)->atttypid != INT8OID))
+		elog(ERROR, "kmeans: the source query returns %d columns, not %d of the types read (this is a bug)",
+			 desc->natts, want);
+}
+
 static void
 ReaderStartup(DestReceiver *self, int operation, TupleDesc typeinfo)
 {
+	CheckResultDesc((Reader *) self, typeinfo);
 }
 
 static void
@@ -532,6 +456,7 @@ RunSource(KmeansData *data, Reader *r)
 			SPI_cursor_fetch(portal, true, 1024);
 			if (SPI_processed == 0)
 				break;
+			CheckResultDesc(r, SPI_tuptable->tupdesc);
 			for (uint64 i = 0; i < SPI_processed; i++)
 			{
 				HeapTuple	tup = SPI_tuptable->vals[i];
