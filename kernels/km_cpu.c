@@ -460,10 +460,14 @@ CpuAssign(KmBackend *be, KmBlock *blk, int32_t *labels, float *dist, int exact, 
 					hi;
 		int64_t		work;
 
+		int64_t		limit;
+
 		PieceRows(0, blk->n, &lo, &hi);
-		work = km_screen_argmin(blk->x, blk->norms, hi, cb->base.d, cb->screen, cb->c, labels,
-								dist);
-		st.screen = work <= hi * (cb->seg_off[1] / SCREEN_WORK_SHARE);
+		limit = hi * (cb->seg_off[1] / SCREEN_WORK_SHARE);
+		/* stopped once over the limit: a sample where every center survives costs k per row */
+		work = km_screen_argmin_capped(blk->x, blk->norms, hi, cb->base.d, cb->screen, cb->c,
+									   labels, dist, limit);
+		st.screen = work <= limit;
 		if (st.screen)
 			atomic_init(&st.next, 1);
 	}

@@ -166,6 +166,14 @@ size_t		km_screen_packed_size(int k, int d);
 int			km_screen_pack(const float *c, int k, int d, void *packed);
 int64_t		km_screen_argmin(const float *x, const float *norms, int64_t n, int d,
 							 const void *packed, const float *c, int32_t *labels, float *dist);
+/*
+ * The same, stopping after the group of rows at which the work passes max_work: a caller that
+ * samples the screen's work to choose a kernel learns "too much" without paying for it all (the
+ * work only grows with rows, so the choice is the same).  Rows after the stop are not labelled.
+ */
+int64_t		km_screen_argmin_capped(const float *x, const float *norms, int64_t n, int d,
+									const void *packed, const float *c, int32_t *labels,
+									float *dist, int64_t max_work);
 
 /* ---------------------------------------------------------------------------------------------
  * Backends: the operations the engine needs, implemented once per device.

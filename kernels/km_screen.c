@@ -450,6 +450,13 @@ int64_t
 km_screen_argmin(const float *x, const float *norms, int64_t n, int d, const void *packed,
 				 const float *c, int32_t *labels, float *dist)
 {
+	return km_screen_argmin_capped(x, norms, n, d, packed, c, labels, dist, INT64_MAX);
+}
+
+int64_t
+km_screen_argmin_capped(const float *x, const float *norms, int64_t n, int d, const void *packed,
+						const float *c, int32_t *labels, float *dist, int64_t max_work)
+{
 	const ScreenHeader *h = packed;
 	int64_t		work = 0;
 	int			k = h->k;
@@ -501,6 +508,8 @@ km_screen_argmin(const float *x, const float *norms, int64_t n, int d, const voi
 			Tile(apack, words + (size_t) p * pairs * SCREEN_NR, pairs, &f, p * SCREEN_NR);
 		}
 		work += Finish(&f, xp, norms + i0, d, c, bound, labels + i0, dist + i0);
+		if (work > max_work)
+			break;
 	}
 	return work;
 }
@@ -541,12 +550,23 @@ int64_t
 km_screen_argmin(const float *x, const float *norms, int64_t n, int d, const void *packed,
 				 const float *c, int32_t *labels, float *dist)
 {
+	return km_screen_argmin_capped(x, norms, n, d, packed, c, labels, dist, INT64_MAX);
+}
+
+int64_t
+km_screen_argmin_capped(const float *x, const float *norms, int64_t n, int d, const void *packed,
+						const float *c, int32_t *labels, float *dist, int64_t max_work)
+{
 	const ScreenHeader *h = packed;
+	int64_t		work = 0;
 
 	(void) norms;
-	for (int64_t i = 0; i < n; i++)
+	for (int64_t i = 0; i < n && work <= max_work; i++)
+	{
 		ScanAll(x + (size_t) i * d, d, c, h->k, labels + i, dist + i);
-	return n * h->k;
+		work += h->k;
+	}
+	return work;
 }
 
 #endif

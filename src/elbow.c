@@ -215,6 +215,7 @@ kmeans_elbow(PG_FUNCTION_ARGS)
 	int			knee;
 	ScatterState sc;
 	FinalLabels fl;
+	KmeansPlan	plan;
 
 	for (int i = ARG_SOURCE; i <= ARG_K_STEP; i++)
 		if (PG_ARGISNULL(i))
@@ -252,9 +253,18 @@ kmeans_elbow(PG_FUNCTION_ARGS)
 	for (int s = 0; s < nseg; s++)
 		ks[s] = k_min + s * k_step;
 
+	memset(&plan, 0, sizeof(plan));
+	plan.what = "kmeans_elbow";
+	plan.k_max = ks[nseg - 1];
+	plan.k_name = "k_max";
+	plan.nseg = nseg;
+	for (int s = 0; s < nseg; s++)
+		plan.centers += ks[s];
+	plan.n_init = opt.n_init;
+	plan.final_labels = true;
+	plan.silhouette_rows = sample_size;
 	data = KmeansBegin(PG_GETARG_TEXT_PP(ARG_SOURCE), PG_GETARG_TEXT_PP(ARG_COLUMN),
-					   PG_ARGISNULL(ARG_ID) ? NULL : PG_GETARG_TEXT_PP(ARG_ID), &opt,
-					   ks[nseg - 1], "k_max");
+					   PG_ARGISNULL(ARG_ID) ? NULL : PG_GETARG_TEXT_PP(ARG_ID), &opt, &plan);
 
 	/*
 	 * n_init seeding runs of every k together; per k the run with the lowest inertia is kept
@@ -290,6 +300,7 @@ kmeans_elbow(PG_FUNCTION_ARGS)
 					KeepSegment(ms, rs, s);
 				}
 			}
+			KmeansModelSetFree(rs);
 		}
 		/* the kept centers' labels, for the quality indices */
 		KmeansFinalPass(data, ms, KeepLabels, &fl);

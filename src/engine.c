@@ -32,6 +32,12 @@ KmeansCheckStatus(KmStatus st, const KmError *err)
 				(errcode(ERRCODE_OUT_OF_MEMORY),
 				 errmsg("kmeans: %s", err->message),
 				 errhint("Raise kmeans.gpu_memory_limit or lower k, or run on the CPU with device => 'cpu'.")));
+	if (st == KM_ERR_THREAD)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+				 errmsg("kmeans: %s", err->message),
+				 errhint("Lower kmeans.threads (now %d; 0 means one per core), or raise the server's limit on processes.",
+						 kmeans_threads)));
 	if (st == KM_ERR_NO_DEVICE)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -75,6 +81,20 @@ KmeansModelSetMake(int d, int nseg, const int *ks)
 	ms->inertia = palloc0(sizeof(double) * total);
 	ms->sums = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(double) * total * d);
 	return ms;
+}
+
+/* Frees a model set that is no longer kept, so that n_init runs hold two sets, not n_init. */
+void
+KmeansModelSetFree(KmeansModelSet *ms)
+{
+	pfree(ms->seg_off);
+	pfree(ms->centers);
+	pfree(ms->n_iter);
+	pfree(ms->converged);
+	pfree(ms->sizes);
+	pfree(ms->inertia);
+	pfree(ms->sums);
+	pfree(ms);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -1013,9 +1033,13 @@ KmeansFitOne(KmeansData *data, const KmeansOptions *opt, int k)
 							run + 1, n_init, inertia, ms->n_iter[0])));
 		if (best == NULL || inertia < best_inertia)
 		{
+			if (best != NULL)
+				KmeansModelSetFree(best);
 			best = ms;
 			best_inertia = inertia;
 		}
+		else
+			KmeansModelSetFree(ms);
 	}
 	return best;
 }
@@ -1086,7 +1110,7 @@ EngineStart(KmeansData *data, bool gpu)
 
 	if (gpu)
 		KmeansCheckStatus(km_cuda_backend_create(kmeans_gpu_id, data->d,
-												 (size_t) kmeans_gpu_memory_limit * 1024 * 1024,
+												 (size_t) kmeans_gpu_memory_limit * 1024,
 												 &be, &err), &err);
 	else
 		KmeansCheckStatus(km_cpu_backend_create(threads, data->d, &be, &err), &err);
@@ -1112,8 +1136,8 @@ EngineStop(KmeansData *data)
  * once, checks k_max against its rows and starts the backend.  KmeansEnd closes it.
  */
 KmeansData *
-KmeansBegin(text *source, text *column, text *id_column, const KmeansOptions *opt, int k_max,
-			const char *what)
+KmeansBegin(text *source, text *column, text *id_column, const KmeansOptions *opt,
+			const KmeansPlan *plan)
 {
 	KmeansData *data;
 	int			nest;
@@ -1124,10 +1148,9 @@ KmeansBegin(text *source, text *column, text *id_column, const KmeansOptions *op
 	nest = NewGUCNestLevel();
 	/* the device comes first: it sets how many rows a resident chunk holds */
 	gpu = UseGpu(opt);
-	data = KmeansDataLoad(KmeansSourceMake(source, column, id_column),
-						  gpu ? KM_CUDA_BLOCK_ROWS : KMEANS_CHUNK_ROWS);
+	data = KmeansDataLoad(KmeansSourceMake(source, column, id_column), plan, gpu);
 	data->guc_nest = nest;
-	KmeansCheckK(k_max, data->n, what);
+	KmeansCheckK(plan->k_max, data->n, plan->k_name);
 	EngineStart(data, gpu);
 	return data;
 }

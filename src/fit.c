@@ -75,6 +75,7 @@ static const KmeansArgPos fit_args = {
 typedef struct FitCall
 {
 	KmeansOptions opt;
+	KmeansPlan	plan;
 	int			k;
 	char	   *model;
 	KmeansData *data;
@@ -110,8 +111,14 @@ FitBegin(FunctionCallInfo fcinfo, FitCall *fc, bool need_id)
 				 errmsg("model name must not be empty"),
 				 errhint("Leave model out to skip saving the model.")));
 
+	fc->plan.what = need_id ? "kmeans_labels" : "kmeans_fit";
+	fc->plan.k_max = fc->k;
+	fc->plan.k_name = "k";
+	fc->plan.nseg = 1;
+	fc->plan.centers = fc->k;
+	fc->plan.n_init = fc->opt.init == KMEANS_INIT_EXPLICIT ? 1 : fc->opt.n_init;
 	fc->data = KmeansBegin(source, column, PG_ARGISNULL(ARG_ID) ? NULL : PG_GETARG_TEXT_PP(ARG_ID),
-						   &fc->opt, fc->k, "k");
+						   &fc->opt, &fc->plan);
 	fc->ms = KmeansFitOne(fc->data, &fc->opt, fc->k);
 	if (fc->model)
 		KmeansModelSave(KmeansModelsTable(fcinfo), fc->model, fc->data->src, &fc->opt, fc->data,

@@ -15,6 +15,7 @@ PG_MODULE_MAGIC;
 int			kmeans_device = KMEANS_DEVICE_AUTO;
 int			kmeans_batch_rows = KMEANS_DEFAULT_BATCH_ROWS;
 int			kmeans_memory_limit = 1024 * 1024;	/* kB: 1 GB */
+int			kmeans_max_memory = 4 * 1024 * 1024;	/* kB: 4 GB */
 int			kmeans_threads = 0;
 bool		kmeans_verbose = false;
 int			kmeans_gpu_id = 0;
@@ -28,6 +29,22 @@ static const struct config_enum_entry device_options[] = {
 };
 
 void		_PG_init(void);
+
+/*
+ * kmeans.gpu_memory_limit is in kB so that a value below 1 MB is seen as such: in MB, '512kB'
+ * rounded to 0, which means "what the device has free", the opposite of what was asked.
+ */
+static bool
+CheckGpuMemoryLimit(int *newval, void **extra, GucSource source)
+{
+	if (*newval > 0 && *newval < 1024)
+	{
+		GUC_check_errdetail("kmeans.gpu_memory_limit must be 0 (what the device has free) or at least 1MB, got %dkB.",
+							*newval);
+		return false;
+	}
+	return true;
+}
 
 /* Defines the kmeans.* settings. */
 void
@@ -48,10 +65,15 @@ _PG_init(void)
 							"Larger data is read from the source again on every pass.",
 							&kmeans_memory_limit, 1024 * 1024, 64, INT_MAX,
 							PGC_USERSET, GUC_UNIT_KB, NULL, NULL, NULL);
+	DefineCustomIntVariable("kmeans.max_memory",
+							"Host memory one fit may use in all: per-row state, centers, buffers and cached rows.",
+							"A fit that needs more is refused before it allocates; only superusers may change this.",
+							&kmeans_max_memory, 4 * 1024 * 1024, 1024, INT_MAX,
+							PGC_SUSET, GUC_UNIT_KB, NULL, NULL, NULL);
 	DefineCustomIntVariable("kmeans.threads",
 							"Compute threads per fit; 0 means one per CPU core.",
 							NULL,
-							&kmeans_threads, 0, 0, 1024,
+							&kmeans_threads, 0, 0, KMEANS_MAX_THREADS,
 							PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("kmeans.gpu_id",
 							"The GPU fits run on, when they run on a GPU.",
@@ -60,9 +82,9 @@ _PG_init(void)
 							PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("kmeans.gpu_memory_limit",
 							"GPU memory one fit may use; 0 means what the device has free.",
-							"Rows that do not fit are copied to the GPU again on every pass.",
+							"At least 1MB otherwise.  Rows that do not fit are copied to the GPU again on every pass.",
 							&kmeans_gpu_memory_limit, 0, 0, INT_MAX,
-							PGC_USERSET, GUC_UNIT_MB, NULL, NULL, NULL);
+							PGC_USERSET, GUC_UNIT_KB, CheckGpuMemoryLimit, NULL, NULL);
 	DefineCustomBoolVariable("kmeans.verbose",
 							 "Reports every iteration of a fit as a NOTICE.",
 							 NULL,

@@ -13,12 +13,28 @@
 
 #define KMEANS_DEFAULT_BATCH_ROWS 65536
 #define KMEANS_MAX_K 1000000
+/* Compute threads one fit may start (kmeans.threads); more only cost memory and switches. */
+#define KMEANS_MAX_THREADS 256
 
 /*
  * Rows of one resident chunk on the CPU: a multiple of KM_SUB_ROWS, small enough to cancel
  * quickly.  The GPU takes KM_CUDA_BLOCK_ROWS: launches large enough to fill the device.
  */
 #define KMEANS_CHUNK_ROWS (16 * KM_SUB_ROWS)
+
+/*
+ * Multiply-adds one backend call may do (rows x centers x dimension), so that a cancel, checked
+ * between calls, is seen within a fraction of a second whatever k and d: 8.6 * 10^9, about 0.1 s
+ * on two cores at 100 GFLOP/s each.  A call takes at least one run of KM_SUB_ROWS rows, and the
+ * common cases (k x d up to 2^19, as 1,024 centers of 128 values) keep KMEANS_CHUNK_ROWS.
+ */
+#define KMEANS_WORK_PER_CALL ((double) ((int64) 1 << 33))
+/* A resident chunk starts at about this size and doubles; a streamed batch stays near 64 MB. */
+#define KMEANS_FIRST_CHUNK_BYTES (1024 * 1024)
+#define KMEANS_BATCH_BYTES (64 * 1024 * 1024)
+/* Squared distances must stay below this (float32's largest value / 4) and reach above this. */
+#define KMEANS_MAX_SQUARE (3.4028234663852886e38 / 4)
+#define KMEANS_MIN_SQUARE 1e-30
 
 typedef enum KmeansDevice
 {
@@ -38,10 +54,11 @@ typedef enum KmeansInit
 extern int	kmeans_device;
 extern int	kmeans_batch_rows;
 extern int	kmeans_memory_limit;	/* kB */
+extern int	kmeans_max_memory;	/* kB */
 extern int	kmeans_threads;
 extern bool kmeans_verbose;
 extern int	kmeans_gpu_id;
-extern int	kmeans_gpu_memory_limit;	/* MB; 0: what the device has free */
+extern int	kmeans_gpu_memory_limit;	/* kB; 0: what the device has free */
 
 /* The options every fitting function shares. */
 typedef struct KmeansOptions
@@ -56,6 +73,36 @@ typedef struct KmeansOptions
 	KmeansDevice device;
 	const char *device_name;
 } KmeansOptions;
+
+/*
+ * What a fit will hold besides the rows, known before it reads them: the memory estimate
+ * (budget.c) and the size of a batch of work (reader.c) follow from it.
+ */
+typedef struct KmeansPlan
+{
+	const char *what;			/* the SQL function, for messages */
+	int			k_max;			/* checked against the rows (KmeansCheckK) */
+	const char *k_name;			/* "k" or "k_max" */
+	int			nseg;			/* k fitted together */
+	int64		centers;		/* their k added up */
+	int			n_init;			/* seeding runs: more than one keeps a second model set */
+	bool		final_labels;	/* every row's final label per k is kept (kmeans_elbow) */
+	int64		silhouette_rows;	/* rows of the silhouette sample; 0 for none */
+} KmeansPlan;
+
+#define KMEANS_BUDGET_ITEMS 8
+
+/* A fit's host memory, term by term (budget.c). */
+typedef struct KmeansBudget
+{
+	const KmeansPlan *plan;
+	int64		n;
+	int			d;
+	int			nitems;
+	const char *names[KMEANS_BUDGET_ITEMS];
+	int64		bytes[KMEANS_BUDGET_ITEMS];
+	int64		total;
+} KmeansBudget;
 
 /* Where the rows come from: the query the reader runs, and names for messages. */
 typedef struct KmeansSource
@@ -101,15 +148,28 @@ typedef struct KmeansData
 	int			batch_rows;
 	void	   *plan;			/* SPIPlanPtr */
 
+	/* the first pass's range of every dimension: later passes must stay within it */
+	float	   *lo;
+	float	   *hi;
+
+	const KmeansPlan *fit;		/* what the fit will hold: sizes the batches and the budget */
+	bool		gpu;
 	KmBackend  *be;
 	int			guc_nest;		/* the GUC nest level of the scan settings */
 } KmeansData;
+
+/* budget.c */
+extern void KmeansBudgetMake(KmeansBudget *b, const KmeansPlan *plan, int64 n, int d, bool stream,
+							 int64 block_rows, bool has_id);
+extern void KmeansBudgetAddCache(KmeansBudget *b, int64 cache_bytes, int64 n);
+extern bool KmeansBudgetFits(const KmeansBudget *b);
+extern void KmeansBudgetCheck(const KmeansBudget *b, bool rows_known);
 
 /* source.c */
 extern KmeansSource *KmeansSourceMake(text *source, text *column, text *id_column);
 
 /* reader.c */
-extern KmeansData *KmeansDataLoad(KmeansSource *src, int64 chunk_rows);
+extern KmeansData *KmeansDataLoad(KmeansSource *src, const KmeansPlan *plan, bool gpu);
 extern void KmeansDataAttach(KmeansData *data, KmBackend *be);
 extern void KmeansDataDetach(KmeansData *data);
 extern void KmeansScan(KmeansData *data, KmeansBatchFn fn, void *arg);
@@ -136,6 +196,7 @@ typedef void (*KmeansLabelFn) (KmeansBatch *batch, const int32 *labels, const fl
 							   int nseg, void *arg);
 
 extern KmeansModelSet *KmeansModelSetMake(int d, int nseg, const int *ks);
+extern void KmeansModelSetFree(KmeansModelSet *ms);
 extern void KmeansSeed(KmeansData *data, const KmeansOptions *opt, int k, KmRng *rng,
 					   float *centers);
 extern void KmeansFetchRows(KmeansData *data, const int64 *rows, int64 m, float *out);
@@ -146,7 +207,7 @@ extern void KmeansRunRng(const KmeansOptions *opt, int run, KmRng *rng);
 extern double KmeansSegmentInertia(const KmeansModelSet *ms, int s);
 extern void KmeansCheckStatus(KmStatus st, const KmError *err);
 extern KmeansData *KmeansBegin(text *source, text *column, text *id_column,
-								const KmeansOptions *opt, int k_max, const char *what);
+								const KmeansOptions *opt, const KmeansPlan *plan);
 extern void KmeansEnd(KmeansData *data);
 
 /* options.c */

@@ -78,6 +78,12 @@ KmeansParseOptions(FunctionCallInfo fcinfo, const KmeansArgPos *pos, KmeansOptio
 		opt->init = KMEANS_INIT_EXPLICIT;
 		opt->init_name = "explicit";
 	}
+	else if (opt->init == KMEANS_INIT_EXPLICIT && pos->init_centers < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("init 'explicit' is not available here"),
+				 errdetail("Starting centers are given for one k, and this function fits a range of k."),
+				 errhint("Use init => 'k-means++' or 'random'; fit one k with kmeans_fit(..., init_centers => ...).")));
 	else if (opt->init == KMEANS_INIT_EXPLICIT)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -103,18 +109,20 @@ KmeansParseOptions(FunctionCallInfo fcinfo, const KmeansArgPos *pos, KmeansOptio
 	{
 		char	   *dev = text_to_cstring(PG_GETARG_TEXT_PP(pos->device));
 
-		opt->device_name = dev;
-		if (strcmp(dev, "auto") == 0)
+		/* case-insensitive, as the kmeans.device setting is (PostgreSQL's enum settings are) */
+		if (pg_strcasecmp(dev, "auto") == 0)
 			opt->device = KMEANS_DEVICE_AUTO;
-		else if (strcmp(dev, "cpu") == 0)
+		else if (pg_strcasecmp(dev, "cpu") == 0)
 			opt->device = KMEANS_DEVICE_CPU;
-		else if (strcmp(dev, "gpu") == 0)
+		else if (pg_strcasecmp(dev, "gpu") == 0)
 			opt->device = KMEANS_DEVICE_GPU;
 		else
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unknown device \"%s\"", dev),
 					 errhint("Use 'auto', 'cpu' or 'gpu'.")));
+		opt->device_name = opt->device == KMEANS_DEVICE_GPU ? "gpu" :
+			opt->device == KMEANS_DEVICE_CPU ? "cpu" : "auto";
 	}
 }
 

@@ -11,6 +11,15 @@
  * Every pass runs with the snapshot of the calling statement (read-only SPI), with synchronized
  * sequential scans and parallel plans switched off, so that every pass sees the same rows in
  * the same order: per-row state (labels, distances) is indexed by row position.
+ *
+ * Sizes.  The first row fixes d; then the fit's memory is estimated (budget.c) and checked
+ * again every 1024 rows, the cache being given up first when the estimate outgrows
+ * kmeans.max_memory.  A resident chunk or a streamed batch holds at most as many rows as one
+ * backend call assigns to every center in a small fraction of a second (KMEANS_WORK_PER_CALL),
+ * because interrupts are checked between calls; a chunk starts at about 1 MB and doubles, so
+ * that wide rows cost what they hold.  The first pass also records each dimension's range,
+ * which proves that no float32 distance can overflow (RangeCheck) and which later passes must
+ * stay within.
  */
 #include "kmeans.h"
 
@@ -47,6 +56,10 @@ typedef struct Reader
 	double	   *sumsq;
 	float	   *shift;			/* the first row: keeps the variance sums well conditioned */
 	float	   *scratch;		/* one row, when the data is not kept */
+	int64	   *lo_row;			/* per dimension: the row (number, id) of the smallest value */
+	int64	   *lo_id;
+	int64	   *hi_row;			/* and of the largest */
+	int64	   *hi_id;
 	Size		resident_bytes;
 	int			chunks_alloc;
 	int64		first_rowno;	/* row number of the row that fixed d, for messages */
@@ -164,6 +177,27 @@ CopyFinite(Reader *r, const char *src, int64 id, float *dst)
 				   "Only finite values can be clustered; filter or replace them in a query.");
 }
 
+/*
+ * A later pass's row must lie within the ranges the first pass saw: those ranges are what
+ * proves that no distance overflows, and a source that changes between passes is an error.
+ */
+static void
+CheckInRange(Reader *r, const float *x)
+{
+	KmeansData *data = r->data;
+
+	for (int j = 0; j < data->d; j++)
+		if (x[j] < data->lo[j] || x[j] > data->hi[j])
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("source \"%s\" returned a different %s than in the first pass",
+							data->src->source, KmeansRowName(r->rowno, false, 0)),
+					 errdetail("Value %g at position %d is outside the first pass's range [%g, %g].",
+							   x[j], j + 1, data->lo[j], data->hi[j]),
+					 errhint("A source read in several passes must return the same rows each time; "
+							 "raise kmeans.memory_limit to keep the data in memory.")));
+}
+
 /* Hands a full batch to the pass callback through a backend block. */
 static void
 EmitBatch(Reader *r)
@@ -226,8 +260,9 @@ StartChunk(Reader *r)
 {
 	KmeansData *data = r->data;
 	Size		row_bytes = sizeof(float) * data->d + (r->has_id ? sizeof(int64) : 0);
+	int64		first = Max((int64) 1, (int64) (KMEANS_FIRST_CHUNK_BYTES / row_bytes));
 	int64		rows = r->cap > 0 && r->cap < data->chunk_rows ?
-		Min(2 * r->cap, data->chunk_rows) : Min((int64) KMEANS_CHUNK_ROWS, data->chunk_rows);
+		Min(2 * r->cap, data->chunk_rows) : Min(first, data->chunk_rows);
 	int64		added = r->cap > 0 && r->cap < data->chunk_rows ? rows - r->cap : rows;
 	Size		bytes = (Size) added * row_bytes;
 
@@ -265,7 +300,83 @@ StartChunk(Reader *r)
 	r->cap = rows;
 }
 
-/* First pass over one row: statistics, and a resident copy while it fits. */
+/*
+ * Rows per backend call for k centers of dimension d: at most KMEANS_WORK_PER_CALL
+ * multiply-adds, in whole runs of KM_SUB_ROWS rows (batches start on run boundaries), between
+ * one run and cap rows.
+ */
+static int64
+WorkRows(int64 k, int d, int64 cap)
+{
+	double		rows = (double) KMEANS_WORK_PER_CALL / ((double) Max(k, 1) * Max(d, 1));
+	int64		runs = (int64) Min(rows, (double) cap) / KM_SUB_ROWS;
+
+	return Max(runs, 1) * KM_SUB_ROWS;
+}
+
+/*
+ * The first vector has fixed d: size the chunks and batches, and refuse a fit whose centers
+ * and buffers alone exceed kmeans.max_memory before reading on.
+ */
+static void
+FirstRow(Reader *r)
+{
+	KmeansData *data = r->data;
+	int			d = data->d;
+	int64		row_bytes = (int64) sizeof(float) * d + sizeof(int64);
+	KmeansBudget b;
+
+	if (!data->gpu)
+		data->chunk_rows = WorkRows(data->fit->centers, d, KMEANS_CHUNK_ROWS);
+	/* a streamed batch: kmeans.batch_rows, within the work bound and about 64 MB of rows */
+	data->batch_rows = WorkRows(data->gpu ? 1 : data->fit->centers, 1,
+								Min((int64) kmeans_batch_rows,
+									(int64) KMEANS_BATCH_BYTES / row_bytes));
+	KmeansBudgetMake(&b, data->fit, 0, d, false, data->chunk_rows, r->has_id);
+	KmeansBudgetCheck(&b, false);
+
+	r->sum = MemoryContextAllocZero(data->cxt, sizeof(double) * d);
+	r->sumsq = MemoryContextAllocZero(data->cxt, sizeof(double) * d);
+	r->shift = MemoryContextAlloc(data->cxt, sizeof(float) * d);
+	r->scratch = MemoryContextAlloc(data->cxt, sizeof(float) * d);
+	data->lo = MemoryContextAlloc(data->cxt, sizeof(float) * d);
+	data->hi = MemoryContextAlloc(data->cxt, sizeof(float) * d);
+	r->lo_row = MemoryContextAlloc(data->cxt, sizeof(int64) * d);
+	r->lo_id = MemoryContextAlloc(data->cxt, sizeof(int64) * d);
+	r->hi_row = MemoryContextAlloc(data->cxt, sizeof(int64) * d);
+	r->hi_id = MemoryContextAlloc(data->cxt, sizeof(int64) * d);
+	data->chunks = MemoryContextAlloc(data->cxt, sizeof(float *));
+	data->chunk_ids = MemoryContextAlloc(data->cxt, sizeof(int64 *));
+	r->chunks_alloc = 1;
+	data->resident = true;
+}
+
+/*
+ * The fit's memory for the rows read so far (or all of them, when final): the cache is given up
+ * first when the estimate exceeds kmeans.max_memory, and then a fit that still does not fit
+ * is refused.
+ */
+static void
+CheckBudget(Reader *r, bool final)
+{
+	KmeansData *data = r->data;
+	KmeansBudget b;
+
+	if (data->resident)
+	{
+		KmeansBudgetMake(&b, data->fit, r->n, data->d, false, data->chunk_rows, r->has_id);
+		KmeansBudgetAddCache(&b, r->resident_bytes, r->n);
+		if (KmeansBudgetFits(&b))
+			return;
+		elog(DEBUG1, "kmeans: the rows are not kept: " INT64_FORMAT " MB in all would exceed kmeans.max_memory",
+			 b.total / (1024 * 1024));
+		DropResident(r);
+	}
+	KmeansBudgetMake(&b, data->fit, r->n, data->d, true, data->batch_rows, r->has_id);
+	KmeansBudgetCheck(&b, final);
+}
+
+/* First pass over one row: statistics, ranges, and a resident copy while it fits. */
 static void
 LoadRow(Reader *r, const char *raw, int64 id)
 {
@@ -274,17 +385,9 @@ LoadRow(Reader *r, const char *raw, int64 id)
 	float	   *row;
 
 	if (r->sum == NULL)
-	{
-		/* the first vector: d is known now */
-		r->sum = MemoryContextAllocZero(data->cxt, sizeof(double) * d);
-		r->sumsq = MemoryContextAllocZero(data->cxt, sizeof(double) * d);
-		r->shift = MemoryContextAlloc(data->cxt, sizeof(float) * d);
-		r->scratch = MemoryContextAlloc(data->cxt, sizeof(float) * d);
-		data->chunks = MemoryContextAlloc(data->cxt, sizeof(float *));
-		data->chunk_ids = MemoryContextAlloc(data->cxt, sizeof(int64 *));
-		r->chunks_alloc = 1;
-		data->resident = true;
-	}
+		FirstRow(r);
+	else if ((r->n & 1023) == 0)
+		CheckBudget(r, false);
 	if (data->resident && r->fill == r->cap)
 		StartChunk(r);
 	if (data->resident)
@@ -299,13 +402,34 @@ LoadRow(Reader *r, const char *raw, int64 id)
 
 	CopyFinite(r, raw, id, row);
 	if (r->n == 0)
+	{
 		memcpy(r->shift, row, sizeof(float) * d);
+		memcpy(data->lo, row, sizeof(float) * d);
+		memcpy(data->hi, row, sizeof(float) * d);
+		for (int j = 0; j < d; j++)
+		{
+			r->lo_row[j] = r->hi_row[j] = r->rowno;
+			r->lo_id[j] = r->hi_id[j] = id;
+		}
+	}
 	for (int j = 0; j < d; j++)
 	{
 		double		v = (double) row[j] - r->shift[j];
 
 		r->sum[j] += v;
 		r->sumsq[j] += v * v;
+		if (row[j] < data->lo[j])
+		{
+			data->lo[j] = row[j];
+			r->lo_row[j] = r->rowno;
+			r->lo_id[j] = id;
+		}
+		else if (row[j] > data->hi[j])
+		{
+			data->hi[j] = row[j];
+			r->hi_row[j] = r->rowno;
+			r->hi_id[j] = id;
+		}
 	}
 }
 
@@ -348,6 +472,7 @@ ReceiveRow(Reader *r, Datum value, bool isnull, Datum idv, bool idnull)
 					 errhint("A source read in several passes must return the same rows each time; "
 							 "raise kmeans.memory_limit to keep the data in memory.")));
 		CopyFinite(r, raw, id, r->buf + r->fill * data->d);
+		CheckInRange(r, r->buf + r->fill * data->d);
 		if (r->has_id)
 			r->idbuf[r->fill] = id;
 		r->fill++;
@@ -478,6 +603,68 @@ RunSource(KmeansData *data, Reader *r)
 	MemoryContextDelete(r->rowcxt);
 }
 
+/*
+ * Float32 distances cannot overflow or vanish: every row lies in the box of the per-dimension
+ * ranges, so after centring |x|^2, |c|^2 and |x.c| are at most R2 = sum_j max(hi_j - m_j,
+ * m_j - lo_j)^2 (centers are means of rows and lie in the box too) and |x - c|^2 at most
+ * S2 = sum_j (hi_j - lo_j)^2 <= 4 R2.  The expansion |x|^2 - 2 x.c + |c|^2 and every partial sum
+ * of a distance then stay below 4 R2, which must leave float32 a margin (KMEANS_MAX_SQUARE) for
+ * rounding, bfloat16 screening included.
+ * At the other end, rows whose largest squared distance is below KMEANS_MIN_SQUARE differ only in
+ * subnormal float32 squares, where distances lose their digits and clusters collapse.
+ * Both are refused rather than answered with Infinity or a degenerate fit.
+ */
+static void
+RangeCheck(Reader *r)
+{
+	KmeansData *data = r->data;
+	double		r2 = 0.0,
+				s2 = 0.0,
+				worst = -1.0;
+	int			wj = 0;
+	bool		whi = true;
+
+	for (int j = 0; j < data->d; j++)
+	{
+		double		up = (double) data->hi[j] - data->mean[j];
+		double		down = (double) data->mean[j] - data->lo[j];
+		double		span = (double) data->hi[j] - data->lo[j];
+		double		m = Max(up, down);
+
+		r2 += m * m;
+		s2 += span * span;
+		if (m > worst)
+		{
+			worst = m;
+			wj = j;
+			whi = up >= down;
+		}
+	}
+	if (4.0 * r2 > KMEANS_MAX_SQUARE)
+	{
+		int64		rowno = whi ? r->hi_row[wj] : r->lo_row[wj];
+		int64		id = whi ? r->hi_id[wj] : r->lo_id[wj];
+
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("vector at %s is too far from the others for float32 distances",
+						KmeansRowName(rowno, r->has_id, id)),
+				 errdetail("Its value %g at position %d is %g from the mean of that position; squared "
+						   "distances between the vectors could reach %g, beyond %g.",
+						   whi ? data->hi[wj] : data->lo[wj], wj + 1, worst, 4.0 * r2,
+						   (double) KMEANS_MAX_SQUARE),
+				 errhint("Scale the vectors down, e.g. divide them by 1e10 in a query, or drop the outlier.")));
+	}
+	if (s2 > 0.0 && s2 < KMEANS_MIN_SQUARE)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("the vectors of source \"%s\" differ too little for float32 distances",
+						data->src->source),
+				 errdetail("The largest squared distance between two of them is at most %g, below %g, "
+						   "where float32 squares lose their digits.", s2, (double) KMEANS_MIN_SQUARE),
+				 errhint("Scale the vectors up, e.g. multiply them by 1e20 in a query.")));
+}
+
 /* Sets the GUCs that make every pass see the same rows in the same order. */
 static void
 StableScanSettings(void)
@@ -494,13 +681,16 @@ StableScanSettings(void)
  * nest level.
  */
 KmeansData *
-KmeansDataLoad(KmeansSource *src, int64 chunk_rows)
+KmeansDataLoad(KmeansSource *src, const KmeansPlan *plan, bool gpu)
 {
 	KmeansData *data = palloc0(sizeof(KmeansData));
 	Reader		r;
 
 	data->src = src;
-	data->chunk_rows = chunk_rows;
+	data->fit = plan;
+	data->gpu = gpu;
+	/* the GPU takes large blocks; the CPU's chunks are sized by the work once d is known */
+	data->chunk_rows = gpu ? KM_CUDA_BLOCK_ROWS : KMEANS_CHUNK_ROWS;
 	data->cxt = CurrentMemoryContext;
 	data->batch_rows = (kmeans_batch_rows + KM_SUB_ROWS - 1) / KM_SUB_ROWS * KM_SUB_ROWS;
 	StableScanSettings();
@@ -527,6 +717,8 @@ KmeansDataLoad(KmeansSource *src, int64 chunk_rows)
 		data->mean_var += Max(0.0, r.sumsq[j] / data->n - m * m);
 	}
 	data->mean_var /= data->d;
+	RangeCheck(&r);
+	CheckBudget(&r, true);
 	return data;
 }
 
@@ -595,7 +787,7 @@ KmeansScan(KmeansData *data, KmeansBatchFn fn, void *arg)
 		memset(&r, 0, sizeof(r));
 		r.fn = fn;
 		r.fn_arg = arg;
-		r.cap = data->batch_rows;
+		r.cap = Min((int64) data->batch_rows, data->n);
 		r.buf = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * r.cap * data->d);
 		r.idbuf = data->src->id_column ? palloc(sizeof(int64) * r.cap) : NULL;
 		RunSource(data, &r);

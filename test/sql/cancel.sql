@@ -37,6 +37,25 @@ SELECT count(*) FROM kmeans_elbow('big', 'v', 2, 40, max_iter => 1, silhouette_s
 RESET statement_timeout;
 SELECT clock_timestamp() - t < interval '1.4 s' AS stopped_within_a_second FROM t0;
 
+-- Many wide centers: 8,000 centers of 1,024 values against 16,384 rows is 1.3 * 10^11
+-- multiply-adds per pass.  Interrupts are checked between backend calls, and a call takes as
+-- many rows as fit in 8.6 * 10^9 multiply-adds (here 1024 rows), so a cancel lands within a
+-- fraction of a second (with 16,384-row calls it took seconds).  The rows are rotations of two
+-- halves, 16,384 distinct vectors.
+CREATE TABLE wide AS
+WITH base AS (SELECT array_agg(sin(j * 0.11))::real[] AS b, array_agg(cos(j * 0.07))::real[] AS c
+              FROM generate_series(1, 512) j)
+SELECT i AS id, b[i % 512 + 1:512] || b[1:i % 512] || c[i / 512 + 1:512] || c[1:i / 512] AS v
+FROM base, generate_series(0, 16383) i;
+-- The timeout (2 s) lands in the Lloyd passes, after the reading and the seeding; with
+-- 16,384-row calls the error came after 9 s.
+TRUNCATE t0;
+SET statement_timeout = '2s';
+INSERT INTO t0 VALUES (clock_timestamp());
+SELECT count(*) FROM kmeans_fit('wide', 'v', 8000, init => 'random', tol => 0);
+RESET statement_timeout;
+SELECT clock_timestamp() - t < interval '3 s' AS stopped_within_a_second FROM t0;
+
 -- The session is usable and a fit still works.
 SELECT count(*) FROM big;
 SELECT count(*) FROM kmeans_fit('big', 'v', 4, max_iter => 5);

@@ -89,7 +89,8 @@ RESET kmeans.memory_limit;
 -- Errors.
 SELECT * FROM kmeans_elbow('profiles', 'v', 5, 3);
 SELECT * FROM kmeans_elbow('profiles', 'v', 0, 3);
-SELECT * FROM kmeans_elbow('profiles', 'v', 2, 5000);
+SELECT * FROM kmeans_elbow('profiles', 'v', 4990, 5000);
+SELECT * FROM kmeans_elbow('profiles', 'v', 2, 5, init => 'explicit');
 SELECT * FROM kmeans_elbow('profiles', 'v', 2, 5, k_step => 0);
 SELECT * FROM kmeans_elbow('profiles', 'v', 2, 5, silhouette_sample => -1);
 SELECT * FROM kmeans_elbow('profiles', 'v', 2, 5, init => 'bogus');

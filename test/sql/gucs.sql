@@ -82,6 +82,10 @@ RESET kmeans."verbose";
 SET kmeans.device = 'cpu';
 SELECT count(*) FROM kmeans_fit('line', 'v', 2);
 SELECT count(*) FROM kmeans_fit('line', 'v', 2, device => 'cpu');
+-- the option is case-insensitive like the setting, and stored in lower case
+SELECT count(*) FROM kmeans_fit('line', 'v', 2, device => 'CPU');
+SET kmeans.device = 'CPU';
+SHOW kmeans.device;
 SET kmeans.device = 'tpu';
 RESET kmeans.device;
 
@@ -91,7 +95,13 @@ SET kmeans.gpu_id = -1;
 SET kmeans.gpu_memory_limit = -1;
 SET kmeans.gpu_memory_limit = '2GB';
 SHOW kmeans.gpu_memory_limit;
+-- below 1MB is refused rather than rounded to 0, which means "what the device has free"
+SET kmeans.gpu_memory_limit = '512kB';
+SET kmeans.gpu_memory_limit = 0;
+SHOW kmeans.gpu_memory_limit;
 RESET kmeans.gpu_memory_limit;
+-- a thread count a backend cannot sensibly start
+SET kmeans.threads = 257;
 SET kmeans.batch_rows = 10;
 SET kmeans.memory_limit = '1kB';
 SET kmeans.no_such_setting = 1;
