@@ -1,5 +1,14 @@
 /*
  * models.c -- saved models (the kmeans_models table) and labelling new vectors with them.
+ *
+ * Every statement this file runs is the extension's own, not the user's, so none of them may
+ * depend on the caller's search_path: a caller (or a function's SET clause) can put a schema
+ * ahead of pg_catalog, and an operator, function or type there of a name the statement uses
+ * would then run inside it with the caller's privileges (CVE-2018-1058).  Hence both: every
+ * operator, function and type is written schema-qualified (the table already is), and each
+ * statement runs with search_path pinned to pg_catalog, pg_temp (PinSearchPath), so that one
+ * which forgets a qualification is still safe.  The user's source and column are SQL text the
+ * user wrote and are read elsewhere (reader.c) with the caller's search_path.
  */
 #include "kmeans.h"
 
@@ -11,6 +20,7 @@
 #include "funcapi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/tuplestore.h"
@@ -29,6 +39,30 @@ KmeansModelsTable(FunctionCallInfo fcinfo)
 	char	   *nsp = get_namespace_name(get_func_namespace(fcinfo->flinfo->fn_oid));
 
 	return quote_qualified_identifier(nsp, "kmeans_models");
+}
+
+/*
+ * Opens a GUC nest level with search_path = pg_catalog, pg_temp for one of the extension's
+ * own statements (see the header).  pg_temp is named last so that a temporary table cannot
+ * shadow a catalog.  Close it with UnpinSearchPath; an error unwinds it with the
+ * (sub)transaction.  GUC_ACTION_SAVE is what a function's SET clause uses, and is allowed
+ * in a parallel worker, where kmeans_predict may run.
+ */
+static int
+PinSearchPath(void)
+{
+	int			nest = NewGUCNestLevel();
+
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	return nest;
+}
+
+/* Gives the caller back its search_path. */
+static void
+UnpinSearchPath(int nest)
+{
+	AtEOXact_GUC(true, nest);
 }
 
 /* The centers of segment seg, un-centred: what users see. */
@@ -75,6 +109,7 @@ KmeansModelSave(const char *table, const char *name, const KmeansSource *src, co
 	Datum		values[9];
 	char	   *sql;
 	int			rc;
+	int			nest;
 
 	for (int j = ms->seg_off[seg]; j < ms->seg_off[seg + 1]; j++)
 		inertia += ms->inertia[j];
@@ -88,16 +123,19 @@ KmeansModelSave(const char *table, const char *name, const KmeansSource *src, co
 	values[7] = CStringGetTextDatum(KmeansOptionsJson(opt, src));
 	values[8] = CStringGetTextDatum(src->source);
 	sql = psprintf("INSERT INTO %s AS m (name, k, dim, metric, centers, inertia, n_iter, n_rows, "
-				   "options, source) VALUES ($1, $2, $3, 'euclidean', $4, $5, $6, $7, $8::jsonb, $9) "
+				   "options, source) VALUES ($1, $2, $3, 'euclidean', $4, $5, $6, $7, "
+				   "$8::pg_catalog.jsonb, $9) "
 				   "ON CONFLICT (name) DO UPDATE SET k = EXCLUDED.k, dim = EXCLUDED.dim, "
 				   "metric = EXCLUDED.metric, centers = EXCLUDED.centers, "
 				   "inertia = EXCLUDED.inertia, n_iter = EXCLUDED.n_iter, "
 				   "n_rows = EXCLUDED.n_rows, options = EXCLUDED.options, "
-				   "source = EXCLUDED.source, created_at = now()",
+				   "source = EXCLUDED.source, created_at = pg_catalog.now()",
 				   table);
+	nest = PinSearchPath();
 	rc = SPI_execute_with_args(sql, 9, types, values, NULL, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "kmeans: saving model \"%s\" failed: %s", name, SPI_result_code_string(rc));
+	UnpinSearchPath(nest);
 }
 
 /* A model's centers, loaded for labelling. */
@@ -119,15 +157,18 @@ LoadModel(const char *table, const char *name, MemoryContext cxt)
 	bool		isnull;
 	ArrayType  *a;
 	int			rc;
+	int			nest;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "kmeans: SPI_connect failed");
 	values[0] = CStringGetTextDatum(name);
-	rc = SPI_execute_with_args(psprintf("SELECT k, dim, centers FROM %s WHERE name = $1",
-										table),
+	nest = PinSearchPath();
+	rc = SPI_execute_with_args(psprintf("SELECT k, dim, centers FROM %s "
+										"WHERE name OPERATOR(pg_catalog.=) $1", table),
 							   1, types, values, NULL, true, 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "kmeans: reading model \"%s\" failed: %s", name, SPI_result_code_string(rc));
+	UnpinSearchPath(nest);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
