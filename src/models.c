@@ -147,15 +147,33 @@ typedef struct LoadedModel
 	float	   *centers;		/* k x d */
 } LoadedModel;
 
-/* Reads model name from the models table into cxt, or raises an error naming it. */
+/* The columns LoadModel reads, and the types it reads them as. */
+static const struct
+{
+	const char *name;
+	Oid			type;
+}			model_columns[] = {
+	{"k", INT4OID},
+	{"dim", INT4OID},
+	{"centers", FLOAT4ARRAYOID}
+};
+
+/*
+ * Reads model name from the models table into cxt, or raises an error naming it.  The row is
+ * checked as it is read, since the table is an ordinary one: a role granted UPDATE can store
+ * a NaN, and the owner can drop its checks and change its columns.  Hence the columns' types,
+ * NULLs, the shape of the centers and their values.  A NaN center is never the nearest, so without the check kmeans_predict would
+ * answer wrong clusters (0 for every vector when all are NaN) without a word.
+ */
 static LoadedModel *
 LoadModel(const char *table, const char *name, MemoryContext cxt)
 {
 	Oid			types[1] = {TEXTOID};
 	Datum		values[1];
+	Datum		cols[lengthof(model_columns)];
 	LoadedModel *m;
-	bool		isnull;
 	ArrayType  *a;
+	const float *c;
 	int			rc;
 	int			nest;
 
@@ -176,11 +194,33 @@ LoadModel(const char *table, const char *name, MemoryContext cxt)
 				 errhint("Save one with kmeans_fit(..., model => '%s'), or list them with "
 						 "SELECT name FROM kmeans_models.", name)));
 
+	for (int i = 0; i < lengthof(model_columns); i++)
+	{
+		Oid			type = SPI_gettypeid(SPI_tuptable->tupdesc, i + 1);
+		bool		isnull;
+
+		if (type != model_columns[i].type)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("column \"%s\" of table %s has type %s, not %s",
+							model_columns[i].name, table, format_type_be(type),
+							format_type_be(model_columns[i].type)),
+					 errdetail("Model \"%s\" cannot be read.", name),
+					 errhint("Give the column back the type the extension created it with.")));
+		cols[i] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, i + 1, &isnull);
+		if (isnull)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("model \"%s\" has NULL in column \"%s\"", name,
+							model_columns[i].name),
+					 errhint("Fit and save the model again.")));
+	}
+
 	m = MemoryContextAllocZero(cxt, sizeof(LoadedModel));
 	m->name = MemoryContextStrdup(cxt, name);
-	m->k = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	m->d = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-	a = DatumGetArrayTypeP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+	m->k = DatumGetInt32(cols[0]);
+	m->d = DatumGetInt32(cols[1]);
+	a = DatumGetArrayTypeP(cols[2]);
 	if (ARR_NDIM(a) != 2 || ARR_DIMS(a)[0] != m->k || ARR_DIMS(a)[1] != m->d ||
 		ARR_HASNULL(a) || ARR_ELEMTYPE(a) != FLOAT4OID)
 		ereport(ERROR,
@@ -188,8 +228,19 @@ LoadModel(const char *table, const char *name, MemoryContext cxt)
 				 errmsg("model \"%s\" has centers that are not a %d x %d real[] without NULLs",
 						name, m->k, m->d),
 				 errhint("Fit and save the model again.")));
+	c = (const float *) ARR_DATA_PTR(a);
+	for (int j = 0; j < m->k; j++)
+		for (int t = 0; t < m->d; t++)
+			if (!isfinite(c[(int64) j * m->d + t]))
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("model \"%s\" has %s in the center of cluster %d at position %d",
+								name, KmeansNonFiniteName(c[(int64) j * m->d + t]), j, t + 1),
+						 errdetail("The value is centers[%d][%d] of the model's row in %s.",
+								   j + 1, t + 1, table),
+						 errhint("Fit and save the model again.")));
 	m->centers = MemoryContextAlloc(cxt, sizeof(float) * m->k * m->d);
-	memcpy(m->centers, ARR_DATA_PTR(a), sizeof(float) * m->k * m->d);
+	memcpy(m->centers, c, sizeof(float) * m->k * m->d);
 	SPI_finish();
 	return m;
 }
