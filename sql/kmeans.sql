@@ -4,6 +4,8 @@
 \echo Use "CREATE EXTENSION kmeans" to load this file. \quit
 
 -- Saved models: one row per name, written by kmeans_fit(..., model => name).
+-- Every expression here (defaults, checks) is stored parsed, with the objects it names
+-- resolved now; none is looked up again under a caller's search_path.
 CREATE TABLE kmeans_models (
     name        text PRIMARY KEY,
     k           integer NOT NULL CHECK (k >= 1),
@@ -19,7 +21,10 @@ CREATE TABLE kmeans_models (
     CONSTRAINT kmeans_models_centers_shape CHECK (
         array_ndims(centers) = 2
         AND array_length(centers, 1) = k
-        AND array_length(centers, 2) = dim)
+        AND array_length(centers, 2) = dim),
+    -- real's = finds NaN too (PostgreSQL orders NaN as one value, above Infinity)
+    CONSTRAINT kmeans_models_centers_finite CHECK (
+        NOT (centers && '{NaN,Infinity,-Infinity}'::real[]))
 );
 COMMENT ON TABLE kmeans_models IS 'k-means models saved by kmeans_fit(..., model => name)';
 SELECT pg_catalog.pg_extension_config_dump('kmeans_models', '');

@@ -160,9 +160,9 @@ static const struct
 
 /*
  * Reads model name from the models table into cxt, or raises an error naming it.  The row is
- * checked as it is read, since the table is an ordinary one: a role granted UPDATE can store
- * a NaN, and the owner can drop its checks and change its columns.  Hence the columns' types,
- * NULLs, the shape of the centers and their values.  A NaN center is never the nearest, so without the check kmeans_predict would
+ * checked as it is read, since the table is an ordinary one whose owner can drop its checks
+ * and change its columns: the columns' types, NULLs, the shape of the centers and their
+ * values.  A NaN center is never the nearest, so without the check kmeans_predict would
  * answer wrong clusters (0 for every vector when all are NaN) without a word.
  */
 static LoadedModel *
