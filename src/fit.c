@@ -109,6 +109,9 @@ FitBegin(FunctionCallInfo fcinfo, FitCall *fc, bool need_id)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("model name must not be empty"),
 				 errhint("Leave model out to skip saving the model.")));
+	/* a save that will be refused is refused now, not after the fit */
+	if (fc->model)
+		KmeansModelCheckSave(fcinfo, fc->model);
 
 	fc->data = KmeansBegin(source, column, PG_ARGISNULL(ARG_ID) ? NULL : PG_GETARG_TEXT_PP(ARG_ID),
 						   &fc->opt, fc->k, "k");

@@ -9,6 +9,11 @@
  * statement runs with search_path pinned to pg_catalog, pg_temp (PinSearchPath), so that one
  * which forgets a qualification is still safe.  The user's source and column are SQL text the
  * user wrote and are read elsewhere (reader.c) with the caller's search_path.
+ *
+ * Who may write which model is decided by the table's row-level security policies
+ * (sql/kmeans.sql): every role granted SELECT reads every model, only members of a model's
+ * owner role replace, update or delete it.  KmeansModelCheckSave only tells a fit early that
+ * its save would be refused.
  */
 #include "kmeans.h"
 
@@ -18,11 +23,14 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rls.h"
 #include "utils/tuplestore.h"
 
 PG_FUNCTION_INFO_V1(kmeans_predict_model);
@@ -39,6 +47,20 @@ KmeansModelsTable(FunctionCallInfo fcinfo)
 	char	   *nsp = get_namespace_name(get_func_namespace(fcinfo->flinfo->fn_oid));
 
 	return quote_qualified_identifier(nsp, "kmeans_models");
+}
+
+/* The OID of the models table, in the schema of the calling SQL function. */
+static Oid
+ModelsTableOid(FunctionCallInfo fcinfo)
+{
+	Oid			nsp = get_func_namespace(fcinfo->flinfo->fn_oid);
+	Oid			relid = get_relname_relid("kmeans_models", nsp);
+
+	/* the table is a member of the extension: it cannot be dropped on its own */
+	if (!OidIsValid(relid))
+		elog(ERROR, "kmeans: table kmeans_models is missing from schema \"%s\" (this is a bug)",
+			 get_namespace_name(nsp));
+	return relid;
 }
 
 /*
@@ -96,7 +118,8 @@ CentersArray(const float *c, int k, int d)
 /*
  * Saves segment seg of a fit as model name, replacing a model of that name.  The statement
  * runs in the caller's transaction with the caller's privileges, so the replacement commits or
- * rolls back with it.
+ * rolls back with it, and the table's policies decide whether it may: a new model belongs to
+ * the current user (the owner column's default), a replaced one keeps its owner.
  */
 void
 KmeansModelSave(const char *table, const char *name, const KmeansSource *src, const KmeansOptions *opt,
@@ -136,6 +159,108 @@ KmeansModelSave(const char *table, const char *name, const KmeansSource *src, co
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "kmeans: saving model \"%s\" failed: %s", name, SPI_result_code_string(rc));
 	UnpinSearchPath(nest);
+}
+
+/* The privileges a save needs on the models table: ON CONFLICT (name) reads the name too. */
+static const struct
+{
+	AclMode		mode;
+	const char *name;
+}			save_privileges[] = {
+	{ACL_SELECT, "SELECT"},
+	{ACL_INSERT, "INSERT"},
+	{ACL_UPDATE, "UPDATE"}
+};
+
+/*
+ * Refuses, before any data is read, a save of model name that the models table would refuse
+ * after the fit: the current user lacks a privilege the save needs, or a model of that name
+ * belongs to a role the current user is not a member of.  The second mirrors the table's
+ * UPDATE policy, so it applies only where the policies do (not to the table's owner, nor to
+ * superusers or roles with BYPASSRLS); the policies stay what decides.
+ */
+void
+KmeansModelCheckSave(FunctionCallInfo fcinfo, const char *name)
+{
+	Oid			relid = ModelsTableOid(fcinfo);
+	char	   *table = KmeansModelsTable(fcinfo);
+	Oid			user = GetUserId();
+	char	   *user_name = GetUserNameFromId(user, false);
+	const char *missing[lengthof(save_privileges)];
+	int			nmissing = 0;
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	int			nest;
+	int			rc;
+	char	   *owner = NULL;
+	Oid			owner_id;
+	MemoryContext caller = CurrentMemoryContext;
+
+	for (int i = 0; i < lengthof(save_privileges); i++)
+		if (pg_class_aclcheck(relid, user, save_privileges[i].mode) != ACLCHECK_OK)
+			missing[nmissing++] = save_privileges[i].name;
+	if (nmissing > 0)
+	{
+		StringInfoData list;
+
+		initStringInfo(&list);
+		for (int i = 0; i < nmissing; i++)
+			appendStringInfo(&list, "%s%s", i == 0 ? "" : (i < nmissing - 1 ? ", " : " and "),
+							 missing[i]);
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("role \"%s\" may not save models in table %s", user_name, table),
+				 errdetail("Saving model \"%s\" needs SELECT, INSERT and UPDATE on the table; "
+						   "the role lacks %s.", name, list.data),
+				 errhint("The table's owner or a superuser can grant them: "
+						 "GRANT SELECT, INSERT, UPDATE ON %s TO %s;",
+						 table, quote_identifier(user_name))));
+	}
+
+	if (check_enable_rls(relid, InvalidOid, true) != RLS_ENABLED)
+		return;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "kmeans: SPI_connect failed");
+	values[0] = CStringGetTextDatum(name);
+	nest = PinSearchPath();
+	rc = SPI_execute_with_args(psprintf("SELECT owner FROM %s WHERE name OPERATOR(pg_catalog.=) $1",
+										table),
+							   1, types, values, NULL, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "kmeans: reading the owner of model \"%s\" failed: %s", name,
+			 SPI_result_code_string(rc));
+	/*
+	 * SPI_finish frees what SPI_getvalue returns.  A NULL owner (the column altered) is left
+	 * to the policies, which refuse it.
+	 */
+	if (SPI_processed > 0)
+		owner = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	if (owner != NULL)
+		owner = MemoryContextStrdup(caller, owner);
+	UnpinSearchPath(nest);
+	SPI_finish();
+	if (owner == NULL)
+		return;					/* a new model: it will be the current user's */
+
+	owner_id = get_role_oid(owner, true);
+	if (!OidIsValid(owner_id))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("model \"%s\" belongs to role \"%s\", which does not exist", name, owner),
+				 errdetail("Only the owner of table %s or a superuser may replace the model.",
+						   table),
+				 errhint("Save under another name, or have the table's owner give the model to "
+						 "an existing role: UPDATE %s SET owner = ... WHERE name = %s;",
+						 table, quote_literal_cstr(name))));
+	if (!is_member_of_role(user, owner_id))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("model \"%s\" belongs to role \"%s\"", name, owner),
+				 errdetail("Role \"%s\" is not a member of role \"%s\", so it may not replace "
+						   "the model.", user_name, owner),
+				 errhint("Save under another name, or have a member of role \"%s\" replace or "
+						 "delete the model.", owner)));
 }
 
 /* A model's centers, loaded for labelling. */

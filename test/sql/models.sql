@@ -50,18 +50,18 @@ WHERE e.extname = 'kmeans';
 DELETE FROM kmeans_models WHERE name = 'from_labels';
 SELECT name FROM kmeans_models;
 
--- The table's checks keep saved centers well formed.
-INSERT INTO kmeans_models (name, k, dim, centers, inertia, n_iter, n_rows, source, created_at)
-VALUES ('bad', 2, 1, '{{1},{2},{3}}', 0, 1, 3, 'x', '2026-01-01 00:00:00+00');
+-- The table's checks keep saved centers well formed (the owner is given here so that the
+-- failing row shown does not depend on who runs the test).
+INSERT INTO kmeans_models (name, k, dim, centers, inertia, n_iter, n_rows, source, created_at, owner)
+VALUES ('bad', 2, 1, '{{1},{2},{3}}', 0, 1, 3, 'x', '2026-01-01 00:00:00+00', 'someone');
 -- and finite: real's = matches NaN too, so NaN is refused like ±Infinity.
-INSERT INTO kmeans_models (name, k, dim, centers, inertia, n_iter, n_rows, source, created_at)
-VALUES ('bad', 2, 1, '{{1},{NaN}}', 0, 1, 3, 'x', '2026-01-01 00:00:00+00');
-INSERT INTO kmeans_models (name, k, dim, centers, inertia, n_iter, n_rows, source, created_at)
-VALUES ('bad', 2, 1, '{{-Infinity},{1}}', 0, 1, 3, 'x', '2026-01-01 00:00:00+00');
+INSERT INTO kmeans_models (name, k, dim, centers, inertia, n_iter, n_rows, source, created_at, owner)
+VALUES ('bad', 2, 1, '{{1},{NaN}}', 0, 1, 3, 'x', '2026-01-01 00:00:00+00', 'someone');
+INSERT INTO kmeans_models (name, k, dim, centers, inertia, n_iter, n_rows, source, created_at, owner)
+VALUES ('bad', 2, 1, '{{-Infinity},{1}}', 0, 1, 3, 'x', '2026-01-01 00:00:00+00', 'someone');
 \set VERBOSITY terse
 UPDATE kmeans_models SET centers = '{{1.5},{Infinity},{25}}' WHERE name = 'line2';
 \set VERBOSITY default
-
 
 -- A model is checked where it is read, since the table's owner can change the table: here
 -- the checks are dropped inside a transaction, and each bad row is refused by name.

@@ -12,19 +12,27 @@ CREATE TABLE attacker.trace (what text);
 CREATE FUNCTION attacker.traced(what text) RETURNS boolean
 LANGUAGE sql AS $$ INSERT INTO attacker.trace VALUES (what) RETURNING true $$;
 
--- Look-alikes of what the extension's statements name: the = of text, now() and jsonb.
+-- Look-alikes of what the extension's statements name: the = of text, now() and jsonb in
+-- its queries; the = of name and pg_has_role in the table's policies.
 CREATE FUNCTION attacker.text_eq(a text, b text) RETURNS boolean
 LANGUAGE sql AS $$ SELECT attacker.traced('=(text, text)') AND pg_catalog.texteq(a, b) $$;
 CREATE OPERATOR attacker.= (LEFTARG = text, RIGHTARG = text, FUNCTION = attacker.text_eq);
+CREATE FUNCTION attacker.name_eq(a name, b name) RETURNS boolean
+LANGUAGE sql AS $$ SELECT attacker.traced('=(name, name)') AND pg_catalog.nameeq(a, b) $$;
+CREATE OPERATOR attacker.= (LEFTARG = name, RIGHTARG = name, FUNCTION = attacker.name_eq);
 CREATE FUNCTION attacker.now() RETURNS timestamptz
 LANGUAGE sql AS $$ SELECT CASE WHEN attacker.traced('now()') THEN pg_catalog.now() END $$;
 CREATE DOMAIN attacker.jsonb AS pg_catalog.jsonb CHECK (attacker.traced('jsonb'));
+CREATE FUNCTION attacker.pg_has_role(r oid, how text) RETURNS boolean
+LANGUAGE sql AS $$ SELECT attacker.traced('pg_has_role') AND pg_catalog.pg_has_role(r, how) $$;
 GRANT USAGE ON SCHEMA attacker TO PUBLIC;
 GRANT INSERT ON attacker.trace TO PUBLIC;
 
 -- The look-alikes do work where they are picked: this is what the attack relies on.
 SET search_path = attacker, pg_catalog, test_security, public;
-SELECT 'a'::text = 'a'::text AS text_eq, now() IS NOT NULL AS now, '{}'::jsonb AS jsonb;
+SELECT 'a'::text = 'a'::text AS text_eq, 'a'::name = 'a'::name AS name_eq,
+       now() IS NOT NULL AS now, '{}'::jsonb AS jsonb,
+       pg_has_role('pg_monitor'::regrole, 'MEMBER') IS NOT NULL AS pg_has_role;
 SELECT what FROM attacker.trace ORDER BY what;
 TRUNCATE attacker.trace;
 RESET search_path;
@@ -83,12 +91,29 @@ SELECT * FROM test_security.seen;
 DROP TRIGGER note_path ON public.kmeans_models;
 SELECT what FROM attacker.trace;
 
+-- The same as a role that row-level security applies to: the save first looks up the owner
+-- of a model of that name.
+RESET search_path;
+CREATE ROLE regress_kmeans_security;
+GRANT USAGE ON SCHEMA test_security TO regress_kmeans_security;
+GRANT SELECT ON test_security.points TO regress_kmeans_security;
+GRANT SELECT, INSERT, UPDATE ON public.kmeans_models TO regress_kmeans_security;
+SET ROLE regress_kmeans_security;
+SET search_path = attacker, pg_catalog, test_security, public;
+SELECT count(*) FROM kmeans_fit('points', 'v', 2, init_centers => '{{0},{10}}', model => 'sec_role');
+SELECT count(*) FROM kmeans_fit('points', 'v', 1, model => 'sec_role');
+SELECT kmeans_predict('sec_role', '{100}') AS only_one;
+RESET ROLE;
+SELECT what FROM attacker.trace;
+
 -- The user's own text is theirs: a source that writes = picks the caller's =, as it would
 -- anywhere else.  Three points are tagged 'a': their mean is 1.
 SELECT * FROM kmeans_fit($q$SELECT v FROM points WHERE tag = 'a'$q$, 'v', 1);
 SELECT DISTINCT what FROM attacker.trace;
 
 RESET search_path;
-DELETE FROM kmeans_models WHERE name IN ('sec', 'sec_labels');
+DELETE FROM kmeans_models WHERE name IN ('sec', 'sec_labels', 'sec_role');
+REVOKE ALL ON kmeans_models FROM regress_kmeans_security;
 DROP SCHEMA test_security CASCADE;
 DROP SCHEMA attacker CASCADE;
+DROP ROLE regress_kmeans_security;

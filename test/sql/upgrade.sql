@@ -65,7 +65,8 @@ SELECT extversion FROM pg_extension WHERE extname = 'kmeans';
 CREATE TABLE fresh AS SELECT * FROM kmeans_catalog();
 SELECT kind, count(*) FROM fresh GROUP BY kind ORDER BY kind;
 
--- 0.1.0, with a model saved by it.
+-- 0.1.0, with a model saved by it; the table is given another owner than the role that will
+-- update the extension, to show whose the old models become.
 DROP EXTENSION kmeans;
 CREATE EXTENSION kmeans SCHEMA public VERSION '0.1.0';
 SELECT extversion FROM pg_extension WHERE extname = 'kmeans';
@@ -73,6 +74,8 @@ CREATE TABLE line (id int, v real[]);
 INSERT INTO line VALUES (1, '{0}'), (2, '{1}'), (3, '{2}'), (4, '{10}'), (5, '{11}'), (6, '{12}');
 -- centers 1 and 11, the means of 0..2 and 10..12
 SELECT * FROM kmeans_fit('line', 'v', 2, init_centers => '{{0},{10}}', model => 'old_model');
+CREATE ROLE regress_kmeans_table_owner;
+ALTER TABLE kmeans_models OWNER TO regress_kmeans_table_owner;
 
 -- What the update is to change: everything the two versions' catalogs do not share.
 SELECT kind, object FROM fresh EXCEPT SELECT kind, object FROM kmeans_catalog()
@@ -98,14 +101,21 @@ UNION ALL
 SELECT 'only in a fresh install', * FROM
     (SELECT * FROM fresh EXCEPT SELECT * FROM kmeans_catalog()) f;
 
--- The model survived.
-SELECT name, k, dim, centers, n_rows, source FROM kmeans_models;
+-- The model survived, and belongs to the table's owner.
+SELECT name, k, dim, centers, n_rows, source, owner FROM kmeans_models;
 SELECT * FROM kmeans_centers('old_model');
 SELECT kmeans_predict('old_model', '{4}') AS near_1, kmeans_predict('old_model', '{7}') AS near_11;
+-- A superuser (who runs this) is not bound by the policies: replacing the model keeps its
+-- owner; a new model is the saving role's.
+SELECT count(*) FROM kmeans_fit('line', 'v', 1, model => 'old_model');
+SELECT count(*) FROM kmeans_fit('line', 'v', 1, model => 'new_model');
+SELECT name, k, centers, CASE WHEN owner = current_user THEN 'the saving role' ELSE owner END AS owner
+FROM kmeans_models ORDER BY name;
 
 -- Back to a fresh default install.
 DROP EXTENSION kmeans;
 CREATE EXTENSION kmeans SCHEMA public;
 SELECT extversion FROM pg_extension WHERE extname = 'kmeans';
+DROP ROLE regress_kmeans_table_owner;
 RESET search_path;
 DROP SCHEMA test_upgrade CASCADE;
