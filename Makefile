@@ -2,7 +2,7 @@
 # regression suite against a running server; `make check-engine` tests the compute code alone.
 
 EXTENSION  = kmeans
-EXTVERSION = 0.1.0
+EXTVERSION = 0.2.0
 
 MODULE_big = kmeans
 SRC_OBJS    = src/gucs.o src/options.o src/source.o src/budget.o src/reader.o src/engine.o src/fit.o src/elbow.o src/models.o
@@ -21,7 +21,7 @@ endif
 OBJS = $(SRC_OBJS) $(KERNEL_OBJS)
 
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
-DATA = $(wildcard sql/$(EXTENSION)--*--*.sql)
+DATA = $(wildcard sql/$(EXTENSION)--*--*.sql) sql/$(EXTENSION)--0.1.0.sql
 EXTRA_CLEAN = test/results test/regression.diffs test/regression.out test/engine/bin kernels/km_cuda.o kernels/km_cuda_emu.o \
               kernels/km_nocuda.o
 

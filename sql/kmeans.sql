@@ -4,6 +4,8 @@
 \echo Use "CREATE EXTENSION kmeans" to load this file. \quit
 
 -- Saved models: one row per name, written by kmeans_fit(..., model => name).
+-- Every expression here (defaults, checks, policies) is stored parsed, with the objects it
+-- names resolved now; none is looked up again under a caller's search_path.
 CREATE TABLE kmeans_models (
     name        text PRIMARY KEY,
     k           integer NOT NULL CHECK (k >= 1),
@@ -16,13 +18,38 @@ CREATE TABLE kmeans_models (
     options     jsonb NOT NULL DEFAULT '{}',
     source      text NOT NULL,
     created_at  timestamptz NOT NULL DEFAULT now(),
+    owner       name NOT NULL DEFAULT current_user,
     CONSTRAINT kmeans_models_centers_shape CHECK (
         array_ndims(centers) = 2
         AND array_length(centers, 1) = k
-        AND array_length(centers, 2) = dim)
+        AND array_length(centers, 2) = dim),
+    -- real's = finds NaN too (PostgreSQL orders NaN as one value, above Infinity)
+    CONSTRAINT kmeans_models_centers_finite CHECK (
+        NOT (centers && '{NaN,Infinity,-Infinity}'::real[]))
 );
 COMMENT ON TABLE kmeans_models IS 'k-means models saved by kmeans_fit(..., model => name)';
+COMMENT ON COLUMN kmeans_models.owner IS
+    'the role whose members may replace, update or delete the model';
 SELECT pg_catalog.pg_extension_config_dump('kmeans_models', '');
+
+-- Models are shared for reading (labelling with kmeans_predict is what they are for) and owned
+-- for writing: a role granted SELECT reads every model; a role granted INSERT, UPDATE or
+-- DELETE writes only models whose owner is itself or a role it is a member of, and cannot
+-- give one to any other role.  The owner is looked up among existing roles, so a model whose
+-- owner was dropped is left to the table's owner and superusers, who bypass the policies.
+ALTER TABLE kmeans_models ENABLE ROW LEVEL SECURITY;
+CREATE POLICY kmeans_models_read ON kmeans_models FOR SELECT USING (true);
+CREATE POLICY kmeans_models_insert ON kmeans_models FOR INSERT
+    WITH CHECK (owner IN (SELECT r.rolname FROM pg_catalog.pg_roles r
+                          WHERE pg_catalog.pg_has_role(r.oid, 'MEMBER')));
+CREATE POLICY kmeans_models_update ON kmeans_models FOR UPDATE
+    USING (owner IN (SELECT r.rolname FROM pg_catalog.pg_roles r
+                     WHERE pg_catalog.pg_has_role(r.oid, 'MEMBER')))
+    WITH CHECK (owner IN (SELECT r.rolname FROM pg_catalog.pg_roles r
+                          WHERE pg_catalog.pg_has_role(r.oid, 'MEMBER')));
+CREATE POLICY kmeans_models_delete ON kmeans_models FOR DELETE
+    USING (owner IN (SELECT r.rolname FROM pg_catalog.pg_roles r
+                     WHERE pg_catalog.pg_has_role(r.oid, 'MEMBER')));
 
 CREATE FUNCTION kmeans_fit(
     source       text,

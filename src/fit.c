@@ -110,6 +110,9 @@ FitBegin(FunctionCallInfo fcinfo, FitCall *fc, bool need_id)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("model name must not be empty"),
 				 errhint("Leave model out to skip saving the model.")));
+	/* a save that will be refused is refused now, not after the fit */
+	if (fc->model)
+		KmeansModelCheckSave(fcinfo, fc->model);
 
 	fc->plan.what = need_id ? "kmeans_labels" : "kmeans_fit";
 	fc->plan.k_max = fc->k;

@@ -235,6 +235,7 @@ extern Datum KmeansVectorDatum(const float *v, int d);
 
 /* models.c */
 extern char *KmeansModelsTable(FunctionCallInfo fcinfo);
+extern void KmeansModelCheckSave(FunctionCallInfo fcinfo, const char *name);
 extern void KmeansModelSave(const char *table, const char *name, const KmeansSource *src, const KmeansOptions *opt,
 							KmeansData *data, KmeansModelSet *ms, int seg);
 extern float *KmeansCentersOut(KmeansData *data, KmeansModelSet *ms, int seg);

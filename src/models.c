@@ -1,5 +1,19 @@
 /*
  * models.c -- saved models (the kmeans_models table) and labelling new vectors with them.
+ *
+ * Every statement this file runs is the extension's own, not the user's, so none of them may
+ * depend on the caller's search_path: a caller (or a function's SET clause) can put a schema
+ * ahead of pg_catalog, and an operator, function or type there of a name the statement uses
+ * would then run inside it with the caller's privileges (CVE-2018-1058).  Hence both: every
+ * operator, function and type is written schema-qualified (the table already is), and each
+ * statement runs with search_path pinned to pg_catalog, pg_temp (PinSearchPath), so that one
+ * which forgets a qualification is still safe.  The user's source and column are SQL text the
+ * user wrote and are read elsewhere (reader.c) with the caller's search_path.
+ *
+ * Who may write which model is decided by the table's row-level security policies
+ * (sql/kmeans.sql): every role granted SELECT reads every model, only members of a model's
+ * owner role replace, update or delete it.  KmeansModelCheckSave only tells a fit early that
+ * its save would be refused.
  */
 #include "kmeans.h"
 
@@ -9,10 +23,14 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rls.h"
 #include "utils/tuplestore.h"
 
 PG_FUNCTION_INFO_V1(kmeans_predict_model);
@@ -29,6 +47,44 @@ KmeansModelsTable(FunctionCallInfo fcinfo)
 	char	   *nsp = get_namespace_name(get_func_namespace(fcinfo->flinfo->fn_oid));
 
 	return quote_qualified_identifier(nsp, "kmeans_models");
+}
+
+/* The OID of the models table, in the schema of the calling SQL function. */
+static Oid
+ModelsTableOid(FunctionCallInfo fcinfo)
+{
+	Oid			nsp = get_func_namespace(fcinfo->flinfo->fn_oid);
+	Oid			relid = get_relname_relid("kmeans_models", nsp);
+
+	/* the table is a member of the extension: it cannot be dropped on its own */
+	if (!OidIsValid(relid))
+		elog(ERROR, "kmeans: table kmeans_models is missing from schema \"%s\" (this is a bug)",
+			 get_namespace_name(nsp));
+	return relid;
+}
+
+/*
+ * Opens a GUC nest level with search_path = pg_catalog, pg_temp for one of the extension's
+ * own statements (see the header).  pg_temp is named last so that a temporary table cannot
+ * shadow a catalog.  Close it with UnpinSearchPath; an error unwinds it with the
+ * (sub)transaction.  GUC_ACTION_SAVE is what a function's SET clause uses, and is allowed
+ * in a parallel worker, where kmeans_predict may run.
+ */
+static int
+PinSearchPath(void)
+{
+	int			nest = NewGUCNestLevel();
+
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	return nest;
+}
+
+/* Gives the caller back its search_path. */
+static void
+UnpinSearchPath(int nest)
+{
+	AtEOXact_GUC(true, nest);
 }
 
 /* The centers of segment seg, un-centred: what users see. */
@@ -62,7 +118,8 @@ CentersArray(const float *c, int k, int d)
 /*
  * Saves segment seg of a fit as model name, replacing a model of that name.  The statement
  * runs in the caller's transaction with the caller's privileges, so the replacement commits or
- * rolls back with it.
+ * rolls back with it, and the table's policies decide whether it may: a new model belongs to
+ * the current user (the owner column's default), a replaced one keeps its owner.
  */
 void
 KmeansModelSave(const char *table, const char *name, const KmeansSource *src, const KmeansOptions *opt,
@@ -75,6 +132,7 @@ KmeansModelSave(const char *table, const char *name, const KmeansSource *src, co
 	Datum		values[9];
 	char	   *sql;
 	int			rc;
+	int			nest;
 
 	for (int j = ms->seg_off[seg]; j < ms->seg_off[seg + 1]; j++)
 		inertia += ms->inertia[j];
@@ -88,16 +146,121 @@ KmeansModelSave(const char *table, const char *name, const KmeansSource *src, co
 	values[7] = CStringGetTextDatum(KmeansOptionsJson(opt, src));
 	values[8] = CStringGetTextDatum(src->source);
 	sql = psprintf("INSERT INTO %s AS m (name, k, dim, metric, centers, inertia, n_iter, n_rows, "
-				   "options, source) VALUES ($1, $2, $3, 'euclidean', $4, $5, $6, $7, $8::jsonb, $9) "
+				   "options, source) VALUES ($1, $2, $3, 'euclidean', $4, $5, $6, $7, "
+				   "$8::pg_catalog.jsonb, $9) "
 				   "ON CONFLICT (name) DO UPDATE SET k = EXCLUDED.k, dim = EXCLUDED.dim, "
 				   "metric = EXCLUDED.metric, centers = EXCLUDED.centers, "
 				   "inertia = EXCLUDED.inertia, n_iter = EXCLUDED.n_iter, "
 				   "n_rows = EXCLUDED.n_rows, options = EXCLUDED.options, "
-				   "source = EXCLUDED.source, created_at = now()",
+				   "source = EXCLUDED.source, created_at = pg_catalog.now()",
 				   table);
+	nest = PinSearchPath();
 	rc = SPI_execute_with_args(sql, 9, types, values, NULL, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "kmeans: saving model \"%s\" failed: %s", name, SPI_result_code_string(rc));
+	UnpinSearchPath(nest);
+}
+
+/* The privileges a save needs on the models table: ON CONFLICT (name) reads the name too. */
+static const struct
+{
+	AclMode		mode;
+	const char *name;
+}			save_privileges[] = {
+	{ACL_SELECT, "SELECT"},
+	{ACL_INSERT, "INSERT"},
+	{ACL_UPDATE, "UPDATE"}
+};
+
+/*
+ * Refuses, before any data is read, a save of model name that the models table would refuse
+ * after the fit: the current user lacks a privilege the save needs, or a model of that name
+ * belongs to a role the current user is not a member of.  The second mirrors the table's
+ * UPDATE policy, so it applies only where the policies do (not to the table's owner, nor to
+ * superusers or roles with BYPASSRLS); the policies stay what decides.
+ */
+void
+KmeansModelCheckSave(FunctionCallInfo fcinfo, const char *name)
+{
+	Oid			relid = ModelsTableOid(fcinfo);
+	char	   *table = KmeansModelsTable(fcinfo);
+	Oid			user = GetUserId();
+	char	   *user_name = GetUserNameFromId(user, false);
+	const char *missing[lengthof(save_privileges)];
+	int			nmissing = 0;
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	int			nest;
+	int			rc;
+	char	   *owner = NULL;
+	Oid			owner_id;
+	MemoryContext caller = CurrentMemoryContext;
+
+	for (int i = 0; i < lengthof(save_privileges); i++)
+		if (pg_class_aclcheck(relid, user, save_privileges[i].mode) != ACLCHECK_OK)
+			missing[nmissing++] = save_privileges[i].name;
+	if (nmissing > 0)
+	{
+		StringInfoData list;
+
+		initStringInfo(&list);
+		for (int i = 0; i < nmissing; i++)
+			appendStringInfo(&list, "%s%s", i == 0 ? "" : (i < nmissing - 1 ? ", " : " and "),
+							 missing[i]);
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("role \"%s\" may not save models in table %s", user_name, table),
+				 errdetail("Saving model \"%s\" needs SELECT, INSERT and UPDATE on the table; "
+						   "the role lacks %s.", name, list.data),
+				 errhint("The table's owner or a superuser can grant them: "
+						 "GRANT SELECT, INSERT, UPDATE ON %s TO %s;",
+						 table, quote_identifier(user_name))));
+	}
+
+	if (check_enable_rls(relid, InvalidOid, true) != RLS_ENABLED)
+		return;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "kmeans: SPI_connect failed");
+	values[0] = CStringGetTextDatum(name);
+	nest = PinSearchPath();
+	rc = SPI_execute_with_args(psprintf("SELECT owner FROM %s WHERE name OPERATOR(pg_catalog.=) $1",
+										table),
+							   1, types, values, NULL, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "kmeans: reading the owner of model \"%s\" failed: %s", name,
+			 SPI_result_code_string(rc));
+	/*
+	 * SPI_finish frees what SPI_getvalue returns.  A NULL owner (the column altered) is left
+	 * to the policies, which refuse it.
+	 */
+	if (SPI_processed > 0)
+		owner = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	if (owner != NULL)
+		owner = MemoryContextStrdup(caller, owner);
+	UnpinSearchPath(nest);
+	SPI_finish();
+	if (owner == NULL)
+		return;					/* a new model: it will be the current user's */
+
+	owner_id = get_role_oid(owner, true);
+	if (!OidIsValid(owner_id))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("model \"%s\" belongs to role \"%s\", which does not exist", name, owner),
+				 errdetail("Only the owner of table %s or a superuser may replace the model.",
+						   table),
+				 errhint("Save under another name, or have the table's owner give the model to "
+						 "an existing role: UPDATE %s SET owner = ... WHERE name = %s;",
+						 table, quote_literal_cstr(name))));
+	if (!is_member_of_role(user, owner_id))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("model \"%s\" belongs to role \"%s\"", name, owner),
+				 errdetail("Role \"%s\" is not a member of role \"%s\", so it may not replace "
+						   "the model.", user_name, owner),
+				 errhint("Save under another name, or have a member of role \"%s\" replace or "
+						 "delete the model.", owner)));
 }
 
 /* A model's centers, loaded for labelling. */
@@ -109,25 +272,46 @@ typedef struct LoadedModel
 	float	   *centers;		/* k x d */
 } LoadedModel;
 
-/* Reads model name from the models table into cxt, or raises an error naming it. */
+/* The columns LoadModel reads, and the types it reads them as. */
+static const struct
+{
+	const char *name;
+	Oid			type;
+}			model_columns[] = {
+	{"k", INT4OID},
+	{"dim", INT4OID},
+	{"centers", FLOAT4ARRAYOID}
+};
+
+/*
+ * Reads model name from the models table into cxt, or raises an error naming it.  The row is
+ * checked as it is read, since the table is an ordinary one whose owner can drop its checks
+ * and change its columns: the columns' types, NULLs, the shape of the centers and their
+ * values.  A NaN center is never the nearest, so without the check kmeans_predict would
+ * answer wrong clusters (0 for every vector when all are NaN) without a word.
+ */
 static LoadedModel *
 LoadModel(const char *table, const char *name, MemoryContext cxt)
 {
 	Oid			types[1] = {TEXTOID};
 	Datum		values[1];
+	Datum		cols[lengthof(model_columns)];
 	LoadedModel *m;
-	bool		isnull;
 	ArrayType  *a;
+	const float *c;
 	int			rc;
+	int			nest;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "kmeans: SPI_connect failed");
 	values[0] = CStringGetTextDatum(name);
-	rc = SPI_execute_with_args(psprintf("SELECT k, dim, centers FROM %s WHERE name = $1",
-										table),
+	nest = PinSearchPath();
+	rc = SPI_execute_with_args(psprintf("SELECT k, dim, centers FROM %s "
+										"WHERE name OPERATOR(pg_catalog.=) $1", table),
 							   1, types, values, NULL, true, 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "kmeans: reading model \"%s\" failed: %s", name, SPI_result_code_string(rc));
+	UnpinSearchPath(nest);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -135,11 +319,33 @@ LoadModel(const char *table, const char *name, MemoryContext cxt)
 				 errhint("Save one with kmeans_fit(..., model => '%s'), or list them with "
 						 "SELECT name FROM kmeans_models.", name)));
 
+	for (int i = 0; i < lengthof(model_columns); i++)
+	{
+		Oid			type = SPI_gettypeid(SPI_tuptable->tupdesc, i + 1);
+		bool		isnull;
+
+		if (type != model_columns[i].type)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("column \"%s\" of table %s has type %s, not %s",
+							model_columns[i].name, table, format_type_be(type),
+							format_type_be(model_columns[i].type)),
+					 errdetail("Model \"%s\" cannot be read.", name),
+					 errhint("Give the column back the type the extension created it with.")));
+		cols[i] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, i + 1, &isnull);
+		if (isnull)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("model \"%s\" has NULL in column \"%s\"", name,
+							model_columns[i].name),
+					 errhint("Fit and save the model again.")));
+	}
+
 	m = MemoryContextAllocZero(cxt, sizeof(LoadedModel));
 	m->name = MemoryContextStrdup(cxt, name);
-	m->k = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	m->d = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-	a = DatumGetArrayTypeP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+	m->k = DatumGetInt32(cols[0]);
+	m->d = DatumGetInt32(cols[1]);
+	a = DatumGetArrayTypeP(cols[2]);
 	if (ARR_NDIM(a) != 2 || ARR_DIMS(a)[0] != m->k || ARR_DIMS(a)[1] != m->d ||
 		ARR_HASNULL(a) || ARR_ELEMTYPE(a) != FLOAT4OID)
 		ereport(ERROR,
@@ -147,8 +353,19 @@ LoadModel(const char *table, const char *name, MemoryContext cxt)
 				 errmsg("model \"%s\" has centers that are not a %d x %d real[] without NULLs",
 						name, m->k, m->d),
 				 errhint("Fit and save the model again.")));
+	c = (const float *) ARR_DATA_PTR(a);
+	for (int j = 0; j < m->k; j++)
+		for (int t = 0; t < m->d; t++)
+			if (!isfinite(c[(int64) j * m->d + t]))
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("model \"%s\" has %s in the center of cluster %d at position %d",
+								name, KmeansNonFiniteName(c[(int64) j * m->d + t]), j, t + 1),
+						 errdetail("The value is centers[%d][%d] of the model's row in %s.",
+								   j + 1, t + 1, table),
+						 errhint("Fit and save the model again.")));
 	m->centers = MemoryContextAlloc(cxt, sizeof(float) * m->k * m->d);
-	memcpy(m->centers, ARR_DATA_PTR(a), sizeof(float) * m->k * m->d);
+	memcpy(m->centers, c, sizeof(float) * m->k * m->d);
 	SPI_finish();
 	return m;
 }

@@ -50,9 +50,54 @@ WHERE e.extname = 'kmeans';
 DELETE FROM kmeans_models WHERE name = 'from_labels';
 SELECT name FROM kmeans_models;
 
--- The table's checks keep saved centers well formed.
-INSERT INTO kmeans_models (name, k, dim, centers, inertia, n_iter, n_rows, source, created_at)
-VALUES ('bad', 2, 1, '{{1},{2},{3}}', 0, 1, 3, 'x', '2026-01-01 00:00:00+00');
+-- The table's checks keep saved centers well formed (the owner is given here so that the
+-- failing row shown does not depend on who runs the test).
+INSERT INTO kmeans_models (name, k, dim, centers, inertia, n_iter, n_rows, source, created_at, owner)
+VALUES ('bad', 2, 1, '{{1},{2},{3}}', 0, 1, 3, 'x', '2026-01-01 00:00:00+00', 'someone');
+-- and finite: real's = matches NaN too, so NaN is refused like ±Infinity.
+INSERT INTO kmeans_models (name, k, dim, centers, inertia, n_iter, n_rows, source, created_at, owner)
+VALUES ('bad', 2, 1, '{{1},{NaN}}', 0, 1, 3, 'x', '2026-01-01 00:00:00+00', 'someone');
+INSERT INTO kmeans_models (name, k, dim, centers, inertia, n_iter, n_rows, source, created_at, owner)
+VALUES ('bad', 2, 1, '{{-Infinity},{1}}', 0, 1, 3, 'x', '2026-01-01 00:00:00+00', 'someone');
+\set VERBOSITY terse
+UPDATE kmeans_models SET centers = '{{1.5},{Infinity},{25}}' WHERE name = 'line2';
+\set VERBOSITY default
 
+-- A model is checked where it is read, since the table's owner can change the table: here
+-- the checks are dropped inside a transaction, and each bad row is refused by name.
+CREATE FUNCTION try(q text, OUT state text, OUT message text, OUT detail text, OUT hint text)
+LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE q;
+    state := '00000';
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
+                            detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
+END $$;
+\x on
+BEGIN;
+ALTER TABLE kmeans_models DROP CONSTRAINT kmeans_models_centers_finite;
+-- line2 is {{1.5},{9},{25}}: the center of cluster 1 becomes NaN, then that of cluster 2 -Inf
+UPDATE kmeans_models SET centers = '{{1.5},{NaN},{25}}' WHERE name = 'line2';
+SELECT * FROM try($q$SELECT kmeans_predict('line2', '{0}')$q$);
+SELECT * FROM try($q$SELECT * FROM kmeans_centers('line2')$q$);
+UPDATE kmeans_models SET centers = '{{1.5},{9},{-Infinity}}' WHERE name = 'line2';
+SELECT * FROM try($q$SELECT kmeans_predict('line2', '{0}')$q$);
+ALTER TABLE kmeans_models DROP CONSTRAINT kmeans_models_centers_shape;
+UPDATE kmeans_models SET centers = '{1.5,9,25}' WHERE name = 'line2';
+SELECT * FROM try($q$SELECT kmeans_predict('line2', '{0}')$q$);
+UPDATE kmeans_models SET centers = '{{1.5},{NULL},{25}}' WHERE name = 'line2';
+SELECT * FROM try($q$SELECT * FROM kmeans_centers('line2')$q$);
+ALTER TABLE kmeans_models ALTER COLUMN centers DROP NOT NULL;
+UPDATE kmeans_models SET centers = NULL WHERE name = 'line2';
+SELECT * FROM try($q$SELECT kmeans_predict('line2', '{0}')$q$);
+ALTER TABLE kmeans_models ALTER COLUMN centers TYPE double precision[];
+SELECT * FROM try($q$SELECT kmeans_predict('line2', '{0}')$q$);
+ROLLBACK;
+\x off
+-- all of it rolled back: the model labels again
+SELECT kmeans_predict('line2', '{0}') AS cluster_0, kmeans_predict('line2', '{20}') AS cluster_2;
+
+DELETE FROM kmeans_models WHERE name = 'line2';
 RESET search_path;
 DROP SCHEMA test_models CASCADE;
