@@ -125,6 +125,23 @@ WITH d AS (DELETE FROM kmeans_models WHERE name = 'gone_model' RETURNING name, o
 SELECT * FROM d;
 RESET ROLE;
 
+-- The README's SECURITY DEFINER wrapper: a role fits a table it may not read, through a
+-- function that fixes the source and the column and takes only k.  secret holds 0, 1 and 10:
+-- one cluster at 11/3 with inertia 0 + 1 + 100 - 3 (11/3)^2 = 182/3.
+CREATE FUNCTION fit_secret(k integer)
+RETURNS TABLE (cluster integer, center real[], size bigint, inertia double precision)
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ SELECT * FROM public.kmeans_fit('test_privileges.secret', 'v', k, max_iter => 100) $$;
+REVOKE ALL ON FUNCTION fit_secret(integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION fit_secret(integer) TO regress_kmeans_analyst;
+SET ROLE regress_kmeans_analyst;
+SELECT cluster, center, size, round(inertia::numeric, 4) AS inertia FROM fit_secret(1);
+SELECT count(*) FROM secret;
+RESET ROLE;
+SET ROLE regress_kmeans_other;
+SELECT * FROM fit_secret(1);
+RESET ROLE;
+
 DELETE FROM kmeans_models WHERE name IN ('analyst_model', 'other_model');
 REVOKE ALL ON kmeans_models FROM regress_kmeans_analyst, regress_kmeans_other;
 RESET search_path;
