@@ -260,6 +260,13 @@ kmeans_elbow(PG_FUNCTION_ARGS)
 	plan.nseg = nseg;
 	for (int s = 0; s < nseg; s++)
 		plan.centers += ks[s];
+	/* centers are numbered with int offsets; the memory estimate refuses far fewer by default */
+	if (plan.centers > PG_INT32_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("k = %d .. %d is " INT64_FORMAT " centers in all, more than kmeans_elbow fits (%d)",
+						k_min, k_max, plan.centers, PG_INT32_MAX),
+				 errhint("Use a narrower range of k or a larger k_step.")));
 	plan.n_init = opt.n_init;
 	plan.final_labels = true;
 	plan.silhouette_rows = sample_size;

@@ -945,6 +945,10 @@ KmeansFinalPass(KmeansData *data, KmeansModelSet *ms, KmeansLabelFn fn, void *ar
 	for (int64 i = 0; i < (int64) ms->seg_off[ms->nseg] * ms->d; i++)
 		if (!isfinite(ms->centers[i]))
 			elog(ERROR, "kmeans: center value " INT64_FORMAT " is not finite (this is a bug)", i);
+	/* the range check of the first pass (reader.c) keeps every distance finite */
+	for (int j = 0; j < ms->seg_off[ms->nseg]; j++)
+		if (!isfinite(ms->inertia[j]))
+			elog(ERROR, "kmeans: the inertia of center %d is not finite (this is a bug)", j);
 }
 
 /* Copies explicit starting centers (un-centred, k x d) into the model set, centred. */

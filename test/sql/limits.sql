@@ -11,6 +11,8 @@ SET kmeans.threads = 2;
 -- the rows are counted (there are only five, which would be the next error).
 CREATE TABLE five AS SELECT i AS id, ARRAY[i, -i]::real[] AS v FROM generate_series(1, 5) i;
 SELECT * FROM kmeans_elbow('five', 'v', 2, 20000, silhouette_sample => 0);
+-- k = 1..10^6 is 5 * 10^11 centers, more than the engine numbers whatever the memory limit
+SELECT * FROM kmeans_elbow('five', 'v', 1, 1000000);
 
 -- Per-row state: 20,000 rows x 199 k of labels and distances (8 bytes each, 30 MB), the final
 -- labels (4 bytes, 15 MB) and a batch's labels, distances and their grouping (20 bytes per row
