@@ -3,9 +3,12 @@
 # depth profiles on a lat/lon grid, fit k-means in one SQL statement, join the labels back to
 # lat/lon and print them as a map, and print the elbow curve over a range of k (kmeans_elbow).
 #
-#   scripts/demo.sh        (as root, or as a user who may write PostgreSQL's lib directory)
+#   scripts/demo.sh        (as root it installs the packages it needs; as another user it names them)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/_deps.sh
+kmeans_require $KMEANS_BUILD_PACKAGES
+kmeans_pg_config
 . scripts/_lib.sh
 
 echo "== building and installing kmeans"

@@ -19,11 +19,13 @@
 
 #include <math.h>
 
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "storage/proc.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -270,6 +272,9 @@ typedef struct LoadedModel
 	int			k;
 	int			d;
 	float	   *centers;		/* k x d */
+	/* the statement it was read in: a later one reads it again (ModelIsCurrent) */
+	LocalTransactionId lxid;
+	CommandId	cid;
 } LoadedModel;
 
 /* The columns LoadModel reads, and the types it reads them as. */
@@ -426,9 +431,34 @@ Nearest(const float *centers, int k, int d, const float *x)
 	return best;
 }
 
+/* This backend's local transaction id (its field moved in PostgreSQL 17). */
+static LocalTransactionId
+CurrentLxid(void)
+{
+#if PG_VERSION_NUM >= 170000
+	return MyProc->vxid.lxid;
+#else
+	return MyProc->lxid;
+#endif
+}
+
+/*
+ * Whether a cached model was read by this statement: same transaction, same command.  A call
+ * site can outlive its statement (a trigger's or a function's cached plan does), and a refit
+ * committed meanwhile, or made earlier in this transaction, must be seen from the next
+ * statement on.
+ */
+static bool
+ModelIsCurrent(const LoadedModel *m, const char *name)
+{
+	return m != NULL && strcmp(m->name, name) == 0 && m->lxid == CurrentLxid() &&
+		m->cid == GetCurrentCommandId(false);
+}
+
 /*
  * kmeans_predict(model text, x real[]): the nearest center of a saved model.  The model is
- * read once per query and kept in the call's fn_extra, so labelling a table costs one lookup.
+ * read once per statement and kept in the call's fn_extra, so labelling a table costs one
+ * lookup.
  */
 Datum
 kmeans_predict_model(PG_FUNCTION_ARGS)
@@ -437,9 +467,18 @@ kmeans_predict_model(PG_FUNCTION_ARGS)
 	ArrayType  *x = PG_GETARG_ARRAYTYPE_P(1);
 	LoadedModel *m = (LoadedModel *) fcinfo->flinfo->fn_extra;
 
-	if (m == NULL || strcmp(m->name, name) != 0)
+	if (!ModelIsCurrent(m, name))
 	{
+		if (m != NULL)
+		{
+			pfree(m->name);
+			pfree(m->centers);
+			pfree(m);
+			fcinfo->flinfo->fn_extra = NULL;
+		}
 		m = LoadModel(KmeansModelsTable(fcinfo), name, fcinfo->flinfo->fn_mcxt);
+		m->lxid = CurrentLxid();
+		m->cid = GetCurrentCommandId(false);
 		fcinfo->flinfo->fn_extra = m;
 	}
 	PG_RETURN_INT32(Nearest(m->centers, m->k, m->d,

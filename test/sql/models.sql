@@ -98,6 +98,30 @@ ROLLBACK;
 -- all of it rolled back: the model labels again
 SELECT kmeans_predict('line2', '{0}') AS cluster_0, kmeans_predict('line2', '{20}') AS cluster_2;
 
-DELETE FROM kmeans_models WHERE name = 'line2';
+-- A trigger labels new rows with a saved model.  Its cached call lives as long as the
+-- transaction, and a refit is seen from the next statement on, also inside one transaction.
+-- The points 0, 1, 10, 11 from centers (0, 10) give centers 0.5 and 10.5, so 4 is in cluster 0;
+-- from (10, 0) the same centers come numbered the other way, and 4 is in cluster 1.
+CREATE TABLE incoming (n int, v real[], cluster int);
+CREATE FUNCTION label_incoming() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.cluster := kmeans_predict('trig_model', NEW.v);
+    RETURN NEW;
+END $$;
+CREATE TRIGGER incoming_label BEFORE INSERT ON incoming
+    FOR EACH ROW EXECUTE FUNCTION label_incoming();
+CREATE VIEW four AS SELECT ARRAY[x]::real[] AS v FROM unnest(ARRAY[0, 1, 10, 11]) x;
+SELECT count(*) FROM kmeans_fit('four', 'v', 2, init_centers => '{{0},{10}}', model => 'trig_model');
+INSERT INTO incoming VALUES (1, '{4}');
+SELECT count(*) FROM kmeans_fit('four', 'v', 2, init_centers => '{{10},{0}}', model => 'trig_model');
+INSERT INTO incoming VALUES (2, '{4}');
+BEGIN;
+INSERT INTO incoming VALUES (3, '{4}');
+SELECT count(*) FROM kmeans_fit('four', 'v', 2, init_centers => '{{0},{10}}', model => 'trig_model');
+INSERT INTO incoming VALUES (4, '{4}');
+COMMIT;
+SELECT n, cluster FROM incoming ORDER BY n;
+
+DELETE FROM kmeans_models WHERE name IN ('line2', 'trig_model');
 RESET search_path;
 DROP SCHEMA test_models CASCADE;
