@@ -12,7 +12,7 @@ kmeans_pg_config
 . scripts/_lib.sh
 
 echo "== building and installing kmeans"
-kmeans_build_install
+kmeans_build_install WERROR="${WERROR:-0}"
 
 echo "== starting a throwaway PostgreSQL server"
 kmeans_start_server "${KMEANS_DEMO_PORT:-54330}"

@@ -4,13 +4,18 @@
 # the GPU backend on its CPU emulator.  Ends with the line
 # "N passed, M failed" and a non-zero exit status when anything failed.
 #
-#   scripts/test.sh            (installs into a private copy of PostgreSQL under a scratch folder)
+#   scripts/test.sh            (as root it installs the packages it needs; as another user it
+#                              names them; kmeans goes into a private copy of PostgreSQL)
 #
-# Environment: PG_CONFIG (default pg_config), WERROR=1 to build with -Werror,
+# Environment: PG_CONFIG (default: PostgreSQL 15's), WERROR=1 to build with -Werror,
 # KMEANS_TEST_PORT (default 54331), KMEANS_TEST_EMU=0 to skip the suite on the emulated GPU.
 # The reference checks use ../shared/data when it exists.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+. scripts/_deps.sh
+# the build, the server, and what the reference checks and the hostile-input tests run on
+kmeans_require $KMEANS_BUILD_PACKAGES python3 python3-numpy python3-sklearn python3-psycopg2
+kmeans_pg_config
 . scripts/_lib.sh
 
 passed=0
