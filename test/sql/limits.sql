@@ -4,8 +4,10 @@
 CREATE SCHEMA test_limits;
 SET search_path = test_limits, public;
 SET extra_float_digits = 0;
--- the estimate counts per-thread scratch: fix the thread count so the sizes below are stable
+-- the estimate counts per-thread scratch and the CPU's batch sizes: fix the thread count and the
+-- device so the sizes below are stable (on the GPU, batches are 2^20 rows and the sizes differ)
 SET kmeans.threads = 2;
+SET kmeans.device = 'cpu';
 
 -- Centers alone: every k of 2..20000 is 2 * 10^8 centers.  Refused at the first row, before
 -- the rows are counted (there are only five, which would be the next error).
@@ -97,5 +99,6 @@ RESET kmeans.memory_limit;
 RESET kmeans.batch_rows;
 
 RESET kmeans.threads;
+RESET kmeans.device;
 RESET search_path;
 DROP SCHEMA test_limits CASCADE;
