@@ -55,6 +55,10 @@ $(SRC_OBJS): src/kmeans.h
 sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql
 	cp $< $@
 
+# The GPU backend is one translation unit, km_cuda.cu, that includes its pieces (km_cuda_*.cuh):
+# every rule that compiles it depends on all of them.
+CUDA_SRC = kernels/km_cuda.cu $(sort $(wildcard kernels/km_cuda_*.cuh))
+
 # GPU generations to compile for (SASS each, plus PTX of the newest for later cards); those
 # this nvcc no longer knows are left out with a warning.
 CUDA_ARCH ?= 70 80 86 89 90
@@ -83,7 +87,7 @@ comma := ,
 SHLIB_LINK += kernels/km_cuda.o -L$(CUDA_LIBDIR) -lcudart_static -ldl -lrt -lstdc++
 $(MODULE_big)$(DLSUFFIX): kernels/km_cuda.o
 
-kernels/km_cuda.o: kernels/km_cuda.cu kernels/km_kernels.h kernels/km_quality.h
+kernels/km_cuda.o: $(CUDA_SRC) kernels/km_kernels.h kernels/km_quality.h
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
 endif
 
@@ -99,7 +103,7 @@ ifeq ($(USE_CUDA),emu)
 SHLIB_LINK += kernels/km_cuda_emu.o -lstdc++
 $(MODULE_big)$(DLSUFFIX): kernels/km_cuda_emu.o
 
-kernels/km_cuda_emu.o: kernels/km_cuda.cu kernels/km_cuda_emu.h kernels/km_kernels.h kernels/km_quality.h
+kernels/km_cuda_emu.o: $(CUDA_SRC) kernels/km_cuda_emu.h kernels/km_kernels.h kernels/km_quality.h
 	$(CXX) -O2 $(OPTFLAGS) -std=c++17 -ffp-contract=off -fPIC -Wall -Wextra $(if $(filter 1,$(WERROR)),-Werror) \
 		-DKM_CUDA_EMU -Ikernels -x c++ -c $< -o $@
 endif
@@ -120,7 +124,7 @@ test/engine/bin/test_quality: test/engine/test_quality.c kernels/km_quality.c ke
 
 # The GPU backend's kernels run on the CPU (km_cuda_emu.h), so their logic is tested anywhere.
 CXX ?= g++
-test/engine/bin/test_cuda_emu: test/engine/test_cuda.c test/engine/test_util.h kernels/km_cuda.cu kernels/km_cuda_emu.h $(KERNEL_C) kernels/km_kernels.h kernels/km_quality.h
+test/engine/bin/test_cuda_emu: test/engine/test_cuda.c test/engine/test_util.h $(CUDA_SRC) kernels/km_cuda_emu.h $(KERNEL_C) kernels/km_kernels.h kernels/km_quality.h
 	@mkdir -p $(dir $@)
 	$(CXX) $(filter-out -std=gnu11,$(ENGINE_CFLAGS)) -std=c++17 -ffp-contract=off -DKM_CUDA_EMU -x c++ -c kernels/km_cuda.cu -o $@.cuda.o
 	$(CC) $(ENGINE_CFLAGS) -DKM_CUDA_EMU -c test/engine/test_cuda.c -o $@.test.o
