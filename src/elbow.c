@@ -46,7 +46,7 @@ static const KmeansArgPos elbow_args = {
 	ARG_MAX_ITER, ARG_TOL, ARG_INIT, -1, ARG_N_INIT, ARG_SEED, ARG_DEVICE
 };
 
-/* Number of k-means++ candidates per center for k clusters (see engine.c). */
+/* Number of k-means++ candidates per center for k clusters (see seed.c). */
 static int
 Trials(int k)
 {

@@ -26,47 +26,6 @@ enum
 	ARG_MODEL
 };
 
-/* Sets up a materialised result in the query's memory and returns its store. */
-Tuplestorestate *
-KmeansResultStore(FunctionCallInfo fcinfo, TupleDesc *desc)
-{
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	MemoryContext old;
-	Tuplestorestate *store;
-	TupleDesc	tupdesc;
-
-	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
-		!(rsinfo->allowedModes & SFRM_Materialize))
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("set-valued function called in context that cannot accept a set")));
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "kmeans: return type must be a row type (this is a bug)");
-	old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
-	tupdesc = CreateTupleDescCopy(tupdesc);
-	store = tuplestore_begin_heap(true, false, work_mem);
-	rsinfo->returnMode = SFRM_Materialize;
-	rsinfo->setResult = store;
-	rsinfo->setDesc = tupdesc;
-	MemoryContextSwitchTo(old);
-	*desc = tupdesc;
-	return store;
-}
-
-/* A one-dimensional real[] of d values. */
-Datum
-KmeansVectorDatum(const float *v, int d)
-{
-	Datum	   *elems = palloc(sizeof(Datum) * d);
-	ArrayType  *a;
-
-	for (int j = 0; j < d; j++)
-		elems[j] = Float4GetDatum(v[j]);
-	a = construct_array(elems, d, FLOAT4OID, sizeof(float4), true, TYPALIGN_INT);
-	pfree(elems);
-	return PointerGetDatum(a);
-}
-
 static const KmeansArgPos fit_args = {
 	ARG_OPTIONS, ARG_OPTIONS + 1, ARG_OPTIONS + 2, ARG_OPTIONS + 3, ARG_OPTIONS + 4,
 	ARG_OPTIONS + 5, ARG_OPTIONS + 6

@@ -176,7 +176,7 @@ extern void KmeansScan(KmeansData *data, KmeansBatchFn fn, void *arg);
 extern char *KmeansRowName(int64 rowno, bool has_id, int64 id);
 extern const char *KmeansNonFiniteName(float v);
 
-/* engine.c */
+/* modelset.c, seed.c, fetch.c, lloyd.c, runs.c, session.c */
 
 /* A set of models iterated together: one segment per k. */
 typedef struct KmeansModelSet
@@ -199,6 +199,8 @@ extern KmeansModelSet *KmeansModelSetMake(int d, int nseg, const int *ks);
 extern void KmeansModelSetFree(KmeansModelSet *ms);
 extern void KmeansSeed(KmeansData *data, const KmeansOptions *opt, int k, KmRng *rng,
 					   float *centers);
+extern void KmeansExplicitCenters(KmeansData *data, const KmeansOptions *opt, int k,
+								  float *centers);
 extern void KmeansFetchRows(KmeansData *data, const int64 *rows, int64 m, float *out);
 extern void KmeansLloyd(KmeansData *data, const KmeansOptions *opt, KmeansModelSet *ms);
 extern void KmeansFinalPass(KmeansData *data, KmeansModelSet *ms, KmeansLabelFn fn, void *arg);
@@ -229,15 +231,15 @@ extern void KmeansParseOptions(FunctionCallInfo fcinfo, const KmeansArgPos *pos,
 extern void KmeansCheckK(int k, int64 n, const char *what);
 extern char *KmeansOptionsJson(const KmeansOptions *opt, const KmeansSource *src);
 
-/* fit.c */
-extern struct Tuplestorestate *KmeansResultStore(FunctionCallInfo fcinfo, TupleDesc *desc);
-extern Datum KmeansVectorDatum(const float *v, int d);
-
 /* models.c */
 extern char *KmeansModelsTable(FunctionCallInfo fcinfo);
 extern void KmeansModelCheckSave(FunctionCallInfo fcinfo, const char *name);
 extern void KmeansModelSave(const char *table, const char *name, const KmeansSource *src, const KmeansOptions *opt,
 							KmeansData *data, KmeansModelSet *ms, int seg);
+
+/* results.c */
+extern struct Tuplestorestate *KmeansResultStore(FunctionCallInfo fcinfo, TupleDesc *desc);
+extern Datum KmeansVectorDatum(const float *v, int d);
 extern float *KmeansCentersOut(KmeansData *data, KmeansModelSet *ms, int seg);
 
 #endif							/* KMEANS_H */

@@ -1,0 +1,61 @@
+/*
+ * modelset.c -- a set of models iterated together, one segment per k, and what is read off a
+ * finished segment.
+ */
+#include "kmeans.h"
+
+#include "utils/memutils.h"
+
+/* A model set for the given k of each segment, centers uninitialised. */
+KmeansModelSet *
+KmeansModelSetMake(int d, int nseg, const int *ks)
+{
+	KmeansModelSet *ms = palloc0(sizeof(KmeansModelSet));
+	int64		total = 0;
+
+	ms->nseg = nseg;
+	ms->d = d;
+	ms->seg_off = palloc(sizeof(int) * (nseg + 1));
+	for (int s = 0; s < nseg; s++)
+	{
+		ms->seg_off[s] = (int) total;
+		total += ks[s];
+	}
+	ms->seg_off[nseg] = (int) total;
+	if (total * d > (int64) (MaxAllocHugeSize / sizeof(double)))
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("kmeans: " INT64_FORMAT " centers of dimension %d are too many", total, d)));
+	ms->centers = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * total * d);
+	ms->n_iter = palloc0(sizeof(int) * nseg);
+	ms->converged = palloc0(sizeof(bool) * nseg);
+	ms->sizes = palloc0(sizeof(int64) * total);
+	ms->inertia = palloc0(sizeof(double) * total);
+	ms->sums = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(double) * total * d);
+	return ms;
+}
+
+/* Frees a model set that is no longer kept, so that n_init runs hold two sets, not n_init. */
+void
+KmeansModelSetFree(KmeansModelSet *ms)
+{
+	pfree(ms->seg_off);
+	pfree(ms->centers);
+	pfree(ms->n_iter);
+	pfree(ms->converged);
+	pfree(ms->sizes);
+	pfree(ms->inertia);
+	pfree(ms->sums);
+	pfree(ms);
+}
+
+/* Sum of the final inertia of one segment. */
+double
+KmeansSegmentInertia(const KmeansModelSet *ms, int s)
+{
+	double		total = 0.0;
+
+	for (int j = ms->seg_off[s]; j < ms->seg_off[s + 1]; j++)
+		total += ms->inertia[j];
+	return total;
+}

@@ -1,0 +1,310 @@
+/*
+ * seed.c -- starting centers: greedy k-means++, random rows, or the caller's explicit centers,
+ * and the random stream of each seeding run.
+ *
+ * The k-means++ distances of every row (mindist) live in the backend where it keeps them
+ * (seed_begin), else in a host array indexed by row position; batches start at multiples of
+ * KM_SUB_ROWS, so the backend's per-run sums line up with global runs of rows.
+ */
+#include "kmeans.h"
+
+#include <math.h>
+
+#include "miscadmin.h"
+#include "utils/memutils.h"
+
+typedef struct SeedState
+{
+	KmeansData *data;
+	float	   *mindist;		/* n, or NULL where the backend keeps it (seed_begin) */
+	float	   *runbuf;			/* KM_SUB_ROWS: one run of the backend's mindist */
+	double	   *run_sums;		/* per global run of KM_SUB_ROWS rows */
+	const float *cand;
+	int			t;
+	double	   *pot;
+} SeedState;
+
+static void
+MindistBatch(KmeansBatch *b, void *arg)
+{
+	SeedState  *ss = arg;
+	KmBackend  *be = ss->data->be;
+	double	   *sums = ss->run_sums + b->first / KM_SUB_ROWS;
+	KmError		err = {0};
+
+	if (ss->mindist == NULL)
+		KmeansCheckStatus(be->ops->seed_update(be, b->blk, b->first, ss->cand, sums, &err), &err);
+	else
+		KmeansCheckStatus(be->ops->mindist_update(be, b->blk, ss->cand, ss->mindist + b->first,
+												  sums, &err), &err);
+}
+
+static void
+PotentialBatch(KmeansBatch *b, void *arg)
+{
+	SeedState  *ss = arg;
+	KmBackend  *be = ss->data->be;
+	KmError		err = {0};
+
+	if (ss->mindist == NULL)
+		KmeansCheckStatus(be->ops->seed_potentials(be, b->blk, b->first, ss->cand, ss->t,
+												   ss->pot, &err), &err);
+	else
+		KmeansCheckStatus(be->ops->potentials(be, b->blk, ss->cand, ss->t,
+											  ss->mindist + b->first, ss->pot, &err), &err);
+}
+
+/* The mindist values of run r: in the host array, or fetched from the backend. */
+static const float *
+RunValues(const SeedState *ss, int64 n, int64 r)
+{
+	KmBackend  *be = ss->data->be;
+	int64		lo = r * KM_SUB_ROWS;
+	KmError		err = {0};
+
+	if (ss->mindist != NULL)
+		return ss->mindist + lo;
+	KmeansCheckStatus(be->ops->seed_fetch(be, lo, Min(n - lo, (int64) KM_SUB_ROWS), ss->runbuf,
+										  &err), &err);
+	return ss->runbuf;
+}
+
+/*
+ * The rows where the running sum of mindist first exceeds each target: D^2 sampling.  The
+ * running sum is taken run by run with the backend's run sums, so the search agrees with the
+ * total the targets were scaled by; inside the chosen run the rows are added in order, which
+ * can differ from the backend's run sum in the last bits, so a run whose rows never reach the
+ * target gives its last row with a positive distance.  A target that is never exceeded (all
+ * remaining distances zero) falls back to the last row with a positive distance, or the last
+ * row.
+ */
+static void
+SampleByDistance(const SeedState *ss, int64 n, const double *targets, int t, int64 *rows)
+{
+	int64		nruns = (n + KM_SUB_ROWS - 1) / KM_SUB_ROWS;
+	int64		fallback = n - 1;
+
+	/* a run holds a positive distance exactly when its sum is positive */
+	for (int64 r = nruns - 1; r >= 0; r--)
+		if (ss->run_sums[r] > 0.0)
+		{
+			const float *v = RunValues(ss, n, r);
+
+			for (int64 i = Min(n, (r + 1) * KM_SUB_ROWS) - 1; i >= r * KM_SUB_ROWS; i--)
+				if (v[i - r * KM_SUB_ROWS] > 0.0f)
+				{
+					fallback = i;
+					break;
+				}
+			break;
+		}
+	for (int j = 0; j < t; j++)
+	{
+		double		cum = 0.0;
+
+		rows[j] = fallback;
+		CHECK_FOR_INTERRUPTS();
+		for (int64 r = 0; r < nruns; r++)
+		{
+			if (cum + ss->run_sums[r] > targets[j])
+			{
+				double		part = 0.0;
+				int64		end = Min(n, (r + 1) * KM_SUB_ROWS);
+				const float *v = RunValues(ss, n, r) - r * KM_SUB_ROWS;
+
+				for (int64 i = r * KM_SUB_ROWS; i < end; i++)
+				{
+					part += v[i];
+					if (v[i] > 0.0f)
+						rows[j] = i;
+					if (cum + part > targets[j])
+						break;
+				}
+				break;
+			}
+			cum += ss->run_sums[r];
+		}
+	}
+}
+
+/* Sum of the run sums in order: the k-means++ potential of the current centers. */
+static double
+TotalPotential(const SeedState *ss, int64 n)
+{
+	int64		nruns = (n + KM_SUB_ROWS - 1) / KM_SUB_ROWS;
+	double		total = 0.0;
+
+	for (int64 r = 0; r < nruns; r++)
+		total += ss->run_sums[r];
+	return total;
+}
+
+/*
+ * Greedy k-means++ (Arthur & Vassilvitskii 2007, with the greedy trials of scikit-learn's
+ * implementation): each new center is the best of 2 + ln k candidates drawn with probability
+ * proportional to D^2, best meaning the lowest total potential after adding it.
+ */
+static void
+SeedPlusPlus(KmeansData *data, int k, KmRng *rng, float *centers)
+{
+	int			d = data->d;
+	int64		n = data->n;
+	int			t = 2 + (int) log((double) k);
+	SeedState	ss;
+	float	   *cand = palloc(sizeof(float) * t * d);
+	double	   *targets = palloc(sizeof(double) * t);
+	int64	   *rows = palloc(sizeof(int64) * t);
+	int64		first;
+
+	ss.data = data;
+	ss.mindist = NULL;
+	ss.runbuf = NULL;
+	ss.run_sums = MemoryContextAllocHuge(CurrentMemoryContext,
+										 sizeof(double) * ((n + KM_SUB_ROWS - 1) / KM_SUB_ROWS));
+	ss.pot = palloc(sizeof(double) * t);
+	if (data->be->ops->seed_begin != NULL)
+	{
+		KmError		err = {0};
+		KmStatus	st = data->be->ops->seed_begin(data->be, n, &err);
+
+		if (st == KM_OK)
+			ss.runbuf = palloc(sizeof(float) * KM_SUB_ROWS);
+		else if (st == KM_ERR_DEVICE_NOMEM)
+			elog(DEBUG1, "kmeans: the k-means++ distances stay on the host: %s", err.message);
+		else
+			KmeansCheckStatus(st, &err);
+	}
+	if (ss.runbuf == NULL)
+	{
+		ss.mindist = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * n);
+		for (int64 i = 0; i < n; i++)
+			ss.mindist[i] = INFINITY;
+	}
+
+	first = (int64) km_rng_below(rng, (uint64_t) n);
+	KmeansFetchRows(data, &first, 1, centers);
+	ss.cand = centers;
+	KmeansScan(data, MindistBatch, &ss);
+
+	for (int c = 1; c < k; c++)
+	{
+		double		total = TotalPotential(&ss, n);
+		int			best = 0;
+
+		for (int j = 0; j < t; j++)
+			targets[j] = km_rng_uniform(rng) * total;
+		SampleByDistance(&ss, n, targets, t, rows);
+		KmeansFetchRows(data, rows, t, cand);
+
+		memset(ss.pot, 0, sizeof(double) * t);
+		ss.cand = cand;
+		ss.t = t;
+		KmeansScan(data, PotentialBatch, &ss);
+		for (int j = 1; j < t; j++)
+			if (ss.pot[j] < ss.pot[best])
+				best = j;
+		memcpy(centers + (int64) c * d, cand + (int64) best * d, sizeof(float) * d);
+
+		if (c + 1 < k)
+		{
+			ss.cand = centers + (int64) c * d;
+			KmeansScan(data, MindistBatch, &ss);
+		}
+	}
+	if (ss.mindist)
+		pfree(ss.mindist);
+	if (ss.runbuf)
+		pfree(ss.runbuf);
+	pfree(ss.run_sums);
+	pfree(ss.pot);
+	pfree(cand);
+	pfree(targets);
+	pfree(rows);
+}
+
+/* k distinct rows chosen uniformly (Floyd's algorithm), in ascending row order. */
+static void
+SeedRandom(KmeansData *data, int k, KmRng *rng, float *centers)
+{
+	int64		n = data->n;
+	int64	   *rows = palloc(sizeof(int64) * k);
+	int			m = 0;
+
+	/* Floyd: for j = n-k .. n-1 pick r in [0, j]; take r unless taken, else j */
+	for (int64 j = n - k; j < n; j++)
+	{
+		int64		r = (int64) km_rng_below(rng, (uint64_t) j + 1);
+		bool		taken = false;
+
+		for (int i = 0; i < m; i++)
+			if (rows[i] == r)
+			{
+				taken = true;
+				break;
+			}
+		rows[m++] = taken ? j : r;
+	}
+	for (int i = 1; i < m; i++)
+		for (int j = i; j > 0 && rows[j - 1] > rows[j]; j--)
+		{
+			int64		tmp = rows[j];
+
+			rows[j] = rows[j - 1];
+			rows[j - 1] = tmp;
+		}
+	KmeansFetchRows(data, rows, k, centers);
+	pfree(rows);
+}
+
+/* Starting centers for k clusters (centred), by the option's method. */
+void
+KmeansSeed(KmeansData *data, const KmeansOptions *opt, int k, KmRng *rng, float *centers)
+{
+	if (opt->init == KMEANS_INIT_RANDOM)
+		SeedRandom(data, k, rng, centers);
+	else
+		SeedPlusPlus(data, k, rng, centers);
+}
+
+/* Copies explicit starting centers (un-centred, k x d) into the model set, centred. */
+void
+KmeansExplicitCenters(KmeansData *data, const KmeansOptions *opt, int k, float *centers)
+{
+	ArrayType  *a = opt->init_centers;
+	int			d = data->d;
+	const float *v;
+
+	if (ARR_NDIM(a) != 2 || ARR_DIMS(a)[0] != k || ARR_DIMS(a)[1] != d)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("init_centers must be a %d x %d array, got %s", k, d,
+						ARR_NDIM(a) == 2 ? psprintf("%d x %d", ARR_DIMS(a)[0], ARR_DIMS(a)[1]) :
+						psprintf("a %d-dimensional array", ARR_NDIM(a))),
+				 errhint("Pass one row of %d values per cluster, e.g. ARRAY[[..],[..]]::real[].", d)));
+	v = (const float *) ARR_DATA_PTR(a);
+	for (int64 i = 0; i < (int64) k * d; i++)
+	{
+		if (!isfinite(v[i]))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("init_centers has a non-finite value at center %d, position %d",
+							(int) (i / d) + 1, (int) (i % d) + 1),
+					 errhint("Starting centers must be finite numbers.")));
+		centers[i] = v[i] - data->mean[i % d];
+	}
+}
+
+/*
+ * The random stream of seeding run `run`: run 0 uses the seed itself, later runs a seed mixed
+ * with the run number.  Each run starts afresh, so a run seeds every k the same way whatever k
+ * the previous runs drew; kmeans_elbow relies on it.
+ */
+void
+KmeansRunRng(const KmeansOptions *opt, int run, KmRng *rng)
+{
+	uint64_t	seed = (uint64_t) opt->seed;
+
+	if (run > 0)
+		seed ^= UINT64_C(0x9E3779B97F4A7C15) * (uint64_t) run;
+	km_rng_seed(rng, seed);
+}
