@@ -67,15 +67,13 @@ SeedAll(KmeansData *data, const KmeansOptions *opt, KmeansModelSet *ms, const in
 	{
 		int			last = s;
 		float	   *c;
-		KmRng		rng;
 
 		/* for random seeding every k draws its own rows, as kmeans_fit does */
 		if (opt->init == KMEANS_INIT_PLUSPLUS)
 			while (last + 1 < ms->nseg && Trials(ks[last + 1]) == Trials(ks[s]))
 				last++;
 		c = palloc(sizeof(float) * ks[last] * d);
-		KmeansRunRng(opt, run, &rng);
-		KmeansSeed(data, opt, ks[last], &rng, c);
+		KmeansSeed(data, opt, ks[last], run, c);
 		for (int j = s; j <= last; j++)
 			memcpy(ms->centers + (int64) ms->seg_off[j] * d, c, sizeof(float) * ks[j] * d);
 		pfree(c);

@@ -197,7 +197,7 @@ typedef void (*KmeansLabelFn) (KmeansBatch *batch, const int32 *labels, const fl
 
 extern KmeansModelSet *KmeansModelSetMake(int d, int nseg, const int *ks);
 extern void KmeansModelSetFree(KmeansModelSet *ms);
-extern void KmeansSeed(KmeansData *data, const KmeansOptions *opt, int k, KmRng *rng,
+extern void KmeansSeed(KmeansData *data, const KmeansOptions *opt, int k, int run,
 					   float *centers);
 extern void KmeansExplicitCenters(KmeansData *data, const KmeansOptions *opt, int k,
 								  float *centers);
@@ -205,7 +205,6 @@ extern void KmeansFetchRows(KmeansData *data, const int64 *rows, int64 m, float 
 extern void KmeansLloyd(KmeansData *data, const KmeansOptions *opt, KmeansModelSet *ms);
 extern void KmeansFinalPass(KmeansData *data, KmeansModelSet *ms, KmeansLabelFn fn, void *arg);
 extern KmeansModelSet *KmeansFitOne(KmeansData *data, const KmeansOptions *opt, int k);
-extern void KmeansRunRng(const KmeansOptions *opt, int run, KmRng *rng);
 extern double KmeansSegmentInertia(const KmeansModelSet *ms, int s);
 extern void KmeansCheckStatus(KmStatus st, const KmError *err);
 extern KmeansData *KmeansBegin(text *source, text *column, text *id_column,

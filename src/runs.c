@@ -20,10 +20,7 @@ KmeansFitOne(KmeansData *data, const KmeansOptions *opt, int k)
 			KmeansExplicitCenters(data, opt, k, ms->centers);
 		else
 		{
-			KmRng		rng;
-
-			KmeansRunRng(opt, run, &rng);
-			KmeansSeed(data, opt, k, &rng, ms->centers);
+			KmeansSeed(data, opt, k, run, ms->centers);
 		}
 		KmeansLloyd(data, opt, ms);
 		KmeansFinalPass(data, ms, NULL, NULL);

@@ -10,6 +10,8 @@
 
 #include <math.h>
 
+#include "km_quality.h"
+
 #include "miscadmin.h"
 #include "utils/memutils.h"
 
@@ -140,6 +142,21 @@ TotalPotential(const SeedState *ss, int64 n)
 }
 
 /*
+ * The seed of seeding run `run`: run 0 uses the seed itself, later runs a seed mixed with the
+ * run number.  Each run starts afresh, so a run seeds every k the same way whatever k the
+ * previous runs drew; kmeans_elbow relies on it.
+ */
+static uint64
+RunSeed(const KmeansOptions *opt, int run)
+{
+	uint64		seed = (uint64) opt->seed;
+
+	if (run > 0)
+		seed ^= UINT64CONST(0x9E3779B97F4A7C15) * (uint64) run;
+	return seed;
+}
+
+/*
  * Greedy k-means++ (Arthur & Vassilvitskii 2007, with the greedy trials of scikit-learn's
  * implementation): each new center is the best of 2 + ln k candidates drawn with probability
  * proportional to D^2, best meaning the lowest total potential after adding it.
@@ -222,48 +239,34 @@ SeedPlusPlus(KmeansData *data, int k, KmRng *rng, float *centers)
 	pfree(rows);
 }
 
-/* k distinct rows chosen uniformly (Floyd's algorithm), in ascending row order. */
+/*
+ * k distinct rows chosen uniformly, in ascending row order: km_sample_rows makes Floyd's draws
+ * (Bentley & Floyd 1987) from the run's seed in O(k), where a scan of the rows taken so far
+ * would cost O(k^2).
+ */
 static void
-SeedRandom(KmeansData *data, int k, KmRng *rng, float *centers)
+SeedRandom(KmeansData *data, int k, uint64 seed, float *centers)
 {
-	int64		n = data->n;
 	int64	   *rows = palloc(sizeof(int64) * k);
-	int			m = 0;
 
-	/* Floyd: for j = n-k .. n-1 pick r in [0, j]; take r unless taken, else j */
-	for (int64 j = n - k; j < n; j++)
-	{
-		int64		r = (int64) km_rng_below(rng, (uint64_t) j + 1);
-		bool		taken = false;
-
-		for (int i = 0; i < m; i++)
-			if (rows[i] == r)
-			{
-				taken = true;
-				break;
-			}
-		rows[m++] = taken ? j : r;
-	}
-	for (int i = 1; i < m; i++)
-		for (int j = i; j > 0 && rows[j - 1] > rows[j]; j--)
-		{
-			int64		tmp = rows[j];
-
-			rows[j] = rows[j - 1];
-			rows[j - 1] = tmp;
-		}
+	km_sample_rows(data->n, k, seed, rows);
 	KmeansFetchRows(data, rows, k, centers);
 	pfree(rows);
 }
 
-/* Starting centers for k clusters (centred), by the option's method. */
+/* Starting centers for k clusters (centred) of seeding run `run`, by the option's method. */
 void
-KmeansSeed(KmeansData *data, const KmeansOptions *opt, int k, KmRng *rng, float *centers)
+KmeansSeed(KmeansData *data, const KmeansOptions *opt, int k, int run, float *centers)
 {
 	if (opt->init == KMEANS_INIT_RANDOM)
-		SeedRandom(data, k, rng, centers);
+		SeedRandom(data, k, RunSeed(opt, run), centers);
 	else
-		SeedPlusPlus(data, k, rng, centers);
+	{
+		KmRng		rng;
+
+		km_rng_seed(&rng, RunSeed(opt, run));
+		SeedPlusPlus(data, k, &rng, centers);
+	}
 }
 
 /* Copies explicit starting centers (un-centred, k x d) into the model set, centred. */
@@ -292,19 +295,4 @@ KmeansExplicitCenters(KmeansData *data, const KmeansOptions *opt, int k, float *
 					 errhint("Starting centers must be finite numbers.")));
 		centers[i] = v[i] - data->mean[i % d];
 	}
-}
-
-/*
- * The random stream of seeding run `run`: run 0 uses the seed itself, later runs a seed mixed
- * with the run number.  Each run starts afresh, so a run seeds every k the same way whatever k
- * the previous runs drew; kmeans_elbow relies on it.
- */
-void
-KmeansRunRng(const KmeansOptions *opt, int run, KmRng *rng)
-{
-	uint64_t	seed = (uint64_t) opt->seed;
-
-	if (run > 0)
-		seed ^= UINT64_C(0x9E3779B97F4A7C15) * (uint64_t) run;
-	km_rng_seed(rng, seed);
 }
