@@ -46,61 +46,10 @@ static const KmeansArgPos elbow_args = {
 	ARG_MAX_ITER, ARG_TOL, ARG_INIT, -1, ARG_N_INIT, ARG_SEED, ARG_DEVICE
 };
 
-/* Number of k-means++ candidates per center for k clusters (see seed.c). */
-static int
-Trials(int k)
-{
-	return 2 + (int) log((double) k);
-}
-
-/*
- * Seeds every segment for seeding run `run`: one k-means++ run per group of k with the same
- * number of trials, each from the run's own stream, as kmeans_fit seeds that run.
- */
-static void
-SeedAll(KmeansData *data, const KmeansOptions *opt, KmeansModelSet *ms, const int *ks, int run)
-{
-	int			d = data->d;
-	int			s = 0;
-
-	while (s < ms->nseg)
-	{
-		int			last = s;
-		float	   *c;
-
-		/* for random seeding every k draws its own rows, as kmeans_fit does */
-		if (opt->init == KMEANS_INIT_PLUSPLUS)
-			while (last + 1 < ms->nseg && Trials(ks[last + 1]) == Trials(ks[s]))
-				last++;
-		c = palloc(sizeof(float) * ks[last] * d);
-		KmeansSeed(data, opt, ks[last], run, c);
-		for (int j = s; j <= last; j++)
-			memcpy(ms->centers + (int64) ms->seg_off[j] * d, c, sizeof(float) * ks[j] * d);
-		pfree(c);
-		s = last + 1;
-	}
-}
-
-/* Copies segment s of a run into the kept model set. */
-static void
-KeepSegment(KmeansModelSet *best, const KmeansModelSet *run, int s)
-{
-	int			off = best->seg_off[s];
-	int			k = best->seg_off[s + 1] - off;
-	int			d = best->d;
-
-	memcpy(best->centers + (int64) off * d, run->centers + (int64) off * d, sizeof(float) * k * d);
-	memcpy(best->sums + (int64) off * d, run->sums + (int64) off * d, sizeof(double) * k * d);
-	memcpy(best->sizes + off, run->sizes + off, sizeof(int64) * k);
-	memcpy(best->inertia + off, run->inertia + off, sizeof(double) * k);
-	best->n_iter[s] = run->n_iter[s];
-	best->converged[s] = run->converged[s];
-}
-
 /* The final pass's labels of every row in every segment, kept for the quality indices. */
 typedef struct FinalLabels
 {
-	KmeansModelSet *ms;
+	const int  *seg_off;		/* where each k's centers start, as in the model set */
 	int32	   *labels;			/* n x nseg, segment-local */
 } FinalLabels;
 
@@ -112,7 +61,7 @@ KeepLabels(KmeansBatch *b, const int32 *labels, const float *dist, int nseg, voi
 	(void) dist;
 	for (int64 i = 0; i < b->n; i++)
 		for (int s = 0; s < nseg; s++)
-			fl->labels[(b->first + i) * nseg + s] = labels[i * nseg + s] - fl->ms->seg_off[s];
+			fl->labels[(b->first + i) * nseg + s] = labels[i * nseg + s] - fl->seg_off[s];
 }
 
 /* Per-segment scatter sums for Calinski-Harabasz and Davies-Bouldin. */
@@ -205,7 +154,8 @@ kmeans_elbow(PG_FUNCTION_ARGS)
 				k_step,
 				nseg;
 	int64		sample_size;
-	int		   *ks;
+	int		   *ks,
+			   *seg_off;
 	double	   *inertia,
 			   *sil,
 			   *ch,
@@ -268,6 +218,10 @@ kmeans_elbow(PG_FUNCTION_ARGS)
 	plan.n_init = opt.n_init;
 	plan.final_labels = true;
 	plan.silhouette_rows = sample_size;
+	seg_off = palloc(sizeof(int) * (nseg + 1));
+	seg_off[0] = 0;
+	for (int s = 0; s < nseg; s++)
+		seg_off[s + 1] = seg_off[s] + ks[s];
 	data = KmeansBegin(PG_GETARG_TEXT_PP(ARG_SOURCE), PG_GETARG_TEXT_PP(ARG_COLUMN),
 					   PG_ARGISNULL(ARG_ID) ? NULL : PG_GETARG_TEXT_PP(ARG_ID), &opt, &plan);
 
@@ -275,41 +229,9 @@ kmeans_elbow(PG_FUNCTION_ARGS)
 	 * n_init seeding runs of every k together; per k the run with the lowest inertia is kept
 	 * (the first on ties), as kmeans_fit keeps it.
 	 */
-	ms = KmeansModelSetMake(data->d, nseg, ks);
-	fl.ms = ms;
+	fl.seg_off = seg_off;
 	fl.labels = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int32) * data->n * nseg);
-	if (opt.n_init == 1)
-	{
-		SeedAll(data, &opt, ms, ks, 0);
-		KmeansLloyd(data, &opt, ms);
-		KmeansFinalPass(data, ms, KeepLabels, &fl);
-	}
-	else
-	{
-		double	   *best = palloc(sizeof(double) * nseg);
-
-		for (int run = 0; run < opt.n_init; run++)
-		{
-			KmeansModelSet *rs = KmeansModelSetMake(data->d, nseg, ks);
-
-			SeedAll(data, &opt, rs, ks, run);
-			KmeansLloyd(data, &opt, rs);
-			KmeansFinalPass(data, rs, NULL, NULL);
-			for (int s = 0; s < nseg; s++)
-			{
-				double		inertia = KmeansSegmentInertia(rs, s);
-
-				if (run == 0 || inertia < best[s])
-				{
-					best[s] = inertia;
-					KeepSegment(ms, rs, s);
-				}
-			}
-			KmeansModelSetFree(rs);
-		}
-		/* the kept centers' labels, for the quality indices */
-		KmeansFinalPass(data, ms, KeepLabels, &fl);
-	}
+	ms = KmeansRuns(data, &opt, nseg, ks, KeepLabels, &fl);
 
 	/* Calinski-Harabasz and Davies-Bouldin: the label means, then one scatter pass */
 	memset(&sc, 0, sizeof(sc));
@@ -333,9 +255,7 @@ kmeans_elbow(PG_FUNCTION_ARGS)
 	{
 		int			off = ms->seg_off[s];
 
-		inertia[s] = 0.0;
-		for (int j = off; j < ms->seg_off[s + 1]; j++)
-			inertia[s] += ms->inertia[j];
+		inertia[s] = KmeansSegmentInertia(ms, s);
 		ch[s] = km_calinski_harabasz(data->n, ks[s], data->d, ms->sizes + off,
 									 sc.means + (int64) off * data->d, sc.sq + off);
 		db[s] = km_davies_bouldin(ks[s], data->d, ms->sizes + off,

@@ -81,7 +81,7 @@ FitBegin(FunctionCallInfo fcinfo, FitCall *fc, bool need_id)
 	fc->plan.n_init = fc->opt.init == KMEANS_INIT_EXPLICIT ? 1 : fc->opt.n_init;
 	fc->data = KmeansBegin(source, column, PG_ARGISNULL(ARG_ID) ? NULL : PG_GETARG_TEXT_PP(ARG_ID),
 						   &fc->opt, &fc->plan);
-	fc->ms = KmeansFitOne(fc->data, &fc->opt, fc->k);
+	fc->ms = KmeansRuns(fc->data, &fc->opt, 1, &fc->k, NULL, NULL);
 	if (fc->model)
 		KmeansModelSave(KmeansModelsTable(fcinfo), fc->model, fc->data->src, &fc->opt, fc->data,
 						fc->ms, 0);

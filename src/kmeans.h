@@ -197,14 +197,13 @@ typedef void (*KmeansLabelFn) (KmeansBatch *batch, const int32 *labels, const fl
 
 extern KmeansModelSet *KmeansModelSetMake(int d, int nseg, const int *ks);
 extern void KmeansModelSetFree(KmeansModelSet *ms);
-extern void KmeansSeed(KmeansData *data, const KmeansOptions *opt, int k, int run,
-					   float *centers);
-extern void KmeansExplicitCenters(KmeansData *data, const KmeansOptions *opt, int k,
-								  float *centers);
+extern void KmeansModelSetKeep(KmeansModelSet *best, const KmeansModelSet *run, int s);
+extern void KmeansSeedRun(KmeansData *data, const KmeansOptions *opt, KmeansModelSet *ms, int run);
 extern void KmeansFetchRows(KmeansData *data, const int64 *rows, int64 m, float *out);
 extern void KmeansLloyd(KmeansData *data, const KmeansOptions *opt, KmeansModelSet *ms);
 extern void KmeansFinalPass(KmeansData *data, KmeansModelSet *ms, KmeansLabelFn fn, void *arg);
-extern KmeansModelSet *KmeansFitOne(KmeansData *data, const KmeansOptions *opt, int k);
+extern KmeansModelSet *KmeansRuns(KmeansData *data, const KmeansOptions *opt, int nseg, const int *ks,
+								  KmeansLabelFn fn, void *arg);
 extern double KmeansSegmentInertia(const KmeansModelSet *ms, int s);
 extern void KmeansCheckStatus(KmStatus st, const KmError *err);
 extern KmeansData *KmeansBegin(text *source, text *column, text *id_column,

@@ -59,3 +59,19 @@ KmeansSegmentInertia(const KmeansModelSet *ms, int s)
 		total += ms->inertia[j];
 	return total;
 }
+
+/* Copies segment s of a run into the kept model set: the run was the best for that k. */
+void
+KmeansModelSetKeep(KmeansModelSet *best, const KmeansModelSet *run, int s)
+{
+	int			off = best->seg_off[s];
+	int			k = best->seg_off[s + 1] - off;
+	int			d = best->d;
+
+	memcpy(best->centers + (int64) off * d, run->centers + (int64) off * d, sizeof(float) * k * d);
+	memcpy(best->sums + (int64) off * d, run->sums + (int64) off * d, sizeof(double) * k * d);
+	memcpy(best->sizes + off, run->sizes + off, sizeof(int64) * k);
+	memcpy(best->inertia + off, run->inertia + off, sizeof(double) * k);
+	best->n_iter[s] = run->n_iter[s];
+	best->converged[s] = run->converged[s];
+}

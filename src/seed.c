@@ -156,6 +156,13 @@ RunSeed(const KmeansOptions *opt, int run)
 	return seed;
 }
 
+/* Number of k-means++ candidates per center for k clusters: 2 + ln k, as scikit-learn draws. */
+static int
+Trials(int k)
+{
+	return 2 + (int) log((double) k);
+}
+
 /*
  * Greedy k-means++ (Arthur & Vassilvitskii 2007, with the greedy trials of scikit-learn's
  * implementation): each new center is the best of 2 + ln k candidates drawn with probability
@@ -166,7 +173,7 @@ SeedPlusPlus(KmeansData *data, int k, KmRng *rng, float *centers)
 {
 	int			d = data->d;
 	int64		n = data->n;
-	int			t = 2 + (int) log((double) k);
+	int			t = Trials(k);
 	SeedState	ss;
 	float	   *cand = palloc(sizeof(float) * t * d);
 	double	   *targets = palloc(sizeof(double) * t);
@@ -255,8 +262,8 @@ SeedRandom(KmeansData *data, int k, uint64 seed, float *centers)
 }
 
 /* Starting centers for k clusters (centred) of seeding run `run`, by the option's method. */
-void
-KmeansSeed(KmeansData *data, const KmeansOptions *opt, int k, int run, float *centers)
+static void
+SeedCenters(KmeansData *data, const KmeansOptions *opt, int k, int run, float *centers)
 {
 	if (opt->init == KMEANS_INIT_RANDOM)
 		SeedRandom(data, k, RunSeed(opt, run), centers);
@@ -270,8 +277,8 @@ KmeansSeed(KmeansData *data, const KmeansOptions *opt, int k, int run, float *ce
 }
 
 /* Copies explicit starting centers (un-centred, k x d) into the model set, centred. */
-void
-KmeansExplicitCenters(KmeansData *data, const KmeansOptions *opt, int k, float *centers)
+static void
+ExplicitCenters(KmeansData *data, const KmeansOptions *opt, int k, float *centers)
 {
 	ArrayType  *a = opt->init_centers;
 	int			d = data->d;
@@ -294,5 +301,46 @@ KmeansExplicitCenters(KmeansData *data, const KmeansOptions *opt, int k, float *
 							(int) (i / d) + 1, (int) (i % d) + 1),
 					 errhint("Starting centers must be finite numbers.")));
 		centers[i] = v[i] - data->mean[i % d];
+	}
+}
+
+/*
+ * Seeds every segment of a model set for seeding run `run`.  Greedy k-means++ draws Trials(k)
+ * candidates per center, so one run for the largest k of a group with the same number of
+ * trials gives every smaller k of the group its first k centers, exactly what a run for that k
+ * alone would choose; random seeding draws each k's own rows.  Explicit centers (one k only)
+ * are taken as given.
+ */
+void
+KmeansSeedRun(KmeansData *data, const KmeansOptions *opt, KmeansModelSet *ms, int run)
+{
+	int			d = data->d;
+	int			s = 0;
+
+	if (opt->init == KMEANS_INIT_EXPLICIT)
+	{
+		if (ms->nseg != 1)
+			elog(ERROR, "kmeans: explicit centers for %d values of k (this is a bug)", ms->nseg);
+		ExplicitCenters(data, opt, ms->seg_off[1], ms->centers);
+		return;
+	}
+	while (s < ms->nseg)
+	{
+		int			last = s;
+		int			k;
+		float	   *c;
+
+#define SEG_K(j) (ms->seg_off[(j) + 1] - ms->seg_off[j])
+		if (opt->init == KMEANS_INIT_PLUSPLUS)
+			while (last + 1 < ms->nseg && Trials(SEG_K(last + 1)) == Trials(SEG_K(s)))
+				last++;
+		k = SEG_K(last);
+		c = palloc(sizeof(float) * k * d);
+		SeedCenters(data, opt, k, run, c);
+		for (int j = s; j <= last; j++)
+			memcpy(ms->centers + (int64) ms->seg_off[j] * d, c, sizeof(float) * SEG_K(j) * d);
+#undef SEG_K
+		pfree(c);
+		s = last + 1;
 	}
 }
