@@ -46,13 +46,35 @@ static const KmeansArgPos elbow_args = {
 	ARG_MAX_ITER, ARG_TOL, ARG_INIT, -1, ARG_N_INIT, ARG_SEED, ARG_DEVICE
 };
 
+/* The arguments of one call: the range of k, the options, and what the fit will hold. */
+typedef struct ElbowCall
+{
+	KmeansOptions opt;
+	KmeansPlan	plan;
+	int			nseg;
+	int		   *ks;
+	int		   *seg_off;		/* nseg + 1: where each k's centers start, as in the model set */
+	int64		sample_size;	/* silhouette rows; 0 for none */
+} ElbowCall;
+
+/* The quality indices per k, computed on the final labels. */
+typedef struct ElbowQuality
+{
+	double	   *inertia;
+	double	   *sil;
+	double	   *ch;
+	double	   *db;
+	int			knee;
+} ElbowQuality;
+
 /* The final pass's labels of every row in every segment, kept for the quality indices. */
 typedef struct FinalLabels
 {
-	const int  *seg_off;		/* where each k's centers start, as in the model set */
+	const int  *seg_off;
 	int32	   *labels;			/* n x nseg, segment-local */
 } FinalLabels;
 
+/* Keeps a batch's final labels, segment-local. */
 static void
 KeepLabels(KmeansBatch *b, const int32 *labels, const float *dist, int nseg, void *arg)
 {
@@ -140,29 +162,16 @@ Silhouettes(KmeansData *data, KmeansModelSet *ms, const int *ks, const int32 *fi
 	pfree(values);
 }
 
-/* kmeans_elbow: one row per k with inertia, iterations, quality indices and the suggested k. */
-Datum
-kmeans_elbow(PG_FUNCTION_ARGS)
+/* Reads and checks the arguments: the range of k, the options, the plan of the fit. */
+static void
+ReadArgs(FunctionCallInfo fcinfo, ElbowCall *ec)
 {
-	TupleDesc	desc;
-	Tuplestorestate *store = KmeansResultStore(fcinfo, &desc);
-	KmeansOptions opt;
-	KmeansData *data;
-	KmeansModelSet *ms;
 	int			k_min,
 				k_max,
-				k_step,
-				nseg;
+				k_step;
 	int64		sample_size;
-	int		   *ks,
-			   *seg_off;
-	double	   *inertia,
-			   *sil,
-			   *ch,
-			   *db;
-	int			knee;
-	ScatterState sc;
-	FinalLabels fl;
+	int			nseg;
+	int		   *ks;
 	KmeansPlan	plan;
 
 	for (int i = ARG_SOURCE; i <= ARG_K_STEP; i++)
@@ -186,7 +195,7 @@ kmeans_elbow(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("k_step must be at least 1, got %d", k_step),
 				 errhint("k runs over k_min, k_min + k_step, ... up to k_max.")));
-	KmeansParseOptions(fcinfo, &elbow_args, &opt);
+	KmeansParseOptions(fcinfo, &elbow_args, &ec->opt);
 	sample_size = PG_ARGISNULL(ARG_SILHOUETTE_SAMPLE) ? 0 : PG_GETARG_INT32(ARG_SILHOUETTE_SAMPLE);
 	if (PG_ARGISNULL(ARG_SILHOUETTE_SAMPLE) || sample_size < 0)
 		ereport(ERROR,
@@ -215,28 +224,32 @@ kmeans_elbow(PG_FUNCTION_ARGS)
 				 errmsg("k = %d .. %d is " INT64_FORMAT " centers in all, more than kmeans_elbow fits (%d)",
 						k_min, k_max, plan.centers, PG_INT32_MAX),
 				 errhint("Use a narrower range of k or a larger k_step.")));
-	plan.n_init = opt.n_init;
+	plan.n_init = ec->opt.n_init;
 	plan.final_labels = true;
 	plan.silhouette_rows = sample_size;
-	seg_off = palloc(sizeof(int) * (nseg + 1));
-	seg_off[0] = 0;
+	ec->plan = plan;
+	ec->nseg = nseg;
+	ec->ks = ks;
+	ec->sample_size = sample_size;
+	ec->seg_off = palloc(sizeof(int) * (nseg + 1));
+	ec->seg_off[0] = 0;
 	for (int s = 0; s < nseg; s++)
-		seg_off[s + 1] = seg_off[s] + ks[s];
-	data = KmeansBegin(PG_GETARG_TEXT_PP(ARG_SOURCE), PG_GETARG_TEXT_PP(ARG_COLUMN),
-					   PG_ARGISNULL(ARG_ID) ? NULL : PG_GETARG_TEXT_PP(ARG_ID), &opt, &plan);
+		ec->seg_off[s + 1] = ec->seg_off[s] + ks[s];
+}
 
-	/*
-	 * n_init seeding runs of every k together; per k the run with the lowest inertia is kept
-	 * (the first on ties), as kmeans_fit keeps it.
-	 */
-	fl.seg_off = seg_off;
-	fl.labels = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int32) * data->n * nseg);
-	ms = KmeansRuns(data, &opt, nseg, ks, KeepLabels, &fl);
+/* Inertia, Calinski-Harabasz, Davies-Bouldin and silhouette per k, and the suggested k. */
+static void
+MeasureQuality(KmeansData *data, KmeansModelSet *ms, const ElbowCall *ec, const int32 *labels,
+			   ElbowQuality *q)
+{
+	int			nseg = ec->nseg;
+	const int  *ks = ec->ks;
+	ScatterState sc;
 
 	/* Calinski-Harabasz and Davies-Bouldin: the label means, then one scatter pass */
 	memset(&sc, 0, sizeof(sc));
 	sc.ms = ms;
-	sc.labels = fl.labels;
+	sc.labels = labels;
 	sc.means = MemoryContextAllocHuge(CurrentMemoryContext,
 									  sizeof(double) * ms->seg_off[nseg] * data->d);
 	for (int j = 0; j < ms->seg_off[nseg]; j++)
@@ -247,43 +260,74 @@ kmeans_elbow(PG_FUNCTION_ARGS)
 	sc.lin = palloc0(sizeof(double) * ms->seg_off[nseg]);
 	KmeansScan(data, ScatterBatch, &sc);
 
-	inertia = palloc(sizeof(double) * nseg);
-	sil = palloc(sizeof(double) * nseg);
-	ch = palloc(sizeof(double) * nseg);
-	db = palloc(sizeof(double) * nseg);
+	q->inertia = palloc(sizeof(double) * nseg);
+	q->sil = palloc(sizeof(double) * nseg);
+	q->ch = palloc(sizeof(double) * nseg);
+	q->db = palloc(sizeof(double) * nseg);
 	for (int s = 0; s < nseg; s++)
 	{
 		int			off = ms->seg_off[s];
 
-		inertia[s] = KmeansSegmentInertia(ms, s);
-		ch[s] = km_calinski_harabasz(data->n, ks[s], data->d, ms->sizes + off,
-									 sc.means + (int64) off * data->d, sc.sq + off);
-		db[s] = km_davies_bouldin(ks[s], data->d, ms->sizes + off,
-								  sc.means + (int64) off * data->d, sc.lin + off);
+		q->inertia[s] = KmeansSegmentInertia(ms, s);
+		q->ch[s] = km_calinski_harabasz(data->n, ks[s], data->d, ms->sizes + off,
+										sc.means + (int64) off * data->d, sc.sq + off);
+		q->db[s] = km_davies_bouldin(ks[s], data->d, ms->sizes + off,
+									 sc.means + (int64) off * data->d, sc.lin + off);
 	}
-	if (sample_size > 0)
-		Silhouettes(data, ms, ks, fl.labels, sample_size, (uint64) opt.seed, sil);
-	knee = km_knee(ks, inertia, nseg);
+	if (ec->sample_size > 0)
+		Silhouettes(data, ms, ks, labels, ec->sample_size, (uint64) ec->opt.seed, q->sil);
+	q->knee = km_knee(ks, q->inertia, nseg);
+}
 
-	for (int s = 0; s < nseg; s++)
+/* One result row per k. */
+static void
+EmitRows(Tuplestorestate *store, TupleDesc desc, KmeansData *data, KmeansModelSet *ms,
+		  const ElbowCall *ec, const ElbowQuality *q)
+{
+	const int  *ks = ec->ks;
+	int64		sample_size = ec->sample_size;
+
+	for (int s = 0; s < ec->nseg; s++)
 	{
 		Datum		values[8];
 		bool		nulls[8] = {false, false, false, false, false, false, false, false};
 
 		values[0] = Int32GetDatum(ks[s]);
-		values[1] = Float8GetDatum(inertia[s]);
-		values[2] = Float8GetDatum(inertia[s] / data->n);
+		values[1] = Float8GetDatum(q->inertia[s]);
+		values[2] = Float8GetDatum(q->inertia[s] / data->n);
 		values[3] = Int32GetDatum(ms->n_iter[s]);
-		values[4] = Float8GetDatum(sil[s]);
+		values[4] = Float8GetDatum(q->sil[s]);
 		/* the silhouette needs two clusters and fewer clusters than rows; CH needs two */
 		nulls[4] = sample_size == 0 || ks[s] < 2 || ks[s] >= Min(data->n, sample_size);
-		values[5] = Float8GetDatum(ch[s]);
-		nulls[5] = ks[s] < 2 || isnan(ch[s]);
-		values[6] = Float8GetDatum(db[s]);
-		nulls[6] = ks[s] < 2 || isnan(db[s]);
-		values[7] = BoolGetDatum(s == knee);
+		values[5] = Float8GetDatum(q->ch[s]);
+		nulls[5] = ks[s] < 2 || isnan(q->ch[s]);
+		values[6] = Float8GetDatum(q->db[s]);
+		nulls[6] = ks[s] < 2 || isnan(q->db[s]);
+		values[7] = BoolGetDatum(s == q->knee);
 		tuplestore_putvalues(store, desc, values, nulls);
 	}
+}
+
+/* kmeans_elbow: one row per k with inertia, iterations, quality indices and the suggested k. */
+Datum
+kmeans_elbow(PG_FUNCTION_ARGS)
+{
+	TupleDesc	desc;
+	Tuplestorestate *store = KmeansResultStore(fcinfo, &desc);
+	ElbowCall	ec;
+	KmeansData *data;
+	KmeansModelSet *ms;
+	FinalLabels fl;
+	ElbowQuality q;
+
+	ReadArgs(fcinfo, &ec);
+	data = KmeansBegin(PG_GETARG_TEXT_PP(ARG_SOURCE), PG_GETARG_TEXT_PP(ARG_COLUMN),
+					   PG_ARGISNULL(ARG_ID) ? NULL : PG_GETARG_TEXT_PP(ARG_ID), &ec.opt, &ec.plan);
+	fl.seg_off = ec.seg_off;
+	fl.labels = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int32) * data->n * ec.nseg);
+	ms = KmeansRuns(data, &ec.opt, ec.nseg, ec.ks, KeepLabels, &fl);
+	MeasureQuality(data, ms, &ec, fl.labels, &q);
+	EmitRows(store, desc, data, ms, &ec, &q);
 	KmeansEnd(data);
 	return (Datum) 0;
 }
