@@ -174,12 +174,8 @@ ReadArgs(FunctionCallInfo fcinfo, ElbowCall *ec)
 	int		   *ks;
 	KmeansPlan	plan;
 
-	for (int i = ARG_SOURCE; i <= ARG_K_STEP; i++)
-		if (PG_ARGISNULL(i))
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("source, column, k_min, k_max and k_step must not be NULL"),
-					 errhint("Pass a table name or query, the vector column, and the range of k.")));
+	KmeansRequireArgs(fcinfo, ARG_K_STEP + 1, "source, column, k_min, k_max and k_step",
+					  "Pass a table name or query, the vector column, and the range of k.");
 	k_min = PG_GETARG_INT32(ARG_K_MIN);
 	k_max = PG_GETARG_INT32(ARG_K_MAX);
 	k_step = PG_GETARG_INT32(ARG_K_STEP);

@@ -16,6 +16,7 @@ typedef struct FetchState
 	float	   *out;
 } FetchState;
 
+/* Copies the asked-for rows that fall in this batch: they come in row order. */
 static void
 FetchBatch(KmeansBatch *b, void *arg)
 {
@@ -37,6 +38,7 @@ typedef struct RowRef
 	int			slot;
 } RowRef;
 
+/* Row order, then slot order: the order in which one pass meets the rows. */
 static int
 RowRefCmp(const void *a, const void *b)
 {

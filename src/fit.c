@@ -48,11 +48,8 @@ FitBegin(FunctionCallInfo fcinfo, FitCall *fc, bool need_id)
 	text	   *source,
 			   *column;
 
-	if (PG_ARGISNULL(ARG_SOURCE) || PG_ARGISNULL(ARG_COLUMN) || PG_ARGISNULL(ARG_K))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("source, column and k must not be NULL"),
-				 errhint("Pass a table name or query, the vector column, and the number of clusters.")));
+	KmeansRequireArgs(fcinfo, ARG_K + 1, "source, column and k",
+					  "Pass a table name or query, the vector column, and the number of clusters.");
 	source = PG_GETARG_TEXT_PP(ARG_SOURCE);
 	column = PG_GETARG_TEXT_PP(ARG_COLUMN);
 	fc->k = PG_GETARG_INT32(ARG_K);

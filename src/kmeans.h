@@ -181,6 +181,7 @@ extern const char *KmeansNonFiniteName(float v);
 /* A set of models iterated together: one segment per k. */
 typedef struct KmeansModelSet
 {
+	MemoryContext cxt;			/* holds the set and its arrays */
 	int			nseg;
 	int			d;
 	int		   *seg_off;		/* nseg + 1 */
@@ -226,6 +227,8 @@ typedef struct KmeansArgPos
 
 extern void KmeansParseOptions(FunctionCallInfo fcinfo, const KmeansArgPos *pos,
 							   KmeansOptions *opt);
+extern void KmeansRequireArgs(FunctionCallInfo fcinfo, int nargs, const char *names,
+							  const char *hint);
 extern void KmeansCheckK(int k, int64 n, const char *what);
 extern char *KmeansOptionsJson(const KmeansOptions *opt, const KmeansSource *src);
 

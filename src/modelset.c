@@ -6,13 +6,21 @@
 
 #include "utils/memutils.h"
 
-/* A model set for the given k of each segment, centers uninitialised. */
+/*
+ * A model set for the given k of each segment, centers uninitialised, in a memory context of
+ * its own: a run that is not kept is freed at once, so that n_init runs hold two sets, not
+ * n_init.
+ */
 KmeansModelSet *
 KmeansModelSetMake(int d, int nseg, const int *ks)
 {
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "kmeans model set",
+											  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(cxt);
 	KmeansModelSet *ms = palloc0(sizeof(KmeansModelSet));
 	int64		total = 0;
 
+	ms->cxt = cxt;
 	ms->nseg = nseg;
 	ms->d = d;
 	ms->seg_off = palloc(sizeof(int) * (nseg + 1));
@@ -26,27 +34,21 @@ KmeansModelSetMake(int d, int nseg, const int *ks)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("kmeans: " INT64_FORMAT " centers of dimension %d are too many", total, d)));
-	ms->centers = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * total * d);
+	ms->centers = MemoryContextAllocHuge(cxt, sizeof(float) * total * d);
 	ms->n_iter = palloc0(sizeof(int) * nseg);
 	ms->converged = palloc0(sizeof(bool) * nseg);
 	ms->sizes = palloc0(sizeof(int64) * total);
 	ms->inertia = palloc0(sizeof(double) * total);
-	ms->sums = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(double) * total * d);
+	ms->sums = MemoryContextAllocHuge(cxt, sizeof(double) * total * d);
+	MemoryContextSwitchTo(old);
 	return ms;
 }
 
-/* Frees a model set that is no longer kept, so that n_init runs hold two sets, not n_init. */
+/* Frees a model set that is no longer kept, with everything it holds. */
 void
 KmeansModelSetFree(KmeansModelSet *ms)
 {
-	pfree(ms->seg_off);
-	pfree(ms->centers);
-	pfree(ms->n_iter);
-	pfree(ms->converged);
-	pfree(ms->sizes);
-	pfree(ms->inertia);
-	pfree(ms->sums);
-	pfree(ms);
+	MemoryContextDelete(ms->cxt);
 }
 
 /* Sum of the final inertia of one segment. */

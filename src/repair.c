@@ -23,6 +23,17 @@ FarBetter(const FarRow *a, const FarRow *b)
 	return a->dist > b->dist || (a->dist == b->dist && a->row < b->row);
 }
 
+/* Swaps two heap entries. */
+static inline void
+FarSwap(FarRow *h, int a, int b)
+{
+	FarRow		tmp = h[a];
+
+	h[a] = h[b];
+	h[b] = tmp;
+}
+
+/* Moves entry i down until neither child is worse. */
 static void
 HeapSiftDown(FarRow *h, int size, int i)
 {
@@ -31,7 +42,6 @@ HeapSiftDown(FarRow *h, int size, int i)
 		int			l = 2 * i + 1,
 					r = l + 1,
 					w = i;
-		FarRow		tmp;
 
 		if (l < size && FarBetter(&h[w], &h[l]))
 			w = l;
@@ -39,26 +49,22 @@ HeapSiftDown(FarRow *h, int size, int i)
 			w = r;
 		if (w == i)
 			return;
-		tmp = h[i];
-		h[i] = h[w];
-		h[w] = tmp;
+		FarSwap(h, i, w);
 		i = w;
 	}
 }
 
+/* Moves entry i up while it is worse than its parent. */
 static void
 HeapSiftUp(FarRow *h, int i)
 {
 	while (i > 0)
 	{
 		int			p = (i - 1) / 2;
-		FarRow		tmp;
 
 		if (!FarBetter(&h[p], &h[i]))
 			return;
-		tmp = h[i];
-		h[i] = h[p];
-		h[p] = tmp;
+		FarSwap(h, i, p);
 		i = p;
 	}
 }

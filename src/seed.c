@@ -15,17 +15,19 @@
 #include "miscadmin.h"
 #include "utils/memutils.h"
 
+/* One k-means++ seeding: its mindist, where the engine keeps it, and the step's arguments. */
 typedef struct SeedState
 {
 	KmeansData *data;
 	float	   *mindist;		/* n, or NULL where the backend keeps it (seed_begin) */
 	float	   *runbuf;			/* KM_SUB_ROWS: one run of the backend's mindist */
 	double	   *run_sums;		/* per global run of KM_SUB_ROWS rows */
-	const float *cand;
+	const float *cand;			/* the center being added, or the t candidates */
 	int			t;
-	double	   *pot;
+	double	   *pot;			/* t: each candidate's potential */
 } SeedState;
 
+/* One batch of a mindist update for the center ss->cand. */
 static void
 MindistBatch(KmeansBatch *b, void *arg)
 {
@@ -41,6 +43,7 @@ MindistBatch(KmeansBatch *b, void *arg)
 												  sums, &err), &err);
 }
 
+/* One batch of the potentials of the ss->t candidates. */
 static void
 PotentialBatch(KmeansBatch *b, void *arg)
 {
