@@ -5,7 +5,7 @@ EXTENSION  = kmeans
 EXTVERSION = 0.2.0
 
 MODULE_big = kmeans
-SRC_OBJS    = src/gucs.o src/options.o src/source.o src/budget.o src/reader.o src/engine.o src/fit.o src/elbow.o src/models.o
+SRC_OBJS    = src/gucs.o src/options.o src/source.o src/budget.o src/reader.o src/session.o src/modelset.o src/fetch.o src/seed.o src/lloyd.o src/repair.o src/runs.o src/results.o src/fit.o src/elbow.o src/models.o
 KERNEL_C    = kernels/km_util.c kernels/km_argmin.c kernels/km_gemm.c kernels/km_screen.c \
               kernels/km_quality.c kernels/km_cpu.c
 
@@ -50,7 +50,7 @@ $(KERNEL_OBJS): CFLAGS += -O3
 
 # PGXS tracks no header dependencies: a changed interface must rebuild every object using it.
 $(OBJS): kernels/km_kernels.h kernels/km_quality.h kernels/km_simd.h
-$(SRC_OBJS): src/kmeans.h
+$(SRC_OBJS): src/kmeans.h src/lloyd.h
 
 sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql
 	cp $< $@

@@ -10,9 +10,9 @@
  * only to be refused), and once more with the final count before anything else is allocated.
  * Every product and sum is overflow-checked; an overflowing term counts as unbounded.
  *
- * The terms follow the allocations they stand for (engine.c, elbow.c, reader.c, and the CPU
- * backend's in kernels/km_cpu.c); they are upper bounds, so that what is refused would have
- * needed more than the limit, and what runs stays within it.
+ * The terms follow the allocations they stand for (lloyd.c, seed.c, runs.c, elbow.c, reader.c,
+ * and the CPU backend's in kernels/km_cpu.c); they are upper bounds, so that what is refused
+ * would have needed more than the limit, and what runs stays within it.
  */
 #include "kmeans.h"
 

@@ -46,66 +46,35 @@ static const KmeansArgPos elbow_args = {
 	ARG_MAX_ITER, ARG_TOL, ARG_INIT, -1, ARG_N_INIT, ARG_SEED, ARG_DEVICE
 };
 
-/* Number of k-means++ candidates per center for k clusters (see engine.c). */
-static int
-Trials(int k)
+/* The arguments of one call: the range of k, the options, and what the fit will hold. */
+typedef struct ElbowCall
 {
-	return 2 + (int) log((double) k);
-}
+	KmeansOptions opt;
+	KmeansPlan	plan;
+	int			nseg;
+	int		   *ks;
+	int		   *seg_off;		/* nseg + 1: where each k's centers start, as in the model set */
+	int64		sample_size;	/* silhouette rows; 0 for none */
+} ElbowCall;
 
-/*
- * Seeds every segment for seeding run `run`: one k-means++ run per group of k with the same
- * number of trials, each from the run's own stream, as kmeans_fit seeds that run.
- */
-static void
-SeedAll(KmeansData *data, const KmeansOptions *opt, KmeansModelSet *ms, const int *ks, int run)
+/* The quality indices per k, computed on the final labels. */
+typedef struct ElbowQuality
 {
-	int			d = data->d;
-	int			s = 0;
-
-	while (s < ms->nseg)
-	{
-		int			last = s;
-		float	   *c;
-		KmRng		rng;
-
-		/* for random seeding every k draws its own rows, as kmeans_fit does */
-		if (opt->init == KMEANS_INIT_PLUSPLUS)
-			while (last + 1 < ms->nseg && Trials(ks[last + 1]) == Trials(ks[s]))
-				last++;
-		c = palloc(sizeof(float) * ks[last] * d);
-		KmeansRunRng(opt, run, &rng);
-		KmeansSeed(data, opt, ks[last], &rng, c);
-		for (int j = s; j <= last; j++)
-			memcpy(ms->centers + (int64) ms->seg_off[j] * d, c, sizeof(float) * ks[j] * d);
-		pfree(c);
-		s = last + 1;
-	}
-}
-
-/* Copies segment s of a run into the kept model set. */
-static void
-KeepSegment(KmeansModelSet *best, const KmeansModelSet *run, int s)
-{
-	int			off = best->seg_off[s];
-	int			k = best->seg_off[s + 1] - off;
-	int			d = best->d;
-
-	memcpy(best->centers + (int64) off * d, run->centers + (int64) off * d, sizeof(float) * k * d);
-	memcpy(best->sums + (int64) off * d, run->sums + (int64) off * d, sizeof(double) * k * d);
-	memcpy(best->sizes + off, run->sizes + off, sizeof(int64) * k);
-	memcpy(best->inertia + off, run->inertia + off, sizeof(double) * k);
-	best->n_iter[s] = run->n_iter[s];
-	best->converged[s] = run->converged[s];
-}
+	double	   *inertia;
+	double	   *sil;
+	double	   *ch;
+	double	   *db;
+	int			knee;
+} ElbowQuality;
 
 /* The final pass's labels of every row in every segment, kept for the quality indices. */
 typedef struct FinalLabels
 {
-	KmeansModelSet *ms;
+	const int  *seg_off;
 	int32	   *labels;			/* n x nseg, segment-local */
 } FinalLabels;
 
+/* Keeps a batch's final labels, segment-local. */
 static void
 KeepLabels(KmeansBatch *b, const int32 *labels, const float *dist, int nseg, void *arg)
 {
@@ -114,7 +83,7 @@ KeepLabels(KmeansBatch *b, const int32 *labels, const float *dist, int nseg, voi
 	(void) dist;
 	for (int64 i = 0; i < b->n; i++)
 		for (int s = 0; s < nseg; s++)
-			fl->labels[(b->first + i) * nseg + s] = labels[i * nseg + s] - fl->ms->seg_off[s];
+			fl->labels[(b->first + i) * nseg + s] = labels[i * nseg + s] - fl->seg_off[s];
 }
 
 /* Per-segment scatter sums for Calinski-Harabasz and Davies-Bouldin. */
@@ -193,36 +162,20 @@ Silhouettes(KmeansData *data, KmeansModelSet *ms, const int *ks, const int32 *fi
 	pfree(values);
 }
 
-/* kmeans_elbow: one row per k with inertia, iterations, quality indices and the suggested k. */
-Datum
-kmeans_elbow(PG_FUNCTION_ARGS)
+/* Reads and checks the arguments: the range of k, the options, the plan of the fit. */
+static void
+ReadArgs(FunctionCallInfo fcinfo, ElbowCall *ec)
 {
-	TupleDesc	desc;
-	Tuplestorestate *store = KmeansResultStore(fcinfo, &desc);
-	KmeansOptions opt;
-	KmeansData *data;
-	KmeansModelSet *ms;
 	int			k_min,
 				k_max,
-				k_step,
-				nseg;
+				k_step;
 	int64		sample_size;
+	int			nseg;
 	int		   *ks;
-	double	   *inertia,
-			   *sil,
-			   *ch,
-			   *db;
-	int			knee;
-	ScatterState sc;
-	FinalLabels fl;
 	KmeansPlan	plan;
 
-	for (int i = ARG_SOURCE; i <= ARG_K_STEP; i++)
-		if (PG_ARGISNULL(i))
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("source, column, k_min, k_max and k_step must not be NULL"),
-					 errhint("Pass a table name or query, the vector column, and the range of k.")));
+	KmeansRequireArgs(fcinfo, ARG_K_STEP + 1, "source, column, k_min, k_max and k_step",
+					  "Pass a table name or query, the vector column, and the range of k.");
 	k_min = PG_GETARG_INT32(ARG_K_MIN);
 	k_max = PG_GETARG_INT32(ARG_K_MAX);
 	k_step = PG_GETARG_INT32(ARG_K_STEP);
@@ -238,7 +191,7 @@ kmeans_elbow(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("k_step must be at least 1, got %d", k_step),
 				 errhint("k runs over k_min, k_min + k_step, ... up to k_max.")));
-	KmeansParseOptions(fcinfo, &elbow_args, &opt);
+	KmeansParseOptions(fcinfo, &elbow_args, &ec->opt);
 	sample_size = PG_ARGISNULL(ARG_SILHOUETTE_SAMPLE) ? 0 : PG_GETARG_INT32(ARG_SILHOUETTE_SAMPLE);
 	if (PG_ARGISNULL(ARG_SILHOUETTE_SAMPLE) || sample_size < 0)
 		ereport(ERROR,
@@ -267,56 +220,32 @@ kmeans_elbow(PG_FUNCTION_ARGS)
 				 errmsg("k = %d .. %d is " INT64_FORMAT " centers in all, more than kmeans_elbow fits (%d)",
 						k_min, k_max, plan.centers, PG_INT32_MAX),
 				 errhint("Use a narrower range of k or a larger k_step.")));
-	plan.n_init = opt.n_init;
+	plan.n_init = ec->opt.n_init;
 	plan.final_labels = true;
 	plan.silhouette_rows = sample_size;
-	data = KmeansBegin(PG_GETARG_TEXT_PP(ARG_SOURCE), PG_GETARG_TEXT_PP(ARG_COLUMN),
-					   PG_ARGISNULL(ARG_ID) ? NULL : PG_GETARG_TEXT_PP(ARG_ID), &opt, &plan);
+	ec->plan = plan;
+	ec->nseg = nseg;
+	ec->ks = ks;
+	ec->sample_size = sample_size;
+	ec->seg_off = palloc(sizeof(int) * (nseg + 1));
+	ec->seg_off[0] = 0;
+	for (int s = 0; s < nseg; s++)
+		ec->seg_off[s + 1] = ec->seg_off[s] + ks[s];
+}
 
-	/*
-	 * n_init seeding runs of every k together; per k the run with the lowest inertia is kept
-	 * (the first on ties), as kmeans_fit keeps it.
-	 */
-	ms = KmeansModelSetMake(data->d, nseg, ks);
-	fl.ms = ms;
-	fl.labels = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int32) * data->n * nseg);
-	if (opt.n_init == 1)
-	{
-		SeedAll(data, &opt, ms, ks, 0);
-		KmeansLloyd(data, &opt, ms);
-		KmeansFinalPass(data, ms, KeepLabels, &fl);
-	}
-	else
-	{
-		double	   *best = palloc(sizeof(double) * nseg);
-
-		for (int run = 0; run < opt.n_init; run++)
-		{
-			KmeansModelSet *rs = KmeansModelSetMake(data->d, nseg, ks);
-
-			SeedAll(data, &opt, rs, ks, run);
-			KmeansLloyd(data, &opt, rs);
-			KmeansFinalPass(data, rs, NULL, NULL);
-			for (int s = 0; s < nseg; s++)
-			{
-				double		inertia = KmeansSegmentInertia(rs, s);
-
-				if (run == 0 || inertia < best[s])
-				{
-					best[s] = inertia;
-					KeepSegment(ms, rs, s);
-				}
-			}
-			KmeansModelSetFree(rs);
-		}
-		/* the kept centers' labels, for the quality indices */
-		KmeansFinalPass(data, ms, KeepLabels, &fl);
-	}
+/* Inertia, Calinski-Harabasz, Davies-Bouldin and silhouette per k, and the suggested k. */
+static void
+MeasureQuality(KmeansData *data, KmeansModelSet *ms, const ElbowCall *ec, const int32 *labels,
+			   ElbowQuality *q)
+{
+	int			nseg = ec->nseg;
+	const int  *ks = ec->ks;
+	ScatterState sc;
 
 	/* Calinski-Harabasz and Davies-Bouldin: the label means, then one scatter pass */
 	memset(&sc, 0, sizeof(sc));
 	sc.ms = ms;
-	sc.labels = fl.labels;
+	sc.labels = labels;
 	sc.means = MemoryContextAllocHuge(CurrentMemoryContext,
 									  sizeof(double) * ms->seg_off[nseg] * data->d);
 	for (int j = 0; j < ms->seg_off[nseg]; j++)
@@ -327,45 +256,74 @@ kmeans_elbow(PG_FUNCTION_ARGS)
 	sc.lin = palloc0(sizeof(double) * ms->seg_off[nseg]);
 	KmeansScan(data, ScatterBatch, &sc);
 
-	inertia = palloc(sizeof(double) * nseg);
-	sil = palloc(sizeof(double) * nseg);
-	ch = palloc(sizeof(double) * nseg);
-	db = palloc(sizeof(double) * nseg);
+	q->inertia = palloc(sizeof(double) * nseg);
+	q->sil = palloc(sizeof(double) * nseg);
+	q->ch = palloc(sizeof(double) * nseg);
+	q->db = palloc(sizeof(double) * nseg);
 	for (int s = 0; s < nseg; s++)
 	{
 		int			off = ms->seg_off[s];
 
-		inertia[s] = 0.0;
-		for (int j = off; j < ms->seg_off[s + 1]; j++)
-			inertia[s] += ms->inertia[j];
-		ch[s] = km_calinski_harabasz(data->n, ks[s], data->d, ms->sizes + off,
-									 sc.means + (int64) off * data->d, sc.sq + off);
-		db[s] = km_davies_bouldin(ks[s], data->d, ms->sizes + off,
-								  sc.means + (int64) off * data->d, sc.lin + off);
+		q->inertia[s] = KmeansSegmentInertia(ms, s);
+		q->ch[s] = km_calinski_harabasz(data->n, ks[s], data->d, ms->sizes + off,
+										sc.means + (int64) off * data->d, sc.sq + off);
+		q->db[s] = km_davies_bouldin(ks[s], data->d, ms->sizes + off,
+									 sc.means + (int64) off * data->d, sc.lin + off);
 	}
-	if (sample_size > 0)
-		Silhouettes(data, ms, ks, fl.labels, sample_size, (uint64) opt.seed, sil);
-	knee = km_knee(ks, inertia, nseg);
+	if (ec->sample_size > 0)
+		Silhouettes(data, ms, ks, labels, ec->sample_size, (uint64) ec->opt.seed, q->sil);
+	q->knee = km_knee(ks, q->inertia, nseg);
+}
 
-	for (int s = 0; s < nseg; s++)
+/* One result row per k. */
+static void
+EmitRows(Tuplestorestate *store, TupleDesc desc, KmeansData *data, KmeansModelSet *ms,
+		  const ElbowCall *ec, const ElbowQuality *q)
+{
+	const int  *ks = ec->ks;
+	int64		sample_size = ec->sample_size;
+
+	for (int s = 0; s < ec->nseg; s++)
 	{
 		Datum		values[8];
 		bool		nulls[8] = {false, false, false, false, false, false, false, false};
 
 		values[0] = Int32GetDatum(ks[s]);
-		values[1] = Float8GetDatum(inertia[s]);
-		values[2] = Float8GetDatum(inertia[s] / data->n);
+		values[1] = Float8GetDatum(q->inertia[s]);
+		values[2] = Float8GetDatum(q->inertia[s] / data->n);
 		values[3] = Int32GetDatum(ms->n_iter[s]);
-		values[4] = Float8GetDatum(sil[s]);
+		values[4] = Float8GetDatum(q->sil[s]);
 		/* the silhouette needs two clusters and fewer clusters than rows; CH needs two */
 		nulls[4] = sample_size == 0 || ks[s] < 2 || ks[s] >= Min(data->n, sample_size);
-		values[5] = Float8GetDatum(ch[s]);
-		nulls[5] = ks[s] < 2 || isnan(ch[s]);
-		values[6] = Float8GetDatum(db[s]);
-		nulls[6] = ks[s] < 2 || isnan(db[s]);
-		values[7] = BoolGetDatum(s == knee);
+		values[5] = Float8GetDatum(q->ch[s]);
+		nulls[5] = ks[s] < 2 || isnan(q->ch[s]);
+		values[6] = Float8GetDatum(q->db[s]);
+		nulls[6] = ks[s] < 2 || isnan(q->db[s]);
+		values[7] = BoolGetDatum(s == q->knee);
 		tuplestore_putvalues(store, desc, values, nulls);
 	}
+}
+
+/* kmeans_elbow: one row per k with inertia, iterations, quality indices and the suggested k. */
+Datum
+kmeans_elbow(PG_FUNCTION_ARGS)
+{
+	TupleDesc	desc;
+	Tuplestorestate *store = KmeansResultStore(fcinfo, &desc);
+	ElbowCall	ec;
+	KmeansData *data;
+	KmeansModelSet *ms;
+	FinalLabels fl;
+	ElbowQuality q;
+
+	ReadArgs(fcinfo, &ec);
+	data = KmeansBegin(PG_GETARG_TEXT_PP(ARG_SOURCE), PG_GETARG_TEXT_PP(ARG_COLUMN),
+					   PG_ARGISNULL(ARG_ID) ? NULL : PG_GETARG_TEXT_PP(ARG_ID), &ec.opt, &ec.plan);
+	fl.seg_off = ec.seg_off;
+	fl.labels = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int32) * data->n * ec.nseg);
+	ms = KmeansRuns(data, &ec.opt, ec.nseg, ec.ks, KeepLabels, &fl);
+	MeasureQuality(data, ms, &ec, fl.labels, &q);
+	EmitRows(store, desc, data, ms, &ec, &q);
 	KmeansEnd(data);
 	return (Datum) 0;
 }

@@ -26,47 +26,6 @@ enum
 	ARG_MODEL
 };
 
-/* Sets up a materialised result in the query's memory and returns its store. */
-Tuplestorestate *
-KmeansResultStore(FunctionCallInfo fcinfo, TupleDesc *desc)
-{
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	MemoryContext old;
-	Tuplestorestate *store;
-	TupleDesc	tupdesc;
-
-	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
-		!(rsinfo->allowedModes & SFRM_Materialize))
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("set-valued function called in context that cannot accept a set")));
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "kmeans: return type must be a row type (this is a bug)");
-	old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
-	tupdesc = CreateTupleDescCopy(tupdesc);
-	store = tuplestore_begin_heap(true, false, work_mem);
-	rsinfo->returnMode = SFRM_Materialize;
-	rsinfo->setResult = store;
-	rsinfo->setDesc = tupdesc;
-	MemoryContextSwitchTo(old);
-	*desc = tupdesc;
-	return store;
-}
-
-/* A one-dimensional real[] of d values. */
-Datum
-KmeansVectorDatum(const float *v, int d)
-{
-	Datum	   *elems = palloc(sizeof(Datum) * d);
-	ArrayType  *a;
-
-	for (int j = 0; j < d; j++)
-		elems[j] = Float4GetDatum(v[j]);
-	a = construct_array(elems, d, FLOAT4OID, sizeof(float4), true, TYPALIGN_INT);
-	pfree(elems);
-	return PointerGetDatum(a);
-}
-
 static const KmeansArgPos fit_args = {
 	ARG_OPTIONS, ARG_OPTIONS + 1, ARG_OPTIONS + 2, ARG_OPTIONS + 3, ARG_OPTIONS + 4,
 	ARG_OPTIONS + 5, ARG_OPTIONS + 6
@@ -89,11 +48,8 @@ FitBegin(FunctionCallInfo fcinfo, FitCall *fc, bool need_id)
 	text	   *source,
 			   *column;
 
-	if (PG_ARGISNULL(ARG_SOURCE) || PG_ARGISNULL(ARG_COLUMN) || PG_ARGISNULL(ARG_K))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("source, column and k must not be NULL"),
-				 errhint("Pass a table name or query, the vector column, and the number of clusters.")));
+	KmeansRequireArgs(fcinfo, ARG_K + 1, "source, column and k",
+					  "Pass a table name or query, the vector column, and the number of clusters.");
 	source = PG_GETARG_TEXT_PP(ARG_SOURCE);
 	column = PG_GETARG_TEXT_PP(ARG_COLUMN);
 	fc->k = PG_GETARG_INT32(ARG_K);
@@ -122,7 +78,7 @@ FitBegin(FunctionCallInfo fcinfo, FitCall *fc, bool need_id)
 	fc->plan.n_init = fc->opt.init == KMEANS_INIT_EXPLICIT ? 1 : fc->opt.n_init;
 	fc->data = KmeansBegin(source, column, PG_ARGISNULL(ARG_ID) ? NULL : PG_GETARG_TEXT_PP(ARG_ID),
 						   &fc->opt, &fc->plan);
-	fc->ms = KmeansFitOne(fc->data, &fc->opt, fc->k);
+	fc->ms = KmeansRuns(fc->data, &fc->opt, 1, &fc->k, NULL, NULL);
 	if (fc->model)
 		KmeansModelSave(KmeansModelsTable(fcinfo), fc->model, fc->data->src, &fc->opt, fc->data,
 						fc->ms, 0);

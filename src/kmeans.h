@@ -176,11 +176,12 @@ extern void KmeansScan(KmeansData *data, KmeansBatchFn fn, void *arg);
 extern char *KmeansRowName(int64 rowno, bool has_id, int64 id);
 extern const char *KmeansNonFiniteName(float v);
 
-/* engine.c */
+/* modelset.c, seed.c, fetch.c, lloyd.c, runs.c, session.c */
 
 /* A set of models iterated together: one segment per k. */
 typedef struct KmeansModelSet
 {
+	MemoryContext cxt;			/* holds the set and its arrays */
 	int			nseg;
 	int			d;
 	int		   *seg_off;		/* nseg + 1 */
@@ -197,13 +198,13 @@ typedef void (*KmeansLabelFn) (KmeansBatch *batch, const int32 *labels, const fl
 
 extern KmeansModelSet *KmeansModelSetMake(int d, int nseg, const int *ks);
 extern void KmeansModelSetFree(KmeansModelSet *ms);
-extern void KmeansSeed(KmeansData *data, const KmeansOptions *opt, int k, KmRng *rng,
-					   float *centers);
+extern void KmeansModelSetKeep(KmeansModelSet *best, const KmeansModelSet *run, int s);
+extern void KmeansSeedRun(KmeansData *data, const KmeansOptions *opt, KmeansModelSet *ms, int run);
 extern void KmeansFetchRows(KmeansData *data, const int64 *rows, int64 m, float *out);
 extern void KmeansLloyd(KmeansData *data, const KmeansOptions *opt, KmeansModelSet *ms);
 extern void KmeansFinalPass(KmeansData *data, KmeansModelSet *ms, KmeansLabelFn fn, void *arg);
-extern KmeansModelSet *KmeansFitOne(KmeansData *data, const KmeansOptions *opt, int k);
-extern void KmeansRunRng(const KmeansOptions *opt, int run, KmRng *rng);
+extern KmeansModelSet *KmeansRuns(KmeansData *data, const KmeansOptions *opt, int nseg, const int *ks,
+								  KmeansLabelFn fn, void *arg);
 extern double KmeansSegmentInertia(const KmeansModelSet *ms, int s);
 extern void KmeansCheckStatus(KmStatus st, const KmError *err);
 extern KmeansData *KmeansBegin(text *source, text *column, text *id_column,
@@ -226,18 +227,20 @@ typedef struct KmeansArgPos
 
 extern void KmeansParseOptions(FunctionCallInfo fcinfo, const KmeansArgPos *pos,
 							   KmeansOptions *opt);
+extern void KmeansRequireArgs(FunctionCallInfo fcinfo, int nargs, const char *names,
+							  const char *hint);
 extern void KmeansCheckK(int k, int64 n, const char *what);
 extern char *KmeansOptionsJson(const KmeansOptions *opt, const KmeansSource *src);
-
-/* fit.c */
-extern struct Tuplestorestate *KmeansResultStore(FunctionCallInfo fcinfo, TupleDesc *desc);
-extern Datum KmeansVectorDatum(const float *v, int d);
 
 /* models.c */
 extern char *KmeansModelsTable(FunctionCallInfo fcinfo);
 extern void KmeansModelCheckSave(FunctionCallInfo fcinfo, const char *name);
 extern void KmeansModelSave(const char *table, const char *name, const KmeansSource *src, const KmeansOptions *opt,
 							KmeansData *data, KmeansModelSet *ms, int seg);
+
+/* results.c */
+extern struct Tuplestorestate *KmeansResultStore(FunctionCallInfo fcinfo, TupleDesc *desc);
+extern Datum KmeansVectorDatum(const float *v, int d);
 extern float *KmeansCentersOut(KmeansData *data, KmeansModelSet *ms, int seg);
 
 #endif							/* KMEANS_H */

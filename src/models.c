@@ -89,20 +89,6 @@ UnpinSearchPath(int nest)
 	AtEOXact_GUC(true, nest);
 }
 
-/* The centers of segment seg, un-centred: what users see. */
-float *
-KmeansCentersOut(KmeansData *data, KmeansModelSet *ms, int seg)
-{
-	int			d = ms->d;
-	int			k = ms->seg_off[seg + 1] - ms->seg_off[seg];
-	float	   *out = palloc(sizeof(float) * k * d);
-	const float *c = ms->centers + (int64) ms->seg_off[seg] * d;
-
-	for (int64 i = 0; i < (int64) k * d; i++)
-		out[i] = c[i] + data->mean[i % d];
-	return out;
-}
-
 /* A k x d real[] of centers. */
 static ArrayType *
 CentersArray(const float *c, int k, int d)

@@ -126,6 +126,18 @@ KmeansParseOptions(FunctionCallInfo fcinfo, const KmeansArgPos *pos, KmeansOptio
 	}
 }
 
+/* ERRORs when one of the first nargs arguments, which have no default, is NULL. */
+void
+KmeansRequireArgs(FunctionCallInfo fcinfo, int nargs, const char *names, const char *hint)
+{
+	for (int i = 0; i < nargs; i++)
+		if (PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("%s must not be NULL", names),
+					 errhint("%s", hint)));
+}
+
 /* Checks k against the number of rows once they are known. */
 void
 KmeansCheckK(int k, int64 n, const char *what)

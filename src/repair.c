@@ -1,0 +1,202 @@
+/*
+ * repair.c -- empty clusters after a Lloyd pass, relocated to the rows farthest from their
+ * centers so that k never shrinks.
+ */
+#include "kmeans.h"
+
+#include "lloyd.h"
+#include "miscadmin.h"
+
+/* A candidate row for an empty cluster: far from its center. */
+typedef struct FarRow
+{
+	float		dist;
+	int64		row;
+	int32		label;			/* global in the run set */
+	float	   *x;
+} FarRow;
+
+/* True when a is a better relocation candidate than b: farther, then earlier. */
+static inline bool
+FarBetter(const FarRow *a, const FarRow *b)
+{
+	return a->dist > b->dist || (a->dist == b->dist && a->row < b->row);
+}
+
+/* Swaps two heap entries. */
+static inline void
+FarSwap(FarRow *h, int a, int b)
+{
+	FarRow		tmp = h[a];
+
+	h[a] = h[b];
+	h[b] = tmp;
+}
+
+/* Moves entry i down until neither child is worse. */
+static void
+HeapSiftDown(FarRow *h, int size, int i)
+{
+	for (;;)
+	{
+		int			l = 2 * i + 1,
+					r = l + 1,
+					w = i;
+
+		if (l < size && FarBetter(&h[w], &h[l]))
+			w = l;
+		if (r < size && FarBetter(&h[w], &h[r]))
+			w = r;
+		if (w == i)
+			return;
+		FarSwap(h, i, w);
+		i = w;
+	}
+}
+
+/* Moves entry i up while it is worse than its parent. */
+static void
+HeapSiftUp(FarRow *h, int i)
+{
+	while (i > 0)
+	{
+		int			p = (i - 1) / 2;
+
+		if (!FarBetter(&h[p], &h[i]))
+			return;
+		FarSwap(h, i, p);
+		i = p;
+	}
+}
+
+/* Pushes a candidate into a bounded min-heap on FarBetter (the worst kept candidate on top). */
+static void
+HeapOffer(FarRow *h, int *size, int cap, const FarRow *cand)
+{
+	if (*size < cap)
+	{
+		h[*size] = *cand;
+		HeapSiftUp(h, (*size)++);
+	}
+	else if (FarBetter(cand, &h[0]))
+	{
+		h[0] = *cand;
+		HeapSiftDown(h, *size, 0);
+	}
+}
+
+static int
+FarRowCmp(const void *a, const void *b)
+{
+	const FarRow *x = a,
+			   *y = b;
+
+	if (FarBetter(x, y))
+		return -1;
+	if (FarBetter(y, x))
+		return 1;
+	return 0;
+}
+
+/*
+ * Empty clusters: each takes one of the rows farthest from their centers, moved out of a cluster
+ * that keeps at least one row (as scikit-learn relocates, so k never shrinks).  Among the k
+ * farthest rows at most k - m are the last row of their cluster, so m movable rows are found.
+ * The pass just made left every row's label and distance in labels_old and dist_all (fetched
+ * from the backend where it keeps them, only when a cluster is empty), so the candidates are
+ * chosen from memory; only their vectors are fetched.
+ */
+void
+KmeansRepairEmpty(KmeansData *data, LloydState *ls)
+{
+	RunSet	   *rs = ls->rs;
+	KmeansModelSet *ms = ls->ms;
+	int			d = data->d;
+	int			nseg = ms->nseg;
+	bool		any = false;
+
+	for (int j = 0; j < rs->k; j++)
+		any |= rs->acc.counts[j] == 0;
+	if (!any)
+		return;
+	if (ls->device_state)
+	{
+		KmError		err = {0};
+
+		KmeansLloydHostState(ls);
+		KmeansCheckStatus(data->be->ops->state_fetch(data->be, ls->labels_old, ls->dist_all, &err),
+						  &err);
+	}
+
+	for (int r = 0; r < rs->nrun; r++)
+	{
+		int			seg = rs->segs[r];
+		int			k = rs->off[r + 1] - rs->off[r];
+		int			cap = (int) Min((int64) k, data->n);
+		int			size = 0;
+		int			next = 0;
+		bool		empty = false;
+		FarRow	   *h;
+		int64	   *rows;
+		float	   *x;
+
+		for (int j = rs->off[r]; j < rs->off[r + 1]; j++)
+			if (rs->acc.counts[j] == 0)
+				empty = true;
+		if (!empty)
+			continue;
+
+		h = palloc(sizeof(FarRow) * cap);
+		for (int64 i = 0; i < data->n; i++)
+		{
+			FarRow		cand;
+
+			if ((i & ((1 << 20) - 1)) == 0)
+				CHECK_FOR_INTERRUPTS();
+			cand.dist = ls->dist_all[i * nseg + seg];
+			cand.row = i;
+			cand.label = ls->labels_old[i * nseg + seg] + rs->off[r];
+			cand.x = NULL;
+			HeapOffer(h, &size, cap, &cand);
+		}
+		qsort(h, size, sizeof(FarRow), FarRowCmp);
+		rows = palloc(sizeof(int64) * size);
+		x = palloc(sizeof(float) * size * d);
+		for (int i = 0; i < size; i++)
+		{
+			rows[i] = h[i].row;
+			h[i].x = x + (int64) i * d;
+		}
+		KmeansFetchRows(data, rows, size, x);
+
+		for (int j = rs->off[r]; j < rs->off[r + 1]; j++)
+		{
+			FarRow	   *f;
+			double	   *sj = rs->acc.sums + (int64) j * d;
+			double	   *so;
+
+			if (rs->acc.counts[j] != 0)
+				continue;
+			while (next < size && rs->acc.counts[h[next].label] <= 1)
+				next++;
+			if (next == size)
+				break;			/* fewer distinct rows than clusters: nothing left to move */
+			f = &h[next++];
+			so = rs->acc.sums + (int64) f->label * d;
+			for (int t = 0; t < d; t++)
+			{
+				so[t] -= f->x[t];
+				sj[t] = f->x[t];
+			}
+			rs->acc.counts[f->label]--;
+			rs->acc.counts[j] = 1;
+			if (kmeans_verbose)
+				ereport(NOTICE,
+						(errmsg("kmeans: cluster %d of k=%d was empty; moved row " INT64_FORMAT " into it",
+								j - rs->off[r], k, f->row + 1)));
+		}
+		pfree(h);
+		pfree(rows);
+		pfree(x);
+	}
+}

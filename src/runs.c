@@ -1,0 +1,60 @@
+/*
+ * runs.c -- the best of n_init seeding runs, kept per k: the loop that kmeans_fit,
+ * kmeans_labels and kmeans_elbow share.
+ *
+ * Each run is seeded afresh (KmeansSeedRun), iterated and given its final pass; per segment
+ * the run with the lowest inertia is kept, the first on ties.  Two model sets are alive at a
+ * time, the kept one and the run's, whatever n_init is (budget.c counts the second).
+ */
+#include "kmeans.h"
+
+/*
+ * The fit of every k of ks together, best of n_init runs.  The kept centers' final pass hands
+ * its labels to fn (when given); with one run that is the run's own final pass.
+ */
+KmeansModelSet *
+KmeansRuns(KmeansData *data, const KmeansOptions *opt, int nseg, const int *ks,
+		   KmeansLabelFn fn, void *arg)
+{
+	int			n_init = opt->init == KMEANS_INIT_EXPLICIT ? 1 : opt->n_init;
+	KmeansModelSet *best = KmeansModelSetMake(data->d, nseg, ks);
+	double	   *best_inertia;
+
+	if (n_init == 1)
+	{
+		KmeansSeedRun(data, opt, best, 0);
+		KmeansLloyd(data, opt, best);
+		KmeansFinalPass(data, best, fn, arg);
+		return best;
+	}
+	best_inertia = palloc(sizeof(double) * nseg);
+	for (int run = 0; run < n_init; run++)
+	{
+		KmeansModelSet *ms = KmeansModelSetMake(data->d, nseg, ks);
+
+		KmeansSeedRun(data, opt, ms, run);
+		KmeansLloyd(data, opt, ms);
+		KmeansFinalPass(data, ms, NULL, NULL);
+		for (int s = 0; s < nseg; s++)
+		{
+			double		inertia = KmeansSegmentInertia(ms, s);
+
+			/* one line per run for a single k; a range of k would print a line per k */
+			if (kmeans_verbose && nseg == 1)
+				ereport(NOTICE,
+						(errmsg("kmeans: run %d of %d: inertia %.9g after %d iterations",
+								run + 1, n_init, inertia, ms->n_iter[s])));
+			if (run == 0 || inertia < best_inertia[s])
+			{
+				best_inertia[s] = inertia;
+				KmeansModelSetKeep(best, ms, s);
+			}
+		}
+		KmeansModelSetFree(ms);
+	}
+	pfree(best_inertia);
+	/* the kept centers' labels, where the caller wants them */
+	if (fn != NULL)
+		KmeansFinalPass(data, best, fn, arg);
+	return best;
+}

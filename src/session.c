@@ -1,0 +1,170 @@
+/*
+ * session.c -- a fit's lifecycle: SPI and the scan settings, the choice of backend, starting it
+ * and tying its release to the data's memory context, and the one place a compute-side status
+ * becomes an ERROR.
+ */
+#include "kmeans.h"
+
+#include "executor/spi.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+
+/* Turns a compute-side failure into one ERROR. */
+void
+KmeansCheckStatus(KmStatus st, const KmError *err)
+{
+	if (st == KM_OK)
+		return;
+	if (st == KM_ERR_NOMEM)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("kmeans: %s", err->message),
+				 errhint("Lower kmeans.threads or k, or free memory on the server.")));
+	if (st == KM_ERR_DEVICE_NOMEM)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("kmeans: %s", err->message),
+				 errhint("Raise kmeans.gpu_memory_limit or lower k, or run on the CPU with device => 'cpu'.")));
+	if (st == KM_ERR_THREAD)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+				 errmsg("kmeans: %s", err->message),
+				 errhint("Lower kmeans.threads (now %d; 0 means one per core), or raise the server's limit on processes.",
+						 kmeans_threads)));
+	if (st == KM_ERR_NO_DEVICE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("kmeans: %s", err->message)));
+	if (st == KM_ERR_DEVICE)
+		ereport(ERROR,
+				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+				 errmsg("kmeans: GPU error: %s", err->message),
+				 errdetail("Reported at %s:%d.", err->file ? err->file : "?", err->line),
+				 errhint("Run on the CPU with device => 'cpu' meanwhile.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_INTERNAL_ERROR),
+			 errmsg("kmeans: %s: %s", km_status_name(st), err->message),
+			 errdetail("Reported at %s:%d.", err->file ? err->file : "?", err->line)));
+}
+
+/* Stops the backend's threads and frees its memory; also run when an ERROR unwinds the fit. */
+static void
+ReleaseBackend(void *arg)
+{
+	KmeansData *data = arg;
+	KmBackend  *be = data->be;
+
+	if (be == NULL)
+		return;
+	KmeansDataDetach(data);
+	be->ops->destroy(be);
+}
+
+/*
+ * Whether the fit runs on the GPU: 'cpu' never, 'gpu' or an ERROR saying why not, 'auto' when
+ * kmeans.gpu_id can be used.  An 'auto' that falls back says so in one NOTICE per session,
+ * except in a build without the GPU backend, where the CPU is the only choice.  The probe
+ * initialises CUDA in this backend process, never earlier.
+ */
+static bool
+UseGpu(const KmeansOptions *opt)
+{
+	static bool fallback_reported = false;
+	char		desc[256];
+	KmError		err = {0};
+
+	if (opt->device == KMEANS_DEVICE_CPU)
+		return false;
+	if (km_cuda_probe(kmeans_gpu_id, desc, sizeof(desc), &err) == KM_OK)
+	{
+		elog(DEBUG1, "kmeans: running on %s", desc);
+		return true;
+	}
+	if (opt->device == KMEANS_DEVICE_GPU)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("device \"gpu\" is not available"),
+				 errdetail("%s.", err.message),
+				 errhint("Use device => 'cpu' or 'auto', or set kmeans.device = 'auto'; "
+						 "kmeans.gpu_id picks another GPU.")));
+	if (!fallback_reported && km_cuda_built())
+	{
+		ereport(NOTICE,
+				(errmsg("kmeans: no usable GPU, running on the CPU"),
+				 errdetail("%s.", err.message),
+				 errhint("Set kmeans.device = 'cpu' to choose the CPU without probing.")));
+		fallback_reported = true;
+	}
+	return false;
+}
+
+/*
+ * Starts the chosen backend and hands it the data.  Its threads and memory live outside
+ * PostgreSQL's allocator, so they are tied to the data's memory context: deleting the context,
+ * as ERROR and cancel do, releases them.
+ */
+static void
+EngineStart(KmeansData *data, bool gpu)
+{
+	MemoryContextCallback *cb;
+	KmBackend  *be = NULL;
+	KmError		err = {0};
+	int			threads = kmeans_threads > 0 ? kmeans_threads : km_cpu_count();
+
+	if (gpu)
+		KmeansCheckStatus(km_cuda_backend_create(kmeans_gpu_id, data->d,
+												 (size_t) kmeans_gpu_memory_limit * 1024,
+												 &be, &err), &err);
+	else
+		KmeansCheckStatus(km_cpu_backend_create(threads, data->d, &be, &err), &err);
+
+	cb = MemoryContextAlloc(data->cxt, sizeof(MemoryContextCallback));
+	cb->func = ReleaseBackend;
+	cb->arg = data;
+	data->be = be;
+	MemoryContextRegisterResetCallback(data->cxt, cb);
+	KmeansDataAttach(data, be);
+}
+
+/* Releases the backend at the end of a fit that went well. */
+static void
+EngineStop(KmeansData *data)
+{
+	ReleaseBackend(data);
+	data->be = NULL;
+}
+
+/*
+ * Opens a fit: connects to SPI, opens a GUC nest level for the scan settings, reads the source
+ * once, checks k_max against its rows and starts the backend.  KmeansEnd closes it.
+ */
+KmeansData *
+KmeansBegin(text *source, text *column, text *id_column, const KmeansOptions *opt,
+			const KmeansPlan *plan)
+{
+	KmeansData *data;
+	int			nest;
+	bool		gpu;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "kmeans: SPI_connect failed");
+	nest = NewGUCNestLevel();
+	/* the device comes first: it sets how many rows a resident chunk holds */
+	gpu = UseGpu(opt);
+	data = KmeansDataLoad(KmeansSourceMake(source, column, id_column), plan, gpu);
+	data->guc_nest = nest;
+	KmeansCheckK(plan->k_max, data->n, plan->k_name);
+	EngineStart(data, gpu);
+	return data;
+}
+
+/* Closes a fit that went well: the backend, the scan settings, SPI. */
+void
+KmeansEnd(KmeansData *data)
+{
+	int			nest = data->guc_nest;
+
+	EngineStop(data);
+	AtEOXact_GUC(true, nest);
+	SPI_finish();
+}
