@@ -283,6 +283,9 @@ RunCase(const Case *c, KmBackend *cpu, KmBackend *gpu, KmBackend *gpu_stream)
 		double	   *sg = calloc(runs, sizeof(double));
 		double	   *sg2 = calloc(runs, sizeof(double));
 		int			t = k < 5 ? k : 5;
+		/* the candidates: centers 1 .. t-1, or center 0 when it is the only one */
+		int			tc = t > 1 ? t - 1 : 1;
+		const float *c2 = centers + d * (k > 1);
 		double		pc[5] = {0},
 					pg[5] = {0},
 					pg2[5] = {0};
@@ -304,18 +307,17 @@ RunCase(const Case *c, KmBackend *cpu, KmBackend *gpu, KmBackend *gpu_stream)
 		for (int64_t r = 0; r < runs; r++)
 			CHECK(RelDiff(sc[r], sg[r]) <= 1e-5, "%s: run %lld sum %.9g vs %.9g", c->name,
 				  (long long) r, sc[r], sg[r]);
-		MUST(cpu->ops->potentials(cpu, bc, centers + d, t > 1 ? t - 1 : 1, mc, pc, ERR));
-		MUST(gpu->ops->potentials(gpu, bg, centers + d * (k > 1), t > 1 ? t - 1 : 1, mg, pg, ERR));
-		MUST(gpu->ops->potentials(gpu, bg, centers + d * (k > 1), t > 1 ? t - 1 : 1, mg, pg2, ERR));
-		if (k > 1)
-			for (int j = 0; j < t - 1; j++)
-				CHECK(RelDiff(pc[j], pg[j]) <= 1e-5, "%s: potential %d: %.9g vs %.9g", c->name, j,
-					  pc[j], pg[j]);
+		MUST(cpu->ops->potentials(cpu, bc, c2, tc, mc, pc, ERR));
+		MUST(gpu->ops->potentials(gpu, bg, c2, tc, mg, pg, ERR));
+		MUST(gpu->ops->potentials(gpu, bg, c2, tc, mg, pg2, ERR));
+		for (int j = 0; j < tc; j++)
+			CHECK(RelDiff(pc[j], pg[j]) <= 1e-5, "%s: potential %d: %.9g vs %.9g", c->name, j,
+				  pc[j], pg[j]);
 		CHECK(memcmp(pg, pg2, sizeof(pg)) == 0, "%s: two GPU potentials differ", c->name);
 		/* a second center lowers some of the distances and keeps the others */
 		memcpy(mg, mc, sizeof(float) * n);
-		MUST(cpu->ops->mindist_update(cpu, bc, centers + d * (k > 1), mc, sc, ERR));
-		MUST(gpu->ops->mindist_update(gpu, bg, centers + d * (k > 1), mg, sg2, ERR));
+		MUST(cpu->ops->mindist_update(cpu, bc, c2, mc, sc, ERR));
+		MUST(gpu->ops->mindist_update(gpu, bg, c2, mg, sg2, ERR));
 		for (int64_t r = 0; r < runs; r++)
 			CHECK(RelDiff(sc[r], sg2[r]) <= 1e-5, "%s: second center, run %lld sum %.9g vs %.9g",
 				  c->name, (long long) r, sc[r], sg2[r]);
@@ -333,8 +335,6 @@ RunCase(const Case *c, KmBackend *cpu, KmBackend *gpu, KmBackend *gpu_stream)
 			double		ph[5] = {0},
 						pd[5] = {0},
 						ps[5] = {0};
-			int			tc = t > 1 ? t - 1 : 1;
-			const float *c2 = centers + d * (k > 1);
 
 			for (int64_t i = 0; i < n; i++)
 				mh[i] = INFINITY;
