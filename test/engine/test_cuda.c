@@ -781,7 +781,7 @@ TestBudget(void)
 	KmBackend  *gpu;
 	KmBlock    *blk;
 	KmError		err = {0};
-	float		x[4] = {1, 2, 3, 4};
+	float		x[64] = {1, 2, 3, 4};	/* one row of the backend's d = 64 */
 	int			seg_off[2] = {0, 100000};
 	float	   *c = calloc((size_t) 100000 * 64, sizeof(float));
 	KmStatus	st;
