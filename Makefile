@@ -148,3 +148,6 @@ bench-engine: test/engine/bin/bench_gemm
 .PHONY: check-engine
 check-engine: $(ENGINE_TESTS)
 	@for t in $(ENGINE_TESTS); do echo "== $$t"; $$t || exit 1; done
+
+# The engine tests under ASan and UBSan, and under valgrind: check-engine-sanitize, -valgrind
+include test/engine/sanitize.mk

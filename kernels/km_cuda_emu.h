@@ -41,6 +41,25 @@
 #include <string.h>
 #include <ucontext.h>
 
+/* AddressSanitizer's spelling under gcc, and under clang */
+#if defined(__SANITIZE_ADDRESS__)
+#define EMU_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define EMU_ASAN 1
+#endif
+#endif
+#ifdef EMU_ASAN
+#include <sanitizer/common_interface_defs.h>
+#endif
+/* valgrind's client requests, where its header is installed (they cost nothing without it) */
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define EMU_VALGRIND 1
+#endif
+#endif
+
 #define __global__
 #define __device__
 #define __host__
@@ -72,6 +91,7 @@ typedef struct EmuThread
 	ucontext_t	ctx;
 	char	   *stack;
 	int			done;
+	void	   *fake_stack;		/* ASan's, kept while the thread waits at a barrier */
 } EmuThread;
 
 static ucontext_t emu_main;
@@ -79,17 +99,62 @@ static EmuThread emu_threads[EMU_MAX_THREADS];
 static int	emu_cur;
 static std::function<void()> *emu_body;
 
+/*
+ * AddressSanitizer follows the switches between stacks through its fiber interface (declared
+ * in <sanitizer/common_interface_defs.h>): a switch starts with the stack it goes to and ends,
+ * on that stack, with the fake stack (detect_stack_use_after_return) this context left behind.
+ * Unannounced, a thread's stack is to ASan the heap block it was allocated as, and its
+ * no-return handling and fake stacks go by the wrong stack.  The stack emu_launch runs on is
+ * learnt from the switches into the threads.  Without ASan these do nothing.  (ASan still
+ * prints, once, that it does not fully support swapcontext: its interceptor cannot know that
+ * the switches are announced.)
+ */
+static const void *emu_main_stack;
+static size_t emu_main_stack_size;
+static void *emu_main_fake_stack;
+
+/* Announces a switch to the stack [bottom, bottom + size); save NULL: this context ends. */
+static inline void
+emu_switch_start(void **save, const void *bottom, size_t size)
+{
+#ifdef EMU_ASAN
+	__sanitizer_start_switch_fiber(save, bottom, size);
+#else
+	(void) save;
+	(void) bottom;
+	(void) size;
+#endif
+}
+
+/* Completes a switch on the new stack; from_* receive the stack left, when wanted. */
+static inline void
+emu_switch_finish(void *fake_stack, const void **from, size_t *from_size)
+{
+#ifdef EMU_ASAN
+	__sanitizer_finish_switch_fiber(fake_stack, from, from_size);
+#else
+	(void) fake_stack;
+	(void) from;
+	(void) from_size;
+#endif
+}
+
+/* The first frame of every thread: the kernel body, then back to emu_launch for good. */
 static void
 emu_entry(void)
 {
+	emu_switch_finish(NULL, &emu_main_stack, &emu_main_stack_size);
 	(*emu_body)();
 	emu_threads[emu_cur].done = 1;
+	/* this context is never resumed: ASan may drop its fake stack */
+	emu_switch_start(NULL, emu_main_stack, emu_main_stack_size);
 	swapcontext(&emu_threads[emu_cur].ctx, &emu_main);
 }
 
 /* Set while a block runs its threads as plain calls (see emu_launch): no barrier may come. */
 static int	emu_direct;
 
+/* A barrier: back to emu_launch, which resumes this thread once every other has come. */
 static inline void
 __syncthreads(void)
 {
@@ -99,7 +164,13 @@ __syncthreads(void)
 				blockIdx.x, blockIdx.y, blockIdx.z, emu_cur);
 		abort();
 	}
-	swapcontext(&emu_threads[emu_cur].ctx, &emu_main);
+	{
+		EmuThread  *th = &emu_threads[emu_cur];
+
+		emu_switch_start(&th->fake_stack, emu_main_stack, emu_main_stack_size);
+		swapcontext(&th->ctx, &emu_main);
+		emu_switch_finish(th->fake_stack, &emu_main_stack, &emu_main_stack_size);
+	}
 }
 
 /* Makes thread t ready to run the kernel body from its start. */
@@ -108,22 +179,47 @@ emu_thread_start(unsigned t)
 {
 	EmuThread  *th = &emu_threads[t];
 
-	if (th->stack == NULL && (th->stack = (char *) malloc(EMU_STACK)) == NULL)
-		abort();
+	if (th->stack == NULL)
+	{
+		if ((th->stack = (char *) malloc(EMU_STACK)) == NULL)
+			abort();
+#ifdef EMU_VALGRIND
+		/* a stack, for valgrind, which would take each switch to it for a huge frame */
+		VALGRIND_STACK_REGISTER(th->stack, th->stack + EMU_STACK);
+#endif
+	}
 	getcontext(&th->ctx);
 	th->ctx.uc_stack.ss_sp = th->stack;
 	th->ctx.uc_stack.ss_size = EMU_STACK;
 	th->ctx.uc_link = NULL;
 	th->done = 0;
+	th->fake_stack = NULL;
 	makecontext(&th->ctx, emu_entry, 0);
+#ifdef EMU_ASAN
+
+	/*
+	 * makecontext has taken the stack; nothing reads uc_stack after it but ASan's swapcontext
+	 * interceptor, which clears the shadow of the stack named there on every switch: its
+	 * fallback for coroutines that do not announce their switches.  These do, and the
+	 * clearing would erase the redzones of every frame waiting at a barrier (an overflow
+	 * after the barrier would go unseen) and take half the run time.
+	 */
+	th->ctx.uc_stack.ss_sp = NULL;
+	th->ctx.uc_stack.ss_size = 0;
+#endif
 }
 
+/* Runs thread t until its next barrier, or its end. */
 static void
 emu_thread_run(unsigned t, dim3 block)
 {
+	EmuThread  *th = &emu_threads[t];
+
 	emu_cur = (int) t;
 	threadIdx = dim3(t % block.x, (t / block.x) % block.y, t / (block.x * block.y));
-	swapcontext(&emu_main, &emu_threads[t].ctx);
+	emu_switch_start(&emu_main_fake_stack, th->stack, EMU_STACK);
+	swapcontext(&emu_main, &th->ctx);
+	emu_switch_finish(emu_main_fake_stack, NULL, NULL);
 }
 
 /*

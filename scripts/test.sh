@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test: the engine's own tests, then a build and install, then the regression suite
-# and the reference comparisons against a throwaway PostgreSQL server, then the suite again with
-# the GPU backend on its CPU emulator.  Ends with the line
-# "N passed, M failed" and a non-zero exit status when anything failed.
+# Runs every test: a build and install, the engine's own tests (again under ASan and UBSan, and
+# some under valgrind), then the regression suite and the reference comparisons against a
+# throwaway PostgreSQL server, then the suite again with the GPU backend on its CPU emulator.
+# Ends with the line "N passed, M failed" and a non-zero exit status when anything failed.
 #
 #   scripts/test.sh            (as root it installs the packages it needs; as another user it
 #                              names them; kmeans goes into a private copy of PostgreSQL)
@@ -13,8 +13,9 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . scripts/_deps.sh
-# the build, the server, and what the reference checks and the hostile-input tests run on
-kmeans_require $KMEANS_BUILD_PACKAGES python3 python3-numpy python3-sklearn python3-psycopg2
+# the build, the server, valgrind for the engine tests, and what the reference checks and the
+# hostile-input tests run on
+kmeans_require $KMEANS_BUILD_PACKAGES valgrind python3 python3-numpy python3-sklearn python3-psycopg2
 kmeans_pg_config
 . scripts/_lib.sh
 
@@ -31,6 +32,12 @@ kmeans_build_install WERROR="${WERROR:-0}" || { echo "0 passed, 1 failed"; exit 
 
 echo "== engine tests (${SECONDS}s)"
 make -s PG_CONFIG="$PG_CONFIG" WERROR="${WERROR:-0}" check-engine; record engine $?
+
+# The same tests built with ASan and UBSan, then some under valgrind (test/engine/sanitize.mk):
+# every test a job of its own, two at a time.
+echo "== engine tests under ASan/UBSan and valgrind (${SECONDS}s)"
+make -s -j2 PG_CONFIG="$PG_CONFIG" WERROR="${WERROR:-0}" check-engine-sanitize; record engine-sanitize $?
+make -s -j2 PG_CONFIG="$PG_CONFIG" WERROR="${WERROR:-0}" check-engine-valgrind; record engine-valgrind $?
 
 echo "== regression tests (pg_regress) (${SECONDS}s)"
 kmeans_start_server "${KMEANS_TEST_PORT:-54331}" || { echo "0 passed, 1 failed"; exit 1; }

@@ -16,6 +16,10 @@
  * several (the elbow's).  Under the emulator, work runs only when the host waits, so a
  * missing wait shows up as wrong numbers here.
  *
+ * KM_TEST_QUICK=1 runs only the cases marked quick, which between them still take every path
+ * (small d and GEMM, narrow and wide rows, one segment and several, k = 1 and k = n), for
+ * valgrind (make check-engine-valgrind), under which the whole is about ten times too slow.
+ *
  * Prints failing cases and ends with "N passed, M failed".
  */
 #include "km_kernels.h"
@@ -52,6 +56,7 @@ typedef struct Case
 	int			nseg;
 	int			ks[4];
 	int			kind;			/* 0 uniform, 1 clustered, 2 ties, 3 duplicates, 4 far away */
+	int			quick;			/* one of the KM_TEST_QUICK subset */
 } Case;
 
 static double
@@ -283,6 +288,9 @@ RunCase(const Case *c, KmBackend *cpu, KmBackend *gpu, KmBackend *gpu_stream)
 		double	   *sg = calloc(runs, sizeof(double));
 		double	   *sg2 = calloc(runs, sizeof(double));
 		int			t = k < 5 ? k : 5;
+		/* the candidates: centers 1 .. t-1, or center 0 when it is the only one */
+		int			tc = t > 1 ? t - 1 : 1;
+		const float *c2 = centers + d * (k > 1);
 		double		pc[5] = {0},
 					pg[5] = {0},
 					pg2[5] = {0};
@@ -304,18 +312,17 @@ RunCase(const Case *c, KmBackend *cpu, KmBackend *gpu, KmBackend *gpu_stream)
 		for (int64_t r = 0; r < runs; r++)
 			CHECK(RelDiff(sc[r], sg[r]) <= 1e-5, "%s: run %lld sum %.9g vs %.9g", c->name,
 				  (long long) r, sc[r], sg[r]);
-		MUST(cpu->ops->potentials(cpu, bc, centers + d, t > 1 ? t - 1 : 1, mc, pc, ERR));
-		MUST(gpu->ops->potentials(gpu, bg, centers + d * (k > 1), t > 1 ? t - 1 : 1, mg, pg, ERR));
-		MUST(gpu->ops->potentials(gpu, bg, centers + d * (k > 1), t > 1 ? t - 1 : 1, mg, pg2, ERR));
-		if (k > 1)
-			for (int j = 0; j < t - 1; j++)
-				CHECK(RelDiff(pc[j], pg[j]) <= 1e-5, "%s: potential %d: %.9g vs %.9g", c->name, j,
-					  pc[j], pg[j]);
+		MUST(cpu->ops->potentials(cpu, bc, c2, tc, mc, pc, ERR));
+		MUST(gpu->ops->potentials(gpu, bg, c2, tc, mg, pg, ERR));
+		MUST(gpu->ops->potentials(gpu, bg, c2, tc, mg, pg2, ERR));
+		for (int j = 0; j < tc; j++)
+			CHECK(RelDiff(pc[j], pg[j]) <= 1e-5, "%s: potential %d: %.9g vs %.9g", c->name, j,
+				  pc[j], pg[j]);
 		CHECK(memcmp(pg, pg2, sizeof(pg)) == 0, "%s: two GPU potentials differ", c->name);
 		/* a second center lowers some of the distances and keeps the others */
 		memcpy(mg, mc, sizeof(float) * n);
-		MUST(cpu->ops->mindist_update(cpu, bc, centers + d * (k > 1), mc, sc, ERR));
-		MUST(gpu->ops->mindist_update(gpu, bg, centers + d * (k > 1), mg, sg2, ERR));
+		MUST(cpu->ops->mindist_update(cpu, bc, c2, mc, sc, ERR));
+		MUST(gpu->ops->mindist_update(gpu, bg, c2, mg, sg2, ERR));
 		for (int64_t r = 0; r < runs; r++)
 			CHECK(RelDiff(sc[r], sg2[r]) <= 1e-5, "%s: second center, run %lld sum %.9g vs %.9g",
 				  c->name, (long long) r, sc[r], sg2[r]);
@@ -333,8 +340,6 @@ RunCase(const Case *c, KmBackend *cpu, KmBackend *gpu, KmBackend *gpu_stream)
 			double		ph[5] = {0},
 						pd[5] = {0},
 						ps[5] = {0};
-			int			tc = t > 1 ? t - 1 : 1;
-			const float *c2 = centers + d * (k > 1);
 
 			for (int64_t i = 0; i < n; i++)
 				mh[i] = INFINITY;
@@ -781,7 +786,7 @@ TestBudget(void)
 	KmBackend  *gpu;
 	KmBlock    *blk;
 	KmError		err = {0};
-	float		x[4] = {1, 2, 3, 4};
+	float		x[64] = {1, 2, 3, 4};	/* one row of the backend's d = 64 */
 	int			seg_off[2] = {0, 100000};
 	float	   *c = calloc((size_t) 100000 * 64, sizeof(float));
 	KmStatus	st;
@@ -836,22 +841,24 @@ main(void)
 	char		desc[256];
 	KmError		err = {0};
 	Case		cases[] = {
-		{"uniform d=4 k=7", 3000, 4, 1, {7}, 0},
-		{"clustered d=10 elbow 3,4,5", 2500, 10, 3, {3, 4, 5}, 1},
-		{"ties d=3 k=6", 1200, 3, 1, {6}, 2},
-		{"duplicates d=2 k=5", 1100, 2, 1, {5}, 3},
-		{"far away d=5 k=4", 1500, 5, 1, {4}, 4},
-		{"k=1 d=6", 700, 6, 1, {1}, 0},
-		{"k=n d=3", 40, 3, 1, {40}, 0},
-		{"gemm d=40 k=13", 1300, 40, 1, {13}, 0},
-		{"gemm clustered d=24 elbow 2,3", 1100, 24, 2, {2, 3}, 1},
-		{"gemm far away d=20 k=6", 900, 20, 1, {6}, 4},
-		{"gemm ties d=17 k=5", 600, 17, 1, {5}, 2},
-		{"gemm d=33 k=70", 800, 33, 1, {70}, 0},
-		{"gemm duplicates d=20 k=40", 500, 20, 1, {40}, 3},
-		{"wide clustered d=48 elbow 3,5,8", 1500, 48, 3, {3, 5, 8}, 1},
-		{"wide ties d=300 k=9", 400, 300, 1, {9}, 2},
+		{"uniform d=4 k=7", 3000, 4, 1, {7}, 0, 0},
+		{"clustered d=10 elbow 3,4,5", 2500, 10, 3, {3, 4, 5}, 1, 1},
+		{"ties d=3 k=6", 1200, 3, 1, {6}, 2, 0},
+		{"duplicates d=2 k=5", 1100, 2, 1, {5}, 3, 0},
+		{"far away d=5 k=4", 1500, 5, 1, {4}, 4, 0},
+		{"k=1 d=6", 700, 6, 1, {1}, 0, 1},
+		{"k=n d=3", 40, 3, 1, {40}, 0, 1},
+		{"gemm d=40 k=13", 1300, 40, 1, {13}, 0, 0},
+		{"gemm clustered d=24 elbow 2,3", 1100, 24, 2, {2, 3}, 1, 0},
+		{"gemm far away d=20 k=6", 900, 20, 1, {6}, 4, 0},
+		{"gemm ties d=17 k=5", 600, 17, 1, {5}, 2, 0},
+		{"gemm d=33 k=70", 800, 33, 1, {70}, 0, 0},
+		{"gemm duplicates d=20 k=40", 500, 20, 1, {40}, 3, 0},
+		{"wide clustered d=48 elbow 3,5,8", 1500, 48, 3, {3, 5, 8}, 1, 0},
+		{"wide ties d=300 k=9", 400, 300, 1, {9}, 2, 1},
 	};
+	const char *q = getenv("KM_TEST_QUICK");
+	int			quick = q != NULL && strcmp(q, "0") != 0;
 
 	if (km_cuda_probe(0, desc, sizeof(desc), &err) != KM_OK)
 	{
@@ -859,9 +866,10 @@ main(void)
 		printf("0 passed, 0 failed\n");
 		return 0;
 	}
-	printf("device: %s\n", desc);
+	printf("device: %s%s\n", desc, quick ? "; the quick cases only (KM_TEST_QUICK)" : "");
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-		RunOnBackends(&cases[i], 1);
+		if (!quick || cases[i].quick)
+			RunOnBackends(&cases[i], 1);
 	TestBudget();
 	TestPassMisuse();
 
@@ -871,7 +879,8 @@ main(void)
 	 */
 	setenv("KM_EMU_NO_PINNED", "1", 1);
 	for (size_t i = 0; i < 2; i++)
-		RunOnBackends(&cases[i], 0);
+		if (!quick || cases[i].quick)
+			RunOnBackends(&cases[i], 0);
 	unsetenv("KM_EMU_NO_PINNED");
 #ifdef KM_CUDA_EMU
 	/* every backend is destroyed: its device memory, pinned buffers and events went with it */

@@ -175,7 +175,8 @@ RunBackend(int threads, const float *x, int64_t n, int d, const float *c, int k,
 	acc.inertia = r->inertia;
 	be->ops->accumulate(be, blk, 1, r->labels, r->dist, &acc, &err);
 	be->ops->mindist_update(be, blk, c, r->mindist, r->sub_sums, &err);
-	be->ops->potentials(be, blk, c + d, 5, r->mindist, r->pot, &err);
+	/* the candidates are c[1..5], as many of them as there are: c holds k centers, no more */
+	be->ops->potentials(be, blk, c + d, k - 1 < 5 ? k - 1 : 5, r->mindist, r->pot, &err);
 	be->ops->block_destroy(be, blk);
 	be->ops->destroy(be);
 }

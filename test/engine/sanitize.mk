@@ -1,0 +1,86 @@
+# test/engine/sanitize.mk -- the engine tests under AddressSanitizer and UndefinedBehaviorSanitizer
+# (make check-engine-sanitize) and under valgrind's memcheck (make check-engine-valgrind).
+#
+# Included by the Makefile after the engine tests' rules, whose variables it uses.  Each build
+# has a folder of its own, so that neither clobbers test/engine/bin or the other; each target
+# fails at the first report.  Every test is a job of its own, printed whole when it ends:
+# `make -j2 check-engine-sanitize` runs two at a time (scripts/test.sh runs them so).
+
+SAN_DIR = test/engine/bin-san
+VG_DIR = test/engine/bin-vg
+EXTRA_CLEAN += $(SAN_DIR) $(VG_DIR)
+
+# Every report is fatal (-fno-sanitize-recover), with the frames to read it by.
+SAN_FLAGS ?= -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -g
+SAN_CFLAGS = $(ENGINE_CFLAGS) $(SAN_FLAGS)
+# Beyond ASan's defaults: uses of a stack frame after it returned, which works in the
+# emulator's coroutines too because km_cuda_emu.h announces their switches; and a stack trace
+# with each UBSan report.  Options already in the environment come last, so they win.
+SAN_ENV = ASAN_OPTIONS=detect_stack_use_after_return=1:$$ASAN_OPTIONS \
+          UBSAN_OPTIONS=print_stacktrace=1:$$UBSAN_OPTIONS
+
+# valgrind knows no AVX-512, which -march=native emits where the CPU has it, so the valgrind
+# build is for the architecture's baseline (set VG_OPTFLAGS to choose): it takes the portable
+# paths of the kernels, the sanitizer build the native ones.
+VG_OPTFLAGS ?=
+VG_CFLAGS = $(filter-out $(OPTFLAGS),$(ENGINE_CFLAGS)) $(VG_OPTFLAGS) -g
+VALGRIND ?= valgrind
+# --track-origins=yes tells where an uninitialised value came from, at twice the time.
+VALGRIND_FLAGS ?= -q --error-exitcode=1 --leak-check=full
+
+ENGINE_HEADERS = kernels/km_kernels.h kernels/km_quality.h kernels/km_simd.h
+
+# The rules of one build: kernel objects compiled once, then the tests linked against them as
+# in the Makefile's own rules (test_quality includes km_quality.c; test_cuda_emu is km_cuda.cu
+# compiled as C++ for the emulator).  $(1) is the folder, $(2) the C flags.
+define ENGINE_BUILD
+$(1)/obj/%.o: kernels/%.c $(ENGINE_HEADERS)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $(2) -c $$< -o $$@
+
+$(1)/obj/km_cuda_emu.o: kernels/km_cuda.cu kernels/km_cuda_emu.h $(ENGINE_HEADERS)
+	@mkdir -p $$(dir $$@)
+	$$(CXX) $(filter-out -std=gnu11,$(2)) -std=c++17 -ffp-contract=off -DKM_CUDA_EMU -x c++ -c $$< -o $$@
+
+$(1)/test_%: test/engine/test_%.c test/engine/test_util.h $(patsubst kernels/%.c,$(1)/obj/%.o,$(KERNEL_C) kernels/km_nocuda.c)
+	$$(CC) $(2) -o $$@ $$(filter %.c %.o,$$^) -lm
+
+$(1)/test_quality: test/engine/test_quality.c test/engine/test_util.h kernels/km_quality.c kernels/km_quality.h $(1)/obj/km_util.o
+	$$(CC) $(2) -o $$@ $$< $(1)/obj/km_util.o -lm
+
+$(1)/obj/test_cuda_emu.o: test/engine/test_cuda.c test/engine/test_util.h $(ENGINE_HEADERS)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $(2) -DKM_CUDA_EMU -c $$< -o $$@
+
+# linked by the C++ driver, which brings the sanitizers' C++ runtime (clang's needs it)
+$(1)/test_cuda_emu: $(1)/obj/test_cuda_emu.o $(1)/obj/km_cuda_emu.o $(patsubst kernels/%.c,$(1)/obj/%.o,$(KERNEL_C))
+	$$(CXX) $(filter-out -std=gnu11,$(2)) -o $$@ $$^ -lm
+endef
+
+$(eval $(call ENGINE_BUILD,$(SAN_DIR),$(SAN_CFLAGS)))
+$(eval $(call ENGINE_BUILD,$(VG_DIR),$(VG_CFLAGS)))
+
+# Every engine test but bin/test_cuda, the real GPU's: its kernels are nvcc's, which no
+# sanitizer instruments, and the driver is not ASan's to check; the emulator runs the same
+# source instrumented.  The two slowest first, so that parallel jobs end close together.
+SAN_FIRST = $(SAN_DIR)/test_screen $(SAN_DIR)/test_cuda_emu
+SAN_TESTS = $(SAN_FIRST) $(filter-out $(SAN_FIRST),$(patsubst test/engine/bin/%,$(SAN_DIR)/%, \
+            $(filter-out test/engine/bin/test_cuda,$(ENGINE_TESTS))))
+
+# Under valgrind, 10 to 150 times slower here: the CPU backend whole (test_kernels) and the GPU
+# backend's quick cases (KM_TEST_QUICK, test_cuda.c).  The others would take minutes each
+# (test_quality about four), and the sanitizer run reads them all for memory errors;
+# test_screen would skip anyway, the baseline build having no AVX512-BF16.
+VG_TESTS = $(VG_DIR)/test_cuda_emu $(VG_DIR)/test_kernels
+$(VG_DIR)/test_cuda_emu.run: VG_ENV = KM_TEST_QUICK=1
+
+$(SAN_TESTS:%=%.run): %.run: %
+	@$(SAN_ENV) $< > $<.log 2>&1; status=$$?; echo "== $< (ASan, UBSan)"; cat $<.log; exit $$status
+
+$(VG_TESTS:%=%.run): %.run: %
+	@$(VG_ENV) $(VALGRIND) $(VALGRIND_FLAGS) $< > $<.log 2>&1; status=$$?; \
+		echo "== $< (valgrind$(if $(VG_ENV),; $(VG_ENV)))"; cat $<.log; exit $$status
+
+.PHONY: check-engine-sanitize check-engine-valgrind $(SAN_TESTS:%=%.run) $(VG_TESTS:%=%.run)
+check-engine-sanitize: $(SAN_TESTS:%=%.run)
+check-engine-valgrind: $(VG_TESTS:%=%.run)
