@@ -144,3 +144,6 @@ bench-engine: test/engine/bin/bench_gemm
 .PHONY: check-engine
 check-engine: $(ENGINE_TESTS)
 	@for t in $(ENGINE_TESTS); do echo "== $$t"; $$t || exit 1; done
+
+# The fuzz build (FUZZ=1) and the fuzz target: scripts/fuzz.sh.
+include fuzz/fuzz.mk
