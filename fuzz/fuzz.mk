@@ -1,4 +1,5 @@
-# fuzz/fuzz.mk -- the fuzz build of the extension (included by the Makefile, after PGXS).
+# fuzz/fuzz.mk -- the fuzz build of the extension and the fuzz target (included by the Makefile,
+# after PGXS).  The fuzz target is fuzz/fuzz_sql.c.
 #
 # FUZZ=1: src/ is compiled with GCC's -fsanitize-coverage=trace-pc and kmeans.so is linked with
 # fuzz/cov_runtime.o, which counts into the file $KMEANS_FUZZ_COV names (fuzz/cov.h).  Linked
@@ -15,4 +16,18 @@ endif
 fuzz/cov_runtime.o: fuzz/cov_runtime.c fuzz/cov.h
 	$(CC) -O2 -fPIC -std=gnu11 -Wall -Wextra $(if $(filter 1,$(WERROR)),-Werror) -c $< -o $@
 
-EXTRA_CLEAN += fuzz/cov_runtime.o
+# The fuzz target, a libpq client: fuzz_sql under libFuzzer (clang), and fuzz_replay, the same
+# code with a main() that runs the files it is given once each (any C compiler, no libFuzzer).
+FUZZ_CLANG ?= $(or $(shell command -v clang 2>/dev/null),$(CLANG))
+FUZZ_PQ = -I$(shell $(PG_CONFIG) --includedir) -L$(shell $(PG_CONFIG) --libdir) -lpq
+FUZZ_WARN = -Wall -Wextra $(if $(filter 1,$(WERROR)),-Werror)
+
+fuzz/bin/fuzz_sql: fuzz/fuzz_sql.c fuzz/cov.h
+	@mkdir -p $(dir $@)
+	$(FUZZ_CLANG) -g -O1 -fsanitize=fuzzer,address $(FUZZ_WARN) -o $@ $< $(FUZZ_PQ)
+
+fuzz/bin/fuzz_replay: fuzz/fuzz_sql.c fuzz/cov.h
+	@mkdir -p $(dir $@)
+	$(CC) -g -O1 -std=gnu11 -DKMEANS_FUZZ_REPLAY $(FUZZ_WARN) -o $@ $< $(FUZZ_PQ)
+
+EXTRA_CLEAN += fuzz/cov_runtime.o fuzz/bin
