@@ -53,8 +53,8 @@
 #define FUZZ_ROLE "kmeans_fuzz"
 #define FUZZ_MAX_ARGS 32
 #define FUZZ_MSG_SLOTS 4096
-#define FUZZ_TIMEOUT_S 2.0		/* the role's statement_timeout (fuzz/setup.sql) */
-#define FUZZ_CLIENT_CANCEL_S 5.0	/* the client cancels itself if the server has not */
+#define FUZZ_TIMEOUT_S 0.5		/* the role's statement_timeout (fuzz/setup.sql) */
+#define FUZZ_CLIENT_CANCEL_S 3.0	/* the client cancels itself if the server has not */
 #define FUZZ_CANCEL_GRACE_S 10.0	/* then a call still running is a finding */
 
 /* libFuzzer reads these after every call: the server's edges, then the kinds of messages. */
@@ -822,14 +822,15 @@ size_t		LLVMFuzzerMutate(uint8_t *data, size_t size, size_t max_size);
  * first: a text that closes what the reader opened and starts a statement of its own.
  */
 static const char *const sql_pieces[] = {
-	"); ", "; SELECT ", ") AS x; SELECT ", "')", " --", "; --",
+	"); ", "; SELECT ", ") AS x; SELECT ", "')", " --", "; --", "); SELECT 1; --",
+	") AS x; SELECT 1 --",
 	")", "(", ";", "; ", "--", "/*", "*/", "'", "\"", "$$", "::", ",", " ", "\\n", "\\t",
 	"1", "NULL", "v", "id", "*", "t_real", "t_text", "t_nulls", "kmeans_source",
 	"SELECT ", "SELECT 1", "SELECT v FROM t_real", " FROM ", " FROM t_real", " WHERE ",
 	" UNION ALL SELECT ", " ORDER BY 1", " LIMIT 1", " OFFSET 1", " GROUP BY 1", " FOR UPDATE",
 	"WITH w AS (", "VALUES (", "TABLE ", "::real[]", "::int8", "::text", "::bytea",
 	"'{1,2}'", "'{1,2}'::real[]", "ARRAY[1,2]", "ARRAY[]::real[]", "'x'", "E'\\\\x01'",
-	"(SELECT v FROM t_real LIMIT 1)", "generate_series(1, 3)", "pg_sleep(1)",
+	"(SELECT v FROM t_real LIMIT 1)", "generate_series(1, 3)",
 	"DELETE FROM t_real", "INSERT INTO t_real VALUES (1, '{1,2}')", "COMMIT", "ROLLBACK",
 	"SET search_path = pg_catalog", "EXPLAIN ", "DECLARE c CURSOR FOR ", "INTO x",
 	"RETURNING *", "COPY t_real TO STDOUT", "SHOW ALL", "DO $$ BEGIN END $$",
@@ -865,7 +866,7 @@ static const char *const guc_lines[] = {
 	"set kmeans.batch_rows=1024", "set kmeans.batch_rows=1025", "set kmeans.memory_limit=64",
 	"set kmeans.memory_limit=65", "set kmeans.threads=2", "set kmeans.verbose=on",
 	"set kmeans.device=gpu", "set kmeans.gpu_memory_limit=1", "set search_path=pg_catalog",
-	"set work_mem=64", "set jit_above_cost=0", "set statement_timeout=100",
+	"set work_mem=64", "set statement_timeout=100",
 };
 
 /* A small random generator for the mutator, seeded by libFuzzer. */
@@ -926,6 +927,37 @@ EdgeValue(uint32_t *st, const uint8_t *key, size_t klen)
 	return Rand(st, 3) == 0 ? PICK(st, int_values) : PICK(st, text_values);
 }
 
+/* True for the keys whose text becomes part of the reader's query. */
+static bool
+IsSqlKey(const uint8_t *key, size_t klen)
+{
+	return (klen == 6 && memcmp(key, "source", 6) == 0) ||
+		(klen == 11 && memcmp(key, "column_name", 11) == 0) ||
+		(klen == 2 && memcmp(key, "id", 2) == 0);
+}
+
+/* Where a piece goes into a value: its end or start, or next to a space, or anywhere. */
+static size_t
+PieceAt(uint32_t *st, const uint8_t *v, size_t vlen)
+{
+	uint32_t	r = Rand(st, 10);
+
+	if (r < 4)
+		return vlen;
+	if (r < 5)
+		return 0;
+	if (r < 8)
+	{
+		size_t		from = Rand(st, (uint32_t) vlen + 1);
+
+		for (size_t i = from; i < vlen; i++)
+			if (v[i] == ' ')
+				return i;
+		return vlen;
+	}
+	return Rand(st, (uint32_t) vlen + 1);
+}
+
 /* Appends bytes to a buffer of size max, keeping count in *n; false when they do not fit. */
 static bool
 Put(uint8_t *buf, size_t *n, size_t max, const void *p, size_t len)
@@ -956,6 +988,18 @@ LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsigned in
 		return LLVMFuzzerMutate(data, size, max_size);
 	n = SplitLines(data, size, line, len);
 	target = Rand(&st, n);
+	/* SQL pieces go mostly into the texts the reader puts into its query */
+	if (action >= 55 && action < 75 && Rand(&st, 5) != 0)
+	{
+		int			sqlish[MUT_MAX_LINES],
+					nsql = 0;
+
+		for (int i = 0; i < n; i++)
+			if (IsSqlKey(line[i], KeyLen(line[i], len[i])))
+				sqlish[nsql++] = i;
+		if (nsql > 0)
+			target = sqlish[Rand(&st, nsql)];
+	}
 	for (int i = 0; i < n; i++)
 	{
 		size_t		klen = KeyLen(line[i], len[i]);
@@ -978,7 +1022,7 @@ LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsigned in
 			{
 				const char *piece = PICK(&st, sql_pieces);
 				size_t		plen = strlen(piece),
-							at = Rand(&st, (uint32_t) vlen + 1);
+							at = PieceAt(&st, val, vlen);
 
 				if (vlen + plen <= room)
 				{
