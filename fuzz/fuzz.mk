@@ -1,5 +1,5 @@
 # fuzz/fuzz.mk -- the fuzz build of the extension and the fuzz target (included by the Makefile,
-# after PGXS).  The fuzz target is fuzz/fuzz_sql.c.
+# after PGXS).  scripts/fuzz.sh drives all of it; scripts/test.sh runs `make fuzz-replay`.
 #
 # FUZZ=1: src/ is compiled with GCC's -fsanitize-coverage=trace-pc and kmeans.so is linked with
 # fuzz/cov_runtime.o, which counts into the file $KMEANS_FUZZ_COV names (fuzz/cov.h).  Linked
@@ -29,5 +29,13 @@ fuzz/bin/fuzz_sql: fuzz/fuzz_sql.c fuzz/cov.h
 fuzz/bin/fuzz_replay: fuzz/fuzz_sql.c fuzz/cov.h
 	@mkdir -p $(dir $@)
 	$(CC) -g -O1 -std=gnu11 -DKMEANS_FUZZ_REPLAY $(FUZZ_WARN) -o $@ $< $(FUZZ_PQ)
+
+# The cases the fuzzer found, replayed against the server the PG* variables name (installed
+# extension, superuser): each must end with the session alive, no restart and no XX000.
+FUZZ_PSQL ?= $(shell $(PG_CONFIG) --bindir)/psql
+.PHONY: fuzz-replay
+fuzz-replay: fuzz/bin/fuzz_replay
+	$(FUZZ_PSQL) -X -q -v ON_ERROR_STOP=1 -d postgres -f fuzz/setup.sql >/dev/null
+	fuzz/bin/fuzz_replay test/fuzz/cases/*
 
 EXTRA_CLEAN += fuzz/cov_runtime.o fuzz/bin
