@@ -858,8 +858,8 @@ static const char *const text_values[] = {
 	"pg_catalog.pg_class", "SELECT v FROM t_real", "VALUES ('{1,2}'::real[])", "TABLE t_real",
 	"WITH w AS (SELECT v FROM t_real) SELECT v FROM w", "(SELECT v FROM t_real)",
 	"v", "id", "\"Vec Col\"", "\"ID\"", "v[1:1]", "ARRAY[id, id]", "NULL", "*", "",
-	"k-means++", "random", "explicit", "auto", "cpu", "gpu", "m2", "m3", "m_wide", "m_nan",
-	"m_big", "m_null", "m_lbound", "nosuch",
+	"k-means++", "random", "explicit", "auto", "cpu", "gpu", "m2", "m3", "m_wide", "m_big",
+	"m_null", "m_lbound", "nosuch",
 };
 static const char *const fn_values[] = {"fit", "labels", "elbow", "predict", "centers"};
 static const char *const guc_lines[] = {

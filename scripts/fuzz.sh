@@ -9,13 +9,16 @@
 #
 #   scripts/fuzz.sh [SECONDS]      (default 600)
 #
-# Environment: PG_CONFIG (default pg_config), KMEANS_FUZZ_PORT (default 54360),
+# Environment: PG_CONFIG (default: PostgreSQL 15's), KMEANS_FUZZ_PORT (default 54360),
 # KMEANS_FUZZ_OUT (default fuzz/out: corpus/ and one run-*/ folder per run),
 # KMEANS_FUZZ_FORK=0 to stop at the first finding instead of going on (fork mode).
 # A finding becomes a test once its minimised input is copied to test/fuzz/cases/, which
-# scripts/test.sh replays.  Needs clang with libFuzzer (libclang-rt-14-dev on Debian 12).
+# scripts/test.sh replays.  As root it installs what it needs (clang with libFuzzer, libpq).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/_deps.sh
+kmeans_require $KMEANS_BUILD_PACKAGES clang libclang-rt-14-dev libpq-dev
+kmeans_pg_config
 . scripts/_lib.sh
 
 budget=${1:-600}
