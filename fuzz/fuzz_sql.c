@@ -10,7 +10,9 @@
  *   set kmeans.batch_rows=1024  a setting for this call only (set_config(name, value, true))
  *
  * In a value, \n, \t and \\ stand for a newline, a tab and a backslash.  Arguments the chosen
- * function does not take are left out; a key given twice keeps its last value.
+ * function does not take are left out; a key given twice keeps its last value.  A required
+ * argument that is missing gets a plain value (t_real, v, 2, ...), so that no call is spent on
+ * PostgreSQL's "function does not exist".
  *
  * Each call runs as the unprivileged role kmeans_fuzz in the database fuzz/setup.sql prepares,
  * in a transaction of its own (rolled back when it saved a model, so that every call sees the
@@ -66,15 +68,16 @@ typedef struct ArgSpec
 {
 	const char *name;
 	const char *type;
+	const char *plain;			/* the value a required argument gets when missing */
 } ArgSpec;
 
 static const ArgSpec arg_specs[] = {
-	{"source", "text"}, {"column_name", "text"}, {"k", "integer"}, {"k_min", "integer"},
-	{"k_max", "integer"}, {"k_step", "integer"}, {"max_iter", "integer"},
-	{"tol", "double precision"}, {"init", "text"}, {"init_centers", "real[]"},
-	{"n_init", "integer"}, {"seed", "bigint"}, {"device", "text"},
-	{"silhouette_sample", "integer"}, {"id", "text"}, {"model", "text"},
-	{"centers", "real[]"}, {"x", "real[]"},
+	{"source", "text", "t_real"}, {"column_name", "text", "v"}, {"k", "integer", "2"},
+	{"k_min", "integer", "1"}, {"k_max", "integer", "3"}, {"k_step", "integer", NULL},
+	{"max_iter", "integer", NULL}, {"tol", "double precision", NULL}, {"init", "text", NULL},
+	{"init_centers", "real[]", NULL}, {"n_init", "integer", NULL}, {"seed", "bigint", NULL},
+	{"device", "text", NULL}, {"silhouette_sample", "integer", NULL}, {"id", "text", NULL},
+	{"model", "text", "m2"}, {"centers", "real[]", NULL}, {"x", "real[]", "{1,1}"},
 };
 #define NARGS ((int) (sizeof(arg_specs) / sizeof(arg_specs[0])))
 
@@ -84,18 +87,23 @@ typedef struct FnSpec
 	const char *key;
 	const char *sql;
 	const char *args;			/* space-separated */
+	const char *required;		/* the arguments without a default; for predict, x and one of
+								 * model and centers */
 	bool		saves_model;	/* its model argument names a model to save */
 } FnSpec;
 
 static const FnSpec fn_specs[] = {
 	{"fit", "public.kmeans_fit",
-	"source column_name k max_iter tol init init_centers n_init seed device id model", true},
+		"source column_name k max_iter tol init init_centers n_init seed device id model",
+	"source column_name k", true},
 	{"labels", "public.kmeans_labels",
-	"source column_name k max_iter tol init init_centers n_init seed device id model", true},
+		"source column_name k max_iter tol init init_centers n_init seed device id model",
+	"source column_name k", true},
 	{"elbow", "public.kmeans_elbow",
-	"source column_name k_min k_max k_step max_iter tol init n_init seed device silhouette_sample id", false},
-	{"predict", "public.kmeans_predict", "model centers x", false},
-	{"centers", "public.kmeans_centers", "model", false},
+		"source column_name k_min k_max k_step max_iter tol init n_init seed device silhouette_sample id",
+	"source column_name k_min k_max", false},
+	{"predict", "public.kmeans_predict", "model centers x", "x", false},
+	{"centers", "public.kmeans_centers", "model", "model", false},
 };
 
 /* One decoded input. */
@@ -545,6 +553,21 @@ Lost(const Call *c, const char *step, const Outcome *out)
 	Reconnect();
 }
 
+/* Ends a session that no longer answers, from the sentinel, and opens a new one. */
+static void
+EndSession(void)
+{
+	char		pid[16];
+	const char *params[1] = {pid};
+
+	snprintf(pid, sizeof(pid), "%d", PQbackendPID(conn));
+	PQclear(PQexecParams(sentinel, "SELECT pg_terminate_backend($1::int, 10000)", 1, NULL, params,
+						 NULL, NULL, 0));
+	PQfinish(conn);
+	conn = NULL;
+	Reconnect();
+}
+
 /* Runs a statement of the call's frame (BEGIN, COMMIT, ...) and checks it. */
 static void
 Frame(const Call *c, const char *sql)
@@ -557,9 +580,7 @@ Frame(const Call *c, const char *sql)
 	else if (out.end == END_HUNG)
 	{
 		Finding(c, "the session stopped answering", &out);
-		PQfinish(conn);
-		conn = NULL;
-		Reconnect();
+		EndSession();
 	}
 	else if (out.end == END_ERROR && strcmp(sql, "SELECT 1") == 0)
 		Finding(c, "the session no longer runs SELECT 1", &out);
@@ -633,6 +654,44 @@ Decode(const uint8_t *data, size_t size, Call *c)
 	}
 }
 
+/* The index of an argument in arg_specs, by a name of len bytes; -1 if there is none. */
+static int
+ArgIndex(const char *name, size_t len)
+{
+	for (int i = 0; i < NARGS; i++)
+		if (strlen(arg_specs[i].name) == len && strncmp(arg_specs[i].name, name, len) == 0)
+			return i;
+	return -1;
+}
+
+/* Gives the required arguments a call left out their plain values. */
+static void
+AddRequired(Call *c)
+{
+	int			model = ArgIndex("model", 5),
+				centers = ArgIndex("centers", 7);
+
+	for (const char *p = c->fn->required; *p;)
+	{
+		size_t		len = strcspn(p, " ");
+		int			i = ArgIndex(p, len);
+
+		if (i >= 0 && !c->given[i])
+		{
+			c->given[i] = true;
+			c->value[i] = (char *) arg_specs[i].plain;
+		}
+		p += len;
+		while (*p == ' ')
+			p++;
+	}
+	if (strcmp(c->fn->key, "predict") == 0 && !c->given[model] && !c->given[centers])
+	{
+		c->given[model] = true;
+		c->value[model] = (char *) arg_specs[model].plain;
+	}
+}
+
 /* True when the call saves a model, which is then rolled back. */
 static bool
 SavesModel(const Call *c)
@@ -657,6 +716,7 @@ RunOne(const uint8_t *data, size_t size)
 	char	   *input;
 
 	Decode(data, size, &c);
+	AddRequired(&c);
 	input = malloc(size + 1);
 	memcpy(input, data, size);
 	input[size] = '\0';
@@ -679,12 +739,15 @@ RunOne(const uint8_t *data, size_t size)
 		Exec("SELECT pg_catalog.set_config($1, $2, true)", 2, gp, &out);
 		if (out.end == END_LOST)
 			Lost(&c, "set_config", &out);
+		else if (out.end != END_OK)
+			break;
 	}
 
 	CallSql(&c, false, sql, sizeof(sql), params, &nparams);
 	if (verbose)
 		fprintf(stderr, "kmeans-fuzz: %s\n", sql);
-	if (PQstatus(conn) == CONNECTION_OK)
+	/* after a setting was refused the transaction is aborted: the call would only be refused too */
+	if (PQstatus(conn) == CONNECTION_OK && (c.nguc == 0 || out.end == END_OK))
 	{
 		Exec(sql, nparams, params, &out);
 		if (out.end == END_LOST)
@@ -692,20 +755,7 @@ RunOne(const uint8_t *data, size_t size)
 		else if (out.end == END_HUNG)
 		{
 			Finding(&c, "the call did not stop within 10 s of a cancel", &out);
-			/* end the backend from outside; the next call gets a new session */
-			{
-				char		pid[16];
-				const char *pp[1] = {pid};
-				PGresult   *res;
-
-				snprintf(pid, sizeof(pid), "%d", PQbackendPID(conn));
-				res = PQexecParams(sentinel, "SELECT pg_terminate_backend($1::int, 10000)",
-								   1, NULL, pp, NULL, NULL, 0);
-				PQclear(res);
-			}
-			PQfinish(conn);
-			conn = NULL;
-			Reconnect();
+			EndSession();
 		}
 		else if (out.end == END_ERROR)
 		{
@@ -865,7 +915,7 @@ static const char *const fn_values[] = {"fit", "labels", "elbow", "predict", "ce
 static const char *const guc_lines[] = {
 	"set kmeans.batch_rows=1024", "set kmeans.batch_rows=1025", "set kmeans.memory_limit=64",
 	"set kmeans.memory_limit=65", "set kmeans.threads=2", "set kmeans.verbose=on",
-	"set kmeans.device=gpu", "set kmeans.gpu_memory_limit=1", "set search_path=pg_catalog",
+	"set kmeans.device=gpu", "set kmeans.gpu_memory_limit=1MB", "set search_path=pg_catalog",
 	"set work_mem=64", "set statement_timeout=100",
 };
 
