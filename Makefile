@@ -151,3 +151,6 @@ check-engine: $(ENGINE_TESTS)
 
 # The engine tests under ASan and UBSan, and under valgrind: check-engine-sanitize, -valgrind
 include test/engine/sanitize.mk
+
+# The fuzz build (FUZZ=1) and the fuzz target: scripts/fuzz.sh.
+include fuzz/fuzz.mk

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test: a build and install, the engine's own tests (again under ASan and UBSan, and
-# some under valgrind), then the regression suite and the reference comparisons against a
-# throwaway PostgreSQL server, then the suite again with the GPU backend on its CPU emulator.
-# Ends with the line "N passed, M failed" and a non-zero exit status when anything failed.
+# some under valgrind), then the regression suite, the fuzz cases, the hostile-input checks and
+# the reference comparisons against a throwaway PostgreSQL server, then the suite again with the
+# GPU backend on its CPU emulator.  Ends with the line "N passed, M failed" and a non-zero exit
+# status when anything failed.
 #
 #   scripts/test.sh            (as root it installs the packages it needs; as another user it
 #                              names them; kmeans goes into a private copy of PostgreSQL)
@@ -13,9 +14,10 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . scripts/_deps.sh
-# the build, the server, valgrind for the engine tests, and what the reference checks and the
-# hostile-input tests run on
-kmeans_require $KMEANS_BUILD_PACKAGES valgrind python3 python3-numpy python3-sklearn python3-psycopg2
+# the build, the server, valgrind for the engine tests, libpq for the fuzz cases, and what the
+# reference checks and the hostile-input tests run on
+kmeans_require $KMEANS_BUILD_PACKAGES valgrind libpq-dev python3 python3-numpy python3-sklearn \
+    python3-psycopg2
 kmeans_pg_config
 . scripts/_lib.sh
 
@@ -45,6 +47,11 @@ kmeans_start_server "${KMEANS_TEST_PORT:-54331}" || { echo "0 passed, 1 failed";
 make -s PG_CONFIG="$PG_CONFIG" installcheck; status=$?
 [ $status = 0 ] || cat test/regression.diffs 2>/dev/null | head -100
 record regress $status
+
+echo "== fuzz cases replayed (${SECONDS}s)"
+# the inputs the fuzzer (scripts/fuzz.sh) found, and known hostile calls: each must end with the
+# session alive, no server restart and no internal error
+make -s PG_CONFIG="$PG_CONFIG" WERROR="${WERROR:-0}" fuzz-replay; record fuzz-cases $?
 
 # the first Python that has the reference installed; the checks skip cleanly without one
 py=python3
