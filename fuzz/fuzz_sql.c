@@ -774,8 +774,11 @@ RunOne(const uint8_t *data, size_t size)
 						*p = ' ';
 				if (cov_map)
 					__atomic_add_fetch(&((KmeansCovHeader *) cov_map)->timeouts, 1, __ATOMIC_RELAXED);
-				Log(false, "timeout after %.1f s%s: %s", out.seconds,
-					out.seconds > FUZZ_TIMEOUT_S + 1.0 ? " (slow to cancel)" : "", script);
+				/* a call that set statement_timeout to 0 is cancelled by this client instead */
+				Log(false, "timeout after %.1f s%s%s: %s", out.seconds,
+					out.cancelled ? " (cancelled by the client)" : "",
+					out.seconds > (out.cancelled ? FUZZ_CLIENT_CANCEL_S : FUZZ_TIMEOUT_S) + 1.0 ?
+					" (slow to cancel)" : "", script);
 				free(script);
 			}
 		}
