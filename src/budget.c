@@ -60,7 +60,7 @@ KmeansBudgetMake(KmeansBudget *b, const KmeansPlan *plan, int64 n, int d, bool s
 	int64		nseg = plan->nseg;
 	int64		kd;
 	int64		rows = Min(n, block_rows);
-	int64		threads = kmeans_threads > 0 ? kmeans_threads : km_cpu_count();
+	int64		threads = KmeansThreads();
 	int64		model_sets = plan->n_init > 1 ? 2 : 1;
 	int64		trials = 2 + (int64) log((double) Max(plan->k_max, 1));	/* k-means++ candidates */
 

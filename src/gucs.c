@@ -31,6 +31,23 @@ static const struct config_enum_entry device_options[] = {
 void		_PG_init(void);
 
 /*
+ * The compute threads a fit starts: kmeans.threads, or one per online CPU core when it is 0.
+ * The cores are counted once per backend: sysconf reads /sys on every call, and the memory
+ * estimate asks for the count every 1024 rows of a first pass.
+ */
+int
+KmeansThreads(void)
+{
+	static int	cores = 0;
+
+	if (kmeans_threads > 0)
+		return kmeans_threads;
+	if (cores == 0)
+		cores = km_cpu_count();
+	return cores;
+}
+
+/*
  * kmeans.gpu_memory_limit is in kB so that a value below 1 MB is seen as such: in MB, '512kB'
  * rounded to 0, which means "what the device has free", the opposite of what was asked.
  */

@@ -59,6 +59,7 @@ extern int	kmeans_threads;
 extern bool kmeans_verbose;
 extern int	kmeans_gpu_id;
 extern int	kmeans_gpu_memory_limit;	/* kB; 0: what the device has free */
+extern int	KmeansThreads(void);
 
 /* The options every fitting function shares. */
 typedef struct KmeansOptions

@@ -109,7 +109,7 @@ EngineStart(KmeansData *data, bool gpu)
 	MemoryContextCallback *cb;
 	KmBackend  *be = NULL;
 	KmError		err = {0};
-	int			threads = kmeans_threads > 0 ? kmeans_threads : km_cpu_count();
+	int			threads = KmeansThreads();
 
 	if (gpu)
 		KmeansCheckStatus(km_cuda_backend_create(kmeans_gpu_id, data->d,
