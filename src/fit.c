@@ -75,7 +75,7 @@ FitBegin(FunctionCallInfo fcinfo, FitCall *fc, bool need_id)
 	fc->plan.k_name = "k";
 	fc->plan.nseg = 1;
 	fc->plan.centers = fc->k;
-	fc->plan.n_init = fc->opt.init == KMEANS_INIT_EXPLICIT ? 1 : fc->opt.n_init;
+	fc->plan.n_init = fc->opt.n_init;
 	fc->data = KmeansBegin(source, column, PG_ARGISNULL(ARG_ID) ? NULL : PG_GETARG_TEXT_PP(ARG_ID),
 						   &fc->opt, &fc->plan);
 	fc->ms = KmeansRuns(fc->data, &fc->opt, 1, &fc->k, NULL, NULL);

@@ -96,6 +96,9 @@ KmeansParseOptions(FunctionCallInfo fcinfo, const KmeansArgPos *pos, KmeansOptio
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("n_init must be at least 1, got %d", opt->n_init),
 				 errhint("n_init is the number of seedings to try; the default is 1.")));
+	/* explicit starting centers are one run whatever n_init says: checked, then set */
+	if (opt->init == KMEANS_INIT_EXPLICIT)
+		opt->n_init = 1;
 
 	opt->seed = DatumGetInt64(Required(fcinfo, pos->seed, "seed"));
 
@@ -169,7 +172,7 @@ KmeansOptionsJson(const KmeansOptions *opt, const KmeansSource *src)
 	appendStringInfo(&s, "{\"max_iter\": %d, \"tol\": %.17g, \"init\": ", opt->max_iter, opt->tol);
 	escape_json(&s, opt->init_name);
 	appendStringInfo(&s, ", \"n_init\": %d, \"seed\": " INT64_FORMAT ", \"device\": ",
-					 opt->init == KMEANS_INIT_EXPLICIT ? 1 : opt->n_init, opt->seed);
+					 opt->n_init, opt->seed);
 	escape_json(&s, opt->device_name);
 	appendStringInfoString(&s, ", \"column\": ");
 	escape_json(&s, src->column);

@@ -16,7 +16,7 @@ KmeansModelSet *
 KmeansRuns(KmeansData *data, const KmeansOptions *opt, int nseg, const int *ks,
 		   KmeansLabelFn fn, void *arg)
 {
-	int			n_init = opt->init == KMEANS_INIT_EXPLICIT ? 1 : opt->n_init;
+	int			n_init = opt->n_init;
 	KmeansModelSet *best = KmeansModelSetMake(data->d, nseg, ks);
 	double	   *best_inertia;
 
