@@ -41,9 +41,12 @@ typedef struct FitCall
 	KmeansModelSet *ms;
 } FitCall;
 
-/* The common start of kmeans_fit and kmeans_labels: arguments, data, the fit itself. */
+/*
+ * The common start of kmeans_fit and kmeans_labels: arguments, data, the fit itself, whose
+ * final labels go to fn (kmeans_labels) as the final pass makes them.
+ */
 static void
-FitBegin(FunctionCallInfo fcinfo, FitCall *fc, bool need_id)
+FitBegin(FunctionCallInfo fcinfo, FitCall *fc, bool need_id, KmeansLabelFn fn, void *arg)
 {
 	text	   *source,
 			   *column;
@@ -78,7 +81,7 @@ FitBegin(FunctionCallInfo fcinfo, FitCall *fc, bool need_id)
 	fc->plan.n_init = fc->opt.n_init;
 	fc->data = KmeansBegin(source, column, PG_ARGISNULL(ARG_ID) ? NULL : PG_GETARG_TEXT_PP(ARG_ID),
 						   &fc->opt, &fc->plan);
-	fc->ms = KmeansRuns(fc->data, &fc->opt, 1, &fc->k, NULL, NULL);
+	fc->ms = KmeansRuns(fc->data, &fc->opt, 1, &fc->k, fn, arg);
 	if (fc->model)
 		KmeansModelSave(KmeansModelsTable(fcinfo), fc->model, fc->data->src, &fc->opt, fc->data,
 						fc->ms, 0);
@@ -95,7 +98,7 @@ kmeans_fit(PG_FUNCTION_ARGS)
 	float	   *centers;
 
 	memset(&fc, 0, sizeof(fc));
-	FitBegin(fcinfo, &fc, false);
+	FitBegin(fcinfo, &fc, false, NULL, NULL);
 	centers = KmeansCentersOut(fc.data, fc.ms, 0);
 	for (int j = 0; j < fc.k; j++)
 	{
@@ -145,8 +148,7 @@ kmeans_labels(PG_FUNCTION_ARGS)
 
 	memset(&fc, 0, sizeof(fc));
 	sink.store = KmeansResultStore(fcinfo, &sink.desc);
-	FitBegin(fcinfo, &fc, true);
-	KmeansFinalPass(fc.data, fc.ms, EmitLabels, &sink);
+	FitBegin(fcinfo, &fc, true, EmitLabels, &sink);
 	KmeansEnd(fc.data);
 	return (Datum) 0;
 }
