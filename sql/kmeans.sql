@@ -141,3 +141,14 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION kmeans_elbow(text, text, integer, integer, integer, integer,
     double precision, text, integer, bigint, text, integer, text)
 IS 'k-means for every k of a range in shared passes: inertia, quality indices, suggested k';
+
+-- The engine's own account of the session's last fit, step by step: what benchmarks and
+-- tuning read instead of timing NOTICEs.  Session-local, so never run in a parallel worker.
+CREATE FUNCTION kmeans_last_fit()
+RETURNS TABLE (step integer, phase text, run integer, iteration integer, k_running integer,
+               seconds double precision, inertia double precision)
+AS 'MODULE_PATHNAME', 'kmeans_last_fit'
+LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+
+COMMENT ON FUNCTION kmeans_last_fit()
+IS 'the timed steps (read, seed, iterate, final, quality) of this session''s last fit';

@@ -315,6 +315,7 @@ kmeans_elbow(PG_FUNCTION_ARGS)
 	KmeansModelSet *ms;
 	FinalLabels fl;
 	ElbowQuality q;
+	double		start;
 
 	ReadArgs(fcinfo, &ec);
 	data = KmeansBegin(PG_GETARG_TEXT_PP(ARG_SOURCE), PG_GETARG_TEXT_PP(ARG_COLUMN),
@@ -322,7 +323,9 @@ kmeans_elbow(PG_FUNCTION_ARGS)
 	fl.seg_off = ec.seg_off;
 	fl.labels = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int32) * data->n * ec.nseg);
 	ms = KmeansRuns(data, &ec.opt, ec.nseg, ec.ks, KeepLabels, &fl);
+	start = KmeansStepStart();
 	MeasureQuality(data, ms, &ec, fl.labels, &q);
+	KmeansStepEnd(KMEANS_PHASE_QUALITY, start, 0, ec.nseg, NAN);
 	EmitRows(store, desc, data, ms, &ec, &q);
 	KmeansEnd(data);
 	return (Datum) 0;

@@ -212,6 +212,22 @@ extern KmeansData *KmeansBegin(text *source, text *column, text *id_column,
 								const KmeansOptions *opt, const KmeansPlan *plan);
 extern void KmeansEnd(KmeansData *data);
 
+/* steplog.c: the steps of this session's last fit, for kmeans_last_fit() */
+typedef enum KmeansPhase
+{
+	KMEANS_PHASE_READ,			/* the first pass over the source */
+	KMEANS_PHASE_SEED,			/* one seeding run */
+	KMEANS_PHASE_ITERATE,		/* one Lloyd iteration: a pass and the centers' update */
+	KMEANS_PHASE_FINAL,			/* the final assignment of a run */
+	KMEANS_PHASE_QUALITY		/* kmeans_elbow's quality indices */
+} KmeansPhase;
+
+extern void KmeansStepLogReset(void);
+extern void KmeansStepLogRun(int run);
+extern double KmeansStepStart(void);
+extern void KmeansStepEnd(KmeansPhase phase, double start, int iteration, int k_running,
+						  double inertia);
+
 /* options.c */
 
 /* Where each option sits in a function's arguments; -1 when the function has no such option. */

@@ -220,6 +220,8 @@ KmeansLloyd(KmeansData *data, const KmeansOptions *opt, KmeansModelSet *ms)
 
 	for (int it = 1; it <= opt->max_iter; it++)
 	{
+		double		start = KmeansStepStart();
+		double		pass_inertia = 0.0;
 		RunSet	   *rs = RunSetMake(data, ms, false);
 
 		if (rs->nrun == 0)
@@ -257,6 +259,7 @@ KmeansLloyd(KmeansData *data, const KmeansOptions *opt, KmeansModelSet *ms)
 					c[t] = v;
 				}
 			}
+			pass_inertia += inertia;
 			ms->n_iter[s] = it;
 			if (kmeans_verbose)
 				ereport(NOTICE,
@@ -265,6 +268,7 @@ KmeansLloyd(KmeansData *data, const KmeansOptions *opt, KmeansModelSet *ms)
 			if (ls.changed[r] == 0 || shift <= tol_abs)
 				ms->converged[s] = true;
 		}
+		KmeansStepEnd(KMEANS_PHASE_ITERATE, start, it, rs->nrun, pass_inertia);
 		RunSetFree(rs);
 	}
 
@@ -280,6 +284,8 @@ void
 KmeansFinalPass(KmeansData *data, KmeansModelSet *ms, KmeansLabelFn fn, void *arg)
 {
 	LloydState	ls;
+	double		start = KmeansStepStart();
+	double		total = 0.0;
 	RunSet	   *rs = RunSetMake(data, ms, true);
 
 	memset(&ls, 0, sizeof(ls));
@@ -306,6 +312,10 @@ KmeansFinalPass(KmeansData *data, KmeansModelSet *ms, KmeansLabelFn fn, void *ar
 			elog(ERROR, "kmeans: center value " INT64_FORMAT " is not finite (this is a bug)", i);
 	/* the range check of the first pass (reader.c) keeps every distance finite */
 	for (int j = 0; j < ms->seg_off[ms->nseg]; j++)
+	{
 		if (!isfinite(ms->inertia[j]))
 			elog(ERROR, "kmeans: the inertia of center %d is not finite (this is a bug)", j);
+		total += ms->inertia[j];
+	}
+	KmeansStepEnd(KMEANS_PHASE_FINAL, start, 0, ms->nseg, total);
 }

@@ -22,6 +22,7 @@ KmeansRuns(KmeansData *data, const KmeansOptions *opt, int nseg, const int *ks,
 
 	if (n_init == 1)
 	{
+		KmeansStepLogRun(0);
 		KmeansSeedRun(data, opt, best, 0);
 		KmeansLloyd(data, opt, best);
 		KmeansFinalPass(data, best, fn, arg);
@@ -32,6 +33,7 @@ KmeansRuns(KmeansData *data, const KmeansOptions *opt, int nseg, const int *ks,
 	{
 		KmeansModelSet *ms = KmeansModelSetMake(data->d, nseg, ks);
 
+		KmeansStepLogRun(run);
 		KmeansSeedRun(data, opt, ms, run);
 		KmeansLloyd(data, opt, ms);
 		KmeansFinalPass(data, ms, NULL, NULL);
@@ -55,6 +57,9 @@ KmeansRuns(KmeansData *data, const KmeansOptions *opt, int nseg, const int *ks,
 	pfree(best_inertia);
 	/* the kept centers' labels, where the caller wants them */
 	if (fn != NULL)
+	{
+		KmeansStepLogRun(-1);	/* the kept centers come from several runs */
 		KmeansFinalPass(data, best, fn, arg);
+	}
 	return best;
 }

@@ -314,8 +314,8 @@ ExplicitCenters(KmeansData *data, const KmeansOptions *opt, int k, float *center
  * alone would choose; random seeding draws each k's own rows.  Explicit centers (one k only)
  * are taken as given.
  */
-void
-KmeansSeedRun(KmeansData *data, const KmeansOptions *opt, KmeansModelSet *ms, int run)
+static void
+SeedModelSet(KmeansData *data, const KmeansOptions *opt, KmeansModelSet *ms, int run)
 {
 	int			d = data->d;
 	int			s = 0;
@@ -346,4 +346,14 @@ KmeansSeedRun(KmeansData *data, const KmeansOptions *opt, KmeansModelSet *ms, in
 		pfree(c);
 		s = last + 1;
 	}
+}
+
+/* Seeds every segment of a model set for seeding run `run`, as a step of the fit's log. */
+void
+KmeansSeedRun(KmeansData *data, const KmeansOptions *opt, KmeansModelSet *ms, int run)
+{
+	double		start = KmeansStepStart();
+
+	SeedModelSet(data, opt, ms, run);
+	KmeansStepEnd(KMEANS_PHASE_SEED, start, 0, ms->nseg, NAN);
 }

@@ -5,6 +5,8 @@
  */
 #include "kmeans.h"
 
+#include <math.h>
+
 #include "executor/spi.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -145,13 +147,17 @@ KmeansBegin(text *source, text *column, text *id_column, const KmeansOptions *op
 	KmeansData *data;
 	int			nest;
 	bool		gpu;
+	double		start;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "kmeans: SPI_connect failed");
 	nest = NewGUCNestLevel();
 	/* the device comes first: it sets how many rows a resident chunk holds */
 	gpu = UseGpu(opt);
+	KmeansStepLogReset();
+	start = KmeansStepStart();
 	data = KmeansDataLoad(KmeansSourceMake(source, column, id_column), plan, gpu);
+	KmeansStepEnd(KMEANS_PHASE_READ, start, 0, plan->nseg, NAN);
 	data->guc_nest = nest;
 	KmeansCheckK(plan->k_max, data->n, plan->k_name);
 	EngineStart(data, gpu);

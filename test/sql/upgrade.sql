@@ -1,6 +1,6 @@
--- ALTER EXTENSION kmeans UPDATE from 0.1.0 gives what a fresh install of 0.2.0 gives, and
--- keeps the saved models.  The files run alphabetically in one database: this one leaves a
--- fresh default install behind, as it found one.
+-- ALTER EXTENSION kmeans UPDATE from 0.1.0, through 0.2.0, gives what a fresh install of the
+-- default version gives, and keeps the saved models.  The files run alphabetically in one
+-- database: this one leaves a fresh default install behind, as it found one.
 CREATE SCHEMA test_upgrade;
 SET search_path = test_upgrade, public;
 SET extra_float_digits = 0;
@@ -93,6 +93,8 @@ SELECT extversion FROM pg_extension WHERE extname = 'kmeans';
 DELETE FROM kmeans_models WHERE name = 'nan_model';
 
 ALTER EXTENSION kmeans UPDATE TO '0.2.0';
+SELECT extversion FROM pg_extension WHERE extname = 'kmeans';
+ALTER EXTENSION kmeans UPDATE;
 SELECT extversion FROM pg_extension WHERE extname = 'kmeans';
 -- the same catalog as a fresh install, both ways
 SELECT 'only after the update' AS "where", * FROM
