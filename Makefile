@@ -7,7 +7,7 @@ EXTVERSION = 0.3.0
 MODULE_big = kmeans
 SRC_OBJS    = src/gucs.o src/options.o src/source.o src/budget.o src/reader.o src/session.o src/modelset.o src/fetch.o src/seed.o src/lloyd.o src/repair.o src/runs.o src/results.o src/steplog.o src/fit.o src/elbow.o src/models.o
 KERNEL_C    = kernels/km_util.c kernels/km_argmin.c kernels/km_gemm.c kernels/km_screen.c \
-              kernels/km_quality.c kernels/km_cpu.c
+              kernels/km_quality.c kernels/km_state.c kernels/km_cpu.c
 
 # The CUDA backend is built when nvcc is found (on PATH or in /usr/local/cuda); USE_CUDA=0
 # builds the CPU-only library, whose GPU entry points (km_nocuda.c) say so.
@@ -49,7 +49,7 @@ include $(PGXS)
 $(KERNEL_OBJS): CFLAGS += -O3
 
 # PGXS tracks no header dependencies: a changed interface must rebuild every object using it.
-$(OBJS): kernels/km_kernels.h kernels/km_quality.h kernels/km_simd.h
+$(OBJS): kernels/km_kernels.h kernels/km_quality.h kernels/km_simd.h kernels/km_state.h
 $(SRC_OBJS): src/kmeans.h src/lloyd.h
 
 sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql
@@ -87,7 +87,7 @@ comma := ,
 SHLIB_LINK += kernels/km_cuda.o -L$(CUDA_LIBDIR) -lcudart_static -ldl -lrt -lstdc++
 $(MODULE_big)$(DLSUFFIX): kernels/km_cuda.o
 
-kernels/km_cuda.o: $(CUDA_SRC) kernels/km_kernels.h kernels/km_quality.h
+kernels/km_cuda.o: $(CUDA_SRC) kernels/km_kernels.h kernels/km_quality.h kernels/km_state.h
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
 endif
 
@@ -103,7 +103,7 @@ ifeq ($(USE_CUDA),emu)
 SHLIB_LINK += kernels/km_cuda_emu.o -lstdc++
 $(MODULE_big)$(DLSUFFIX): kernels/km_cuda_emu.o
 
-kernels/km_cuda_emu.o: $(CUDA_SRC) kernels/km_cuda_emu.h kernels/km_kernels.h kernels/km_quality.h
+kernels/km_cuda_emu.o: $(CUDA_SRC) kernels/km_cuda_emu.h kernels/km_kernels.h kernels/km_quality.h kernels/km_state.h
 	$(CXX) -O2 $(OPTFLAGS) -std=c++17 -ffp-contract=off -fPIC -Wall -Wextra $(if $(filter 1,$(WERROR)),-Werror) \
 		-DKM_CUDA_EMU -Ikernels -x c++ -c $< -o $@
 endif
@@ -113,7 +113,7 @@ ENGINE_CFLAGS = -O2 $(OPTFLAGS) -std=gnu11 -Wall -Wextra $(if $(filter 1,$(WERRO
 ENGINE_TESTS = $(patsubst test/engine/%.c,test/engine/bin/%,$(filter-out test/engine/test_cuda.c,$(wildcard test/engine/test_*.c))) \
                test/engine/bin/test_cuda_emu $(if $(filter 1,$(USE_CUDA)),test/engine/bin/test_cuda)
 
-test/engine/bin/%: test/engine/%.c test/engine/test_util.h $(KERNEL_C) kernels/km_nocuda.c kernels/km_kernels.h kernels/km_quality.h
+test/engine/bin/%: test/engine/%.c test/engine/test_util.h $(KERNEL_C) kernels/km_nocuda.c kernels/km_kernels.h kernels/km_quality.h kernels/km_state.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ENGINE_CFLAGS) -o $@ $< $(KERNEL_C) kernels/km_nocuda.c -lm
 
@@ -124,7 +124,7 @@ test/engine/bin/test_quality: test/engine/test_quality.c kernels/km_quality.c ke
 
 # The GPU backend's kernels run on the CPU (km_cuda_emu.h), so their logic is tested anywhere.
 CXX ?= g++
-test/engine/bin/test_cuda_emu: test/engine/test_cuda.c test/engine/test_util.h $(CUDA_SRC) kernels/km_cuda_emu.h $(KERNEL_C) kernels/km_kernels.h kernels/km_quality.h
+test/engine/bin/test_cuda_emu: test/engine/test_cuda.c test/engine/test_util.h $(CUDA_SRC) kernels/km_cuda_emu.h $(KERNEL_C) kernels/km_kernels.h kernels/km_quality.h kernels/km_state.h
 	@mkdir -p $(dir $@)
 	$(CXX) $(filter-out -std=gnu11,$(ENGINE_CFLAGS)) -std=c++17 -ffp-contract=off -DKM_CUDA_EMU -x c++ -c kernels/km_cuda.cu -o $@.cuda.o
 	$(CC) $(ENGINE_CFLAGS) -DKM_CUDA_EMU -c test/engine/test_cuda.c -o $@.test.o

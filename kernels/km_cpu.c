@@ -19,6 +19,7 @@
  */
 #include "km_kernels.h"
 #include "km_quality.h"
+#include "km_state.h"
 
 #include <errno.h>
 #include <math.h>
@@ -90,6 +91,9 @@ typedef struct CpuBackend
 	int64_t		order_cap;
 	int64_t    *start;
 	int64_t		start_cap;
+
+	/* each row's label and distance between passes, and its k-means++ distance */
+	KmHostState state;
 } CpuBackend;
 
 /* ---------------------------------------------------------------------------------------------
@@ -289,6 +293,7 @@ CpuDestroy(KmBackend *be)
 	free(cb->order);
 	free(cb->order_row);
 	free(cb->start);
+	km_host_state_free(&cb->state);
 	free(cb);
 }
 
@@ -1104,17 +1109,106 @@ CpuSilhouette(KmBackend *be, const float *x, int64_t s, const int32_t *labels, i
 	return KM_OK;
 }
 
+/* Assign, then accumulate: on the CPU the two steps hand the labels over in memory. */
+static KmStatus
+CpuAssignAccumulate(KmBackend *be, KmBlock *blk, int32_t *labels, float *dist, int exact,
+					KmAccum *acc, KmError *err)
+{
+	CpuBackend *cb = (CpuBackend *) be;
+	KmStatus	st;
+
+	if (cb->c != NULL && acc->k != cb->seg_off[cb->nseg])
+		return KM_FAIL(err, KM_ERR_ARGUMENT, "accumulator for %d centers, %d installed", acc->k,
+					   cb->seg_off[cb->nseg]);
+	if ((st = CpuAssign(be, blk, labels, dist, exact, err)) != KM_OK)
+		return st;
+	return CpuAccumulate(be, blk, cb->nseg, labels, dist, acc, err);
+}
+
+/* The passes and the seeding keep each row's state in host memory (km_state.c). */
+static KmStatus
+CpuPassBegin(KmBackend *be, int64_t n, int nseg, const int *segs, int reset, int exact,
+			 KmError *err)
+{
+	CpuBackend *cb = (CpuBackend *) be;
+
+	if (cb->c == NULL)
+		return KM_FAIL(err, KM_ERR_ARGUMENT, "pass_begin before set_centers");
+	return km_host_pass_begin(&cb->state, n, nseg, segs, cb->nseg, cb->seg_off, be->d, reset,
+							  exact, err);
+}
+
+static KmStatus
+CpuPassBlock(KmBackend *be, KmBlock *blk, int64_t first, KmError *err)
+{
+	return km_host_pass_block(&((CpuBackend *) be)->state, be, blk, first, blk->n, err);
+}
+
+static KmStatus
+CpuPassEnd(KmBackend *be, KmAccum *acc, int64_t *changed, KmError *err)
+{
+	return km_host_pass_end(&((CpuBackend *) be)->state, acc, changed, err);
+}
+
+static KmStatus
+CpuStateFetch(KmBackend *be, int64_t first, int64_t m, int32_t *labels, float *dist,
+			  KmError *err)
+{
+	return km_host_state_fetch(&((CpuBackend *) be)->state, first, m, labels, dist, err);
+}
+
+static KmStatus
+CpuSeedBegin(KmBackend *be, int64_t n, KmError *err)
+{
+	return km_host_seed_begin(&((CpuBackend *) be)->state, n, err);
+}
+
+static KmStatus
+CpuSeedUpdate(KmBackend *be, KmBlock *blk, int64_t first, const float *c, double *sub_sums,
+			  KmError *err)
+{
+	return km_host_seed_update(&((CpuBackend *) be)->state, be, blk, first, blk->n, c, sub_sums,
+							   err);
+}
+
+static KmStatus
+CpuSeedPotentials(KmBackend *be, KmBlock *blk, int64_t first, const float *cand, int t,
+				  double *pot, KmError *err)
+{
+	return km_host_seed_potentials(&((CpuBackend *) be)->state, be, blk, first, blk->n, cand, t,
+								   pot, err);
+}
+
+static KmStatus
+CpuSeedFetch(KmBackend *be, int64_t first, int64_t m, float *out, KmError *err)
+{
+	return km_host_seed_fetch(&((CpuBackend *) be)->state, first, m, out, err);
+}
+
 static const KmBackendOps CpuOps = {
 	.name = "cpu",
 	.destroy = CpuDestroy,
 	.block_create = CpuBlockCreate,
+	.batch_create = CpuBlockCreate, /* rows are used in place either way */
 	.block_destroy = CpuBlockDestroy,
 	.set_centers = CpuSetCenters,
+	.pass_begin = CpuPassBegin,
+	.pass_block = CpuPassBlock,
+	.pass_end = CpuPassEnd,
+	.state_fetch = CpuStateFetch,
+	.seed_begin = CpuSeedBegin,
+	.seed_update = CpuSeedUpdate,
+	.seed_potentials = CpuSeedPotentials,
+	.seed_fetch = CpuSeedFetch,
+	.silhouette = CpuSilhouette,
+};
+
+static const KmStepOps CpuSteps = {
 	.assign = CpuAssign,
 	.accumulate = CpuAccumulate,
+	.assign_accumulate = CpuAssignAccumulate,
 	.mindist_update = CpuMindistUpdate,
 	.potentials = CpuPotentials,
-	.silhouette = CpuSilhouette,
 };
 
 /* The CPU backend on threads compute threads (>= 1); threads block all signals. */
@@ -1131,6 +1225,7 @@ km_cpu_backend_create(int threads, int d, KmBackend **out, KmError *err)
 	if (cb == NULL)
 		return KM_FAIL(err, KM_ERR_NOMEM, "could not allocate the CPU backend");
 	cb->base.ops = &CpuOps;
+	cb->base.steps = &CpuSteps;
 	cb->base.d = d;
 	cb->starts = calloc(threads, sizeof(WorkerStart));
 	if (cb->starts == NULL)

@@ -4,7 +4,7 @@
  * teardown that releases every buffer, event and handle; CUDA and cuBLAS started with every
  * signal blocked (see km_cuda.cu, Threads).
  *
- * CPU twin: km_cpu_backend_create, CpuDestroy and CpuOps (km_cpu.c).  Tested by
+ * CPU twin: km_cpu_backend_create, CpuDestroy, CpuOps and CpuSteps (km_cpu.c).  Tested by
  * test/engine/test_cuda.c: main (probe, or a clean skip without a device; under the emulator,
  * no device memory, pinned buffer or event left once every backend is destroyed) and
  * RunOnBackends (fresh backends per case).
@@ -57,6 +57,7 @@ CudaDestroy(KmBackend *be)
 		cb->blas.destroy(cb->blas_handle);
 	if (cb->stream)
 		cudaStreamDestroy(cb->stream);
+	km_host_state_free(&cb->host);
 	free(cb->seg_off);
 	free(cb->host_acc);
 	free(cb);
@@ -66,23 +67,26 @@ static const KmBackendOps CudaOps = {
 	"gpu",
 	CudaDestroy,
 	CudaBlockCreate,
+	CudaBatchCreate,
 	CudaBlockDestroy,
 	CudaSetCenters,
-	CudaAssign,
-	CudaAccumulate,
-	CudaMindistUpdate,
-	CudaPotentials,
-	CudaSilhouette,
-	CudaAssignAccumulate,
 	CudaPassBegin,
 	CudaPassBlock,
 	CudaPassEnd,
 	CudaStateFetch,
-	CudaBatchCreate,
 	CudaSeedBegin,
 	CudaSeedUpdate,
 	CudaSeedPotentials,
 	CudaSeedFetch,
+	CudaSilhouette,
+};
+
+static const KmStepOps CudaSteps = {
+	CudaAssign,
+	CudaAccumulate,
+	CudaAssignAccumulate,
+	CudaMindistUpdate,
+	CudaPotentials,
 };
 
 /* ---------------------------------------------------------------------------------------------
@@ -147,6 +151,7 @@ km_cuda_backend_create(int device, int d, size_t memory_limit, KmBackend **out, 
 	if ((cb = (CudaBackend *) calloc(1, sizeof(CudaBackend))) == NULL)
 		return KM_FAIL(err, KM_ERR_NOMEM, "could not allocate the GPU backend");
 	cb->base.ops = &CudaOps;
+	cb->base.steps = &CudaSteps;
 	cb->base.d = d;
 	cb->device = device;
 

@@ -1,13 +1,15 @@
 /*
  * km_cuda_pass.cuh -- Lloyd passes with each row's label and distance kept on the device
  * (pass_begin, pass_block per block, pass_end, state_fetch): changes counted and every block's
- * totals folded on the device, so an iteration waits once, in pass_end.
+ * totals folded on the device, so an iteration waits once, in pass_end.  Where the device has
+ * no room for the state, a fit's passes keep it in host memory instead (km_state.c, as the CPU
+ * backend does) around assign_accumulate.
  *
- * CPU twin: none as an operation; the CPU path is the engine keeping the state on the host
- * around assign_accumulate (src/engine.c), and fold_kernel does AccumulateHost's arithmetic.
- * Tested by test/engine/test_cuda.c: RunPasses (totals, changed counts and fetched state
- * bit-identical to assign_accumulate with the state kept by the test, resident and staged,
- * with some segments converged) and TestPassMisuse (misuse refused, backend still usable).
+ * CPU twin: the CPU backend's passes (km_cpu.c over km_state.c); fold_kernel does
+ * AccumulateHost's arithmetic.  Tested by test/engine/test_cuda.c: RunPasses (totals, changed
+ * counts and fetched state bit-identical to assign_accumulate with the state kept by the test,
+ * resident and staged, with some segments converged, exact or not, and with the state in host
+ * memory) and TestPassMisuse (misuse refused, backend still usable).
  *
  * Part of km_cuda.cu's unity build, included after km_cuda_accum.cuh.
  */
@@ -84,7 +86,7 @@ fold_kernel(const unsigned long long *acc, int k, int d, double xs, const unsign
  * sums (k * d), inertia (k), counts (k), changed (nseg of the installed centers).
  */
 static KmStatus
-CudaPassBegin(KmBackend *be, int64_t n, int nseg, const int *segs, int reset, KmError *err)
+DevicePassBegin(KmBackend *be, int64_t n, int nseg, const int *segs, int reset, KmError *err)
 {
 	CudaBackend *cb = (CudaBackend *) be;
 	size_t		slots = (size_t) cb->k * be->d + 2 * (size_t) cb->k + (size_t) cb->nseg;
@@ -146,6 +148,33 @@ CudaPassBegin(KmBackend *be, int64_t n, int nseg, const int *segs, int reset, Km
 	return KM_OK;
 }
 
+/*
+ * Opens a pass with the state on the device, or in host memory when a fit's first pass finds
+ * no room on the device; the fit's later passes then stay in host memory (its state is there).
+ */
+static KmStatus
+CudaPassBegin(KmBackend *be, int64_t n, int nseg, const int *segs, int reset, int exact,
+			  KmError *err)
+{
+	CudaBackend *cb = (CudaBackend *) be;
+	KmStatus	st;
+
+	cb->pass_exact = exact;
+	if (cb->host_pass && !reset && cb->host.n == n && cb->host.nseg == nseg)
+		return km_host_pass_begin(&cb->host, n, nseg, segs, cb->nseg, cb->seg_off, be->d, 0,
+								  exact, err);
+	km_host_state_free(&cb->host);
+	cb->host_pass = 0;
+	cb->host_seed = 0;
+	st = DevicePassBegin(be, n, nseg, segs, reset, err);
+	if (st != KM_ERR_DEVICE_NOMEM || !reset)
+		return st;
+	/* the device state gave its room back when it failed */
+	cb->host_pass = 1;
+	return km_host_pass_begin(&cb->host, n, nseg, segs, cb->nseg, cb->seg_off, be->d, 1, exact,
+							  err);
+}
+
 static KmStatus
 CudaPassBlock(KmBackend *be, KmBlock *blk, int64_t first, KmError *err)
 {
@@ -158,6 +187,8 @@ CudaPassBlock(KmBackend *be, KmBlock *blk, int64_t first, KmError *err)
 	const float *x;
 	KmStatus	st;
 
+	if (cb->host_pass)
+		return km_host_pass_block(&cb->host, be, blk, first, blk->n, err);
 	if (!cb->pass_open)
 		return KM_FAIL(err, KM_ERR_ARGUMENT, "pass_block outside a pass");
 	if (first < 0 || first + blk->n > cb->st_n)
@@ -173,7 +204,7 @@ CudaPassBlock(KmBackend *be, KmBlock *blk, int64_t first, KmError *err)
 	 */
 	if (cb->pass_blocks >= 2)
 		CUDA_TRY(cudaEventSynchronize(cb->pass_done[cb->pass_blocks % 2]));
-	if ((st = AssignDevice(cb, blk, 0, &x, err)) != KM_OK)
+	if ((st = AssignDevice(cb, blk, cb->pass_exact, &x, err)) != KM_OK)
 		return st;
 	LAUNCH(changes_kernel, Blocks(entries, THREADS * 16), THREADS, (const int32_t *) cb->labels.p,
 		   (const float *) cb->dist.p, entries, cb->nseg, (const int *) cb->dseg_off.p,
@@ -200,6 +231,8 @@ CudaPassEnd(KmBackend *be, KmAccum *acc, int64_t *changed, KmError *err)
 	const unsigned long long *hc = (const unsigned long long *) (h + kd + k);
 	KmStatus	st;
 
+	if (cb->host_pass)
+		return km_host_pass_end(&cb->host, acc, changed, err);
 	if (!cb->pass_open)
 		return KM_FAIL(err, KM_ERR_ARGUMENT, "pass_end outside a pass");
 	cb->pass_open = 0;
@@ -223,16 +256,25 @@ CudaPassEnd(KmBackend *be, KmAccum *acc, int64_t *changed, KmError *err)
 }
 
 static KmStatus
-CudaStateFetch(KmBackend *be, int32_t *labels, float *dist, KmError *err)
+CudaStateFetch(KmBackend *be, int64_t first, int64_t m, int32_t *labels, float *dist,
+			   KmError *err)
 {
 	CudaBackend *cb = (CudaBackend *) be;
-	size_t		entries = (size_t) cb->st_n * cb->st_nseg;
+	size_t		at = (size_t) first * cb->st_nseg;
+	size_t		entries = (size_t) m * cb->st_nseg;
 
+	if (cb->host_pass)
+		return km_host_state_fetch(&cb->host, first, m, labels, dist, err);
 	if (cb->st_n == 0)
 		return KM_FAIL(err, KM_ERR_ARGUMENT, "state_fetch before any pass");
-	CUDA_TRY(cudaMemcpyAsync(labels, cb->st_labels.p, sizeof(int32_t) * entries,
-							 cudaMemcpyDeviceToHost, cb->stream));
-	CUDA_TRY(cudaMemcpyAsync(dist, cb->st_dist.p, sizeof(float) * entries,
+	if (first < 0 || m < 0 || first + m > cb->st_n)
+		return KM_FAIL(err, KM_ERR_ARGUMENT, "state_fetch: rows %lld..%lld of %lld",
+					   (long long) first, (long long) (first + m), (long long) cb->st_n);
+	if (m == 0)
+		return KM_OK;
+	CUDA_TRY(cudaMemcpyAsync(labels, (const int32_t *) cb->st_labels.p + at,
+							 sizeof(int32_t) * entries, cudaMemcpyDeviceToHost, cb->stream));
+	CUDA_TRY(cudaMemcpyAsync(dist, (const float *) cb->st_dist.p + at, sizeof(float) * entries,
 							 cudaMemcpyDeviceToHost, cb->stream));
 	return Sync(cb, err);
 }

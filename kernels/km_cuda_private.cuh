@@ -19,6 +19,7 @@
 
 #include "km_kernels.h"
 #include "km_quality.h"
+#include "km_state.h"
 
 #include <float.h>
 #include <limits.h>
@@ -157,9 +158,20 @@ typedef struct CudaBackend
 	cudaEvent_t pass_done[2];	/* recorded after each block of a pass, used in turn */
 	int64_t		pass_blocks;	/* blocks enqueued in this pass */
 
+	int			pass_exact;		/* this pass's distances are summed directly */
+
 	/* k-means++ with mindist kept on the device */
 	DevBuf		seed_mind;		/* seed_n floats */
 	int64_t		seed_n;
+
+	/*
+	 * The same state in host memory (km_state.c) when the device had no room for it: the
+	 * passes of a fit (host_pass) or its seeding (host_seed) then run assign_accumulate,
+	 * mindist_update and potentials with the arrays on the host.
+	 */
+	KmHostState host;
+	int			host_pass;
+	int			host_seed;
 
 	/* scratch */
 	DevBuf		labels,			/* n * nseg int32 */

@@ -207,7 +207,7 @@ fill_inf_kernel(float *v, int64_t n)
 }
 
 static KmStatus
-CudaSeedBegin(KmBackend *be, int64_t n, KmError *err)
+DeviceSeedBegin(KmBackend *be, int64_t n, KmError *err)
 {
 	CudaBackend *cb = (CudaBackend *) be;
 	KmStatus	st;
@@ -232,6 +232,24 @@ CudaSeedBegin(KmBackend *be, int64_t n, KmError *err)
 	return KM_OK;
 }
 
+/* A seeding with mindist on the device, or in host memory where the device has no room. */
+static KmStatus
+CudaSeedBegin(KmBackend *be, int64_t n, KmError *err)
+{
+	CudaBackend *cb = (CudaBackend *) be;
+	KmStatus	st;
+
+	/* a new seeding starts a new fit: the previous one's state gives its room back */
+	km_host_state_free(&cb->host);
+	cb->host_pass = 0;
+	cb->host_seed = 0;
+	st = DeviceSeedBegin(be, n, err);
+	if (st != KM_ERR_DEVICE_NOMEM)
+		return st;
+	cb->host_seed = 1;
+	return km_host_seed_begin(&cb->host, n, err);
+}
+
 static KmStatus
 SeedRows(CudaBackend *cb, int64_t first, int64_t m, KmError *err)
 {
@@ -251,6 +269,8 @@ CudaSeedUpdate(KmBackend *be, KmBlock *blk, int64_t first, const float *c, doubl
 	float	   *m;
 	KmStatus	st;
 
+	if (cb->host_seed)
+		return km_host_seed_update(&cb->host, be, blk, first, blk->n, c, sub_sums, err);
 	if ((st = SeedRows(cb, first, blk->n, err)) != KM_OK || blk->n == 0)
 		return st;
 	m = (float *) cb->seed_mind.p + first;
@@ -266,6 +286,8 @@ CudaSeedPotentials(KmBackend *be, KmBlock *blk, int64_t first, const float *cand
 	CudaBackend *cb = (CudaBackend *) be;
 	KmStatus	st;
 
+	if (cb->host_seed)
+		return km_host_seed_potentials(&cb->host, be, blk, first, blk->n, cand, t, pot, err);
 	if ((st = SeedRows(cb, first, blk->n, err)) != KM_OK || blk->n == 0 || t == 0)
 		return st;
 	return PotentialSteps(cb, blk, cand, t, (const float *) cb->seed_mind.p + first, pot, err);
@@ -277,6 +299,8 @@ CudaSeedFetch(KmBackend *be, int64_t first, int64_t m, float *out, KmError *err)
 	CudaBackend *cb = (CudaBackend *) be;
 	KmStatus	st;
 
+	if (cb->host_seed)
+		return km_host_seed_fetch(&cb->host, first, m, out, err);
 	if ((st = SeedRows(cb, first, m, err)) != KM_OK || m == 0)
 		return st;
 	CUDA_TRY(cudaMemcpyAsync(out, (const float *) cb->seed_mind.p + first, sizeof(float) * m,

@@ -3,7 +3,7 @@
  *
  * The PostgreSQL side (src/) reads rows, validates them and drives the Lloyd loop; everything
  * that touches many rows at once goes through a KmBackend, whose operations are the same for
- * the CPU backend (km_cpu.c) and a GPU twin.  Functions here never call exit/abort and never
+ * the CPU backend (km_cpu.c) and a GPU twin, and which owns each row's state between calls.  Functions here never call exit/abort and never
  * report errors themselves: they return a KmStatus and fill a KmError with file, line and a
  * message, which the caller turns into one ereport.
  *
@@ -198,11 +198,21 @@ typedef struct KmAccum
 	double	   *inertia;		/* k: sum of squared distances of the center's rows */
 } KmAccum;
 
+/*
+ * The engine's interface to a backend: every operation is required, and the engine calls no
+ * other, so it has one Lloyd path and one seeding path whatever the device.
+ *
+ * Each row's state between calls (its label and distance per segment between Lloyd passes,
+ * its k-means++ distance while seeding) belongs to the backend: the CPU backend keeps it in
+ * host memory, the GPU backend on the device, or in host memory when the device has no room
+ * (km_state.h serves both).  The engine reads it back only where it needs it (a repair, the
+ * final labels), in ranges of rows.
+ */
 typedef struct KmBackendOps
 {
 	const char *name;
 
-	/* Releases everything the backend holds, blocks included. */
+	/* Releases everything the backend holds, blocks and state included. */
 	void		(*destroy) (KmBackend *be);
 
 	/*
@@ -211,6 +221,15 @@ typedef struct KmBackendOps
 	 */
 	KmStatus	(*block_create) (KmBackend *be, float *x, int64_t n, const float *shift,
 								 KmBlock **blk, KmError *err);
+
+	/*
+	 * block_create for a batch that lives for one callback only (rows streamed from the
+	 * source).  The backend reads x (after centring it in place) only before it returns:
+	 * the GPU backend gives the batch no device memory of its own but starts its copy through
+	 * a staging slot at once, so the caller reads the next batch while the rows travel.
+	 */
+	KmStatus	(*batch_create) (KmBackend *be, float *x, int64_t n, const float *shift,
+								 KmBlock **blk, KmError *err);
 	void		(*block_destroy) (KmBackend *be, KmBlock *blk);
 
 	/* Installs the centers for the following passes: seg_off[nseg] centers of dimension d. */
@@ -218,16 +237,76 @@ typedef struct KmBackendOps
 								KmError *err);
 
 	/*
-	 * Nearest center per segment: labels and squared distances, n * nseg each, on the host.
-	 * With exact, each distance is summed directly from the row and its center; without, it may
-	 * come from the expansion |x|^2 - 2 x.c + |c|^2 (labels are the same either way).
+	 * Lloyd passes.  pass_begin opens a pass over rows 0..n-1 whose state has nseg segments;
+	 * installed segment r is state segment segs[r].  The state is allocated when n or nseg
+	 * change, and then, or with reset (a fit's first pass), every label starts as -1.  With
+	 * exact, each distance is summed directly from the row and its center; without, it may
+	 * come from the expansion |x|^2 - 2 x.c + |c|^2 (the labels are the same either way).
+	 * pass_block takes one block whose row 0 is row first: nearest centers, the rows whose
+	 * segment-local label differs from the state's counted per installed segment, the state
+	 * updated, the block accumulated in row order.  The caller may destroy the block and reuse
+	 * its rows as soon as it returns.  pass_end waits for the pass, adds its sums, counts and
+	 * inertia into acc (over every installed center) and sets changed[r] for each installed
+	 * segment.  A block's totals do not depend on the device's memory or on how the rows are
+	 * split into blocks of whole runs of KM_SUB_ROWS.
 	 */
+	KmStatus	(*pass_begin) (KmBackend *be, int64_t n, int nseg, const int *segs, int reset,
+							   int exact, KmError *err);
+	KmStatus	(*pass_block) (KmBackend *be, KmBlock *blk, int64_t first, KmError *err);
+	KmStatus	(*pass_end) (KmBackend *be, KmAccum *acc, int64_t *changed, KmError *err);
+
+	/*
+	 * Copies rows first .. first + m - 1 of the state as the last pass_block left it into
+	 * labels and dist (m * nseg each, row-major, segment-local labels).
+	 */
+	KmStatus	(*state_fetch) (KmBackend *be, int64_t first, int64_t m, int32_t *labels,
+								float *dist, KmError *err);
+
+	/*
+	 * k-means++ with each row's distance to its nearest chosen center (mindist), rows
+	 * addressed by their global index.  seed_begin makes room for n rows, all +Inf, and starts
+	 * a new fit (the Lloyd state gives its room back, the first pass resets it anyway).
+	 * seed_update lowers mindist with the distances to center c and gives the sum of the new
+	 * mindist over each run of KM_SUB_ROWS rows of the block in sub_sums (each in row order);
+	 * seed_potentials adds sum_i min(mindist[i], |x_i - cand_j|^2) into pot[j] for t
+	 * candidates, per run in row order and the runs in order.  Both take a block whose row 0 is
+	 * row first (a multiple of KM_SUB_ROWS).  seed_fetch copies mindist[first .. first + m).
+	 */
+	KmStatus	(*seed_begin) (KmBackend *be, int64_t n, KmError *err);
+	KmStatus	(*seed_update) (KmBackend *be, KmBlock *blk, int64_t first, const float *c,
+								double *sub_sums, KmError *err);
+	KmStatus	(*seed_potentials) (KmBackend *be, KmBlock *blk, int64_t first, const float *cand,
+									int t, double *pot, KmError *err);
+	KmStatus	(*seed_fetch) (KmBackend *be, int64_t first, int64_t m, float *out, KmError *err);
+
+	/*
+	 * Silhouette value of rows [row_begin, row_end) of s rows (x on the host, s x d) under nlab
+	 * labellings at once: labels[i*nlab+m] in 0..ks[m]-1; out[i*nlab+m] as scikit-learn's
+	 * silhouette_samples.  Each row costs a pass over all s rows, so callers go in slices.
+	 */
+	KmStatus	(*silhouette) (KmBackend *be, const float *x, int64_t s, const int32_t *labels,
+							   int nlab, const int *ks, int64_t row_begin, int64_t row_end,
+							   double *out, KmError *err);
+} KmBackendOps;
+
+/*
+ * A device's steps on one block, with the per-row arrays on the host: what km_state.c composes
+ * into passes and seeding where the state lives in host memory, and what the engine tests
+ * compare twin against twin.  The engine never calls them.
+ */
+typedef struct KmStepOps
+{
+	/* Nearest center per segment: labels (global indices) and squared distances, n * nseg. */
 	KmStatus	(*assign) (KmBackend *be, KmBlock *blk, int32_t *labels, float *dist, int exact,
 						   KmError *err);
 
 	/* Adds rows into acc by label (n * nseg labels and distances), in row order. */
 	KmStatus	(*accumulate) (KmBackend *be, KmBlock *blk, int nseg, const int32_t *labels,
 							   const float *dist, KmAccum *acc, KmError *err);
+
+	/* assign, then accumulate into acc (which covers every installed center): the same results. */
+	KmStatus	(*assign_accumulate) (KmBackend *be, KmBlock *blk, int32_t *labels, float *dist,
+									  int exact, KmAccum *acc, KmError *err);
 
 	/*
 	 * mindist[i] = min(mindist[i], |x_i - c|^2) for one center c (mindist starts at +Inf), and
@@ -243,80 +322,12 @@ typedef struct KmBackendOps
 	 */
 	KmStatus	(*potentials) (KmBackend *be, KmBlock *blk, const float *cand, int t,
 							   const float *mindist, double *pot, KmError *err);
-
-	/*
-	 * Silhouette value of rows [row_begin, row_end) of s rows (x on the host, s x d) under nlab
-	 * labellings at once: labels[i*nlab+m] in 0..ks[m]-1; out[i*nlab+m] as scikit-learn's
-	 * silhouette_samples.  Each row costs a pass over all s rows, so callers go in slices.
-	 */
-	KmStatus	(*silhouette) (KmBackend *be, const float *x, int64_t s, const int32_t *labels,
-							   int nlab, const int *ks, int64_t row_begin, int64_t row_end,
-							   double *out, KmError *err);
-
-	/*
-	 * Optional: assign, then accumulate into acc (which covers every installed center), in one
-	 * step that still returns the labels and distances; for a backend where handing the labels
-	 * back and forth between the two costs a synchronisation.  NULL where assign followed by
-	 * accumulate is as good; the results are the same either way.
-	 */
-	KmStatus	(*assign_accumulate) (KmBackend *be, KmBlock *blk, int32_t *labels, float *dist,
-									  int exact, KmAccum *acc, KmError *err);
-
-	/*
-	 * Optional, all four or none: Lloyd passes in which each row's label and distance per
-	 * segment (the state) stay with the backend, so that a pass costs one wait, at its end,
-	 * and no per-row work on the host.  NULL where the engine keeps the state itself.
-	 *
-	 * pass_begin opens a pass over rows 0..n-1 whose state has nseg segments; installed
-	 * segment r is state segment segs[r].  The state is allocated when n or nseg change, and
-	 * then, or with reset (a fit's first pass), every label starts as -1.  It fails with
-	 * KM_ERR_DEVICE_NOMEM when the state does not fit, and the caller keeps it instead.
-	 * pass_block enqueues one block whose row 0 is row first: nearest centers, the rows whose
-	 * segment-local label differs from the state's counted per installed segment, the state
-	 * updated, the block accumulated.  The caller may destroy the block and reuse its rows as
-	 * soon as it returns.  pass_end waits, then adds the pass's sums, counts and inertia into
-	 * acc (over every installed center) and sets changed[r] for each installed segment.
-	 * Totals are the same, bit for bit, as assign_accumulate's over the same blocks.
-	 * state_fetch copies the state as the last pass left it into labels and dist (n * nseg
-	 * each, row-major, segment-local labels).  A backend with seed_* as well may give the
-	 * state's room to a following seeding, and the seeding's to a following pass: a new fit
-	 * starts with seed_begin, and its first pass resets the state anyway.
-	 */
-	KmStatus	(*pass_begin) (KmBackend *be, int64_t n, int nseg, const int *segs, int reset,
-							   KmError *err);
-	KmStatus	(*pass_block) (KmBackend *be, KmBlock *blk, int64_t first, KmError *err);
-	KmStatus	(*pass_end) (KmBackend *be, KmAccum *acc, int64_t *changed, KmError *err);
-	KmStatus	(*state_fetch) (KmBackend *be, int32_t *labels, float *dist, KmError *err);
-
-	/*
-	 * Optional: block_create for a batch that lives for one callback only (rows streamed from
-	 * the source).  The backend reads x (after centring it in place) only before it returns:
-	 * the GPU backend gives the batch no device memory of its own but starts its copy through
-	 * a staging slot at once, so the caller reads the next batch while the rows travel.  NULL
-	 * where block_create serves as well.
-	 */
-	KmStatus	(*batch_create) (KmBackend *be, float *x, int64_t n, const float *shift,
-								 KmBlock **blk, KmError *err);
-
-	/*
-	 * Optional, all four or none: k-means++ with each row's distance to its nearest chosen
-	 * center (mindist) kept by the backend, rows addressed by their global index; the same
-	 * arithmetic as mindist_update and potentials with the array on the host, so the same
-	 * sums bit for bit.  seed_begin makes room for n rows, all +Inf (KM_ERR_DEVICE_NOMEM when
-	 * they do not fit: the caller keeps mindist instead).  seed_update and seed_potentials
-	 * take a block whose row 0 is row first; seed_fetch copies mindist[first .. first + m).
-	 */
-	KmStatus	(*seed_begin) (KmBackend *be, int64_t n, KmError *err);
-	KmStatus	(*seed_update) (KmBackend *be, KmBlock *blk, int64_t first, const float *c,
-								double *sub_sums, KmError *err);
-	KmStatus	(*seed_potentials) (KmBackend *be, KmBlock *blk, int64_t first, const float *cand,
-									int t, double *pot, KmError *err);
-	KmStatus	(*seed_fetch) (KmBackend *be, int64_t first, int64_t m, float *out, KmError *err);
-} KmBackendOps;
+} KmStepOps;
 
 struct KmBackend
 {
 	const KmBackendOps *ops;
+	const KmStepOps *steps;
 	int			d;
 };
 

@@ -71,7 +71,8 @@ KmeansBudgetMake(KmeansBudget *b, const KmeansPlan *plan, int64 n, int d, bool s
 	if (pg_mul_s64_overflow(k, d, &kd))
 		kd = PG_INT64_MAX;
 
-	/* each row's label and distance per k between passes, and the k-means++ distances */
+	/* each row's label and distance per k between passes, and the k-means++ distances (the
+	 * backend's, in host memory on the CPU or where the device has no room) */
 	Add(b, "per-row labels and distances", n, nseg * (int64) (sizeof(int32) + sizeof(float)));
 	Add(b, "per-row labels and distances", n, sizeof(float));
 	if (plan->final_labels)
@@ -79,16 +80,20 @@ KmeansBudgetMake(KmeansBudget *b, const KmeansPlan *plan, int64 n, int d, bool s
 
 	/*
 	 * Centers: the model sets (float centers, float64 sums, sizes, inertia), the pass's run set
-	 * (a copy and float64 accumulators) and the backend's copy with norms and packed panels.
+	 * (a copy and float64 accumulators), the backend's copy with norms and packed panels, and
+	 * the backend's float64 totals of a pass.
 	 */
 	Add(b, "centers", kd, model_sets * (int64) (sizeof(float) + sizeof(double)) +
-		(int64) (sizeof(float) + sizeof(double)) + 3 * (int64) sizeof(float));
+		(int64) (sizeof(float) + 2 * sizeof(double)) + 3 * (int64) sizeof(float));
 	Add(b, "centers", k, model_sets * 16 + 32);
 	if (plan->final_labels)
 		Add(b, "centers", kd, sizeof(double));	/* the quality indices' label means */
 
-	/* a batch's labels and distances per k, and the backend's grouping of them by label */
-	Add(b, "per-batch buffers", rows, nseg * (int64) (2 * sizeof(int32) + sizeof(float) +
+	/*
+	 * A batch's labels and distances per k in the backend, its grouping of them by label, and
+	 * the engine's copy of them read back for the final labels and a repair.
+	 */
+	Add(b, "per-batch buffers", rows, nseg * (int64) (3 * sizeof(int32) + 2 * sizeof(float) +
 												  sizeof(int64)));
 	Add(b, "per-batch buffers", k + 1, sizeof(int64));
 	/* the k-means++ candidates' scratch: a run of rows per thread and candidate, run sums */

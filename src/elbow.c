@@ -53,7 +53,6 @@ typedef struct ElbowCall
 	KmeansPlan	plan;
 	int			nseg;
 	int		   *ks;
-	int		   *seg_off;		/* nseg + 1: where each k's centers start, as in the model set */
 	int64		sample_size;	/* silhouette rows; 0 for none */
 } ElbowCall;
 
@@ -67,23 +66,20 @@ typedef struct ElbowQuality
 	int			knee;
 } ElbowQuality;
 
-/* The final pass's labels of every row in every segment, kept for the quality indices. */
+/* The final pass's labels of every row in every segment (n x nseg), kept for the quality indices. */
 typedef struct FinalLabels
 {
-	const int  *seg_off;
-	int32	   *labels;			/* n x nseg, segment-local */
+	int32	   *labels;
 } FinalLabels;
 
-/* Keeps a batch's final labels, segment-local. */
+/* Keeps a batch's final labels. */
 static void
 KeepLabels(KmeansBatch *b, const int32 *labels, const float *dist, int nseg, void *arg)
 {
 	FinalLabels *fl = arg;
 
 	(void) dist;
-	for (int64 i = 0; i < b->n; i++)
-		for (int s = 0; s < nseg; s++)
-			fl->labels[(b->first + i) * nseg + s] = labels[i * nseg + s] - fl->seg_off[s];
+	memcpy(fl->labels + b->first * nseg, labels, sizeof(int32) * b->n * nseg);
 }
 
 /* Per-segment scatter sums for Calinski-Harabasz and Davies-Bouldin. */
@@ -227,10 +223,6 @@ ReadArgs(FunctionCallInfo fcinfo, ElbowCall *ec)
 	ec->nseg = nseg;
 	ec->ks = ks;
 	ec->sample_size = sample_size;
-	ec->seg_off = palloc(sizeof(int) * (nseg + 1));
-	ec->seg_off[0] = 0;
-	for (int s = 0; s < nseg; s++)
-		ec->seg_off[s + 1] = ec->seg_off[s] + ks[s];
 }
 
 /* Inertia, Calinski-Harabasz, Davies-Bouldin and silhouette per k, and the suggested k. */
@@ -320,7 +312,6 @@ kmeans_elbow(PG_FUNCTION_ARGS)
 	ReadArgs(fcinfo, &ec);
 	data = KmeansBegin(PG_GETARG_TEXT_PP(ARG_SOURCE), PG_GETARG_TEXT_PP(ARG_COLUMN),
 					   PG_ARGISNULL(ARG_ID) ? NULL : PG_GETARG_TEXT_PP(ARG_ID), &ec.opt, &ec.plan);
-	fl.seg_off = ec.seg_off;
 	fl.labels = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int32) * data->n * ec.nseg);
 	ms = KmeansRuns(data, &ec.opt, ec.nseg, ec.ks, KeepLabels, &fl);
 	start = KmeansStepStart();

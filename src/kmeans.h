@@ -194,6 +194,7 @@ typedef struct KmeansModelSet
 	double	   *sums;			/* per center x d, after the final pass: the label means' sums */
 } KmeansModelSet;
 
+/* Takes a batch's final labels: labels[i * nseg + s] in 0 .. k_s - 1, dist its squared distance. */
 typedef void (*KmeansLabelFn) (KmeansBatch *batch, const int32 *labels, const float *dist,
 							   int nseg, void *arg);
 

@@ -3,8 +3,9 @@
  * the final assignment that every result is read from.  Resident and streamed data take the
  * same arithmetic.
  *
- * Per-row state that outlives a pass (the previous labels and this pass's distances) is kept by
- * the backend where it can (pass_begin), else in host arrays indexed by row position (lloyd.h).
+ * Per-row state that outlives a pass (the previous labels and this pass's distances) belongs to
+ * the backend (pass_begin .. pass_end), on every device: the engine has one path, and reads the
+ * state back only for the final labels and a repair (state_fetch, a batch of rows at a time).
  */
 #include "kmeans.h"
 
@@ -76,58 +77,24 @@ RunSetFree(RunSet *rs)
 	pfree(rs);
 }
 
-/* Per-batch label and distance buffers for nrun segments. */
-static void
-BatchBuffers(LloydState *ls, int nrun)
+/* Buffers for one batch's labels and distances in every segment, read back from the backend. */
+void
+KmeansLloydBuffers(LloydState *ls)
 {
 	KmeansData *data = ls->data;
-	int64		rows = Min(data->n, data->resident ? data->chunk_rows : (int64) data->batch_rows);
-
-	ls->labels = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int32) * rows * nrun);
-	ls->dist = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * rows * nrun);
-}
-
-/* One batch of a Lloyd pass: assign, count label changes, accumulate. */
-static void
-LloydBatch(KmeansBatch *b, void *arg)
-{
-	LloydState *ls = arg;
-	RunSet	   *rs = ls->rs;
-	KmBackend  *be = ls->data->be;
 	int			nseg = ls->ms->nseg;
-	KmError		err = {0};
 
-	/* a backend that can do both in one step saves handing the labels back */
-	if (ls->accumulate && be->ops->assign_accumulate)
-		KmeansCheckStatus(be->ops->assign_accumulate(be, b->blk, ls->labels, ls->dist, ls->exact,
-													 &rs->acc, &err), &err);
-	else
-		KmeansCheckStatus(be->ops->assign(be, b->blk, ls->labels, ls->dist, ls->exact, &err),
-						  &err);
-	if (ls->labels_old)
-	{
-		for (int64 i = 0; i < b->n; i++)
-			for (int r = 0; r < rs->nrun; r++)
-			{
-				int32		local = ls->labels[i * rs->nrun + r] - rs->off[r];
-				int64		at = (b->first + i) * nseg + rs->segs[r];
-
-				if (ls->labels_old[at] != local)
-				{
-					ls->changed[r]++;
-					ls->labels_old[at] = local;
-				}
-				ls->dist_all[at] = ls->dist[i * rs->nrun + r];
-			}
-	}
-	if (ls->accumulate && !be->ops->assign_accumulate)
-		KmeansCheckStatus(be->ops->accumulate(be, b->blk, rs->nrun, ls->labels, ls->dist,
-											  &rs->acc, &err), &err);
-	if (ls->sink)
-		ls->sink(b, ls->labels, ls->dist, rs->nrun, ls->sink_arg);
+	if (ls->labels != NULL)
+		return;
+	ls->rows = Min(data->n, data->resident ? data->chunk_rows : (int64) data->batch_rows);
+	ls->labels = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int32) * ls->rows * nseg);
+	ls->dist = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * ls->rows * nseg);
 }
 
-/* One batch of a Lloyd pass whose per-row state the backend keeps: enqueued, not waited for. */
+/*
+ * One batch of a pass: handed to the backend, which assigns, compares and accumulates; in the
+ * final pass its labels are read back for the sink while the batch (and its ids) is at hand.
+ */
 static void
 PassBatch(KmeansBatch *b, void *arg)
 {
@@ -136,56 +103,32 @@ PassBatch(KmeansBatch *b, void *arg)
 	KmError		err = {0};
 
 	KmeansCheckStatus(be->ops->pass_block(be, b->blk, b->first, &err), &err);
-}
-
-/* The host copies of the per-row state, for a loop that keeps it here or a repair that reads it. */
-void
-KmeansLloydHostState(LloydState *ls)
-{
-	int64		entries = ls->data->n * ls->ms->nseg;
-
-	if (ls->labels_old != NULL)
+	if (ls->sink == NULL)
 		return;
-	ls->labels_old = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int32) * entries);
-	memset(ls->labels_old, 0xff, sizeof(int32) * entries);
-	ls->dist_all = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * entries);
+	if (b->n > ls->rows)
+		elog(ERROR, "kmeans: a batch of " INT64_FORMAT " rows for buffers of " INT64_FORMAT " (this is a bug)",
+			 b->n, ls->rows);
+	KmeansCheckStatus(be->ops->state_fetch(be, b->first, b->n, ls->labels, ls->dist, &err), &err);
+	ls->sink(b, ls->labels, ls->dist, ls->ms->nseg, ls->sink_arg);
 }
 
 /*
- * One Lloyd pass over every row for the running segments: with the state on the device, the
- * blocks are enqueued and the pass is waited for once, at its end; otherwise each batch is
- * assigned, compared and accumulated here.  A device that cannot hold the state on the first
- * pass hands it to the host for the rest of the fit.
+ * One pass over every row for the running segments: the blocks go to the backend, which keeps
+ * each row's state, and the pass is waited for once, at its end.  reset starts a fit's labels
+ * afresh; exact has the distances summed directly (the final pass reports them).
  */
 static void
-LloydPass(LloydState *ls, int it)
+LloydPass(LloydState *ls, bool reset, bool exact)
 {
 	KmeansData *data = ls->data;
 	KmBackend  *be = data->be;
 	RunSet	   *rs = ls->rs;
 	KmError		err = {0};
 
-	if (ls->device_state)
-	{
-		KmStatus	st = be->ops->pass_begin(be, data->n, ls->ms->nseg, rs->segs, it == 1, &err);
-
-		if (st == KM_ERR_DEVICE_NOMEM && it == 1)
-		{
-			elog(DEBUG1, "kmeans: the rows' labels stay on the host: %s", err.message);
-			ls->device_state = false;
-		}
-		else
-		{
-			KmeansCheckStatus(st, &err);
-			KmeansScan(data, PassBatch, ls);
-			KmeansCheckStatus(be->ops->pass_end(be, &rs->acc, ls->changed, &err), &err);
-			return;
-		}
-	}
-	KmeansLloydHostState(ls);
-	if (ls->labels == NULL)
-		BatchBuffers(ls, ls->ms->nseg);
-	KmeansScan(data, LloydBatch, ls);
+	KmeansCheckStatus(be->ops->pass_begin(be, data->n, ls->ms->nseg, rs->segs, reset, exact,
+										  &err), &err);
+	KmeansScan(data, PassBatch, ls);
+	KmeansCheckStatus(be->ops->pass_end(be, &rs->acc, ls->changed, &err), &err);
 }
 
 /*
@@ -208,8 +151,6 @@ KmeansLloyd(KmeansData *data, const KmeansOptions *opt, KmeansModelSet *ms)
 	memset(&ls, 0, sizeof(ls));
 	ls.data = data;
 	ls.ms = ms;
-	ls.accumulate = true;
-	ls.device_state = data->be->ops->pass_begin != NULL;
 	ls.changed = palloc(sizeof(int64) * ms->nseg);
 
 	for (int s = 0; s < ms->nseg; s++)
@@ -232,7 +173,7 @@ KmeansLloyd(KmeansData *data, const KmeansOptions *opt, KmeansModelSet *ms)
 		ls.rs = rs;
 		RunSetReset(rs);
 		memset(ls.changed, 0, sizeof(int64) * rs->nrun);
-		LloydPass(&ls, it);
+		LloydPass(&ls, it == 1, false);
 		KmeansRepairEmpty(data, &ls);
 
 		for (int r = 0; r < rs->nrun; r++)
@@ -278,7 +219,7 @@ KmeansLloyd(KmeansData *data, const KmeansOptions *opt, KmeansModelSet *ms)
 
 /*
  * The final assignment of every row to the final centers of every segment: sizes and inertia
- * per center, and the labels handed to fn (global run-set labels, equal to model-set offsets).
+ * per center from exact distances, and each batch's labels (segment-local) handed to fn.
  */
 void
 KmeansFinalPass(KmeansData *data, KmeansModelSet *ms, KmeansLabelFn fn, void *arg)
@@ -292,18 +233,23 @@ KmeansFinalPass(KmeansData *data, KmeansModelSet *ms, KmeansLabelFn fn, void *ar
 	ls.data = data;
 	ls.ms = ms;
 	ls.rs = rs;
-	ls.accumulate = true;
-	ls.exact = true;
+	ls.changed = palloc(sizeof(int64) * ms->nseg);
 	ls.sink = fn;
 	ls.sink_arg = arg;
-	BatchBuffers(&ls, rs->nrun);
+	if (fn != NULL)
+		KmeansLloydBuffers(&ls);
 	RunSetReset(rs);
-	KmeansScan(data, LloydBatch, &ls);
+	/* every row's state is written afresh; the changes are not needed */
+	LloydPass(&ls, false, true);
 	memcpy(ms->sizes, rs->acc.counts, sizeof(int64) * rs->k);
 	memcpy(ms->inertia, rs->acc.inertia, sizeof(double) * rs->k);
 	memcpy(ms->sums, rs->acc.sums, sizeof(double) * rs->k * ms->d);
-	pfree(ls.labels);
-	pfree(ls.dist);
+	if (ls.labels != NULL)
+	{
+		pfree(ls.labels);
+		pfree(ls.dist);
+	}
+	pfree(ls.changed);
 	RunSetFree(rs);
 
 	/* finish with the invariants every result relies on */

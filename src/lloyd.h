@@ -16,24 +16,25 @@ typedef struct RunSet
 	KmAccum		acc;
 } RunSet;
 
+/*
+ * One pass.  Each row's label and distance per segment stay with the backend (pass_begin);
+ * the engine reads them back in ranges of rows, into labels and dist, only for the final
+ * labels (sink) and a repair.
+ */
 typedef struct LloydState
 {
 	KmeansData *data;
 	KmeansModelSet *ms;
 	RunSet	   *rs;
-	int32	   *labels_old;		/* n * nseg, segment-local */
-	float	   *dist_all;		/* n * nseg: each row's distance in this pass, for repairs */
 	int64	   *changed;		/* per running segment */
-	int32	   *labels;			/* per batch: rows * nrun */
+	int64		rows;			/* rows the buffers hold: one batch's */
+	int32	   *labels;			/* rows * nseg, segment-local */
 	float	   *dist;
-	bool		accumulate;
-	bool		exact;			/* distances summed directly: the final pass reports them */
-	bool		device_state;	/* the backend keeps labels_old and dist_all (pass_begin) */
 	KmeansLabelFn sink;
 	void	   *sink_arg;
 } LloydState;
 
-extern void KmeansLloydHostState(LloydState *ls);
+extern void KmeansLloydBuffers(LloydState *ls);
 extern void KmeansRepairEmpty(KmeansData *data, LloydState *ls);
 
 #endif							/* KMEANS_LLOYD_H */

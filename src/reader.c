@@ -214,10 +214,7 @@ EmitBatch(Reader *r)
 	b.x = r->buf;
 	b.ids = r->has_id ? r->idbuf : NULL;
 	/* the backend centres the rows on the mean as it takes them, the same way in every pass */
-	if (data->be->ops->batch_create)
-		st = data->be->ops->batch_create(data->be, r->buf, r->fill, data->mean, &b.blk, &err);
-	else
-		st = data->be->ops->block_create(data->be, r->buf, r->fill, data->mean, &b.blk, &err);
+	st = data->be->ops->batch_create(data->be, r->buf, r->fill, data->mean, &b.blk, &err);
 	KmeansCheckStatus(st, &err);
 	PG_TRY();
 	{

@@ -98,67 +98,96 @@ FarRowCmp(const void *a, const void *b)
 	return 0;
 }
 
+/* The farthest rows of one running segment that has an empty cluster. */
+typedef struct FarHeap
+{
+	FarRow	   *h;				/* NULL: the segment has no empty cluster */
+	int			size;
+	int			cap;
+} FarHeap;
+
+/*
+ * Offers every row of the running segments that have an empty cluster to their heaps: the
+ * pass just made left each row's label and distance with the backend, read back a batch of
+ * rows at a time, in row order.
+ */
+static void
+OfferRows(KmeansData *data, LloydState *ls, FarHeap *heaps)
+{
+	RunSet	   *rs = ls->rs;
+	int			nseg = ls->ms->nseg;
+	KmBackend  *be = data->be;
+
+	KmeansLloydBuffers(ls);
+	for (int64 lo = 0; lo < data->n; lo += ls->rows)
+	{
+		int64		m = Min(ls->rows, data->n - lo);
+		KmError		err = {0};
+
+		CHECK_FOR_INTERRUPTS();
+		KmeansCheckStatus(be->ops->state_fetch(be, lo, m, ls->labels, ls->dist, &err), &err);
+		for (int r = 0; r < rs->nrun; r++)
+		{
+			int			seg = rs->segs[r];
+
+			if (heaps[r].h == NULL)
+				continue;
+			for (int64 i = 0; i < m; i++)
+			{
+				FarRow		cand;
+
+				cand.dist = ls->dist[i * nseg + seg];
+				cand.row = lo + i;
+				cand.label = ls->labels[i * nseg + seg] + rs->off[r];
+				cand.x = NULL;
+				HeapOffer(heaps[r].h, &heaps[r].size, heaps[r].cap, &cand);
+			}
+		}
+	}
+}
+
 /*
  * Empty clusters: each takes one of the rows farthest from their centers, moved out of a cluster
  * that keeps at least one row (as scikit-learn relocates, so k never shrinks).  Among the k
  * farthest rows at most k - m are the last row of their cluster, so m movable rows are found.
- * The pass just made left every row's label and distance in labels_old and dist_all (fetched
- * from the backend where it keeps them, only when a cluster is empty), so the candidates are
- * chosen from memory; only their vectors are fetched.
+ * The candidates are chosen from the state the pass left (OfferRows); only their vectors are
+ * fetched from the data.
  */
 void
 KmeansRepairEmpty(KmeansData *data, LloydState *ls)
 {
 	RunSet	   *rs = ls->rs;
-	KmeansModelSet *ms = ls->ms;
 	int			d = data->d;
-	int			nseg = ms->nseg;
 	bool		any = false;
+	FarHeap    *heaps;
 
 	for (int j = 0; j < rs->k; j++)
 		any |= rs->acc.counts[j] == 0;
 	if (!any)
 		return;
-	if (ls->device_state)
-	{
-		KmError		err = {0};
 
-		KmeansLloydHostState(ls);
-		KmeansCheckStatus(data->be->ops->state_fetch(data->be, ls->labels_old, ls->dist_all, &err),
-						  &err);
-	}
+	heaps = palloc0(sizeof(FarHeap) * rs->nrun);
+	for (int r = 0; r < rs->nrun; r++)
+		for (int j = rs->off[r]; j < rs->off[r + 1]; j++)
+			if (rs->acc.counts[j] == 0)
+			{
+				heaps[r].cap = (int) Min((int64) (rs->off[r + 1] - rs->off[r]), data->n);
+				heaps[r].h = palloc(sizeof(FarRow) * heaps[r].cap);
+				break;
+			}
+	OfferRows(data, ls, heaps);
 
 	for (int r = 0; r < rs->nrun; r++)
 	{
-		int			seg = rs->segs[r];
 		int			k = rs->off[r + 1] - rs->off[r];
-		int			cap = (int) Min((int64) k, data->n);
-		int			size = 0;
+		FarRow	   *h = heaps[r].h;
+		int			size = heaps[r].size;
 		int			next = 0;
-		bool		empty = false;
-		FarRow	   *h;
 		int64	   *rows;
 		float	   *x;
 
-		for (int j = rs->off[r]; j < rs->off[r + 1]; j++)
-			if (rs->acc.counts[j] == 0)
-				empty = true;
-		if (!empty)
+		if (h == NULL)
 			continue;
-
-		h = palloc(sizeof(FarRow) * cap);
-		for (int64 i = 0; i < data->n; i++)
-		{
-			FarRow		cand;
-
-			if ((i & ((1 << 20) - 1)) == 0)
-				CHECK_FOR_INTERRUPTS();
-			cand.dist = ls->dist_all[i * nseg + seg];
-			cand.row = i;
-			cand.label = ls->labels_old[i * nseg + seg] + rs->off[r];
-			cand.x = NULL;
-			HeapOffer(h, &size, cap, &cand);
-		}
 		qsort(h, size, sizeof(FarRow), FarRowCmp);
 		rows = palloc(sizeof(int64) * size);
 		x = palloc(sizeof(float) * size * d);
@@ -199,4 +228,5 @@ KmeansRepairEmpty(KmeansData *data, LloydState *ls)
 		pfree(rows);
 		pfree(x);
 	}
+	pfree(heaps);
 }

@@ -2,9 +2,9 @@
  * seed.c -- starting centers: greedy k-means++, random rows, or the caller's explicit centers,
  * and the random stream of each seeding run.
  *
- * The k-means++ distances of every row (mindist) live in the backend where it keeps them
- * (seed_begin), else in a host array indexed by row position; batches start at multiples of
- * KM_SUB_ROWS, so the backend's per-run sums line up with global runs of rows.
+ * The k-means++ distances of every row (mindist) belong to the backend (seed_begin), which
+ * hands back a run of them at a time where the sampling needs it; batches start at multiples
+ * of KM_SUB_ROWS, so the backend's per-run sums line up with global runs of rows.
  */
 #include "kmeans.h"
 
@@ -15,11 +15,10 @@
 #include "miscadmin.h"
 #include "utils/memutils.h"
 
-/* One k-means++ seeding: its mindist, where the engine keeps it, and the step's arguments. */
+/* One k-means++ seeding: the backend's run sums, and the step's arguments. */
 typedef struct SeedState
 {
 	KmeansData *data;
-	float	   *mindist;		/* n, or NULL where the backend keeps it (seed_begin) */
 	float	   *runbuf;			/* KM_SUB_ROWS: one run of the backend's mindist */
 	double	   *run_sums;		/* per global run of KM_SUB_ROWS rows */
 	const float *cand;			/* the center being added, or the t candidates */
@@ -36,11 +35,7 @@ MindistBatch(KmeansBatch *b, void *arg)
 	double	   *sums = ss->run_sums + b->first / KM_SUB_ROWS;
 	KmError		err = {0};
 
-	if (ss->mindist == NULL)
-		KmeansCheckStatus(be->ops->seed_update(be, b->blk, b->first, ss->cand, sums, &err), &err);
-	else
-		KmeansCheckStatus(be->ops->mindist_update(be, b->blk, ss->cand, ss->mindist + b->first,
-												  sums, &err), &err);
+	KmeansCheckStatus(be->ops->seed_update(be, b->blk, b->first, ss->cand, sums, &err), &err);
 }
 
 /* One batch of the potentials of the ss->t candidates. */
@@ -51,15 +46,11 @@ PotentialBatch(KmeansBatch *b, void *arg)
 	KmBackend  *be = ss->data->be;
 	KmError		err = {0};
 
-	if (ss->mindist == NULL)
-		KmeansCheckStatus(be->ops->seed_potentials(be, b->blk, b->first, ss->cand, ss->t,
-												   ss->pot, &err), &err);
-	else
-		KmeansCheckStatus(be->ops->potentials(be, b->blk, ss->cand, ss->t,
-											  ss->mindist + b->first, ss->pot, &err), &err);
+	KmeansCheckStatus(be->ops->seed_potentials(be, b->blk, b->first, ss->cand, ss->t, ss->pot,
+											   &err), &err);
 }
 
-/* The mindist values of run r: in the host array, or fetched from the backend. */
+/* The mindist values of run r, fetched from the backend. */
 static const float *
 RunValues(const SeedState *ss, int64 n, int64 r)
 {
@@ -67,8 +58,6 @@ RunValues(const SeedState *ss, int64 n, int64 r)
 	int64		lo = r * KM_SUB_ROWS;
 	KmError		err = {0};
 
-	if (ss->mindist != NULL)
-		return ss->mindist + lo;
 	KmeansCheckStatus(be->ops->seed_fetch(be, lo, Min(n - lo, (int64) KM_SUB_ROWS), ss->runbuf,
 										  &err), &err);
 	return ss->runbuf;
@@ -182,31 +171,14 @@ SeedPlusPlus(KmeansData *data, int k, KmRng *rng, float *centers)
 	double	   *targets = palloc(sizeof(double) * t);
 	int64	   *rows = palloc(sizeof(int64) * t);
 	int64		first;
+	KmError		err = {0};
 
 	ss.data = data;
-	ss.mindist = NULL;
-	ss.runbuf = NULL;
+	ss.runbuf = palloc(sizeof(float) * KM_SUB_ROWS);
 	ss.run_sums = MemoryContextAllocHuge(CurrentMemoryContext,
 										 sizeof(double) * ((n + KM_SUB_ROWS - 1) / KM_SUB_ROWS));
 	ss.pot = palloc(sizeof(double) * t);
-	if (data->be->ops->seed_begin != NULL)
-	{
-		KmError		err = {0};
-		KmStatus	st = data->be->ops->seed_begin(data->be, n, &err);
-
-		if (st == KM_OK)
-			ss.runbuf = palloc(sizeof(float) * KM_SUB_ROWS);
-		else if (st == KM_ERR_DEVICE_NOMEM)
-			elog(DEBUG1, "kmeans: the k-means++ distances stay on the host: %s", err.message);
-		else
-			KmeansCheckStatus(st, &err);
-	}
-	if (ss.runbuf == NULL)
-	{
-		ss.mindist = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * n);
-		for (int64 i = 0; i < n; i++)
-			ss.mindist[i] = INFINITY;
-	}
+	KmeansCheckStatus(data->be->ops->seed_begin(data->be, n, &err), &err);
 
 	first = (int64) km_rng_below(rng, (uint64_t) n);
 	KmeansFetchRows(data, &first, 1, centers);
@@ -238,10 +210,7 @@ SeedPlusPlus(KmeansData *data, int k, KmRng *rng, float *centers)
 			KmeansScan(data, MindistBatch, &ss);
 		}
 	}
-	if (ss.mindist)
-		pfree(ss.mindist);
-	if (ss.runbuf)
-		pfree(ss.runbuf);
+	pfree(ss.runbuf);
 	pfree(ss.run_sums);
 	pfree(ss.pot);
 	pfree(cand);

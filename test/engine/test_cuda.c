@@ -198,10 +198,10 @@ RunCase(const Case *c, KmBackend *cpu, KmBackend *gpu, KmBackend *gpu_stream)
 		int64_t		differ = 0;
 		double		worst = 0.0;
 
-		MUST(cpu->ops->assign(cpu, bc, lc, dc, exact, ERR));
-		MUST(gpu->ops->assign(gpu, bg, lg, dg, exact, ERR));
-		MUST(gpu->ops->assign(gpu, bg, lg2, dg2, exact, ERR));
-		MUST(gpu_stream->ops->assign(gpu_stream, bs, ls, ds, exact, ERR));
+		MUST(cpu->steps->assign(cpu, bc, lc, dc, exact, ERR));
+		MUST(gpu->steps->assign(gpu, bg, lg, dg, exact, ERR));
+		MUST(gpu->steps->assign(gpu, bg, lg2, dg2, exact, ERR));
+		MUST(gpu_stream->steps->assign(gpu_stream, bs, ls, ds, exact, ERR));
 		for (int64_t e = 0; e < n * nseg; e++)
 		{
 			if (lc[e] != lg[e])
@@ -236,14 +236,14 @@ RunCase(const Case *c, KmBackend *cpu, KmBackend *gpu, KmBackend *gpu_stream)
 					scale = 0.0;
 		int			counts_equal = 1;
 
-		MUST(cpu->ops->assign(cpu, bc, lc, dc, 1, ERR));
+		MUST(cpu->steps->assign(cpu, bc, lc, dc, 1, ERR));
 		AccumAlloc(&ac, k, d);
 		AccumAlloc(&ag, k, d);
 		AccumAlloc(&ag2, k, d);
 		AccumAlloc(&af, k, d);
-		MUST(cpu->ops->accumulate(cpu, bc, nseg, lc, dc, &ac, ERR));
-		MUST(gpu->ops->accumulate(gpu, bg, nseg, lc, dc, &ag, ERR));
-		MUST(gpu_stream->ops->accumulate(gpu_stream, bs, nseg, lc, dc, &ag2, ERR));
+		MUST(cpu->steps->accumulate(cpu, bc, nseg, lc, dc, &ac, ERR));
+		MUST(gpu->steps->accumulate(gpu, bg, nseg, lc, dc, &ag, ERR));
+		MUST(gpu_stream->steps->accumulate(gpu_stream, bs, nseg, lc, dc, &ag2, ERR));
 		for (int64_t q = 0; q < (int64_t) k * d; q++)
 			if (fabs(ac.sums[q]) > scale)
 				scale = fabs(ac.sums[q]);
@@ -263,12 +263,12 @@ RunCase(const Case *c, KmBackend *cpu, KmBackend *gpu, KmBackend *gpu_stream)
 			  memcmp(ag.inertia, ag2.inertia, sizeof(double) * k) == 0,
 			  "%s: streamed accumulation differs", c->name);
 
-		MUST(gpu->ops->assign(gpu, bg, lg, dg, 0, ERR));
+		MUST(gpu->steps->assign(gpu, bg, lg, dg, 0, ERR));
 		memset(ag.sums, 0, sizeof(double) * k * d);
 		memset(ag.counts, 0, sizeof(int64_t) * k);
 		memset(ag.inertia, 0, sizeof(double) * k);
-		MUST(gpu->ops->accumulate(gpu, bg, nseg, lg, dg, &ag, ERR));
-		MUST(gpu->ops->assign_accumulate(gpu, bg, lg2, dg2, 0, &af, ERR));
+		MUST(gpu->steps->accumulate(gpu, bg, nseg, lg, dg, &ag, ERR));
+		MUST(gpu->steps->assign_accumulate(gpu, bg, lg2, dg2, 0, &af, ERR));
 		CHECK(memcmp(lg, lg2, sizeof(int32_t) * n * nseg) == 0 &&
 			  memcmp(ag.sums, af.sums, sizeof(double) * k * d) == 0 &&
 			  memcmp(ag.counts, af.counts, sizeof(int64_t) * k) == 0 &&
@@ -298,8 +298,8 @@ RunCase(const Case *c, KmBackend *cpu, KmBackend *gpu, KmBackend *gpu_stream)
 
 		for (int64_t i = 0; i < n; i++)
 			mc[i] = mg[i] = INFINITY;
-		MUST(cpu->ops->mindist_update(cpu, bc, centers, mc, sc, ERR));
-		MUST(gpu->ops->mindist_update(gpu, bg, centers, mg, sg, ERR));
+		MUST(cpu->steps->mindist_update(cpu, bc, centers, mc, sc, ERR));
+		MUST(gpu->steps->mindist_update(gpu, bg, centers, mg, sg, ERR));
 		for (int64_t i = 0; i < n; i++)
 		{
 			/* the CPU scores large d by the expansion: compare on the scale of the norms */
@@ -312,17 +312,17 @@ RunCase(const Case *c, KmBackend *cpu, KmBackend *gpu, KmBackend *gpu_stream)
 		for (int64_t r = 0; r < runs; r++)
 			CHECK(RelDiff(sc[r], sg[r]) <= 1e-5, "%s: run %lld sum %.9g vs %.9g", c->name,
 				  (long long) r, sc[r], sg[r]);
-		MUST(cpu->ops->potentials(cpu, bc, c2, tc, mc, pc, ERR));
-		MUST(gpu->ops->potentials(gpu, bg, c2, tc, mg, pg, ERR));
-		MUST(gpu->ops->potentials(gpu, bg, c2, tc, mg, pg2, ERR));
+		MUST(cpu->steps->potentials(cpu, bc, c2, tc, mc, pc, ERR));
+		MUST(gpu->steps->potentials(gpu, bg, c2, tc, mg, pg, ERR));
+		MUST(gpu->steps->potentials(gpu, bg, c2, tc, mg, pg2, ERR));
 		for (int j = 0; j < tc; j++)
 			CHECK(RelDiff(pc[j], pg[j]) <= 1e-5, "%s: potential %d: %.9g vs %.9g", c->name, j,
 				  pc[j], pg[j]);
 		CHECK(memcmp(pg, pg2, sizeof(pg)) == 0, "%s: two GPU potentials differ", c->name);
 		/* a second center lowers some of the distances and keeps the others */
 		memcpy(mg, mc, sizeof(float) * n);
-		MUST(cpu->ops->mindist_update(cpu, bc, c2, mc, sc, ERR));
-		MUST(gpu->ops->mindist_update(gpu, bg, c2, mg, sg2, ERR));
+		MUST(cpu->steps->mindist_update(cpu, bc, c2, mc, sc, ERR));
+		MUST(gpu->steps->mindist_update(gpu, bg, c2, mg, sg2, ERR));
 		for (int64_t r = 0; r < runs; r++)
 			CHECK(RelDiff(sc[r], sg2[r]) <= 1e-5, "%s: second center, run %lld sum %.9g vs %.9g",
 				  c->name, (long long) r, sc[r], sg2[r]);
@@ -345,19 +345,19 @@ RunCase(const Case *c, KmBackend *cpu, KmBackend *gpu, KmBackend *gpu_stream)
 				mh[i] = INFINITY;
 			MUST(gpu->ops->seed_begin(gpu, n, ERR));
 			MUST(gpu_stream->ops->seed_begin(gpu_stream, n, ERR));
-			MUST(gpu->ops->mindist_update(gpu, bg, centers, mh, sh, ERR));
+			MUST(gpu->steps->mindist_update(gpu, bg, centers, mh, sh, ERR));
 			MUST(gpu->ops->seed_update(gpu, bg, 0, centers, sd, ERR));
 			MUST(gpu_stream->ops->seed_update(gpu_stream, bs, 0, centers, ss, ERR));
 			MUST(gpu->ops->seed_fetch(gpu, 0, n, mf, ERR));
 			CHECK(memcmp(sh, sd, sizeof(double) * runs) == 0 && memcmp(sh, ss, sizeof(double) * runs) == 0 &&
 				  memcmp(mh, mf, sizeof(float) * n) == 0,
 				  "%s: first k-means++ step with mindist on the device differs", c->name);
-			MUST(gpu->ops->potentials(gpu, bg, c2, tc, mh, ph, ERR));
+			MUST(gpu->steps->potentials(gpu, bg, c2, tc, mh, ph, ERR));
 			MUST(gpu->ops->seed_potentials(gpu, bg, 0, c2, tc, pd, ERR));
 			MUST(gpu_stream->ops->seed_potentials(gpu_stream, bs, 0, c2, tc, ps, ERR));
 			CHECK(memcmp(ph, pd, sizeof(ph)) == 0 && memcmp(ph, ps, sizeof(ph)) == 0,
 				  "%s: potentials with mindist on the device differ", c->name);
-			MUST(gpu->ops->mindist_update(gpu, bg, c2, mh, sh, ERR));
+			MUST(gpu->steps->mindist_update(gpu, bg, c2, mh, sh, ERR));
 			MUST(gpu->ops->seed_update(gpu, bg, 0, c2, sd, ERR));
 			MUST(gpu_stream->ops->seed_update(gpu_stream, bs, 0, c2, ss, ERR));
 			MUST(gpu_stream->ops->seed_fetch(gpu_stream, n / 2, n - n / 2, mf + n / 2, ERR));
@@ -387,7 +387,7 @@ RunCase(const Case *c, KmBackend *cpu, KmBackend *gpu, KmBackend *gpu_stream)
 		double		worst = 0.0;
 		int			nan_ok = 1;
 
-		MUST(cpu->ops->assign(cpu, bc, lc, dc, 1, ERR));
+		MUST(cpu->steps->assign(cpu, bc, lc, dc, 1, ERR));
 		for (int64_t i = 0; i < s; i++)
 			for (int m = 0; m < nseg; m++)
 				lab[i * nseg + m] = lc[i * nseg + m] - seg_off[m];
@@ -437,7 +437,7 @@ static void
 StreamPass(KmBackend *be, int batch, const float *x0, int64_t n, int d, int64_t bsize, float *buf,
 		   int nseg, const int *segs, int reset, KmAccum *acc, int64_t *changed)
 {
-	MUST(be->ops->pass_begin(be, n, nseg, segs, reset, ERR));
+	MUST(be->ops->pass_begin(be, n, nseg, segs, reset, 0, ERR));
 	for (int64_t b = 0; b * bsize < n; b++)
 	{
 		int64_t		m = n - b * bsize < bsize ? n - b * bsize : bsize;
@@ -462,7 +462,7 @@ StreamPass(KmBackend *be, int batch, const float *x0, int64_t n, int d, int64_t 
 
 /*
  * Lloyd passes with the state on the device (pass_begin .. pass_end) against the same blocks
- * taken one at a time through assign_accumulate, with the state kept here as the engine keeps
+ * taken one at a time through assign_accumulate, with the state kept here as km_state.c keeps
  * it: the totals must be bit-identical, the changed counts equal and the fetched state the
  * same.  Two passes, the second from the means of the first, so that some labels change and
  * some do not; with several segments, only some of them installed, as a converged k of an
@@ -561,7 +561,7 @@ RunPasses(const Case *c, KmBackend *resident, KmBackend *staged)
 		{
 			int64_t		m = n - b * bsize < bsize ? n - b * bsize : bsize;
 
-			MUST(resident->ops->assign_accumulate(resident, blocks[b], lab, dist, 0, &ref, ERR));
+			MUST(resident->steps->assign_accumulate(resident, blocks[b], lab, dist, 0, &ref, ERR));
 			for (int64_t i = 0; i < m; i++)
 				for (int r = 0; r < nrun; r++)
 				{
@@ -576,7 +576,7 @@ RunPasses(const Case *c, KmBackend *resident, KmBackend *staged)
 		}
 
 		/* resident blocks */
-		MUST(resident->ops->pass_begin(resident, n, nseg, segs, pass == 0, ERR));
+		MUST(resident->ops->pass_begin(resident, n, nseg, segs, pass == 0, 0, ERR));
 		for (int64_t b = 0; b < nblk; b++)
 			MUST(resident->ops->pass_block(resident, blocks[b], b * bsize, ERR));
 		MUST(resident->ops->pass_end(resident, &got, ch_got, ERR));
@@ -607,7 +607,7 @@ RunPasses(const Case *c, KmBackend *resident, KmBackend *staged)
 			memset(got3.sums, 0, sizeof(double) * k * d);
 			memset(got3.counts, 0, sizeof(int64_t) * k);
 			memset(got3.inertia, 0, sizeof(double) * k);
-			MUST(staged->ops->pass_begin(staged, n, nseg, segs, 0, ERR));
+			MUST(staged->ops->pass_begin(staged, n, nseg, segs, 0, 0, ERR));
 			for (int64_t b = 0; b < nblk; b++)
 				MUST(staged->ops->pass_block(staged, sblocks[b], b * bsize, ERR));
 			MUST(staged->ops->pass_end(staged, &got3, ch_got3, ERR));
@@ -637,7 +637,7 @@ RunPasses(const Case *c, KmBackend *resident, KmBackend *staged)
 					  (long long) ch_got[r], (long long) n);
 
 		/* the state: installed segments as the reference left them, the others still -1 */
-		MUST(resident->ops->state_fetch(resident, st_got, sd_got, ERR));
+		MUST(resident->ops->state_fetch(resident, 0, n, st_got, sd_got, ERR));
 		{
 			int			same = 1;
 
@@ -654,7 +654,10 @@ RunPasses(const Case *c, KmBackend *resident, KmBackend *staged)
 			}
 			CHECK(same, "%s pass %d: fetched state differs", c->name, pass);
 		}
-		MUST(staged->ops->state_fetch(staged, st_got, sd_got, ERR));
+		/* in two ranges of rows */
+		MUST(staged->ops->state_fetch(staged, n / 2, n - n / 2, st_got + n / 2 * nseg,
+									  sd_got + n / 2 * nseg, ERR));
+		MUST(staged->ops->state_fetch(staged, 0, n / 2, st_got, sd_got, ERR));
 		{
 			int			same = 1;
 
@@ -679,13 +682,107 @@ RunPasses(const Case *c, KmBackend *resident, KmBackend *staged)
 		AccumFree(&got3);
 	}
 
+	/*
+	 * An exact pass (the final one of a fit) on both: the totals and distances of
+	 * assign_accumulate with exact distances.
+	 */
+	{
+		KmAccum		ref,
+					got,
+					got2;
+		int64_t		ch[4],
+					ch2[4];
+		int			same = 1;
+
+		AccumAlloc(&ref, k, d);
+		AccumAlloc(&got, k, d);
+		AccumAlloc(&got2, k, d);
+		MUST(resident->ops->set_centers(resident, centers, d, nrun, off, ERR));
+		MUST(staged->ops->set_centers(staged, centers, d, nrun, off, ERR));
+		for (int64_t b = 0; b < nblk; b++)
+		{
+			int64_t		m = n - b * bsize < bsize ? n - b * bsize : bsize;
+
+			MUST(resident->steps->assign_accumulate(resident, blocks[b], lab, dist, 1, &ref, ERR));
+			for (int64_t i = 0; i < m; i++)
+				for (int r = 0; r < nrun; r++)
+					sd_ref[(b * bsize + i) * nseg + segs[r]] = dist[i * nrun + r];
+		}
+		MUST(resident->ops->pass_begin(resident, n, nseg, segs, 0, 1, ERR));
+		MUST(staged->ops->pass_begin(staged, n, nseg, segs, 0, 1, ERR));
+		for (int64_t b = 0; b < nblk; b++)
+		{
+			MUST(resident->ops->pass_block(resident, blocks[b], b * bsize, ERR));
+			MUST(staged->ops->pass_block(staged, sblocks[b], b * bsize, ERR));
+		}
+		MUST(resident->ops->pass_end(resident, &got, ch, ERR));
+		MUST(staged->ops->pass_end(staged, &got2, ch2, ERR));
+		CHECK(memcmp(ref.sums, got.sums, sizeof(double) * k * d) == 0 &&
+			  memcmp(ref.inertia, got.inertia, sizeof(double) * k) == 0 &&
+			  memcmp(ref.sums, got2.sums, sizeof(double) * k * d) == 0 &&
+			  memcmp(ref.inertia, got2.inertia, sizeof(double) * k) == 0,
+			  "%s: exact pass totals differ from assign_accumulate's", c->name);
+		MUST(staged->ops->state_fetch(staged, 0, n, st_got, sd_got, ERR));
+		for (int r = 0; r < nrun; r++)
+			for (int64_t i = 0; i < n; i++)
+				same &= memcmp(&sd_got[i * nseg + segs[r]], &sd_ref[i * nseg + segs[r]],
+							   sizeof(float)) == 0;
+		CHECK(same, "%s: exact distances differ", c->name);
+		AccumFree(&ref);
+		AccumFree(&got);
+		AccumFree(&got2);
+	}
+
+	/*
+	 * k-means++ distances on both (seed_begin .. seed_fetch): the same bits, from the device
+	 * or, where the device has no room, from host memory.  Blocks must start at multiples of
+	 * KM_SUB_ROWS for the run sums.
+	 */
+	if (bsize % KM_SUB_ROWS == 0 || nblk == 1)
+	{
+		int64_t		runs = (n + KM_SUB_ROWS - 1) / KM_SUB_ROWS;
+		double	   *s1 = calloc(runs, sizeof(double)),
+				   *s2 = calloc(runs, sizeof(double));
+		float	   *m1 = malloc(sizeof(float) * n),
+				   *m2 = malloc(sizeof(float) * n);
+		double		p1[2] = {0},
+					p2[2] = {0};
+
+		MUST(resident->ops->seed_begin(resident, n, ERR));
+		MUST(staged->ops->seed_begin(staged, n, ERR));
+		for (int step = 0; step < 2; step++)
+			for (int64_t b = 0; b < nblk; b++)
+			{
+				const float *cs = centers + (int64_t) (step * (k - 1)) * d;
+
+				MUST(resident->ops->seed_update(resident, blocks[b], b * bsize, cs,
+												s1 + b * bsize / KM_SUB_ROWS, ERR));
+				MUST(staged->ops->seed_update(staged, sblocks[b], b * bsize, cs,
+											  s2 + b * bsize / KM_SUB_ROWS, ERR));
+			}
+		for (int64_t b = 0; b < nblk; b++)
+		{
+			MUST(resident->ops->seed_potentials(resident, blocks[b], b * bsize, centers, 2, p1, ERR));
+			MUST(staged->ops->seed_potentials(staged, sblocks[b], b * bsize, centers, 2, p2, ERR));
+		}
+		MUST(resident->ops->seed_fetch(resident, 0, n, m1, ERR));
+		MUST(staged->ops->seed_fetch(staged, 0, n, m2, ERR));
+		CHECK(memcmp(s1, s2, sizeof(double) * runs) == 0 && memcmp(m1, m2, sizeof(float) * n) == 0 &&
+			  memcmp(p1, p2, sizeof(p1)) == 0, "%s: k-means++ distances differ", c->name);
+		free(s1);
+		free(s2);
+		free(m1);
+		free(m2);
+	}
+
 	/* a reset starts the labels afresh: every row counts as changed */
 	{
 		KmAccum		a;
 		int64_t		ch[4] = {0};
 
 		AccumAlloc(&a, k, d);
-		MUST(resident->ops->pass_begin(resident, n, nseg, segs, 1, ERR));
+		MUST(resident->ops->set_centers(resident, centers, d, nrun, off, ERR));
+		MUST(resident->ops->pass_begin(resident, n, nseg, segs, 1, 0, ERR));
 		for (int64_t b = 0; b < nblk; b++)
 			MUST(resident->ops->pass_block(resident, blocks[b], b * bsize, ERR));
 		MUST(resident->ops->pass_end(resident, &a, ch, ERR));
@@ -733,17 +830,17 @@ TestPassMisuse(void)
 	AccumAlloc(&a, 2, 2);
 	MUST(km_cuda_backend_create(0, 2, 0, &gpu, ERR));
 	MUST(gpu->ops->block_create(gpu, x, 4, NULL, &blk, ERR));
-	st = gpu->ops->pass_begin(gpu, 4, 1, segs, 1, &err);
+	st = gpu->ops->pass_begin(gpu, 4, 1, segs, 1, 0, &err);
 	CHECK(st == KM_ERR_ARGUMENT && strstr(err.message, "set_centers"), "pass before centers: %d %s",
 		  (int) st, err.message);
 	MUST(gpu->ops->set_centers(gpu, c, 2, 1, seg_off, ERR));
 	st = gpu->ops->pass_block(gpu, blk, 0, &err);
 	CHECK(st == KM_ERR_ARGUMENT && strstr(err.message, "outside"), "block outside a pass: %d %s",
 		  (int) st, err.message);
-	st = gpu->ops->pass_begin(gpu, 4, 1, bad, 1, &err);
+	st = gpu->ops->pass_begin(gpu, 4, 1, bad, 1, 0, &err);
 	CHECK(st == KM_ERR_ARGUMENT && strstr(err.message, "maps to 3"), "bad segment map: %d %s",
 		  (int) st, err.message);
-	MUST(gpu->ops->pass_begin(gpu, 4, 1, segs, 1, ERR));
+	MUST(gpu->ops->pass_begin(gpu, 4, 1, segs, 1, 0, ERR));
 	st = gpu->ops->pass_block(gpu, blk, 1, &err);
 	CHECK(st == KM_ERR_ARGUMENT && strstr(err.message, "rows 1..5 of 4"), "rows past the state: %d %s",
 		  (int) st, err.message);
@@ -803,19 +900,18 @@ TestBudget(void)
 }
 
 /*
- * A case on fresh backends: a GPU with room, and one whose budget a resident filler block has
- * nearly used up, so that the case's blocks cannot stay on the device and go through the
- * staging slots.  With all, every operation against the CPU too; else the passes alone.
+ * A case on fresh backends: a GPU with room, and one whose budget (limit) a resident filler
+ * block has nearly used up, leaving limit / 8, so that the case's blocks cannot stay on the
+ * device and go through the staging slots.  With all, every operation against the CPU too; else the passes alone.
  */
 static void
-RunOnBackends(const Case *c, int all)
+RunOnBackends(const Case *c, int all, size_t limit)
 {
 	KmBackend  *cpu = NULL,
 			   *gpu,
 			   *gpu_stream;
 	KmBlock    *filler;
 	int			d = c->d;
-	size_t		limit = 16 << 20;
 	int64_t		nfill = (int64_t) (limit - limit / 8) / (4 * (d + 1));
 	float	   *fill = calloc((size_t) nfill * d, sizeof(float));
 
@@ -869,9 +965,21 @@ main(void)
 	printf("device: %s%s\n", desc, quick ? "; the quick cases only (KM_TEST_QUICK)" : "");
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		if (!quick || cases[i].quick)
-			RunOnBackends(&cases[i], 1);
+			RunOnBackends(&cases[i], 1, 16 << 20);
 	TestBudget();
 	TestPassMisuse();
+
+	/*
+	 * A fit whose state does not fit on the device: the backend whose budget the filler has
+	 * nearly used up (1 MB left) cannot hold 300,000 rows' labels and distances (2.4 MB) nor
+	 * their k-means++ distances (1.2 MB), so its passes and seeding keep them in host memory
+	 * (km_state.c), with the same bits as the backend with room.
+	 */
+	{
+		Case		big = {"state in host memory d=4 k=7", 300000, 4, 1, {7}, 0, 1};
+
+		RunOnBackends(&big, 0, 8 << 20);
+	}
 
 	/*
 	 * A host that refuses to pin memory (the emulator plays one; a GPU ignores the variable):
@@ -880,7 +988,7 @@ main(void)
 	setenv("KM_EMU_NO_PINNED", "1", 1);
 	for (size_t i = 0; i < 2; i++)
 		if (!quick || cases[i].quick)
-			RunOnBackends(&cases[i], 0);
+			RunOnBackends(&cases[i], 0, 16 << 20);
 	unsetenv("KM_EMU_NO_PINNED");
 #ifdef KM_CUDA_EMU
 	/* every backend is destroyed: its device memory, pinned buffers and events went with it */

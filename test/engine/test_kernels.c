@@ -153,14 +153,14 @@ RunBackend(int threads, const float *x, int64_t n, int d, const float *c, int k,
 
 	be->ops->block_create(be, (float *) x, n, NULL, &blk, &err);
 	be->ops->set_centers(be, c, d, 1, seg, &err);
-	be->ops->assign(be, blk, r->labels, r->dist, 1, &err);
+	be->steps->assign(be, blk, r->labels, r->dist, 1, &err);
 	{
 		/* without exact distances the labels are the same and the distances close */
 		int32_t    *l2 = malloc(sizeof(int32_t) * n);
 		float	   *d2 = malloc(sizeof(float) * n);
 		int			bad = 0;
 
-		be->ops->assign(be, blk, l2, d2, 0, &err);
+		be->steps->assign(be, blk, l2, d2, 0, &err);
 		for (int64_t i = 0; i < n; i++)
 			if (l2[i] != r->labels[i] || fabsf(d2[i] - r->dist[i]) > 1e-3f * (1.0f + r->dist[i]))
 				bad++;
@@ -173,10 +173,10 @@ RunBackend(int threads, const float *x, int64_t n, int d, const float *c, int k,
 	acc.sums = r->sums;
 	acc.counts = r->counts;
 	acc.inertia = r->inertia;
-	be->ops->accumulate(be, blk, 1, r->labels, r->dist, &acc, &err);
-	be->ops->mindist_update(be, blk, c, r->mindist, r->sub_sums, &err);
+	be->steps->accumulate(be, blk, 1, r->labels, r->dist, &acc, &err);
+	be->steps->mindist_update(be, blk, c, r->mindist, r->sub_sums, &err);
 	/* the candidates are c[1..5], as many of them as there are: c holds k centers, no more */
-	be->ops->potentials(be, blk, c + d, k - 1 < 5 ? k - 1 : 5, r->mindist, r->pot, &err);
+	be->steps->potentials(be, blk, c + d, k - 1 < 5 ? k - 1 : 5, r->mindist, r->pot, &err);
 	be->ops->block_destroy(be, blk);
 	be->ops->destroy(be);
 }

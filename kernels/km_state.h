@@ -1,0 +1,88 @@
+/*
+ * km_state.h -- each row's state kept in host memory, on top of a backend's steps.
+ *
+ * A backend owns the state that outlives one block: each row's label and distance per segment
+ * between Lloyd passes, and each row's k-means++ distance while seeding.  The CPU backend keeps
+ * it in host memory always; the GPU backend on the device, and here only when the device has
+ * no room for it.  Both then run the same code, this file's, around their own steps
+ * (KmStepOps), so the host-memory state has one implementation and one test.
+ *
+ * Every function returns a KmStatus, never calls exit or abort, and allocates only in its
+ * _begin (the state, a pass's totals) and when a block larger than any before arrives (the
+ * block's labels), so a failure leaves the state as it was.
+ */
+#ifndef KM_STATE_H
+#define KM_STATE_H
+
+#include "km_kernels.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct KmHostState
+{
+	/* Lloyd: n * nseg entries, row-major, segment-local labels */
+	int64_t		n;
+	int			nseg;
+	int32_t    *labels;
+	float	   *dist;
+
+	/* the open pass: installed segment r (of nrun) is state segment segs[r] */
+	int			open;
+	int			exact;
+	int			nrun;
+	int		   *segs;
+	int		   *off;			/* nrun + 1: the installed segments' offsets */
+	int64_t    *changed;		/* nrun */
+	KmAccum		acc;			/* the pass's totals over every installed center */
+	int32_t    *blk_labels;		/* a block's labels and distances, rows * nrun */
+	float	   *blk_dist;
+	int64_t		blk_cap;		/* entries */
+
+	/* k-means++: each row's distance to its nearest chosen center */
+	int64_t		seed_n;
+	float	   *mind;
+} KmHostState;
+
+/* Frees everything; the state may be used again from a _begin. */
+void		km_host_state_free(KmHostState *hs);
+
+/*
+ * Opens a pass over n rows whose state has nseg segments, for the nrun installed segments
+ * with offsets off[0..nrun] (k = off[nrun] centers of dimension d).  The state is allocated
+ * when n or nseg change, and then, or with reset, every label starts as -1.  The k-means++
+ * distances give their room back.
+ */
+KmStatus	km_host_pass_begin(KmHostState *hs, int64_t n, int nseg, const int *segs, int nrun,
+							   const int *off, int d, int reset, int exact, KmError *err);
+
+/*
+ * One block whose row 0 is row first: the backend's assign_accumulate into the pass's totals,
+ * then the state updated and the rows whose label changed counted per installed segment.
+ */
+KmStatus	km_host_pass_block(KmHostState *hs, KmBackend *be, KmBlock *blk, int64_t first,
+							   int64_t rows, KmError *err);
+
+/* Closes the pass: its totals added into acc, changed[r] set per installed segment. */
+KmStatus	km_host_pass_end(KmHostState *hs, KmAccum *acc, int64_t *changed, KmError *err);
+
+/* Copies rows first .. first + m - 1 of the state (m * nseg entries each). */
+KmStatus	km_host_state_fetch(KmHostState *hs, int64_t first, int64_t m, int32_t *labels,
+								float *dist, KmError *err);
+
+/* k-means++ distances for n rows, all +Inf; the Lloyd state gives its room back. */
+KmStatus	km_host_seed_begin(KmHostState *hs, int64_t n, KmError *err);
+KmStatus	km_host_seed_update(KmHostState *hs, KmBackend *be, KmBlock *blk, int64_t first,
+								int64_t rows, const float *c, double *sub_sums, KmError *err);
+KmStatus	km_host_seed_potentials(KmHostState *hs, KmBackend *be, KmBlock *blk, int64_t first,
+									int64_t rows, const float *cand, int t, double *pot,
+									KmError *err);
+KmStatus	km_host_seed_fetch(KmHostState *hs, int64_t first, int64_t m, float *out,
+							   KmError *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif							/* KM_STATE_H */

@@ -1,0 +1,353 @@
+/*
+ * test_state.c -- the CPU backend's passes and seeding (km_state.c over its steps) against the
+ * steps themselves with the state kept by the test: totals and fetched state bit-identical,
+ * changes counted as the engine counts them, exact distances where asked, misuse refused.
+ * The GPU backend's host-memory state is the same code; test_cuda.c compares it with the
+ * device's.
+ */
+#include "km_kernels.h"
+#include "test_util.h"
+
+#include <math.h>
+#include <string.h>
+
+#define MUST(call) \
+	do { \
+		KmError		e_ = {0}; \
+		KmStatus	s_ = (call); \
+		if (s_ != KM_OK) \
+		{ \
+			printf("FAIL %s:%d: %s: %s\n", __FILE__, __LINE__, #call, e_.message); \
+			exit(1); \
+		} \
+	} while (0)
+#define ERR (&e_)
+
+static void
+AccumAlloc(KmAccum *a, int k, int d)
+{
+	a->d = d;
+	a->k = k;
+	a->sums = calloc((size_t) k * d, sizeof(double));
+	a->counts = calloc(k, sizeof(int64_t));
+	a->inertia = calloc(k, sizeof(double));
+}
+
+static void
+AccumFree(KmAccum *a)
+{
+	free(a->sums);
+	free(a->counts);
+	free(a->inertia);
+}
+
+static int
+AccumSame(const KmAccum *a, const KmAccum *b)
+{
+	return memcmp(a->sums, b->sums, sizeof(double) * a->k * a->d) == 0 &&
+		memcmp(a->counts, b->counts, sizeof(int64_t) * a->k) == 0 &&
+		memcmp(a->inertia, b->inertia, sizeof(double) * a->k) == 0;
+}
+
+/*
+ * Three segments of ks[] centers, segments 0 and 2 installed (a converged k dropped out), n
+ * rows in blocks of bsize: two passes and an exact one through the pass operations, each
+ * against assign_accumulate block by block with the state kept here.
+ */
+static void
+TestPasses(const char *name, int64_t n, int d, const int ks[3], int64_t bsize)
+{
+	int			nseg = 3;
+	int			segs[2] = {0, 2};
+	int			off[3] = {0, ks[0], ks[0] + ks[2]};
+	int			k = off[2];
+	int64_t		nblk = (n + bsize - 1) / bsize;
+	float	   *x = malloc(sizeof(float) * n * d),
+			   *c = malloc(sizeof(float) * k * d);
+	KmBlock   **blk = calloc(nblk, sizeof(KmBlock *));
+	int32_t    *lab = malloc(sizeof(int32_t) * bsize * 2),
+			   *st_ref = malloc(sizeof(int32_t) * n * nseg),
+			   *st_got = malloc(sizeof(int32_t) * n * nseg);
+	float	   *dist = malloc(sizeof(float) * bsize * 2),
+			   *sd_ref = malloc(sizeof(float) * n * nseg),
+			   *sd_got = malloc(sizeof(float) * n * nseg);
+	KmBackend  *be;
+
+	rng_state = (uint64_t) n * 31 + d;
+	for (int64_t q = 0; q < n * d; q++)
+		x[q] = RandUnit() * 5.0f;
+	for (int j = 0; j < k; j++)
+		memcpy(c + (int64_t) j * d, x + (int64_t) (j * 37 % n) * d, sizeof(float) * d);
+	MUST(km_cpu_backend_create(2, d, &be, ERR));
+	for (int64_t b = 0; b < nblk; b++)
+	{
+		int64_t		m = n - b * bsize < bsize ? n - b * bsize : bsize;
+
+		MUST(be->ops->block_create(be, x + b * bsize * d, m, NULL, &blk[b], ERR));
+	}
+	memset(st_ref, 0xff, sizeof(int32_t) * n * nseg);
+	memset(sd_ref, 0, sizeof(float) * n * nseg);
+
+	for (int pass = 0; pass < 3; pass++)
+	{
+		int			exact = pass == 2;
+		KmAccum		ref,
+					got;
+		int64_t		ch_ref[2] = {0},
+					ch_got[2] = {-1, -1};
+		int			same = 1;
+
+		AccumAlloc(&ref, k, d);
+		AccumAlloc(&got, k, d);
+		MUST(be->ops->set_centers(be, c, d, 2, off, ERR));
+		for (int64_t b = 0; b < nblk; b++)
+		{
+			int64_t		m = n - b * bsize < bsize ? n - b * bsize : bsize;
+
+			MUST(be->steps->assign_accumulate(be, blk[b], lab, dist, exact, &ref, ERR));
+			for (int64_t i = 0; i < m; i++)
+				for (int r = 0; r < 2; r++)
+				{
+					int64_t		at = (b * bsize + i) * nseg + segs[r];
+					int32_t		l = lab[i * 2 + r] - off[r];
+
+					ch_ref[r] += st_ref[at] != l;
+					st_ref[at] = l;
+					sd_ref[at] = dist[i * 2 + r];
+				}
+		}
+		MUST(be->ops->pass_begin(be, n, nseg, segs, pass == 0, exact, ERR));
+		for (int64_t b = 0; b < nblk; b++)
+			MUST(be->ops->pass_block(be, blk[b], b * bsize, ERR));
+		MUST(be->ops->pass_end(be, &got, ch_got, ERR));
+		CHECK(AccumSame(&ref, &got), "%s pass %d: totals differ from assign_accumulate's", name,
+			  pass);
+		CHECK(ch_got[0] == ch_ref[0] && ch_got[1] == ch_ref[1],
+			  "%s pass %d: changed %lld, %lld; the reference %lld, %lld", name, pass,
+			  (long long) ch_got[0], (long long) ch_got[1], (long long) ch_ref[0],
+			  (long long) ch_ref[1]);
+		if (pass == 0)
+			CHECK(ch_got[0] == n && ch_got[1] == n, "%s: the first pass changed %lld of %lld",
+				  name, (long long) ch_got[0], (long long) n);
+
+		/* fetched in two ranges; the segment that was never installed stays at -1 */
+		MUST(be->ops->state_fetch(be, 0, n / 3, st_got, sd_got, ERR));
+		MUST(be->ops->state_fetch(be, n / 3, n - n / 3, st_got + n / 3 * nseg, sd_got + n / 3 * nseg,
+								  ERR));
+		for (int64_t e = 0; e < n * nseg; e++)
+			if (e % nseg == 1)
+				same &= st_got[e] == -1;
+			else
+				same &= st_got[e] == st_ref[e] && memcmp(&sd_got[e], &sd_ref[e], sizeof(float)) == 0;
+		CHECK(same, "%s pass %d: the fetched state differs", name, pass);
+
+		/* exact: each distance is km_dist2 of the row and its center */
+		if (exact)
+		{
+			int			direct = 1;
+
+			for (int64_t i = 0; i < n; i++)
+				for (int r = 0; r < 2; r++)
+				{
+					int64_t		e = i * nseg + segs[r];
+					const float *cj = c + (int64_t) (off[r] + st_got[e]) * d;
+
+					direct &= sd_got[e] == km_dist2(x + i * d, cj, d);
+				}
+			CHECK(direct, "%s: exact distances are not the direct sums", name);
+		}
+
+		/* the next centers: the means (an empty cluster keeps its center) */
+		for (int j = 0; j < k; j++)
+			if (ref.counts[j] > 0)
+				for (int t = 0; t < d; t++)
+					c[(int64_t) j * d + t] = (float) (ref.sums[(int64_t) j * d + t] / ref.counts[j]);
+		AccumFree(&ref);
+		AccumFree(&got);
+	}
+
+	/* a reset starts the labels afresh */
+	{
+		KmAccum		a;
+		int64_t		ch[2] = {0};
+
+		AccumAlloc(&a, k, d);
+		MUST(be->ops->pass_begin(be, n, nseg, segs, 1, 0, ERR));
+		for (int64_t b = 0; b < nblk; b++)
+			MUST(be->ops->pass_block(be, blk[b], b * bsize, ERR));
+		MUST(be->ops->pass_end(be, &a, ch, ERR));
+		CHECK(ch[0] == n && ch[1] == n, "%s: after a reset %lld of %lld rows changed", name,
+			  (long long) ch[0], (long long) n);
+		AccumFree(&a);
+	}
+
+	for (int64_t b = 0; b < nblk; b++)
+		be->ops->block_destroy(be, blk[b]);
+	be->ops->destroy(be);
+	free(blk);
+	free(x);
+	free(c);
+	free(lab);
+	free(st_ref);
+	free(st_got);
+	free(dist);
+	free(sd_ref);
+	free(sd_got);
+}
+
+/*
+ * k-means++ through seed_begin .. seed_fetch against mindist_update and potentials with the
+ * distances kept here: the same bits, blocks starting at multiples of KM_SUB_ROWS.
+ */
+static void
+TestSeeding(const char *name, int64_t n, int d)
+{
+	int64_t		bsize = 2 * KM_SUB_ROWS;
+	int64_t		nblk = (n + bsize - 1) / bsize;
+	int64_t		runs = (n + KM_SUB_ROWS - 1) / KM_SUB_ROWS;
+	float	   *x = malloc(sizeof(float) * n * d),
+			   *mh = malloc(sizeof(float) * n),
+			   *mf = malloc(sizeof(float) * n);
+	double	   *sh = calloc(runs, sizeof(double)),
+			   *sd = calloc(runs, sizeof(double));
+	KmBlock   **blk = calloc(nblk, sizeof(KmBlock *));
+	KmBackend  *be;
+	int			same = 1;
+
+	rng_state = (uint64_t) n * 7 + d;
+	for (int64_t q = 0; q < n * d; q++)
+		x[q] = RandUnit();
+	MUST(km_cpu_backend_create(2, d, &be, ERR));
+	for (int64_t b = 0; b < nblk; b++)
+	{
+		int64_t		m = n - b * bsize < bsize ? n - b * bsize : bsize;
+
+		MUST(be->ops->block_create(be, x + b * bsize * d, m, NULL, &blk[b], ERR));
+	}
+	for (int64_t i = 0; i < n; i++)
+		mh[i] = INFINITY;
+	MUST(be->ops->seed_begin(be, n, ERR));
+	MUST(be->ops->seed_fetch(be, 0, n, mf, ERR));
+	for (int64_t i = 0; i < n; i++)
+		same &= isinf(mf[i]) && mf[i] > 0;
+	CHECK(same, "%s: seed_begin does not start at +Inf", name);
+
+	/* two centers (rows 0 and n - 1), then the potentials of three candidates */
+	for (int step = 0; step < 2; step++)
+	{
+		const float *c = x + (step == 0 ? 0 : (n - 1) * d);
+
+		for (int64_t b = 0; b < nblk; b++)
+		{
+			MUST(be->steps->mindist_update(be, blk[b], c, mh + b * bsize, sh + b * bsize / KM_SUB_ROWS,
+										   ERR));
+			MUST(be->ops->seed_update(be, blk[b], b * bsize, c, sd + b * bsize / KM_SUB_ROWS, ERR));
+		}
+		MUST(be->ops->seed_fetch(be, n / 2, n - n / 2, mf + n / 2, ERR));
+		MUST(be->ops->seed_fetch(be, 0, n / 2, mf, ERR));
+		CHECK(memcmp(sh, sd, sizeof(double) * runs) == 0 && memcmp(mh, mf, sizeof(float) * n) == 0,
+			  "%s: k-means++ step %d differs from mindist_update's", name, step);
+	}
+	{
+		double		ph[3] = {0},
+					pd[3] = {0};
+		const float *cand = x + (n / 2) * d;
+
+		for (int64_t b = 0; b < nblk; b++)
+		{
+			MUST(be->steps->potentials(be, blk[b], cand, 3, mh + b * bsize, ph, ERR));
+			MUST(be->ops->seed_potentials(be, blk[b], b * bsize, cand, 3, pd, ERR));
+		}
+		CHECK(memcmp(ph, pd, sizeof(ph)) == 0, "%s: potentials differ: %.17g vs %.17g", name,
+			  ph[0], pd[0]);
+	}
+	for (int64_t b = 0; b < nblk; b++)
+		be->ops->block_destroy(be, blk[b]);
+	be->ops->destroy(be);
+	free(blk);
+	free(x);
+	free(mh);
+	free(mf);
+	free(sh);
+	free(sd);
+}
+
+/* Misuse of the state operations is refused with a message, and the backend stays usable. */
+static void
+TestMisuse(void)
+{
+	KmBackend  *be;
+	KmBlock    *blk;
+	KmError		err = {0};
+	float		x[8] = {0, 0, 1, 1, 5, 5, 6, 6},
+				c[4] = {0, 0, 6, 6},
+				m[4];
+	int			seg_off[2] = {0, 2};
+	int			segs[1] = {0},
+				bad[1] = {3};
+	int32_t		l[4];
+	float		dd[4];
+	double		sums[1];
+	int64_t		changed[1];
+	KmAccum		a;
+	KmStatus	st;
+
+	MUST(km_cpu_backend_create(1, 2, &be, ERR));
+	MUST(be->ops->block_create(be, x, 4, NULL, &blk, ERR));
+	st = be->ops->pass_begin(be, 4, 1, segs, 1, 0, &err);
+	CHECK(st == KM_ERR_ARGUMENT, "pass_begin before set_centers: status %d", (int) st);
+	MUST(be->ops->set_centers(be, c, 2, 1, seg_off, ERR));
+	st = be->ops->pass_block(be, blk, 0, &err);
+	CHECK(st == KM_ERR_ARGUMENT, "pass_block outside a pass: status %d", (int) st);
+	st = be->ops->pass_begin(be, 4, 1, bad, 1, 0, &err);
+	CHECK(st == KM_ERR_ARGUMENT && strstr(err.message, "segment") != NULL,
+		  "a segment out of range: status %d, \"%s\"", (int) st, err.message);
+	MUST(be->ops->pass_begin(be, 4, 1, segs, 1, 0, ERR));
+	st = be->ops->pass_block(be, blk, 1, &err);
+	CHECK(st == KM_ERR_ARGUMENT, "a block past the rows: status %d", (int) st);
+	MUST(be->ops->pass_block(be, blk, 0, ERR));
+	AccumAlloc(&a, 2, 2);
+	MUST(be->ops->pass_end(be, &a, changed, ERR));
+	CHECK(a.counts[0] == 2 && a.counts[1] == 2 && changed[0] == 4,
+		  "the pass after misuse: counts %lld, %lld, changed %lld", (long long) a.counts[0],
+		  (long long) a.counts[1], (long long) changed[0]);
+	st = be->ops->pass_end(be, &a, changed, &err);
+	CHECK(st == KM_ERR_ARGUMENT, "pass_end twice: status %d", (int) st);
+	st = be->ops->state_fetch(be, 2, 3, l, dd, &err);
+	CHECK(st == KM_ERR_ARGUMENT, "state_fetch past the rows: status %d", (int) st);
+	MUST(be->ops->state_fetch(be, 0, 4, l, dd, ERR));
+	CHECK(l[0] == 0 && l[1] == 0 && l[2] == 1 && l[3] == 1 && dd[1] == 2.0f,
+		  "the state: labels %d %d %d %d, distance %g", l[0], l[1], l[2], l[3], dd[1]);
+	AccumFree(&a);
+
+	st = be->ops->seed_update(be, blk, 0, c, sums, &err);
+	CHECK(st == KM_ERR_ARGUMENT, "seed_update before seed_begin: status %d", (int) st);
+	MUST(be->ops->seed_begin(be, 4, ERR));
+	st = be->ops->state_fetch(be, 0, 4, l, dd, &err);
+	CHECK(st == KM_ERR_ARGUMENT, "the Lloyd state after a new seeding: status %d", (int) st);
+	st = be->ops->seed_fetch(be, 2, 3, m, &err);
+	CHECK(st == KM_ERR_ARGUMENT, "seed_fetch past the rows: status %d", (int) st);
+	MUST(be->ops->seed_update(be, blk, 0, c, sums, ERR));
+	MUST(be->ops->seed_fetch(be, 0, 4, m, ERR));
+	/* rows (0,0), (1,1), (5,5), (6,6) from center (0,0): 0, 2, 50, 72 */
+	CHECK(m[0] == 0 && m[1] == 2 && m[2] == 50 && m[3] == 72 && sums[0] == 124,
+		  "mindist %g %g %g %g, sum %g", m[0], m[1], m[2], m[3], sums[0]);
+	be->ops->block_destroy(be, blk);
+	be->ops->destroy(be);
+}
+
+int
+main(void)
+{
+	int			small[3] = {5, 3, 7};
+	int			wide[3] = {9, 4, 70};
+
+	/* the small-d kernel, and the GEMM one with its exact recomputation */
+	TestPasses("d=3", 5000, 3, small, 1024);
+	TestPasses("d=3 uneven blocks", 3333, 3, small, 3 * KM_SUB_ROWS);
+	TestPasses("d=40", 2500, 40, wide, 2 * KM_SUB_ROWS);
+	TestSeeding("d=4", 10000, 4);
+	TestSeeding("d=40", 3000, 40);
+	TestMisuse();
+	return TestReport();
+}
