@@ -382,7 +382,7 @@ def machine_info(db, engines):
         "kmeans.threads": db.scalar("SELECT current_setting('kmeans.threads')"),
         "kmeans.memory_limit": db.scalar("SELECT current_setting('kmeans.memory_limit')"),
     }
-    info["kmeans_library"] = library_fingerprint()
+    info["kmeans_library"] = library_fingerprint(db)
     for name, eng in engines.items():
         if name != "ours":
             info[name] = eng.error.split(" (")[0] if eng.error else eng.version()
@@ -395,12 +395,16 @@ def machine_info(db, engines):
     return info
 
 
-def library_fingerprint():
-    """mtime and SHA-1 of the installed kmeans.so (server on this host, pg_config on PATH), so
-    that results can be matched to a build."""
+def library_fingerprint(db):
+    """mtime and SHA-1 of the kmeans.so the server loads (the server on this host), so that
+    results can be matched to a build.  The folder is the server's own PKGLIBDIR (a private
+    tree's, where scripts/bench.sh runs one), else that of pg_config on PATH."""
     try:
-        libdir = subprocess.run(["pg_config", "--pkglibdir"], capture_output=True, text=True,
-                                check=True).stdout.strip()
+        try:
+            libdir = db.scalar("SELECT setting FROM pg_config WHERE name = 'PKGLIBDIR'")
+        except Exception:       # the pg_config view is for superusers only
+            libdir = subprocess.run(["pg_config", "--pkglibdir"], capture_output=True, text=True,
+                                    check=True).stdout.strip()
         path = os.path.join(libdir, "kmeans.so")
         with open(path, "rb") as f:
             digest = hashlib.sha1(f.read()).hexdigest()[:12]
