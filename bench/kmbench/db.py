@@ -59,8 +59,8 @@ class Database:
                              "model(s), so the bench will not drop it; run DROP EXTENSION "
                              "kmeans CASCADE; CREATE EXTENSION kmeans there, or use --db"
                              % (name, self.dbname, saved))
-        log("function %s is missing in database %s (extension created from an older build): "
-            "recreating the extension there" % (name, self.dbname))
+        log("function %s is missing in database %s: recreating the extension there, in case "
+            "it was created from an older build" % (name, self.dbname))
         self.execute("DROP EXTENSION kmeans")
         self.execute("CREATE EXTENSION kmeans")
         if not self.scalar("SELECT to_regproc(%s) IS NOT NULL", (name,)):
