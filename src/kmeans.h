@@ -175,7 +175,27 @@ extern void KmeansDataAttach(KmeansData *data, KmBackend *be);
 extern void KmeansDataDetach(KmeansData *data);
 extern void KmeansScan(KmeansData *data, KmeansBatchFn fn, void *arg);
 extern char *KmeansRowName(int64 rowno, bool has_id, int64 id);
+
+/* vector.c: every real[] checked in one place */
+typedef struct KmeansArrayView
+{
+	int			ndim;
+	int			dims[2];		/* the first two dimensions */
+	int64		nitems;
+	const bits8 *nulls;			/* the NULL bitmap, or NULL */
+	const char *values;			/* float4 values, unaligned in a short varlena */
+} KmeansArrayView;
+
 extern const char *KmeansNonFiniteName(float v);
+extern void KmeansArrayViewRaw(const char *p, KmeansArrayView *v);
+extern void KmeansArrayViewOf(ArrayType *a, KmeansArrayView *v);
+extern int64 KmeansArrayFirstNull(const KmeansArrayView *v);
+extern int64 KmeansCopyFinite(const char *values, int64 m, float *dst);
+extern const float *KmeansCheckStartCenters(ArrayType *a, int k, int d);
+extern const float *KmeansCheckPredictCenters(ArrayType *a, int *k, int *d);
+extern const float *KmeansCheckVector(ArrayType *x, int d, const char *against);
+extern const float *KmeansCheckModelCenters(ArrayType *a, const char *name, const char *table,
+											int k, int d);
 
 /* modelset.c, seed.c, fetch.c, lloyd.c, runs.c, session.c */
 

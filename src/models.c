@@ -337,57 +337,11 @@ LoadModel(const char *table, const char *name, MemoryContext cxt)
 	m->k = DatumGetInt32(cols[0]);
 	m->d = DatumGetInt32(cols[1]);
 	a = DatumGetArrayTypeP(cols[2]);
-	if (ARR_NDIM(a) != 2 || ARR_DIMS(a)[0] != m->k || ARR_DIMS(a)[1] != m->d ||
-		ARR_HASNULL(a) || ARR_ELEMTYPE(a) != FLOAT4OID)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("model \"%s\" has centers that are not a %d x %d real[] without NULLs",
-						name, m->k, m->d),
-				 errhint("Fit and save the model again.")));
-	c = (const float *) ARR_DATA_PTR(a);
-	for (int j = 0; j < m->k; j++)
-		for (int t = 0; t < m->d; t++)
-			if (!isfinite(c[(int64) j * m->d + t]))
-				ereport(ERROR,
-						(errcode(ERRCODE_DATA_CORRUPTED),
-						 errmsg("model \"%s\" has %s in the center of cluster %d at position %d",
-								name, KmeansNonFiniteName(c[(int64) j * m->d + t]), j, t + 1),
-						 errdetail("The value is centers[%d][%d] of the model's row in %s.",
-								   j + 1, t + 1, table),
-						 errhint("Fit and save the model again.")));
+	c = KmeansCheckModelCenters(a, name, table, m->k, m->d);
 	m->centers = MemoryContextAlloc(cxt, sizeof(float) * m->k * m->d);
 	memcpy(m->centers, c, sizeof(float) * m->k * m->d);
 	SPI_finish();
 	return m;
-}
-
-/* Checks a vector to label: one dimension, d values, no NULL, finite. */
-static const float *
-CheckVector(ArrayType *x, int d, const char *against)
-{
-	const float *v;
-
-	if (ARR_NDIM(x) != 1 || ArrayGetNItems(ARR_NDIM(x), ARR_DIMS(x)) != d)
-		ereport(ERROR,
-				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-				 errmsg("vector has %d values, %s has dimension %d",
-						ARR_NDIM(x) == 1 ? ARR_DIMS(x)[0] : ArrayGetNItems(ARR_NDIM(x), ARR_DIMS(x)),
-						against, d),
-				 errhint("Label vectors of the length the model was fitted on.")));
-	if (ARR_HASNULL(x) && array_contains_nulls(x))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("vector to label contains a NULL"),
-				 errhint("Replace or drop NULL elements first.")));
-	v = (const float *) ARR_DATA_PTR(x);
-	for (int j = 0; j < d; j++)
-		if (!isfinite(v[j]))
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_EXCEPTION),
-					 errmsg("vector to label has %s at position %d",
-							KmeansNonFiniteName(v[j]), j + 1),
-					 errhint("Only finite values can be labelled.")));
-	return v;
 }
 
 /* Index of the nearest center by squared Euclidean distance in float64, lowest on ties. */
@@ -468,7 +422,7 @@ kmeans_predict_model(PG_FUNCTION_ARGS)
 		fcinfo->flinfo->fn_extra = m;
 	}
 	PG_RETURN_INT32(Nearest(m->centers, m->k, m->d,
-							CheckVector(x, m->d, psprintf("model \"%s\"", name))));
+							KmeansCheckVector(x, m->d, psprintf("model \"%s\"", name))));
 }
 
 /* kmeans_predict(centers real[], x real[]): the nearest row of a k x d array of centers. */
@@ -479,22 +433,9 @@ kmeans_predict_centers(PG_FUNCTION_ARGS)
 	ArrayType  *x = PG_GETARG_ARRAYTYPE_P(1);
 	int			k,
 				d;
+	const float *centers = KmeansCheckPredictCenters(c, &k, &d);
 
-	if (ARR_NDIM(c) != 2)
-		ereport(ERROR,
-				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-				 errmsg("centers must be a 2-dimensional array (k x d), got a %d-dimensional array",
-						ARR_NDIM(c)),
-				 errhint("Pass one row per center, e.g. ARRAY[[0,0],[1,1]]::real[].")));
-	if (ARR_HASNULL(c) && array_contains_nulls(c))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("centers must not contain NULLs"),
-				 errhint("Pass k rows of d numbers.")));
-	k = ARR_DIMS(c)[0];
-	d = ARR_DIMS(c)[1];
-	PG_RETURN_INT32(Nearest((const float *) ARR_DATA_PTR(c), k, d,
-							CheckVector(x, d, "centers")));
+	PG_RETURN_INT32(Nearest(centers, k, d, KmeansCheckVector(x, d, "centers")));
 }
 
 /* kmeans_centers(model text): a saved model's centers, one row per cluster. */

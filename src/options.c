@@ -62,13 +62,8 @@ KmeansParseOptions(FunctionCallInfo fcinfo, const KmeansArgPos *pos, KmeansOptio
 	{
 		ArrayType  *a = PG_GETARG_ARRAYTYPE_P(pos->init_centers);
 
-		if (ARR_ELEMTYPE(a) != FLOAT4OID)
-			elog(ERROR, "kmeans: init_centers is not real[] (this is a bug)");
-		if (ARR_HASNULL(a) && array_contains_nulls(a))
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("init_centers must not contain NULLs"),
-					 errhint("Pass k rows of d numbers.")));
+		/* NULLs now; the shape and values once the data gives d (seed.c) */
+		KmeansCheckStartCenters(a, -1, -1);
 		if (opt->init == KMEANS_INIT_RANDOM)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -100,11 +100,8 @@ ParseVector(Reader *r, Datum value, int64 id)
 {
 	struct varlena *v = (struct varlena *) DatumGetPointer(value);
 	KmeansData *data = r->data;
-	const char *p;
-	int32		ndim,
-				dataoffset,
-				nitems;
-	Oid			elemtype;
+	KmeansArrayView view;
+	int64		null_at;
 
 	if (VARATT_IS_EXTERNAL(v) || VARATT_IS_COMPRESSED(v))
 	{
@@ -114,67 +111,42 @@ ParseVector(Reader *r, Datum value, int64 id)
 		v = pg_detoast_datum(v);
 		MemoryContextSwitchTo(old);
 	}
-	p = VARDATA_ANY(v);
-	memcpy(&ndim, p, sizeof(int32));
-	memcpy(&dataoffset, p + sizeof(int32), sizeof(int32));
-	memcpy(&elemtype, p + 2 * sizeof(int32), sizeof(Oid));
-	if (elemtype != FLOAT4OID)
-		elog(ERROR, "kmeans: source returned element type %u, not real (this is a bug)", elemtype);
-
-	if (ndim == 0)
+	KmeansArrayViewRaw(VARDATA_ANY(v), &view);
+	if (view.ndim == 0)
 		BadRow(r, id, ERRCODE_ARRAY_SUBSCRIPT_ERROR, "is empty",
 			   "Every vector needs at least one value; filter empty arrays out in a query.");
-	if (ndim != 1)
+	if (view.ndim != 1)
 		BadRow(r, id, ERRCODE_ARRAY_SUBSCRIPT_ERROR,
-			   psprintf("is a %d-dimensional array", ndim),
+			   psprintf("is a %d-dimensional array", view.ndim),
 			   "Each row must hold one vector as a one-dimensional array.");
-	memcpy(&nitems, p + 3 * sizeof(int32), sizeof(int32));
 
 	if (data->d == 0)
 	{
-		data->d = nitems;
+		data->d = (int) view.nitems;
 		r->first_rowno = r->rowno;
 	}
-	else if (nitems != data->d)
+	else if (view.nitems != data->d)
 		BadRow(r, id, ERRCODE_ARRAY_SUBSCRIPT_ERROR,
 			   psprintf("has %d values, expected %d as in row " INT64_FORMAT,
-						nitems, data->d, r->first_rowno),
+						(int) view.nitems, data->d, r->first_rowno),
 			   "All vectors must have the same length; slice them (col[1:n]) or filter them in a query.");
-
-	if (dataoffset != 0)
-	{
-		/* a NULL bitmap exists; find the first NULL, if any */
-		const bits8 *bitmap = (const bits8 *) (p + 3 * sizeof(int32) + 2 * sizeof(int32) * ndim);
-
-		for (int i = 0; i < nitems; i++)
-			if (!(bitmap[i / 8] & (1 << (i % 8))))
-				BadRow(r, id, ERRCODE_NULL_VALUE_NOT_ALLOWED,
-					   psprintf("has a NULL at position %d", i + 1),
-					   "Replace or drop NULL elements, e.g. with coalesce or array_remove in a query.");
-		return p + dataoffset - VARHDRSZ;
-	}
-	return p + ARR_OVERHEAD_NONULLS(1) - VARHDRSZ;
-}
-
-/* "NaN", "Infinity" or "-Infinity": how a non-finite value is named in messages. */
-const char *
-KmeansNonFiniteName(float v)
-{
-	return isnan(v) ? "NaN" : (v > 0 ? "Infinity" : "-Infinity");
+	if ((null_at = KmeansArrayFirstNull(&view)) >= 0)
+		BadRow(r, id, ERRCODE_NULL_VALUE_NOT_ALLOWED,
+			   psprintf("has a NULL at position %d", (int) null_at + 1),
+			   "Replace or drop NULL elements, e.g. with coalesce or array_remove in a query.");
+	return view.values;
 }
 
 /* Copies d floats to dst and rejects NaN and infinities. */
 static void
 CopyFinite(Reader *r, const char *src, int64 id, float *dst)
 {
-	int			d = r->data->d;
+	int64		bad = KmeansCopyFinite(src, r->data->d, dst);
 
-	memcpy(dst, src, sizeof(float) * d);
-	for (int i = 0; i < d; i++)
-		if (!isfinite(dst[i]))
-			BadRow(r, id, ERRCODE_DATA_EXCEPTION,
-				   psprintf("has %s at position %d", KmeansNonFiniteName(dst[i]), i + 1),
-				   "Only finite values can be clustered; filter or replace them in a query.");
+	if (bad >= 0)
+		BadRow(r, id, ERRCODE_DATA_EXCEPTION,
+			   psprintf("has %s at position %d", KmeansNonFiniteName(dst[bad]), (int) bad + 1),
+			   "Only finite values can be clustered; filter or replace them in a query.");
 }
 
 /*

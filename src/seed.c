@@ -252,28 +252,11 @@ SeedCenters(KmeansData *data, const KmeansOptions *opt, int k, int run, float *c
 static void
 ExplicitCenters(KmeansData *data, const KmeansOptions *opt, int k, float *centers)
 {
-	ArrayType  *a = opt->init_centers;
 	int			d = data->d;
-	const float *v;
+	const float *v = KmeansCheckStartCenters(opt->init_centers, k, d);
 
-	if (ARR_NDIM(a) != 2 || ARR_DIMS(a)[0] != k || ARR_DIMS(a)[1] != d)
-		ereport(ERROR,
-				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-				 errmsg("init_centers must be a %d x %d array, got %s", k, d,
-						ARR_NDIM(a) == 2 ? psprintf("%d x %d", ARR_DIMS(a)[0], ARR_DIMS(a)[1]) :
-						psprintf("a %d-dimensional array", ARR_NDIM(a))),
-				 errhint("Pass one row of %d values per cluster, e.g. ARRAY[[..],[..]]::real[].", d)));
-	v = (const float *) ARR_DATA_PTR(a);
 	for (int64 i = 0; i < (int64) k * d; i++)
-	{
-		if (!isfinite(v[i]))
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_EXCEPTION),
-					 errmsg("init_centers has a non-finite value at center %d, position %d",
-							(int) (i / d) + 1, (int) (i % d) + 1),
-					 errhint("Starting centers must be finite numbers.")));
 		centers[i] = v[i] - data->mean[i % d];
-	}
 }
 
 /*

@@ -116,6 +116,9 @@ SELECT * FROM try($q$SELECT kmeans_predict('{{1,2},{3,4}}'::real[], '{1,2,3}')$q
 SELECT * FROM try($q$SELECT kmeans_predict('{{1,2},{3,4}}'::real[], '{1,NULL}')$q$);
 SELECT * FROM try($q$SELECT kmeans_predict('{{1,2},{3,4}}'::real[], '{1,NaN}')$q$);
 SELECT * FROM try($q$SELECT kmeans_predict('{{1,2},{NULL,4}}'::real[], '{1,2}')$q$);
+-- a center that is not a finite number could never be nearest: labels would quietly skip it
+SELECT * FROM try($q$SELECT kmeans_predict('{{1,2},{3,-Infinity}}'::real[], '{1,2}')$q$);
+SELECT * FROM try($q$SELECT kmeans_predict('{{NaN,2},{3,4}}'::real[], '{1,2}')$q$);
 SELECT * FROM try($q$SELECT * FROM kmeans_centers('no_such_model')$q$);
 
 -- the session and the data are intact
