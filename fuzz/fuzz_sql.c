@@ -923,7 +923,7 @@ static const char *const text_values[] = {
 static const char *const fn_values[] = {"fit", "labels", "elbow", "predict", "centers"};
 static const char *const guc_lines[] = {
 	"set kmeans.batch_rows=1024", "set kmeans.batch_rows=1025", "set kmeans.memory_limit=64",
-	"set kmeans.memory_limit=65", "set kmeans.threads=2", "set kmeans.verbose=on",
+	"set kmeans.memory_limit=65", "set kmeans.threads=2", "set kmeans.verbose=on", "set kmeans.trace=on",
 	"set kmeans.device=gpu", "set kmeans.gpu_memory_limit=1MB", "set search_path=pg_catalog",
 	"set work_mem=64", "set statement_timeout=100",
 };

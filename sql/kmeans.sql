@@ -28,6 +28,19 @@ CREATE TABLE kmeans_models (
         NOT (centers && '{NaN,Infinity,-Infinity}'::real[]))
 );
 COMMENT ON TABLE kmeans_models IS 'k-means models saved by kmeans_fit(..., model => name)';
+COMMENT ON COLUMN kmeans_models.name IS 'the model''s name, as given to kmeans_fit(..., model => name)';
+COMMENT ON COLUMN kmeans_models.k IS 'number of clusters';
+COMMENT ON COLUMN kmeans_models.dim IS 'length of every vector fitted and labelled';
+COMMENT ON COLUMN kmeans_models.metric IS 'the distance the clusters were fitted with';
+COMMENT ON COLUMN kmeans_models.centers IS
+    'k x dim cluster centers; row j + 1 is cluster j, as kmeans_predict numbers them';
+COMMENT ON COLUMN kmeans_models.inertia IS
+    'sum of squared distances of the fitted rows to their centers, from the final assignment';
+COMMENT ON COLUMN kmeans_models.n_iter IS 'Lloyd iterations of the kept run';
+COMMENT ON COLUMN kmeans_models.n_rows IS 'rows fitted (NULL vectors are skipped and not counted)';
+COMMENT ON COLUMN kmeans_models.options IS 'the options of the fit, as jsonb';
+COMMENT ON COLUMN kmeans_models.source IS 'the source as given: a table name or a query';
+COMMENT ON COLUMN kmeans_models.created_at IS 'when the model was saved (the start of the saving transaction)';
 COMMENT ON COLUMN kmeans_models.owner IS
     'the role whose members may replace, update or delete the model';
 SELECT pg_catalog.pg_extension_config_dump('kmeans_models', '');

@@ -17,7 +17,8 @@ int			kmeans_batch_rows = KMEANS_DEFAULT_BATCH_ROWS;
 int			kmeans_memory_limit = 1024 * 1024;	/* kB: 1 GB */
 int			kmeans_max_memory = 4 * 1024 * 1024;	/* kB: 4 GB */
 int			kmeans_threads = 0;
-bool		kmeans_verbose = false;
+bool		kmeans_trace = false;
+bool		kmeans_verbose = false;	/* the old name of kmeans.trace */
 int			kmeans_gpu_id = 0;
 int			kmeans_gpu_memory_limit = 0;
 
@@ -102,8 +103,14 @@ _PG_init(void)
 							"At least 1MB otherwise.  Rows that do not fit are copied to the GPU again on every pass.",
 							&kmeans_gpu_memory_limit, 0, 0, INT_MAX,
 							PGC_USERSET, GUC_UNIT_KB, CheckGpuMemoryLimit, NULL, NULL);
-	DefineCustomBoolVariable("kmeans.verbose",
+	DefineCustomBoolVariable("kmeans.trace",
 							 "Reports every iteration of a fit as a NOTICE.",
+							 NULL,
+							 &kmeans_trace, false,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
+	/* VERBOSE is an SQL keyword, so the old name needs quotes in SET; it still works */
+	DefineCustomBoolVariable("kmeans.verbose",
+							 "The old name of kmeans.trace: either one on reports every iteration.",
 							 NULL,
 							 &kmeans_verbose, false,
 							 PGC_USERSET, 0, NULL, NULL, NULL);

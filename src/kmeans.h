@@ -56,7 +56,10 @@ extern int	kmeans_batch_rows;
 extern int	kmeans_memory_limit;	/* kB */
 extern int	kmeans_max_memory;	/* kB */
 extern int	kmeans_threads;
+extern bool kmeans_trace;
 extern bool kmeans_verbose;
+/* kmeans.trace, or its old name kmeans.verbose: a NOTICE per iteration */
+#define KmeansTracing() (kmeans_trace || kmeans_verbose)
 extern int	kmeans_gpu_id;
 extern int	kmeans_gpu_memory_limit;	/* kB; 0: what the device has free */
 extern int	KmeansThreads(void);

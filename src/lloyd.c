@@ -202,7 +202,7 @@ KmeansLloyd(KmeansData *data, const KmeansOptions *opt, KmeansModelSet *ms)
 			}
 			pass_inertia += inertia;
 			ms->n_iter[s] = it;
-			if (kmeans_verbose)
+			if (KmeansTracing())
 				ereport(NOTICE,
 						(errmsg("kmeans: k=%d iteration %d: inertia %.6g, " INT64_FORMAT " labels changed, center shift %.6g",
 								rs->off[r + 1] - rs->off[r], it, inertia, ls.changed[r], shift)));

@@ -219,7 +219,7 @@ KmeansRepairEmpty(KmeansData *data, LloydState *ls)
 			}
 			rs->acc.counts[f->label]--;
 			rs->acc.counts[j] = 1;
-			if (kmeans_verbose)
+			if (KmeansTracing())
 				ereport(NOTICE,
 						(errmsg("kmeans: cluster %d of k=%d was empty; moved row " INT64_FORMAT " into it",
 								j - rs->off[r], k, f->row + 1)));

@@ -42,7 +42,7 @@ KmeansRuns(KmeansData *data, const KmeansOptions *opt, int nseg, const int *ks,
 			double		inertia = KmeansSegmentInertia(ms, s);
 
 			/* one line per run for a single k; a range of k would print a line per k */
-			if (kmeans_verbose && nseg == 1)
+			if (KmeansTracing() && nseg == 1)
 				ereport(NOTICE,
 						(errmsg("kmeans: run %d of %d: inertia %.9g after %d iterations",
 								run + 1, n_init, inertia, ms->n_iter[s])));

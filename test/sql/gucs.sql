@@ -1,7 +1,7 @@
 -- The kmeans.* settings: threads, memory_limit (resident or streamed data), batch_rows,
--- verbose, device, gpu_id, gpu_memory_limit.  Results do not depend on threads, batch size or
--- residency.  The suite runs with kmeans.device from PGOPTIONS (make installcheck sets it to
--- REGRESS_DEVICE, cpu unless told otherwise).
+-- trace (and its old name verbose), device, gpu_id, gpu_memory_limit.  Results do not depend
+-- on threads, batch size or residency.  The suite runs with kmeans.device from PGOPTIONS (make
+-- installcheck sets it to REGRESS_DEVICE, cpu unless told otherwise).
 CREATE SCHEMA test_gucs;
 SET search_path = test_gucs, public;
 SET extra_float_digits = 0;
@@ -15,7 +15,8 @@ SHOW kmeans.batch_rows;
 SHOW kmeans.memory_limit;
 SHOW kmeans.gpu_id;
 SHOW kmeans.gpu_memory_limit;
--- VERBOSE is an SQL keyword, so this one setting's name is quoted in SET and SHOW.
+SHOW kmeans.trace;
+-- kmeans.trace's old name: VERBOSE is an SQL keyword, so it is quoted in SET and SHOW.
 SHOW kmeans."verbose";
 
 -- Enough rows for several chunks and batches: 40,000 points in 3 dimensions.
@@ -69,13 +70,19 @@ SET kmeans.memory_limit = '64kB';
 SELECT count(*) FROM kmeans_fit('SELECT v FROM cloud WHERE nextval(''pass_counter'') <= 40100', 'v', 3);
 RESET kmeans.memory_limit;
 
--- verbose: one NOTICE per iteration; by hand (see fit.sql): inertia 599, 216, 199,
+-- trace: one NOTICE per iteration; by hand (see fit.sql): inertia 599, 216, 199,
 -- labels changed 8, 1, 0, center shift (1-2)^2 + (11-3)^2 = 65, then 0.25 + 4 = 4.25, then 0.
 CREATE TABLE line (v real[]);
 INSERT INTO line VALUES ('{0}'), ('{1}'), ('{2}'), ('{3}'), ('{8}'), ('{9}'), ('{10}'), ('{25}');
-SET kmeans."verbose" = on;
+SET kmeans.trace = on;
 SELECT cluster, center FROM kmeans_fit('line', 'v', 2, init_centers => '{{2},{3}}');
+RESET kmeans.trace;
+-- the old name does the same
+SET kmeans."verbose" = on;
+SELECT count(*) FROM kmeans_fit('line', 'v', 2, init_centers => '{{2},{3}}');
 RESET kmeans."verbose";
+-- and with both off, a fit is silent
+SELECT count(*) FROM kmeans_fit('line', 'v', 2, init_centers => '{{2},{3}}');
 
 -- device: a setting of its own, which the device => option overrides (device.sql tests the
 -- GPU choices, whose outcome depends on the build and the machine).
