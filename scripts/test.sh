@@ -64,6 +64,12 @@ for t in test/hostile/check_*.py; do
     "$py" "$t"; record "$(basename "$t")" $?
 done
 
+echo "== workflows: dump and restore (${SECONDS}s)"
+for t in test/workflow/check_*.py; do
+    [ -e "$t" ] || continue
+    "$py" "$t"; record "$(basename "$t")" $?
+done
+
 echo "== reference comparisons (scikit-learn) (${SECONDS}s)"
 for t in test/reference/check_*.py test/engine/check_*.py; do
     [ -e "$t" ] || continue

@@ -310,7 +310,7 @@ kmeans_elbow(PG_FUNCTION_ARGS)
 	double		start;
 
 	ReadArgs(fcinfo, &ec);
-	data = KmeansBegin(PG_GETARG_TEXT_PP(ARG_SOURCE), PG_GETARG_TEXT_PP(ARG_COLUMN),
+	data = KmeansBegin(KmeansSourceArg(fcinfo, ARG_SOURCE), PG_GETARG_TEXT_PP(ARG_COLUMN),
 					   PG_ARGISNULL(ARG_ID) ? NULL : PG_GETARG_TEXT_PP(ARG_ID), &ec.opt, &ec.plan);
 	fl.labels = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int32) * data->n * ec.nseg);
 	ms = KmeansRuns(data, &ec.opt, ec.nseg, ec.ks, KeepLabels, &fl);

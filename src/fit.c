@@ -53,7 +53,7 @@ FitBegin(FunctionCallInfo fcinfo, FitCall *fc, bool need_id, KmeansLabelFn fn, v
 
 	KmeansRequireArgs(fcinfo, ARG_K + 1, "source, column and k",
 					  "Pass a table name or query, the vector column, and the number of clusters.");
-	source = PG_GETARG_TEXT_PP(ARG_SOURCE);
+	source = KmeansSourceArg(fcinfo, ARG_SOURCE);
 	column = PG_GETARG_TEXT_PP(ARG_COLUMN);
 	fc->k = PG_GETARG_INT32(ARG_K);
 	KmeansCheckK(fc->k, -1, "k");

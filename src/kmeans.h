@@ -171,6 +171,7 @@ extern void KmeansBudgetCheck(const KmeansBudget *b, bool rows_known);
 
 /* source.c */
 extern KmeansSource *KmeansSourceMake(text *source, text *column, text *id_column);
+extern text *KmeansSourceArg(FunctionCallInfo fcinfo, int argno);
 
 /* reader.c */
 extern KmeansData *KmeansDataLoad(KmeansSource *src, const KmeansPlan *plan, bool gpu);

@@ -23,6 +23,7 @@
 
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
 #include "lib/stringinfo.h"
 #include "nodes/makefuncs.h"
 #include "nodes/parsenodes.h"
@@ -205,6 +206,34 @@ CheckExpression(const char *what, const char *text, const char *hint)
 				 errmsg("%s must be one expression: %s", what, text),
 				 errhint("%s", hint)));
 	pfree(probe);
+}
+
+/*
+ * The source argument of a fitting function: its text, or, where the function was declared
+ * with the source as regclass, the relation's schema-qualified, quoted name as it is now (a
+ * view over the call stores the OID, so renames and pg_restore's empty search_path do not
+ * break it).  The declared type comes from the catalog, never from the call's expression.
+ */
+text *
+KmeansSourceArg(FunctionCallInfo fcinfo, int argno)
+{
+	Oid		   *argtypes;
+	int			nargs;
+	Oid			relid;
+	char	   *relname;
+
+	get_func_signature(fcinfo->flinfo->fn_oid, &argtypes, &nargs);
+	if (argno >= nargs || argtypes[argno] != REGCLASSOID)
+		return PG_GETARG_TEXT_PP(argno);
+	relid = PG_GETARG_OID(argno);
+	relname = get_rel_name(relid);
+	if (relname == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid),
+				 errhint("Pass an existing table, view or materialized view.")));
+	return cstring_to_text(quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+													  relname));
 }
 
 /*
