@@ -50,6 +50,7 @@ FitBegin(FunctionCallInfo fcinfo, FitCall *fc, bool need_id, KmeansLabelFn fn, v
 {
 	text	   *source,
 			   *column;
+	bool		match = false;
 
 	KmeansRequireArgs(fcinfo, ARG_K + 1, "source, column and k",
 					  "Pass a table name or query, the vector column, and the number of clusters.");
@@ -81,7 +82,28 @@ FitBegin(FunctionCallInfo fcinfo, FitCall *fc, bool need_id, KmeansLabelFn fn, v
 	fc->plan.n_init = fc->opt.n_init;
 	fc->data = KmeansBegin(source, column, PG_ARGISNULL(ARG_ID) ? NULL : PG_GETARG_TEXT_PP(ARG_ID),
 						   &fc->opt, &fc->plan);
-	fc->ms = KmeansRuns(fc->data, &fc->opt, 1, &fc->k, fn, arg);
+	if (fc->model && kmeans_match_clusters)
+	{
+		int			old_k,
+					old_d;
+		const float *old = KmeansModelPrevious(KmeansModelsTable(fcinfo), fc->model, &old_k,
+											   &old_d);
+
+		/* a refit: the clusters are renumbered before any label goes out */
+		match = old != NULL && old_k == fc->k && old_d == fc->data->d;
+		fc->ms = KmeansRuns(fc->data, &fc->opt, 1, &fc->k, match ? NULL : fn, arg);
+		if (match)
+		{
+			KmeansMatchClusters(fc->data, fc->ms, old, old_k, old_d);
+			if (fn != NULL)
+			{
+				KmeansStepLogRun(-1);
+				KmeansFinalPass(fc->data, fc->ms, fn, arg);
+			}
+		}
+	}
+	else
+		fc->ms = KmeansRuns(fc->data, &fc->opt, 1, &fc->k, fn, arg);
 	if (fc->model)
 		KmeansModelSave(KmeansModelsTable(fcinfo), fc->model, fc->data->src, &fc->opt, fc->data,
 						fc->ms, 0);

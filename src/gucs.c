@@ -18,6 +18,7 @@ int			kmeans_memory_limit = 1024 * 1024;	/* kB: 1 GB */
 int			kmeans_max_memory = 4 * 1024 * 1024;	/* kB: 4 GB */
 int			kmeans_threads = 0;
 bool		kmeans_trace = false;
+bool		kmeans_match_clusters = true;
 bool		kmeans_verbose = false;	/* the old name of kmeans.trace */
 int			kmeans_gpu_id = 0;
 int			kmeans_gpu_memory_limit = 0;
@@ -107,6 +108,12 @@ _PG_init(void)
 							 "Reports every iteration of a fit as a NOTICE.",
 							 NULL,
 							 &kmeans_trace, false,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable("kmeans.match_clusters",
+							 "A refit of a saved model numbers its clusters after the model it replaces.",
+							 "Each new center takes the number of the old center it is matched to "
+							 "(least total squared distance), so stored labels keep their meaning.",
+							 &kmeans_match_clusters, true,
 							 PGC_USERSET, 0, NULL, NULL, NULL);
 	/* VERBOSE is an SQL keyword, so the old name needs quotes in SET; it still works */
 	DefineCustomBoolVariable("kmeans.verbose",

@@ -57,6 +57,7 @@ extern int	kmeans_memory_limit;	/* kB */
 extern int	kmeans_max_memory;	/* kB */
 extern int	kmeans_threads;
 extern bool kmeans_trace;
+extern bool kmeans_match_clusters;
 extern bool kmeans_verbose;
 /* kmeans.trace, or its old name kmeans.verbose: a NOTICE per iteration */
 #define KmeansTracing() (kmeans_trace || kmeans_verbose)
@@ -277,6 +278,11 @@ extern char *KmeansOptionsJson(const KmeansOptions *opt, const KmeansSource *src
 /* models.c */
 extern char *KmeansModelsTable(FunctionCallInfo fcinfo);
 extern void KmeansModelCheckSave(FunctionCallInfo fcinfo, const char *name);
+extern const float *KmeansModelPrevious(const char *table, const char *name, int *k, int *d);
+
+/* match.c */
+extern bool KmeansMatchClusters(KmeansData *data, KmeansModelSet *ms, const float *old, int old_k,
+								int old_d);
 extern void KmeansModelSave(const char *table, const char *name, const KmeansSource *src, const KmeansOptions *opt,
 							KmeansData *data, KmeansModelSet *ms, int seg);
 

@@ -282,7 +282,7 @@ static const struct
  * answer wrong clusters (0 for every vector when all are NaN) without a word.
  */
 static LoadedModel *
-LoadModel(const char *table, const char *name, MemoryContext cxt)
+LoadModel(const char *table, const char *name, MemoryContext cxt, bool missing_ok)
 {
 	Oid			types[1] = {TEXTOID};
 	Datum		values[1];
@@ -303,6 +303,11 @@ LoadModel(const char *table, const char *name, MemoryContext cxt)
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "kmeans: reading model \"%s\" failed: %s", name, SPI_result_code_string(rc));
 	UnpinSearchPath(nest);
+	if (SPI_processed == 0 && missing_ok)
+	{
+		SPI_finish();
+		return NULL;
+	}
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -342,6 +347,22 @@ LoadModel(const char *table, const char *name, MemoryContext cxt)
 	memcpy(m->centers, c, sizeof(float) * m->k * m->d);
 	SPI_finish();
 	return m;
+}
+
+/*
+ * The centers (k x d, as saved) of the model a save would replace, checked as kmeans_predict
+ * checks them; NULL where there is none.
+ */
+const float *
+KmeansModelPrevious(const char *table, const char *name, int *k, int *d)
+{
+	LoadedModel *m = LoadModel(table, name, CurrentMemoryContext, true);
+
+	if (m == NULL)
+		return NULL;
+	*k = m->k;
+	*d = m->d;
+	return m->centers;
 }
 
 /* Index of the nearest center by squared Euclidean distance in float64, lowest on ties. */
@@ -416,7 +437,7 @@ kmeans_predict_model(PG_FUNCTION_ARGS)
 			pfree(m);
 			fcinfo->flinfo->fn_extra = NULL;
 		}
-		m = LoadModel(KmeansModelsTable(fcinfo), name, fcinfo->flinfo->fn_mcxt);
+		m = LoadModel(KmeansModelsTable(fcinfo), name, fcinfo->flinfo->fn_mcxt, false);
 		m->lxid = CurrentLxid();
 		m->cid = GetCurrentCommandId(false);
 		fcinfo->flinfo->fn_extra = m;
@@ -445,7 +466,7 @@ kmeans_centers(PG_FUNCTION_ARGS)
 	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	TupleDesc	desc;
 	Tuplestorestate *store = KmeansResultStore(fcinfo, &desc);
-	LoadedModel *m = LoadModel(KmeansModelsTable(fcinfo), name, CurrentMemoryContext);
+	LoadedModel *m = LoadModel(KmeansModelsTable(fcinfo), name, CurrentMemoryContext, false);
 
 	for (int j = 0; j < m->k; j++)
 	{
