@@ -225,6 +225,38 @@ ReadArgs(FunctionCallInfo fcinfo, ElbowCall *ec)
 	ec->sample_size = sample_size;
 }
 
+/*
+ * The suggested k (the row marked elbow): where the Calinski-Harabasz index peaks inside the
+ * range, else the knee of the inertia curve (Kneedle).  CH, the ratio of between- to
+ * within-cluster dispersion corrected for k, was the most reliable of thirty indices in Milligan
+ * & Cooper's comparison (1985) and finds the k of separated clusters, where the knee of the
+ * inertia curve often stops short (four clusters read as three).  A peak at either end of the
+ * range is no peak: CH keeps rising on data without clusters of that size (the raw wine
+ * measurements) and falls from the smallest k on data whose structure is gradual (the seismic
+ * profiles); the knee is the better guide there.  ks ascend; ch is NaN where undefined (k = 1).
+ */
+static int
+SuggestK(const int *ks, const double *inertia, const double *ch, int nseg)
+{
+	int			first = -1,
+				last = -1,
+				best = -1;
+
+	for (int s = 0; s < nseg; s++)
+	{
+		if (ks[s] < 2 || !isfinite(ch[s]))
+			continue;
+		if (first < 0)
+			first = s;
+		last = s;
+		if (best < 0 || ch[s] > ch[best])
+			best = s;
+	}
+	if (best >= 0 && best != first && best != last)
+		return best;
+	return km_knee(ks, inertia, nseg);
+}
+
 /* Inertia, Calinski-Harabasz, Davies-Bouldin and silhouette per k, and the suggested k. */
 static void
 MeasureQuality(KmeansData *data, KmeansModelSet *ms, const ElbowCall *ec, const int32 *labels,
@@ -264,7 +296,7 @@ MeasureQuality(KmeansData *data, KmeansModelSet *ms, const ElbowCall *ec, const 
 	}
 	if (ec->sample_size > 0)
 		Silhouettes(data, ms, ks, labels, ec->sample_size, (uint64) ec->opt.seed, q->sil);
-	q->knee = km_knee(ks, q->inertia, nseg);
+	q->knee = SuggestK(ks, q->inertia, q->ch, nseg);
 }
 
 /* One result row per k. */

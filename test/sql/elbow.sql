@@ -65,6 +65,37 @@ DELETE FROM kmeans_models WHERE name LIKE 'n_init_k%';
 SELECT count(*) FILTER (WHERE elbow) AS elbows, min(k) FILTER (WHERE elbow) AS suggested_k
 FROM kmeans_elbow('profiles', 'v', 1, 10);
 
+-- The suggested k is where Calinski-Harabasz peaks inside the range.  Four provinces, each
+-- separated from the others: CH peaks at 4, where the knee of the inertia curve alone says 3
+-- (worked out below).
+CREATE TABLE provinces4 AS
+SELECT i AS id,
+       ARRAY(SELECT (CASE i % 4 WHEN 0 THEN -2 + z / 100.0
+                                WHEN 1 THEN 2 * exp(-z / 150.0)
+                                WHEN 2 THEN -3 * exp(-(((z - 200) / 90.0) ^ 2))
+                                ELSE 1.5 END
+                     + 0.3 * sin(i * 12.9898 + z * 78.233))::real
+             FROM generate_series(60, 400, 40) z) AS v
+FROM generate_series(1, 4000) i;
+CREATE TABLE curve4 AS SELECT * FROM kmeans_elbow('provinces4', 'v', 1, 10, silhouette_sample => 0);
+SELECT (SELECT k FROM curve4 WHERE elbow) AS suggested_k,
+       (SELECT k FROM curve4 ORDER BY calinski_harabasz DESC NULLS LAST LIMIT 1) AS ch_peak;
+-- Kneedle on the same curve (km_knee: k and inertia scaled to [0, 1], the k farthest below
+-- the chord), worked out here in SQL: what the rule falls back to.
+SELECT k AS kneedle_k FROM (
+    SELECT k, (1 - (inertia - min(inertia) OVER ()) / (max(inertia) OVER () - min(inertia) OVER ()))
+              - (k - 1) / 9.0 AS below_chord
+    FROM curve4) c
+ORDER BY below_chord DESC, k LIMIT 1;
+-- A peak at an end of the range is no peak: from k = 4 on, CH is highest at 4, its first k,
+-- and the suggestion is the knee instead.
+CREATE TABLE curve4b AS SELECT * FROM kmeans_elbow('provinces4', 'v', 4, 12, silhouette_sample => 0);
+SELECT (SELECT k FROM curve4b WHERE elbow) AS suggested_k,
+       (SELECT k FROM curve4b ORDER BY calinski_harabasz DESC NULLS LAST LIMIT 1) AS ch_peak,
+       (SELECT k FROM (SELECT k, (1 - (inertia - min(inertia) OVER ()) / (max(inertia) OVER () - min(inertia) OVER ()))
+                                 - (k - 4) / 8.0 AS below_chord FROM curve4b) c
+        ORDER BY below_chord DESC, k LIMIT 1) AS kneedle_k;
+
 -- Inertia falls with k; the indices are in their ranges.
 SELECT bool_and(silhouette BETWEEN -1 AND 1) AS silhouette_in_range,
        bool_and(calinski_harabasz > 0) AS ch_positive, bool_and(davies_bouldin >= 0) AS db_nonnegative
