@@ -113,7 +113,7 @@ ENGINE_CFLAGS = -O2 $(OPTFLAGS) -std=gnu11 -Wall -Wextra $(if $(filter 1,$(WERRO
 ENGINE_TESTS = $(patsubst test/engine/%.c,test/engine/bin/%,$(filter-out test/engine/test_cuda.c,$(wildcard test/engine/test_*.c))) \
                test/engine/bin/test_cuda_emu $(if $(filter 1,$(USE_CUDA)),test/engine/bin/test_cuda)
 
-test/engine/bin/%: test/engine/%.c test/engine/test_util.h $(KERNEL_C) kernels/km_nocuda.c kernels/km_kernels.h kernels/km_quality.h kernels/km_state.h
+test/engine/bin/%: test/engine/%.c test/engine/test_util.h test/engine/test_backend.h $(KERNEL_C) kernels/km_nocuda.c kernels/km_kernels.h kernels/km_quality.h kernels/km_state.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ENGINE_CFLAGS) -o $@ $< $(KERNEL_C) kernels/km_nocuda.c -lm
 
@@ -124,7 +124,7 @@ test/engine/bin/test_quality: test/engine/test_quality.c kernels/km_quality.c ke
 
 # The GPU backend's kernels run on the CPU (km_cuda_emu.h), so their logic is tested anywhere.
 CXX ?= g++
-test/engine/bin/test_cuda_emu: test/engine/test_cuda.c test/engine/test_util.h $(CUDA_SRC) kernels/km_cuda_emu.h $(KERNEL_C) kernels/km_kernels.h kernels/km_quality.h kernels/km_state.h
+test/engine/bin/test_cuda_emu: test/engine/test_cuda.c test/engine/test_util.h test/engine/test_backend.h $(CUDA_SRC) kernels/km_cuda_emu.h $(KERNEL_C) kernels/km_kernels.h kernels/km_quality.h kernels/km_state.h
 	@mkdir -p $(dir $@)
 	$(CXX) $(filter-out -std=gnu11,$(ENGINE_CFLAGS)) -std=c++17 -ffp-contract=off -DKM_CUDA_EMU -x c++ -c kernels/km_cuda.cu -o $@.cuda.o
 	$(CC) $(ENGINE_CFLAGS) -DKM_CUDA_EMU -c test/engine/test_cuda.c -o $@.test.o
@@ -132,7 +132,7 @@ test/engine/bin/test_cuda_emu: test/engine/test_cuda.c test/engine/test_util.h $
 	@rm -f $@.cuda.o $@.test.o
 
 # The same test on a real GPU, where nvcc built the backend; it skips without a usable device.
-test/engine/bin/test_cuda: test/engine/test_cuda.c test/engine/test_util.h kernels/km_cuda.o $(KERNEL_C) kernels/km_kernels.h kernels/km_quality.h
+test/engine/bin/test_cuda: test/engine/test_cuda.c test/engine/test_util.h test/engine/test_backend.h kernels/km_cuda.o $(KERNEL_C) kernels/km_kernels.h kernels/km_quality.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ENGINE_CFLAGS) -o $@ $< kernels/km_cuda.o $(KERNEL_C) -L$(CUDA_LIBDIR) -lcudart_static -ldl -lrt -lstdc++ -lm
 

@@ -191,9 +191,8 @@ CudaPassBlock(KmBackend *be, KmBlock *blk, int64_t first, KmError *err)
 		return km_host_pass_block(&cb->host, be, blk, first, blk->n, err);
 	if (!cb->pass_open)
 		return KM_FAIL(err, KM_ERR_ARGUMENT, "pass_block outside a pass");
-	if (first < 0 || first + blk->n > cb->st_n)
-		return KM_FAIL(err, KM_ERR_ARGUMENT, "pass_block: rows %lld..%lld of %lld",
-					   (long long) first, (long long) (first + blk->n), (long long) cb->st_n);
+	if ((st = km_rows_within("pass_block", first, blk->n, cb->st_n, err)) != KM_OK)
+		return st;
 	if (blk->n == 0)
 		return KM_OK;
 
@@ -262,14 +261,14 @@ CudaStateFetch(KmBackend *be, int64_t first, int64_t m, int32_t *labels, float *
 	CudaBackend *cb = (CudaBackend *) be;
 	size_t		at = (size_t) first * cb->st_nseg;
 	size_t		entries = (size_t) m * cb->st_nseg;
+	KmStatus	st;
 
 	if (cb->host_pass)
 		return km_host_state_fetch(&cb->host, first, m, labels, dist, err);
 	if (cb->st_n == 0)
 		return KM_FAIL(err, KM_ERR_ARGUMENT, "state_fetch before any pass");
-	if (first < 0 || m < 0 || first + m > cb->st_n)
-		return KM_FAIL(err, KM_ERR_ARGUMENT, "state_fetch: rows %lld..%lld of %lld",
-					   (long long) first, (long long) (first + m), (long long) cb->st_n);
+	if ((st = km_rows_within("state_fetch", first, m, cb->st_n, err)) != KM_OK)
+		return st;
 	if (m == 0)
 		return KM_OK;
 	CUDA_TRY(cudaMemcpyAsync(labels, (const int32_t *) cb->st_labels.p + at,

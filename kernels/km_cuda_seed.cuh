@@ -255,10 +255,7 @@ SeedRows(CudaBackend *cb, int64_t first, int64_t m, KmError *err)
 {
 	if (cb->seed_n == 0)
 		return KM_FAIL(err, KM_ERR_ARGUMENT, "k-means++ step before seed_begin");
-	if (first < 0 || m < 0 || first + m > cb->seed_n)
-		return KM_FAIL(err, KM_ERR_ARGUMENT, "k-means++: rows %lld..%lld of %lld",
-					   (long long) first, (long long) (first + m), (long long) cb->seed_n);
-	return KM_OK;
+	return km_rows_within("k-means++", first, m, cb->seed_n, err);
 }
 
 static KmStatus

@@ -16,6 +16,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+KmStatus
+km_rows_within(const char *what, int64_t first, int64_t m, int64_t n, KmError *err)
+{
+	if (first < 0 || m < 0 || first + m > n)
+		return KM_FAIL(err, KM_ERR_ARGUMENT, "%s: rows %lld..%lld of %lld", what,
+					   (long long) first, (long long) (first + m), (long long) n);
+	return KM_OK;
+}
+
 static void
 FreeLloyd(KmHostState *hs)
 {
@@ -148,9 +157,8 @@ km_host_pass_block(KmHostState *hs, KmBackend *be, KmBlock *blk, int64_t first, 
 
 	if (!hs->open)
 		return KM_FAIL(err, KM_ERR_ARGUMENT, "pass_block outside a pass");
-	if (first < 0 || rows < 0 || first + rows > hs->n)
-		return KM_FAIL(err, KM_ERR_ARGUMENT, "pass_block: rows %lld..%lld of %lld",
-					   (long long) first, (long long) (first + rows), (long long) hs->n);
+	if ((st = km_rows_within("pass_block", first, rows, hs->n, err)) != KM_OK)
+		return st;
 	if (rows == 0)
 		return KM_OK;
 	if ((st = BlockBuffers(hs, rows * nrun, err)) != KM_OK ||
@@ -205,12 +213,12 @@ km_host_state_fetch(KmHostState *hs, int64_t first, int64_t m, int32_t *labels, 
 {
 	size_t		at = (size_t) first * hs->nseg;
 	size_t		entries = (size_t) m * hs->nseg;
+	KmStatus	st;
 
 	if (hs->n == 0)
 		return KM_FAIL(err, KM_ERR_ARGUMENT, "state_fetch before any pass");
-	if (first < 0 || m < 0 || first + m > hs->n)
-		return KM_FAIL(err, KM_ERR_ARGUMENT, "state_fetch: rows %lld..%lld of %lld",
-					   (long long) first, (long long) (first + m), (long long) hs->n);
+	if ((st = km_rows_within("state_fetch", first, m, hs->n, err)) != KM_OK)
+		return st;
 	memcpy(labels, hs->labels + at, sizeof(int32_t) * entries);
 	memcpy(dist, hs->dist + at, sizeof(float) * entries);
 	return KM_OK;
@@ -243,10 +251,7 @@ SeedRows(const KmHostState *hs, int64_t first, int64_t m, KmError *err)
 {
 	if (hs->seed_n == 0)
 		return KM_FAIL(err, KM_ERR_ARGUMENT, "k-means++ step before seed_begin");
-	if (first < 0 || m < 0 || first + m > hs->seed_n)
-		return KM_FAIL(err, KM_ERR_ARGUMENT, "k-means++: rows %lld..%lld of %lld",
-					   (long long) first, (long long) (first + m), (long long) hs->seed_n);
-	return KM_OK;
+	return km_rows_within("k-means++", first, m, hs->seed_n, err);
 }
 
 KmStatus

@@ -45,6 +45,9 @@ typedef struct KmHostState
 	float	   *mind;
 } KmHostState;
 
+/* KM_OK when rows first .. first + m - 1 lie within n rows; else a failure naming them. */
+KmStatus	km_rows_within(const char *what, int64_t first, int64_t m, int64_t n, KmError *err);
+
 /* Frees everything; the state may be used again from a _begin. */
 void		km_host_state_free(KmHostState *hs);
 

@@ -24,6 +24,7 @@
  */
 #include "km_kernels.h"
 #include "test_util.h"
+#include "test_backend.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -34,19 +35,6 @@
 size_t		km_cuda_emu_live(void);	/* km_cuda_emu.h */
 #endif
 
-#define MUST(call) \
-	do { \
-		KmError		e_ = {0}; \
-		KmStatus	s_ = (call); \
-		if (s_ != KM_OK) \
-		{ \
-			printf("FAIL %s:%d: %s: %s\n", __FILE__, __LINE__, #call, e_.message); \
-			exit(1); \
-		} \
-	} while (0)
-
-/* An error slot for MUST's calls. */
-#define ERR (&e_)
 
 typedef struct Case
 {
@@ -105,24 +93,6 @@ MakeData(const Case *c, KmRng *rng, float *x, float *centers, int k)
 		for (int j = 0; j < k; j++)
 			for (int t = 0; t < d; t++)
 				centers[(int64_t) j * d + t] = (float) ((j + t) % 4) * 0.5f;
-}
-
-static void
-AccumAlloc(KmAccum *a, int k, int d)
-{
-	a->d = d;
-	a->k = k;
-	a->sums = calloc((size_t) k * d, sizeof(double));
-	a->counts = calloc(k, sizeof(int64_t));
-	a->inertia = calloc(k, sizeof(double));
-}
-
-static void
-AccumFree(KmAccum *a)
-{
-	free(a->sums);
-	free(a->counts);
-	free(a->inertia);
 }
 
 /* Every GPU operation of one case against the CPU backend, and against itself. */
@@ -270,9 +240,7 @@ RunCase(const Case *c, KmBackend *cpu, KmBackend *gpu, KmBackend *gpu_stream)
 		MUST(gpu->steps->accumulate(gpu, bg, nseg, lg, dg, &ag, ERR));
 		MUST(gpu->steps->assign_accumulate(gpu, bg, lg2, dg2, 0, &af, ERR));
 		CHECK(memcmp(lg, lg2, sizeof(int32_t) * n * nseg) == 0 &&
-			  memcmp(ag.sums, af.sums, sizeof(double) * k * d) == 0 &&
-			  memcmp(ag.counts, af.counts, sizeof(int64_t) * k) == 0 &&
-			  memcmp(ag.inertia, af.inertia, sizeof(double) * k) == 0,
+			  AccumSame(&ag, &af),
 			  "%s: assign_accumulate differs from assign then accumulate", c->name);
 		AccumFree(&ac);
 		AccumFree(&ag);
@@ -490,12 +458,11 @@ RunPasses(const Case *c, KmBackend *resident, KmBackend *staged)
 			   *centers;
 	KmBlock   **blocks = calloc(nblk, sizeof(KmBlock *)),
 			  **sblocks = calloc(nblk, sizeof(KmBlock *));
-	int32_t    *lab = malloc(sizeof(int32_t) * bsize * nseg),
-			   *st_ref = malloc(sizeof(int32_t) * n * nseg),
-			   *st_got = malloc(sizeof(int32_t) * n * nseg);
-	float	   *dist = malloc(sizeof(float) * bsize * nseg),
-			   *sd_ref = malloc(sizeof(float) * n * nseg),
-			   *sd_got = malloc(sizeof(float) * n * nseg);
+	RefState	rs;
+	int32_t    *st_ref,
+			   *st_got;
+	float	   *sd_ref,
+			   *sd_got;
 
 	/* every other segment installed (all of them when there is one) */
 	for (int s = 0; s < nseg; s++)
@@ -536,7 +503,11 @@ RunPasses(const Case *c, KmBackend *resident, KmBackend *staged)
 		/* kept on the host (no room on the device): more blocks than staging slots */
 		MUST(staged->ops->block_create(staged, xs + b * bsize * d, m, NULL, &sblocks[b], ERR));
 	}
-	memset(st_ref, 0xff, sizeof(int32_t) * n * nseg);
+	RefStateAlloc(&rs, n, nseg, bsize);
+	st_ref = rs.labels;
+	sd_ref = rs.dist;
+	st_got = rs.got_labels;
+	sd_got = rs.got_dist;
 
 	for (int pass = 0; pass < 2; pass++)
 	{
@@ -557,23 +528,7 @@ RunPasses(const Case *c, KmBackend *resident, KmBackend *staged)
 		MUST(staged->ops->set_centers(staged, centers, d, nrun, off, ERR));
 
 		/* the reference: a block at a time, the state kept here */
-		for (int64_t b = 0; b < nblk; b++)
-		{
-			int64_t		m = n - b * bsize < bsize ? n - b * bsize : bsize;
-
-			MUST(resident->steps->assign_accumulate(resident, blocks[b], lab, dist, 0, &ref, ERR));
-			for (int64_t i = 0; i < m; i++)
-				for (int r = 0; r < nrun; r++)
-				{
-					int64_t		at = (b * bsize + i) * nseg + segs[r];
-					int32_t		l = lab[i * nrun + r] - off[r];
-
-					if (st_ref[at] != l)
-						ch_ref[r]++;
-					st_ref[at] = l;
-					sd_ref[at] = dist[i * nrun + r];
-				}
-		}
+		ReferencePass(resident, blocks, nblk, bsize, nrun, segs, off, 0, &rs, &ref, ch_ref);
 
 		/* resident blocks */
 		MUST(resident->ops->pass_begin(resident, n, nseg, segs, pass == 0, 0, ERR));
@@ -591,9 +546,7 @@ RunPasses(const Case *c, KmBackend *resident, KmBackend *staged)
 
 			AccumAlloc(&gb, k, d);
 			StreamPass(resident, 1, x0, n, d, bsize, buf, nseg, segs, pass == 0, &gb, ch_b);
-			CHECK(memcmp(ref.sums, gb.sums, sizeof(double) * k * d) == 0 &&
-				  memcmp(ref.counts, gb.counts, sizeof(int64_t) * k) == 0 &&
-				  memcmp(ref.inertia, gb.inertia, sizeof(double) * k) == 0,
+			CHECK(AccumSame(&ref, &gb),
 				  "%s pass %d: streamed batches differ from assign_accumulate's", c->name, pass);
 			/* the resident pass just above has already brought the state up to date */
 			CHECK(pass == 0 ? memcmp(ch_ref, ch_b, sizeof(ch_ref)) == 0 : ch_b[0] == 0,
@@ -612,19 +565,13 @@ RunPasses(const Case *c, KmBackend *resident, KmBackend *staged)
 				MUST(staged->ops->pass_block(staged, sblocks[b], b * bsize, ERR));
 			MUST(staged->ops->pass_end(staged, &got3, ch_got3, ERR));
 		}
-		CHECK(memcmp(ref.sums, got3.sums, sizeof(double) * k * d) == 0 &&
-			  memcmp(ref.counts, got3.counts, sizeof(int64_t) * k) == 0 &&
-			  memcmp(ref.inertia, got3.inertia, sizeof(double) * k) == 0 && ch_got3[0] == 0,
+		CHECK(AccumSame(&ref, &got3) && ch_got3[0] == 0,
 			  "%s pass %d: host-kept blocks through the staging slots differ (changed %lld)",
 			  c->name, pass, (long long) ch_got3[0]);
 
-		CHECK(memcmp(ref.sums, got.sums, sizeof(double) * k * d) == 0 &&
-			  memcmp(ref.counts, got.counts, sizeof(int64_t) * k) == 0 &&
-			  memcmp(ref.inertia, got.inertia, sizeof(double) * k) == 0,
+		CHECK(AccumSame(&ref, &got),
 			  "%s pass %d: resident pass totals differ from assign_accumulate's", c->name, pass);
-		CHECK(memcmp(ref.sums, got2.sums, sizeof(double) * k * d) == 0 &&
-			  memcmp(ref.counts, got2.counts, sizeof(int64_t) * k) == 0 &&
-			  memcmp(ref.inertia, got2.inertia, sizeof(double) * k) == 0,
+		CHECK(AccumSame(&ref, &got2),
 			  "%s pass %d: staged pass totals differ from assign_accumulate's", c->name, pass);
 		CHECK(memcmp(ch_ref, ch_got, sizeof(ch_ref)) == 0 &&
 			  memcmp(ch_ref, ch_got2, sizeof(ch_ref)) == 0,
@@ -691,7 +638,8 @@ RunPasses(const Case *c, KmBackend *resident, KmBackend *staged)
 					got,
 					got2;
 		int64_t		ch[4],
-					ch2[4];
+					ch2[4],
+					ch_ref[4];
 		int			same = 1;
 
 		AccumAlloc(&ref, k, d);
@@ -699,15 +647,7 @@ RunPasses(const Case *c, KmBackend *resident, KmBackend *staged)
 		AccumAlloc(&got2, k, d);
 		MUST(resident->ops->set_centers(resident, centers, d, nrun, off, ERR));
 		MUST(staged->ops->set_centers(staged, centers, d, nrun, off, ERR));
-		for (int64_t b = 0; b < nblk; b++)
-		{
-			int64_t		m = n - b * bsize < bsize ? n - b * bsize : bsize;
-
-			MUST(resident->steps->assign_accumulate(resident, blocks[b], lab, dist, 1, &ref, ERR));
-			for (int64_t i = 0; i < m; i++)
-				for (int r = 0; r < nrun; r++)
-					sd_ref[(b * bsize + i) * nseg + segs[r]] = dist[i * nrun + r];
-		}
+		ReferencePass(resident, blocks, nblk, bsize, nrun, segs, off, 1, &rs, &ref, ch_ref);
 		MUST(resident->ops->pass_begin(resident, n, nseg, segs, 0, 1, ERR));
 		MUST(staged->ops->pass_begin(staged, n, nseg, segs, 0, 1, ERR));
 		for (int64_t b = 0; b < nblk; b++)
@@ -803,12 +743,7 @@ RunPasses(const Case *c, KmBackend *resident, KmBackend *staged)
 	free(xs);
 	free(buf);
 	free(centers);
-	free(lab);
-	free(st_ref);
-	free(st_got);
-	free(dist);
-	free(sd_ref);
-	free(sd_got);
+	RefStateFree(&rs);
 }
 
 /* Misuse of the pass operations is refused with a message, and the backend stays usable. */

@@ -7,47 +7,10 @@
  */
 #include "km_kernels.h"
 #include "test_util.h"
+#include "test_backend.h"
 
 #include <math.h>
 #include <string.h>
-
-#define MUST(call) \
-	do { \
-		KmError		e_ = {0}; \
-		KmStatus	s_ = (call); \
-		if (s_ != KM_OK) \
-		{ \
-			printf("FAIL %s:%d: %s: %s\n", __FILE__, __LINE__, #call, e_.message); \
-			exit(1); \
-		} \
-	} while (0)
-#define ERR (&e_)
-
-static void
-AccumAlloc(KmAccum *a, int k, int d)
-{
-	a->d = d;
-	a->k = k;
-	a->sums = calloc((size_t) k * d, sizeof(double));
-	a->counts = calloc(k, sizeof(int64_t));
-	a->inertia = calloc(k, sizeof(double));
-}
-
-static void
-AccumFree(KmAccum *a)
-{
-	free(a->sums);
-	free(a->counts);
-	free(a->inertia);
-}
-
-static int
-AccumSame(const KmAccum *a, const KmAccum *b)
-{
-	return memcmp(a->sums, b->sums, sizeof(double) * a->k * a->d) == 0 &&
-		memcmp(a->counts, b->counts, sizeof(int64_t) * a->k) == 0 &&
-		memcmp(a->inertia, b->inertia, sizeof(double) * a->k) == 0;
-}
 
 /*
  * Three segments of ks[] centers, segments 0 and 2 installed (a converged k dropped out), n
@@ -64,14 +27,9 @@ TestPasses(const char *name, int64_t n, int d, const int ks[3], int64_t bsize)
 	int64_t		nblk = (n + bsize - 1) / bsize;
 	float	   *x = malloc(sizeof(float) * n * d),
 			   *c = malloc(sizeof(float) * k * d);
-	KmBlock   **blk = calloc(nblk, sizeof(KmBlock *));
-	int32_t    *lab = malloc(sizeof(int32_t) * bsize * 2),
-			   *st_ref = malloc(sizeof(int32_t) * n * nseg),
-			   *st_got = malloc(sizeof(int32_t) * n * nseg);
-	float	   *dist = malloc(sizeof(float) * bsize * 2),
-			   *sd_ref = malloc(sizeof(float) * n * nseg),
-			   *sd_got = malloc(sizeof(float) * n * nseg);
+	KmBlock   **blk;
 	KmBackend  *be;
+	RefState	rs;
 
 	rng_state = (uint64_t) n * 31 + d;
 	for (int64_t q = 0; q < n * d; q++)
@@ -79,43 +37,22 @@ TestPasses(const char *name, int64_t n, int d, const int ks[3], int64_t bsize)
 	for (int j = 0; j < k; j++)
 		memcpy(c + (int64_t) j * d, x + (int64_t) (j * 37 % n) * d, sizeof(float) * d);
 	MUST(km_cpu_backend_create(2, d, &be, ERR));
-	for (int64_t b = 0; b < nblk; b++)
-	{
-		int64_t		m = n - b * bsize < bsize ? n - b * bsize : bsize;
-
-		MUST(be->ops->block_create(be, x + b * bsize * d, m, NULL, &blk[b], ERR));
-	}
-	memset(st_ref, 0xff, sizeof(int32_t) * n * nseg);
-	memset(sd_ref, 0, sizeof(float) * n * nseg);
+	blk = MakeBlocks(be, x, n, d, bsize);
+	RefStateAlloc(&rs, n, nseg, bsize);
 
 	for (int pass = 0; pass < 3; pass++)
 	{
 		int			exact = pass == 2;
 		KmAccum		ref,
 					got;
-		int64_t		ch_ref[2] = {0},
+		int64_t		ch_ref[2],
 					ch_got[2] = {-1, -1};
 		int			same = 1;
 
 		AccumAlloc(&ref, k, d);
 		AccumAlloc(&got, k, d);
 		MUST(be->ops->set_centers(be, c, d, 2, off, ERR));
-		for (int64_t b = 0; b < nblk; b++)
-		{
-			int64_t		m = n - b * bsize < bsize ? n - b * bsize : bsize;
-
-			MUST(be->steps->assign_accumulate(be, blk[b], lab, dist, exact, &ref, ERR));
-			for (int64_t i = 0; i < m; i++)
-				for (int r = 0; r < 2; r++)
-				{
-					int64_t		at = (b * bsize + i) * nseg + segs[r];
-					int32_t		l = lab[i * 2 + r] - off[r];
-
-					ch_ref[r] += st_ref[at] != l;
-					st_ref[at] = l;
-					sd_ref[at] = dist[i * 2 + r];
-				}
-		}
+		ReferencePass(be, blk, nblk, bsize, 2, segs, off, exact, &rs, &ref, ch_ref);
 		MUST(be->ops->pass_begin(be, n, nseg, segs, pass == 0, exact, ERR));
 		for (int64_t b = 0; b < nblk; b++)
 			MUST(be->ops->pass_block(be, blk[b], b * bsize, ERR));
@@ -131,14 +68,15 @@ TestPasses(const char *name, int64_t n, int d, const int ks[3], int64_t bsize)
 				  name, (long long) ch_got[0], (long long) n);
 
 		/* fetched in two ranges; the segment that was never installed stays at -1 */
-		MUST(be->ops->state_fetch(be, 0, n / 3, st_got, sd_got, ERR));
-		MUST(be->ops->state_fetch(be, n / 3, n - n / 3, st_got + n / 3 * nseg, sd_got + n / 3 * nseg,
-								  ERR));
+		MUST(be->ops->state_fetch(be, 0, n / 3, rs.got_labels, rs.got_dist, ERR));
+		MUST(be->ops->state_fetch(be, n / 3, n - n / 3, rs.got_labels + n / 3 * nseg,
+								  rs.got_dist + n / 3 * nseg, ERR));
 		for (int64_t e = 0; e < n * nseg; e++)
 			if (e % nseg == 1)
-				same &= st_got[e] == -1;
+				same &= rs.got_labels[e] == -1;
 			else
-				same &= st_got[e] == st_ref[e] && memcmp(&sd_got[e], &sd_ref[e], sizeof(float)) == 0;
+				same &= rs.got_labels[e] == rs.labels[e] &&
+					memcmp(&rs.got_dist[e], &rs.dist[e], sizeof(float)) == 0;
 		CHECK(same, "%s pass %d: the fetched state differs", name, pass);
 
 		/* exact: each distance is km_dist2 of the row and its center */
@@ -150,9 +88,9 @@ TestPasses(const char *name, int64_t n, int d, const int ks[3], int64_t bsize)
 				for (int r = 0; r < 2; r++)
 				{
 					int64_t		e = i * nseg + segs[r];
-					const float *cj = c + (int64_t) (off[r] + st_got[e]) * d;
+					const float *cj = c + (int64_t) (off[r] + rs.got_labels[e]) * d;
 
-					direct &= sd_got[e] == km_dist2(x + i * d, cj, d);
+					direct &= rs.got_dist[e] == km_dist2(x + i * d, cj, d);
 				}
 			CHECK(direct, "%s: exact distances are not the direct sums", name);
 		}
@@ -181,18 +119,11 @@ TestPasses(const char *name, int64_t n, int d, const int ks[3], int64_t bsize)
 		AccumFree(&a);
 	}
 
-	for (int64_t b = 0; b < nblk; b++)
-		be->ops->block_destroy(be, blk[b]);
+	FreeBlocks(be, blk, nblk);
 	be->ops->destroy(be);
-	free(blk);
+	RefStateFree(&rs);
 	free(x);
 	free(c);
-	free(lab);
-	free(st_ref);
-	free(st_got);
-	free(dist);
-	free(sd_ref);
-	free(sd_got);
 }
 
 /*
@@ -210,7 +141,7 @@ TestSeeding(const char *name, int64_t n, int d)
 			   *mf = malloc(sizeof(float) * n);
 	double	   *sh = calloc(runs, sizeof(double)),
 			   *sd = calloc(runs, sizeof(double));
-	KmBlock   **blk = calloc(nblk, sizeof(KmBlock *));
+	KmBlock   **blk;
 	KmBackend  *be;
 	int			same = 1;
 
@@ -218,12 +149,7 @@ TestSeeding(const char *name, int64_t n, int d)
 	for (int64_t q = 0; q < n * d; q++)
 		x[q] = RandUnit();
 	MUST(km_cpu_backend_create(2, d, &be, ERR));
-	for (int64_t b = 0; b < nblk; b++)
-	{
-		int64_t		m = n - b * bsize < bsize ? n - b * bsize : bsize;
-
-		MUST(be->ops->block_create(be, x + b * bsize * d, m, NULL, &blk[b], ERR));
-	}
+	blk = MakeBlocks(be, x, n, d, bsize);
 	for (int64_t i = 0; i < n; i++)
 		mh[i] = INFINITY;
 	MUST(be->ops->seed_begin(be, n, ERR));
@@ -261,10 +187,8 @@ TestSeeding(const char *name, int64_t n, int d)
 		CHECK(memcmp(ph, pd, sizeof(ph)) == 0, "%s: potentials differ: %.17g vs %.17g", name,
 			  ph[0], pd[0]);
 	}
-	for (int64_t b = 0; b < nblk; b++)
-		be->ops->block_destroy(be, blk[b]);
+	FreeBlocks(be, blk, nblk);
 	be->ops->destroy(be);
-	free(blk);
 	free(x);
 	free(mh);
 	free(mf);
