@@ -1,5 +1,6 @@
 -- kmeans 0.2.0 -> 0.3.0: kmeans_last_fit(), the timed steps of the session's last fit; the
--- fitting functions with the source as regclass; a comment on every column of kmeans_models.
+-- fitting functions with the source as regclass; a comment on every column of kmeans_models;
+-- model versions: kmeans_models.version and the earlier versions in kmeans_model_versions.
 -- The result equals a fresh 0.3.0 install (test/sql/upgrade.sql compares the two).
 
 \echo Use "ALTER EXTENSION kmeans UPDATE TO '0.3.0'" to load this file. \quit
@@ -96,3 +97,73 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION kmeans_elbow(regclass, text, integer, integer, integer, integer,
     double precision, text, integer, bigint, text, integer, text)
 IS 'k-means for every k of a range in shared passes: inertia, quality indices, suggested k, from a table, view or materialized view named by OID';
+
+-- Every model saved so far is version 1 of itself.
+ALTER TABLE kmeans_models ADD COLUMN version integer NOT NULL DEFAULT 1;
+COMMENT ON COLUMN kmeans_models.version IS
+    'counts the fits saved under this name, from 1; earlier ones are in kmeans_model_versions';
+
+-- Earlier versions of every model: a refit (or any UPDATE of a model's row) first copies the
+-- row it replaces here, keeping the kmeans.model_versions most recent per name (10 unless
+-- set; 0 keeps none), so that a user can see how the clusters drifted.  Readable like the
+-- models; written only by the trigger below, which runs as the extension's owner, so a role
+-- that may refit a model needs no privilege on this table.  A model's owner may delete its
+-- versions.
+CREATE TABLE kmeans_model_versions (
+    name        text NOT NULL,
+    version     integer NOT NULL,
+    k           integer NOT NULL,
+    dim         integer NOT NULL,
+    metric      text NOT NULL,
+    centers     real[] NOT NULL,
+    inertia     double precision NOT NULL,
+    n_iter      integer NOT NULL,
+    n_rows      bigint NOT NULL,
+    options     jsonb NOT NULL,
+    source      text NOT NULL,
+    created_at  timestamptz NOT NULL,
+    owner       name NOT NULL,
+    replaced_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (name, version)
+);
+COMMENT ON TABLE kmeans_model_versions IS
+    'earlier versions of the models in kmeans_models, as each refit replaced them';
+COMMENT ON COLUMN kmeans_model_versions.version IS
+    'the version number the model had (kmeans_models.version counts from 1)';
+COMMENT ON COLUMN kmeans_model_versions.replaced_at IS 'when a newer version replaced this one';
+SELECT pg_catalog.pg_extension_config_dump('kmeans_model_versions', '');
+ALTER TABLE kmeans_model_versions ENABLE ROW LEVEL SECURITY;
+CREATE POLICY kmeans_model_versions_read ON kmeans_model_versions FOR SELECT USING (true);
+CREATE POLICY kmeans_model_versions_delete ON kmeans_model_versions FOR DELETE
+    USING (owner IN (SELECT r.rolname FROM pg_catalog.pg_roles r
+                     WHERE pg_catalog.pg_has_role(r.oid, 'MEMBER')));
+
+-- Copies the row an UPDATE replaces into kmeans_model_versions, drops the versions beyond the
+-- retention, and numbers the new row one version on.  SECURITY DEFINER with a pinned
+-- search_path: it writes the versions table as the extension's owner and resolves nothing
+-- under the caller's search_path.
+CREATE FUNCTION kmeans_keep_version() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    keep integer := coalesce(nullif(current_setting('kmeans.model_versions', true), '')::integer, 10);
+BEGIN
+    IF keep > 0 THEN
+        INSERT INTO @extschema@.kmeans_model_versions
+            (name, version, k, dim, metric, centers, inertia, n_iter, n_rows, options, source,
+             created_at, owner)
+        VALUES (OLD.name, OLD.version, OLD.k, OLD.dim, OLD.metric, OLD.centers, OLD.inertia,
+                OLD.n_iter, OLD.n_rows, OLD.options, OLD.source, OLD.created_at, OLD.owner)
+        ON CONFLICT (name, version) DO NOTHING;
+    END IF;
+    DELETE FROM @extschema@.kmeans_model_versions v
+    WHERE v.name = OLD.name AND v.version <= OLD.version - keep;
+    NEW.version := OLD.version + 1;
+    RETURN NEW;
+END
+$$;
+REVOKE ALL ON FUNCTION kmeans_keep_version() FROM PUBLIC;
+COMMENT ON FUNCTION kmeans_keep_version()
+IS 'trigger of kmeans_models: keeps the replaced row in kmeans_model_versions';
+CREATE TRIGGER kmeans_models_keep_version BEFORE UPDATE ON kmeans_models
+    FOR EACH ROW EXECUTE FUNCTION kmeans_keep_version();

@@ -19,6 +19,7 @@ int			kmeans_max_memory = 4 * 1024 * 1024;	/* kB: 4 GB */
 int			kmeans_threads = 0;
 bool		kmeans_trace = false;
 bool		kmeans_match_clusters = true;
+int			kmeans_model_versions = 10;
 bool		kmeans_verbose = false;	/* the old name of kmeans.trace */
 int			kmeans_gpu_id = 0;
 int			kmeans_gpu_memory_limit = 0;
@@ -115,6 +116,12 @@ _PG_init(void)
 							 "(least total squared distance), so stored labels keep their meaning.",
 							 &kmeans_match_clusters, true,
 							 PGC_USERSET, 0, NULL, NULL, NULL);
+	/* read by the models table's trigger (sql/kmeans.sql), defined here so it is checked */
+	DefineCustomIntVariable("kmeans.model_versions",
+							"Earlier versions of each saved model kept in kmeans_model_versions.",
+							"A refit keeps the version it replaces and drops older ones beyond this; 0 keeps none.",
+							&kmeans_model_versions, 10, 0, 1000000,
+							PGC_USERSET, 0, NULL, NULL, NULL);
 	/* VERBOSE is an SQL keyword, so the old name needs quotes in SET; it still works */
 	DefineCustomBoolVariable("kmeans.verbose",
 							 "The old name of kmeans.trace: either one on reports every iteration.",

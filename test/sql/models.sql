@@ -125,6 +125,25 @@ COMMIT;
 SELECT n, cluster FROM incoming ORDER BY n;
 RESET kmeans.match_clusters;
 
+-- Versions: each refit keeps the row it replaces in kmeans_model_versions (kmeans.model_versions
+-- of them per name, 10 by default) and counts kmeans_models.version on.  trig_model was saved
+-- three times above: versions 1 and 2 are kept, from centers (0, 10), then (10, 0) numbered
+-- the other way; version 3 is the model.
+SELECT version, centers FROM kmeans_models WHERE name = 'trig_model';
+SELECT version, centers, owner = current_user AS same_owner, replaced_at >= created_at AS in_order
+FROM kmeans_model_versions WHERE name = 'trig_model' ORDER BY version;
+-- with one version to keep, the next refit keeps only the one it replaces
+SET kmeans.model_versions = 1;
+SELECT count(*) FROM kmeans_fit('four', 'v', 2, init_centers => '{{0},{10}}', model => 'trig_model');
+SELECT version FROM kmeans_model_versions WHERE name = 'trig_model' ORDER BY version;
+-- none kept: the next refit drops them
+SET kmeans.model_versions = 0;
+SELECT count(*) FROM kmeans_fit('four', 'v', 2, init_centers => '{{0},{10}}', model => 'trig_model');
+SELECT count(*) AS kept, (SELECT version FROM kmeans_models WHERE name = 'trig_model') AS version
+FROM kmeans_model_versions WHERE name = 'trig_model';
+RESET kmeans.model_versions;
+SELECT count(*) FROM kmeans_fit('four', 'v', 2, init_centers => '{{0},{10}}', model => 'trig_model');
+DELETE FROM kmeans_model_versions WHERE name = 'trig_model';
 DELETE FROM kmeans_models WHERE name IN ('line2', 'trig_model');
 RESET search_path;
 DROP SCHEMA test_models CASCADE;

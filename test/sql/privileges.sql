@@ -99,6 +99,26 @@ REVOKE regress_kmeans_analyst FROM regress_kmeans_other;
 SELECT name, k, centers, owner FROM kmeans_models
 WHERE name IN ('analyst_model', 'other_model') ORDER BY name;
 
+-- The replaced versions were kept, though neither role has any privilege on
+-- kmeans_model_versions: the models table's trigger writes it as the extension's owner.  A role
+-- reads them once granted SELECT, and cannot write them itself.
+SELECT name, version, k, centers, owner FROM kmeans_model_versions
+WHERE name = 'analyst_model' ORDER BY version;
+SET ROLE regress_kmeans_other;
+\x on
+SELECT * FROM try($q$SELECT count(*) FROM kmeans_model_versions$q$);
+RESET ROLE;
+GRANT SELECT ON kmeans_model_versions TO regress_kmeans_other;
+SET ROLE regress_kmeans_other;
+SELECT * FROM try($q$INSERT INTO kmeans_model_versions (name, version, k, dim, metric, centers,
+    inertia, n_iter, n_rows, options, source, created_at, owner)
+    VALUES ('forged', 1, 1, 1, 'euclidean', '{{0}}', 0, 1, 1, '{}', 'x', now(), 'regress_kmeans_other')$q$);
+SELECT * FROM try($q$DELETE FROM kmeans_model_versions WHERE name = 'analyst_model'$q$);
+\x off
+SELECT count(*) AS versions_seen FROM kmeans_model_versions WHERE name = 'analyst_model';
+RESET ROLE;
+REVOKE SELECT ON kmeans_model_versions FROM regress_kmeans_other;
+
 -- A model whose owner role was dropped is left to the table's owner and superusers, who are
 -- not bound by the policies (this file runs as one).
 CREATE ROLE regress_kmeans_gone;
