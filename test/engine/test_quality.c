@@ -98,6 +98,17 @@ ref_dist(const float *a, const float *b, int d)
 	return sqrt(s2);
 }
 
+/* Squared Euclidean distance of two float64 points. */
+static double
+ref_sq_dist(const double *p, const double *q, int d)
+{
+	double		s2 = 0.0;
+
+	for (int c = 0; c < d; c++)
+		s2 += (p[c] - q[c]) * (p[c] - q[c]);
+	return s2;
+}
+
 /* Per-row silhouette of one labelling (labels[i * stride]), straight from the definition. */
 static void
 ref_silhouette(const float *x, int64_t n, int d, const int32_t *labels, int stride, int k,
@@ -183,14 +194,10 @@ ref_ch(const float *x, int64_t n, int d, const int32_t *labels, int stride, int 
 		mu[c] /= (double) n;
 	for (int l = 0; l < k; l++)
 	{
-		double		s2 = 0.0;
-
 		if (cnt[l] == 0)
 			continue;
 		q++;
-		for (int c = 0; c < d; c++)
-			s2 += (means[l * d + c] - mu[c]) * (means[l * d + c] - mu[c]);
-		extra += cnt[l] * s2;
+		extra += cnt[l] * ref_sq_dist(means + l * d, mu, d);
 	}
 	for (int64_t i = 0; i < n; i++)
 	{
@@ -243,13 +250,7 @@ ref_db(const float *x, int64_t n, int d, const int32_t *labels, int stride, int 
 	for (int a = 0; a < k; a++)
 		for (int b = 0; b < k; b++)
 			if (cnt[a] > 0 && cnt[b] > 0)
-			{
-				double		s2 = 0.0;
-
-				for (int c = 0; c < d; c++)
-					s2 += (means[a * d + c] - means[b * d + c]) * (means[a * d + c] - means[b * d + c]);
-				maxcd = fmax(maxcd, sqrt(s2));
-			}
+				maxcd = fmax(maxcd, sqrt(ref_sq_dist(means + a * d, means + b * d, d)));
 	if (q < 2 || q > n - 1)
 		total = NAN;
 	else if (maxintra <= 1e-8 || maxcd <= 1e-8)
@@ -264,12 +265,11 @@ ref_db(const float *x, int64_t n, int d, const int32_t *labels, int stride, int 
 				continue;
 			for (int b = 0; b < k; b++)
 			{
-				double		s2 = 0.0;
+				double		s2;
 
 				if (b == a || cnt[b] == 0)
 					continue;
-				for (int c = 0; c < d; c++)
-					s2 += (means[a * d + c] - means[b * d + c]) * (means[a * d + c] - means[b * d + c]);
+				s2 = ref_sq_dist(means + a * d, means + b * d, d);
 				if (s2 > 0)
 					worst = fmax(worst, (intra[a] + intra[b]) / sqrt(s2));
 			}
