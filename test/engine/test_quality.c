@@ -20,6 +20,7 @@
 #endif
 
 #include "km_quality.c"
+#include "test_util.h"
 
 /* AddressSanitizer, as gcc says it and as clang (before 15, only this way) does */
 #if defined(__SANITIZE_ADDRESS__)
@@ -980,16 +981,6 @@ test_knee(void)
  * Timings.
  * ------------------------------------------------------------------------------------------- */
 
-/* Seconds on the given clock. */
-static double
-now_on(clockid_t clock)
-{
-	struct timespec ts;
-
-	clock_gettime(clock, &ts);
-	return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /*
  * One-thread timings of km_silhouette_rows for the elbow's seed case (d = 10, k = 3..49), on
  * blob data with uniformly random labels; best of several runs, wall and thread CPU time.
@@ -1021,16 +1012,16 @@ bench(void)
 		random_data(&rng, s, d, x, lab, nlab, ks, false);
 		for (int r = 0; r < reps; r++)
 		{
-			double		t0 = now_on(CLOCK_MONOTONIC);
-			double		c0 = now_on(CLOCK_THREAD_CPUTIME_ID);
+			double		t0 = Seconds(CLOCK_MONOTONIC);
+			double		c0 = Seconds(CLOCK_THREAD_CPUTIME_ID);
 
 			if (km_silhouette_rows(x, s, d, lab, nlab, ks, 0, s, out, &err) != KM_OK)
 			{
 				printf("error: %s\n", err.message);
 				return 1;
 			}
-			best = fmin(best, now_on(CLOCK_MONOTONIC) - t0);
-			best_cpu = fmin(best_cpu, now_on(CLOCK_THREAD_CPUTIME_ID) - c0);
+			best = fmin(best, Seconds(CLOCK_MONOTONIC) - t0);
+			best_cpu = fmin(best_cpu, Seconds(CLOCK_THREAD_CPUTIME_ID) - c0);
 		}
 		printf("s=%6lld: %8.4f s wall, %8.4f s cpu  (%.2f ns per pair, %.3f ns per "
 			   "pair-labelling)\n", (long long) s, best, best_cpu,

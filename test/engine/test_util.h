@@ -1,8 +1,8 @@
 /*
  * test_util.h -- bookkeeping the engine tests share: pass/fail counts, a CHECK macro, a
- * deterministic generator independent of the library under test, test data drawn from it, and
- * an allocator that exits rather than fail.  Included by one test program at a time
- * (everything here is static).
+ * deterministic generator independent of the library under test, test data drawn from it, an
+ * allocator that exits rather than fail, and a clock for the timings.  Included by one program
+ * at a time (everything here is static).
  */
 #ifndef TEST_UTIL_H
 #define TEST_UTIL_H
@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static int	npassed __attribute__((unused));
 static int	nfailed __attribute__((unused));
@@ -108,6 +109,16 @@ Alloc(size_t bytes)
 		exit(2);
 	}
 	return p;
+}
+
+/* Seconds on a clock: CLOCK_MONOTONIC (wall) or CLOCK_THREAD_CPUTIME_ID (this thread's CPU). */
+static inline double
+Seconds(clockid_t clock)
+{
+	struct timespec ts;
+
+	clock_gettime(clock, &ts);
+	return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 #endif							/* TEST_UTIL_H */
