@@ -118,7 +118,7 @@ test/engine/bin/%: test/engine/%.c test/engine/test_util.h test/engine/test_back
 	$(CC) $(ENGINE_CFLAGS) -o $@ $< $(KERNEL_C) kernels/km_nocuda.c -lm
 
 # test_quality includes km_quality.c itself, to reach its static paths.
-test/engine/bin/test_quality: test/engine/test_quality.c kernels/km_quality.c kernels/km_quality.h kernels/km_util.c
+test/engine/bin/test_quality: test/engine/test_quality.c test/engine/test_util.h kernels/km_quality.c kernels/km_quality.h kernels/km_util.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ENGINE_CFLAGS) -o $@ $< kernels/km_util.c -lm
 
@@ -137,7 +137,7 @@ test/engine/bin/test_cuda: test/engine/test_cuda.c test/engine/test_util.h test/
 	$(CC) $(ENGINE_CFLAGS) -o $@ $< kernels/km_cuda.o $(KERNEL_C) -L$(CUDA_LIBDIR) -lcudart_static -ldl -lrt -lstdc++ -lm
 
 # The kernels' own speed on one thread (a table, not a test): make bench-engine
-test/engine/bin/bench_gemm: test/engine/bench_gemm.c $(KERNEL_C) kernels/km_nocuda.c kernels/km_kernels.h kernels/km_simd.h
+test/engine/bin/bench_gemm: test/engine/bench_gemm.c test/engine/test_util.h $(KERNEL_C) kernels/km_nocuda.c kernels/km_kernels.h kernels/km_simd.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ENGINE_CFLAGS) -O3 -o $@ $< $(KERNEL_C) kernels/km_nocuda.c -lm
 

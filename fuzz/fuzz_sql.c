@@ -289,28 +289,29 @@ Connect(const char *user, double patience_s)
 	}
 }
 
+/*
+ * (Re)opens the session *c as user (NULL: the default user) unless it is open, its notices
+ * going to receiver; exits when the server stays unreachable.
+ */
+static void
+EnsureSession(PGconn **c, const char *user, PQnoticeReceiver receiver)
+{
+	if (*c != NULL && PQstatus(*c) == CONNECTION_OK)
+		return;
+	if (*c)
+		PQfinish(*c);
+	*c = Connect(user, 60.0);
+	if (*c == NULL)
+		exit(2);
+	PQsetNoticeReceiver(*c, receiver, NULL);
+}
+
 /* (Re)opens both sessions; exits when the server stays unreachable. */
 static void
 Reconnect(void)
 {
-	if (conn == NULL || PQstatus(conn) != CONNECTION_OK)
-	{
-		if (conn)
-			PQfinish(conn);
-		conn = Connect(FUZZ_ROLE, 60.0);
-		if (conn == NULL)
-			exit(2);
-		PQsetNoticeReceiver(conn, Notice, NULL);
-	}
-	if (sentinel == NULL || PQstatus(sentinel) != CONNECTION_OK)
-	{
-		if (sentinel)
-			PQfinish(sentinel);
-		sentinel = Connect(NULL, 60.0);
-		if (sentinel == NULL)
-			exit(2);
-		PQsetNoticeReceiver(sentinel, Quiet, NULL);
-	}
+	EnsureSession(&conn, FUZZ_ROLE, Notice);
+	EnsureSession(&sentinel, NULL, Quiet);
 }
 
 /*

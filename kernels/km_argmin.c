@@ -92,6 +92,18 @@ km_use_gemm(int d, int k)
 	return d > KM_SMALL_D_MAX;
 }
 
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
+
+/* Coordinate t of the block's rows x into tmp, one lane a row, zero past the last row. */
+static inline __attribute__((always_inline)) void
+BlockCoordinate(const float *x, int rows, const int D, int t, float *tmp)
+{
+	for (int l = 0; l < BLOCK_ROWS; l++)
+		tmp[l] = l < rows ? x[l * D + t] : 0.0f;
+}
+
+#endif
+
 #if defined(__AVX512F__)
 
 /*
@@ -108,8 +120,7 @@ BlockAvx512(const float *x, int rows, const int D, const float *c,
 
 	for (int t = 0; t < D; t++)
 	{
-		for (int l = 0; l < BLOCK_ROWS; l++)
-			tmp[l] = l < rows ? x[l * D + t] : 0.0f;
+		BlockCoordinate(x, rows, D, t, tmp);
 		xv[t] = _mm512_load_ps(tmp);
 	}
 
@@ -160,8 +171,7 @@ BlockAvx2(const float *x, int rows, const int D, const float *c,
 
 	for (int t = 0; t < D; t++)
 	{
-		for (int l = 0; l < BLOCK_ROWS; l++)
-			tmp[l] = l < rows ? x[l * D + t] : 0.0f;
+		BlockCoordinate(x, rows, D, t, tmp);
 		xa[t] = _mm256_load_ps(tmp);
 		xb[t] = _mm256_load_ps(tmp + 8);
 	}

@@ -64,9 +64,11 @@
 #if defined(__AVX512F__)
 #define GEMM_MR 32
 #define GEMM_NR 14
+#define GEMM_VEC 1
 #elif defined(__AVX2__) && defined(__FMA__)
 #define GEMM_MR 16
 #define GEMM_NR 6
+#define GEMM_VEC 1
 #else
 #define GEMM_MR 8
 #define GEMM_NR 4
@@ -323,113 +325,124 @@ FoldNextSegment(GemmFold *f, int write_current)
 	}
 }
 
+#if defined(GEMM_VEC)
+
+/*
+ * The two vector paths share the fold and the tile below.  V(op) names an intrinsic of the
+ * path's width (_mm512_op or _mm256_op); a vector holds VL = GEMM_MR / 2 rows, so a tile's
+ * rows are two vectors (suffixes 0 and 1).  Where the paths differ is the compare and blend:
+ * AVX-512 compares into masks and blends the indices as integers, while AVX2's one blend is for
+ * floats, so there the indices travel as float bit patterns (blendv does not interpret them).
+ */
 #if defined(__AVX512F__)
+#define V(op) _mm512_##op
+#define VL 16
+typedef __m512 VecF;
+typedef __m512i VecI;
+typedef __mmask16 VecMask;
+#define VLoadIdx(p) _mm512_load_si512(p)
+#define VStoreIdx(p, v) _mm512_store_si512((p), (v))
+#define VSetIdx(j) _mm512_set1_epi32(j)
+#define VLess(s, b) _mm512_cmp_ps_mask((s), (b), _CMP_LT_OQ)
+#define VBlend(mask, old, new) _mm512_mask_blend_ps((mask), (old), (new))
+#define VBlendIdx(mask, old, new) _mm512_mask_blend_epi32((mask), (old), (new))
+#else
+#define V(op) _mm256_##op
+#define VL 8
+typedef __m256 VecF;
+typedef __m256 VecI;
+typedef __m256 VecMask;
+#define VLoadIdx(p) _mm256_load_ps((const float *)(p))
+#define VStoreIdx(p, v) _mm256_store_ps((float *)(p), (v))
+#define VSetIdx(j) _mm256_castsi256_ps(_mm256_set1_epi32(j))
+#define VLess(s, b) _mm256_cmp_ps((s), (b), _CMP_LT_OQ)
+#define VBlend(mask, old, new) _mm256_blendv_ps((old), (new), (mask))
+#define VBlendIdx(mask, old, new) _mm256_blendv_ps((old), (new), (mask))
+#endif
+
+/* Full unrolling over a tile's centers: every accumulator its own register. */
+#define GEMM_PRAGMA(text) _Pragma(#text)
+#define GEMM_UNROLL(n) GEMM_PRAGMA(GCC unroll n)
+#define UNROLL_NR GEMM_UNROLL(GEMM_NR)
+
+/* The running minimum of GemmFold (best, idx) held in registers. */
+typedef struct VecMin
+{
+	VecF		b0,
+				b1;
+	VecI		i0,
+				i1;
+} VecMin;
+
+static inline VecMin
+MinLoad(const GemmFold *f)
+{
+	VecMin		m;
+
+	m.b0 = V(load_ps)(f->best);
+	m.b1 = V(load_ps)(f->best + VL);
+	m.i0 = VLoadIdx(f->idx);
+	m.i1 = VLoadIdx(f->idx + VL);
+	return m;
+}
+
+static inline void
+MinStore(GemmFold *f, VecMin m)
+{
+	V(store_ps)(f->best, m.b0);
+	V(store_ps)(f->best + VL, m.b1);
+	VStoreIdx(f->idx, m.i0);
+	VStoreIdx(f->idx + VL, m.i1);
+}
+
+/*
+ * Folds center j, whose dot products with the tile's rows are d0 and d1, into m: the lanes
+ * whose score is strictly lower (so never a NaN) take it and j.  The score fl(cnorm[j] - 2 dot)
+ * has one rounding, as in km_argmin_ref: 2 * dot is exact.
+ */
+static inline __attribute__((always_inline)) VecMin
+MinFold(VecMin m, VecF d0, VecF d1, const GemmFold *f, int j)
+{
+	const VecF	two = V(set1_ps)(2.0f);
+	VecF		cn = V(set1_ps)(f->cnorm[j]);
+	VecI		jv = VSetIdx(j);
+	VecF		s0 = V(fnmadd_ps)(d0, two, cn);
+	VecF		s1 = V(fnmadd_ps)(d1, two, cn);
+	VecMask		lt0 = VLess(s0, m.b0);
+	VecMask		lt1 = VLess(s1, m.b1);
+
+	m.b0 = VBlend(lt0, m.b0, s0);
+	m.b1 = VBlend(lt1, m.b1, s1);
+	m.i0 = VBlendIdx(lt0, m.i0, jv);
+	m.i1 = VBlendIdx(lt1, m.i1, jv);
+	return m;
+}
 
 /*
  * Folds a finished tile held in memory (ctile[jj * GEMM_MR + r]) for its first ncols centers,
- * flushing segments that end inside it: the tiles the register fold in Tile cannot take.
+ * flushing segments that end inside it: the tiles the register fold in TileBody cannot take.
  * The running minimum stays in registers between flushes; the compiler's own vectorization
  * of the plain loop branched on the masks and went through memory, at 10% of an elbow run.
  */
 static void
 FoldTileSlow(GemmFold *f, const float *ctile, int j0, int ncols)
 {
-	const __m512 two = _mm512_set1_ps(2.0f);
-	__m512		b0 = _mm512_load_ps(f->best);
-	__m512		b1 = _mm512_load_ps(f->best + 16);
-	__m512i		i0 = _mm512_load_si512(f->idx);
-	__m512i		i1 = _mm512_load_si512(f->idx + 16);
+	VecMin		m = MinLoad(f);
 
 	for (int jj = 0; jj < ncols; jj++)
 	{
 		int			j = j0 + jj;
-		__m512		cn = _mm512_set1_ps(f->cnorm[j]);
-		__m512i		jv = _mm512_set1_epi32(j);
-		__m512		s0;
-		__m512		s1;
-		__mmask16	m0;
-		__mmask16	m1;
 
 		if (j >= f->seg_end)
 		{
-			_mm512_store_ps(f->best, b0);
-			_mm512_store_ps(f->best + 16, b1);
-			_mm512_store_si512(f->idx, i0);
-			_mm512_store_si512(f->idx + 16, i1);
+			MinStore(f, m);
 			FoldNextSegment(f, 1);
-			b0 = _mm512_load_ps(f->best);
-			b1 = _mm512_load_ps(f->best + 16);
-			i0 = _mm512_load_si512(f->idx);
-			i1 = _mm512_load_si512(f->idx + 16);
+			m = MinLoad(f);
 		}
-		/* Same rounding as the register fold: 2 * dot is exact, one rounding of the difference. */
-		s0 = _mm512_fnmadd_ps(_mm512_load_ps(ctile + jj * GEMM_MR), two, cn);
-		s1 = _mm512_fnmadd_ps(_mm512_load_ps(ctile + jj * GEMM_MR + 16), two, cn);
-		m0 = _mm512_cmp_ps_mask(s0, b0, _CMP_LT_OQ);
-		m1 = _mm512_cmp_ps_mask(s1, b1, _CMP_LT_OQ);
-		b0 = _mm512_mask_blend_ps(m0, b0, s0);
-		b1 = _mm512_mask_blend_ps(m1, b1, s1);
-		i0 = _mm512_mask_blend_epi32(m0, i0, jv);
-		i1 = _mm512_mask_blend_epi32(m1, i1, jv);
+		m = MinFold(m, V(load_ps)(ctile + jj * GEMM_MR), V(load_ps)(ctile + jj * GEMM_MR + VL),
+					f, j);
 	}
-	_mm512_store_ps(f->best, b0);
-	_mm512_store_ps(f->best + 16, b1);
-	_mm512_store_si512(f->idx, i0);
-	_mm512_store_si512(f->idx + 16, i1);
-}
-
-#elif defined(__AVX2__) && defined(__FMA__)
-
-/*
- * Folds a finished tile held in memory (ctile[jj * GEMM_MR + r]) for its first ncols centers,
- * flushing segments that end inside it: the tiles the register fold in Tile cannot take.
- * The running minimum stays in registers between flushes, the indices as float bit patterns.
- */
-static void
-FoldTileSlow(GemmFold *f, const float *ctile, int j0, int ncols)
-{
-	const __m256 two = _mm256_set1_ps(2.0f);
-	__m256		b0 = _mm256_load_ps(f->best);
-	__m256		b1 = _mm256_load_ps(f->best + 8);
-	__m256		i0 = _mm256_load_ps((const float *) f->idx);
-	__m256		i1 = _mm256_load_ps((const float *) f->idx + 8);
-
-	for (int jj = 0; jj < ncols; jj++)
-	{
-		int			j = j0 + jj;
-		__m256		cn = _mm256_broadcast_ss(f->cnorm + j);
-		__m256		jv = _mm256_castsi256_ps(_mm256_set1_epi32(j));
-		__m256		s0;
-		__m256		s1;
-		__m256		m0;
-		__m256		m1;
-
-		if (j >= f->seg_end)
-		{
-			_mm256_store_ps(f->best, b0);
-			_mm256_store_ps(f->best + 8, b1);
-			_mm256_store_ps((float *) f->idx, i0);
-			_mm256_store_ps((float *) f->idx + 8, i1);
-			FoldNextSegment(f, 1);
-			b0 = _mm256_load_ps(f->best);
-			b1 = _mm256_load_ps(f->best + 8);
-			i0 = _mm256_load_ps((const float *) f->idx);
-			i1 = _mm256_load_ps((const float *) f->idx + 8);
-		}
-		/* Same rounding as the register fold: 2 * dot is exact, one rounding of the difference. */
-		s0 = _mm256_fnmadd_ps(_mm256_load_ps(ctile + jj * GEMM_MR), two, cn);
-		s1 = _mm256_fnmadd_ps(_mm256_load_ps(ctile + jj * GEMM_MR + 8), two, cn);
-		m0 = _mm256_cmp_ps(s0, b0, _CMP_LT_OQ);
-		m1 = _mm256_cmp_ps(s1, b1, _CMP_LT_OQ);
-		b0 = _mm256_blendv_ps(b0, s0, m0);
-		b1 = _mm256_blendv_ps(b1, s1, m1);
-		i0 = _mm256_blendv_ps(i0, jv, m0);
-		i1 = _mm256_blendv_ps(i1, jv, m1);
-	}
-	_mm256_store_ps(f->best, b0);
-	_mm256_store_ps(f->best + 8, b1);
-	_mm256_store_ps((float *) f->idx, i0);
-	_mm256_store_ps((float *) f->idx + 8, i1);
+	MinStore(f, m);
 }
 
 #else
@@ -465,7 +478,7 @@ FoldTileSlow(GemmFold *f, const float *ctile, int j0, int ncols)
 
 #endif
 
-#if defined(__AVX512F__)
+#if defined(GEMM_VEC)
 
 /*
  * One GEMM_MR x nrv tile over kc coordinates, nrv <= GEMM_NR a compile-time constant:
@@ -477,41 +490,41 @@ static inline __attribute__((always_inline)) void
 TileBody(const float *a, const float *b, int kc, float *ctile, int mode, GemmFold *f, int j0,
 		 int ncols, const int nrv)
 {
-	__m512		c0[GEMM_NR],
+	VecF		c0[GEMM_NR],
 				c1[GEMM_NR];
 
 	if (mode & TILE_LOAD)
 	{
-#pragma GCC unroll 14
+		UNROLL_NR
 		for (int jj = 0; jj < nrv; jj++)
 		{
-			c0[jj] = _mm512_load_ps(ctile + jj * GEMM_MR);
-			c1[jj] = _mm512_load_ps(ctile + jj * GEMM_MR + 16);
+			c0[jj] = V(load_ps)(ctile + jj * GEMM_MR);
+			c1[jj] = V(load_ps)(ctile + jj * GEMM_MR + VL);
 		}
 	}
 	else
 	{
-#pragma GCC unroll 14
+		UNROLL_NR
 		for (int jj = 0; jj < nrv; jj++)
 		{
-			c0[jj] = _mm512_setzero_ps();
-			c1[jj] = _mm512_setzero_ps();
+			c0[jj] = V(setzero_ps)();
+			c1[jj] = V(setzero_ps)();
 		}
 	}
 
 	/* The panel is GEMM_NR wide whatever nrv is: a narrow tile reads its first nrv centers. */
 	for (int t = 0; t < kc; t++)
 	{
-		__m512		a0 = _mm512_load_ps(a);
-		__m512		a1 = _mm512_load_ps(a + 16);
+		VecF		a0 = V(load_ps)(a);
+		VecF		a1 = V(load_ps)(a + VL);
 
-#pragma GCC unroll 14
+		UNROLL_NR
 		for (int jj = 0; jj < nrv; jj++)
 		{
-			__m512		bj = _mm512_set1_ps(b[jj]);
+			VecF		bj = V(set1_ps)(b[jj]);
 
-			c0[jj] = _mm512_fmadd_ps(a0, bj, c0[jj]);
-			c1[jj] = _mm512_fmadd_ps(a1, bj, c1[jj]);
+			c0[jj] = V(fmadd_ps)(a0, bj, c0[jj]);
+			c1[jj] = V(fmadd_ps)(a1, bj, c1[jj]);
 		}
 		a += GEMM_MR;
 		b += GEMM_NR;
@@ -519,43 +532,28 @@ TileBody(const float *a, const float *b, int kc, float *ctile, int mode, GemmFol
 
 	if ((mode & TILE_FOLD) && ncols == nrv && j0 + nrv <= f->seg_end)
 	{
-		const __m512 two = _mm512_set1_ps(2.0f);
-		__m512		b0 = _mm512_load_ps(f->best);
-		__m512		b1 = _mm512_load_ps(f->best + 16);
-		__m512i		i0 = _mm512_load_si512(f->idx);
-		__m512i		i1 = _mm512_load_si512(f->idx + 16);
+		VecMin		m = MinLoad(f);
 
-#pragma GCC unroll 14
+		UNROLL_NR
 		for (int jj = 0; jj < nrv; jj++)
-		{
-			__m512		cn = _mm512_set1_ps(f->cnorm[j0 + jj]);
-			__m512i		jv = _mm512_set1_epi32(j0 + jj);
-			__m512		s0 = _mm512_fnmadd_ps(c0[jj], two, cn);
-			__m512		s1 = _mm512_fnmadd_ps(c1[jj], two, cn);
-			__mmask16	m0 = _mm512_cmp_ps_mask(s0, b0, _CMP_LT_OQ);
-			__mmask16	m1 = _mm512_cmp_ps_mask(s1, b1, _CMP_LT_OQ);
-
-			b0 = _mm512_mask_blend_ps(m0, b0, s0);
-			b1 = _mm512_mask_blend_ps(m1, b1, s1);
-			i0 = _mm512_mask_blend_epi32(m0, i0, jv);
-			i1 = _mm512_mask_blend_epi32(m1, i1, jv);
-		}
-		_mm512_store_ps(f->best, b0);
-		_mm512_store_ps(f->best + 16, b1);
-		_mm512_store_si512(f->idx, i0);
-		_mm512_store_si512(f->idx + 16, i1);
+			m = MinFold(m, c0[jj], c1[jj], f, j0 + jj);
+		MinStore(f, m);
 		return;
 	}
 
-#pragma GCC unroll 14
+	UNROLL_NR
 	for (int jj = 0; jj < nrv; jj++)
 	{
-		_mm512_store_ps(ctile + jj * GEMM_MR, c0[jj]);
-		_mm512_store_ps(ctile + jj * GEMM_MR + 16, c1[jj]);
+		V(store_ps)(ctile + jj * GEMM_MR, c0[jj]);
+		V(store_ps)(ctile + jj * GEMM_MR + VL, c1[jj]);
 	}
 	if (mode & TILE_FOLD)
 		FoldTileSlow(f, ctile, j0, ncols);
 }
+
+#endif
+
+#if defined(__AVX512F__)
 
 /*
  * The full-width tile.  Kept out of line, like the others, so that register allocation sees
@@ -592,97 +590,17 @@ Tile(const float *a, const float *b, int kc, float *ctile, int mode, GemmFold *f
 		TileWide(a, b, kc, ctile, mode, f, j0, ncols);
 }
 
-#elif defined(__AVX2__) && defined(__FMA__)
+#elif defined(GEMM_VEC)
 
 /*
- * One GEMM_MR x GEMM_NR tile over kc coordinates: accumulate in registers, then either save the
- * partial sums to ctile or fold the scores into f.  The register fold handles whole tiles
- * inside one segment; the rest go through ctile and FoldTileSlow.  Kept out of line so that
- * register allocation sees only the tile: inlined into the driver, GCC spilled an accumulator
- * of the AVX2 loop to the stack and halved its speed.
+ * The one AVX2 tile, full width.  Kept out of line so that register allocation sees only the
+ * tile: inlined into the driver, GCC spilled an accumulator to the stack and halved its speed.
  */
 static __attribute__((noinline)) void
 Tile(const float *a, const float *b, int kc, float *ctile, int mode, GemmFold *f, int j0,
 	 int ncols)
 {
-	__m256		c0[GEMM_NR],
-				c1[GEMM_NR];
-
-	if (mode & TILE_LOAD)
-	{
-#pragma GCC unroll 6
-		for (int jj = 0; jj < GEMM_NR; jj++)
-		{
-			c0[jj] = _mm256_load_ps(ctile + jj * GEMM_MR);
-			c1[jj] = _mm256_load_ps(ctile + jj * GEMM_MR + 8);
-		}
-	}
-	else
-	{
-#pragma GCC unroll 6
-		for (int jj = 0; jj < GEMM_NR; jj++)
-		{
-			c0[jj] = _mm256_setzero_ps();
-			c1[jj] = _mm256_setzero_ps();
-		}
-	}
-
-	for (int t = 0; t < kc; t++)
-	{
-		__m256		a0 = _mm256_load_ps(a);
-		__m256		a1 = _mm256_load_ps(a + 8);
-
-#pragma GCC unroll 6
-		for (int jj = 0; jj < GEMM_NR; jj++)
-		{
-			__m256		bj = _mm256_broadcast_ss(b + jj);
-
-			c0[jj] = _mm256_fmadd_ps(a0, bj, c0[jj]);
-			c1[jj] = _mm256_fmadd_ps(a1, bj, c1[jj]);
-		}
-		a += GEMM_MR;
-		b += GEMM_NR;
-	}
-
-	if ((mode & TILE_FOLD) && ncols == GEMM_NR && j0 + GEMM_NR <= f->seg_end)
-	{
-		const __m256 two = _mm256_set1_ps(2.0f);
-		__m256		b0 = _mm256_load_ps(f->best);
-		__m256		b1 = _mm256_load_ps(f->best + 8);
-		__m256		i0 = _mm256_load_ps((const float *) f->idx);
-		__m256		i1 = _mm256_load_ps((const float *) f->idx + 8);
-
-#pragma GCC unroll 6
-		for (int jj = 0; jj < GEMM_NR; jj++)
-		{
-			__m256		cn = _mm256_broadcast_ss(f->cnorm + j0 + jj);
-			__m256		jv = _mm256_castsi256_ps(_mm256_set1_epi32(j0 + jj));
-			__m256		s0 = _mm256_fnmadd_ps(c0[jj], two, cn);
-			__m256		s1 = _mm256_fnmadd_ps(c1[jj], two, cn);
-			__m256		m0 = _mm256_cmp_ps(s0, b0, _CMP_LT_OQ);
-			__m256		m1 = _mm256_cmp_ps(s1, b1, _CMP_LT_OQ);
-
-			/* The index lanes travel as float bit patterns; blendv does not interpret them. */
-			b0 = _mm256_blendv_ps(b0, s0, m0);
-			b1 = _mm256_blendv_ps(b1, s1, m1);
-			i0 = _mm256_blendv_ps(i0, jv, m0);
-			i1 = _mm256_blendv_ps(i1, jv, m1);
-		}
-		_mm256_store_ps(f->best, b0);
-		_mm256_store_ps(f->best + 8, b1);
-		_mm256_store_ps((float *) f->idx, i0);
-		_mm256_store_ps((float *) f->idx + 8, i1);
-		return;
-	}
-
-#pragma GCC unroll 6
-	for (int jj = 0; jj < GEMM_NR; jj++)
-	{
-		_mm256_store_ps(ctile + jj * GEMM_MR, c0[jj]);
-		_mm256_store_ps(ctile + jj * GEMM_MR + 8, c1[jj]);
-	}
-	if (mode & TILE_FOLD)
-		FoldTileSlow(f, ctile, j0, ncols);
+	TileBody(a, b, kc, ctile, mode, f, j0, ncols, GEMM_NR);
 }
 
 #else

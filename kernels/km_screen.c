@@ -447,13 +447,6 @@ Finish(ScreenFold *f, const float *x, const float *norms, int d, const float *c,
 }
 
 int64_t
-km_screen_argmin(const float *x, const float *norms, int64_t n, int d, const void *packed,
-				 const float *c, int32_t *labels, float *dist)
-{
-	return km_screen_argmin_capped(x, norms, n, d, packed, c, labels, dist, INT64_MAX);
-}
-
-int64_t
 km_screen_argmin_capped(const float *x, const float *norms, int64_t n, int d, const void *packed,
 						const float *c, int32_t *labels, float *dist, int64_t max_work)
 {
@@ -547,13 +540,6 @@ km_screen_pack(const float *c, int k, int d, void *packed)
 
 /* Never called while km_screen_usable is false; answers correctly all the same. */
 int64_t
-km_screen_argmin(const float *x, const float *norms, int64_t n, int d, const void *packed,
-				 const float *c, int32_t *labels, float *dist)
-{
-	return km_screen_argmin_capped(x, norms, n, d, packed, c, labels, dist, INT64_MAX);
-}
-
-int64_t
 km_screen_argmin_capped(const float *x, const float *norms, int64_t n, int d, const void *packed,
 						const float *c, int32_t *labels, float *dist, int64_t max_work)
 {
@@ -570,3 +556,11 @@ km_screen_argmin_capped(const float *x, const float *norms, int64_t n, int d, co
 }
 
 #endif
+
+/* The search without a cap on the work. */
+int64_t
+km_screen_argmin(const float *x, const float *norms, int64_t n, int d, const void *packed,
+				 const float *c, int32_t *labels, float *dist)
+{
+	return km_screen_argmin_capped(x, norms, n, d, packed, c, labels, dist, INT64_MAX);
+}

@@ -1,12 +1,17 @@
-# Sourced by demo.sh, test.sh and bench.sh (from the repository root): a scratch folder, the
-# build and install, and a throwaway server, all removed when the script exits.
+# Sourced by demo.sh, test.sh, bench.sh and fuzz.sh (from the repository root): the build
+# packages and pg_config (scripts/_deps.sh), a scratch folder, the build and install, and a
+# throwaway server, all removed when the script exits.  A script that needs more packages than
+# the build's names them with kmeans_require before sourcing this.
 #
 # The extension is installed into a private copy of the PostgreSQL installation under the
 # scratch folder ($KMEANS_TMP/root, laid out as `make install DESTDIR=...` lays it), and the
 # throwaway server runs from that copy: the server finds its share and library folders relative
 # to its own binary, so the machine's own installation of kmeans is never replaced.
 
-PG_CONFIG=${PG_CONFIG:-pg_config}
+. scripts/_deps.sh
+kmeans_require $KMEANS_BUILD_PACKAGES
+kmeans_pg_config
+
 KMEANS_TMP=$(mktemp -d /tmp/kmeans.XXXXXX)
 chmod 755 "$KMEANS_TMP"
 trap 'scripts/pg-throwaway.sh stop "$KMEANS_TMP/pg" >/dev/null 2>&1; rm -rf "$KMEANS_TMP"' EXIT

@@ -8,9 +8,6 @@
 # a missing one is reported as "not installed".  The seed workload needs ../shared/data.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. scripts/_deps.sh
-kmeans_require $KMEANS_BUILD_PACKAGES
-kmeans_pg_config
 . scripts/_lib.sh
 
 kmeans_build_install

@@ -6,9 +6,6 @@
 #   scripts/demo.sh        (as root it installs the packages it needs; as another user it names them)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. scripts/_deps.sh
-kmeans_require $KMEANS_BUILD_PACKAGES
-kmeans_pg_config
 . scripts/_lib.sh
 
 echo "== building and installing kmeans"

@@ -23,6 +23,31 @@ Required(FunctionCallInfo fcinfo, int i, const char *name)
 	return PG_GETARG_DATUM(i);
 }
 
+/* The names of the init and device options, in the order of their enum values. */
+static const char *const init_names[] = {"k-means++", "random", "explicit"};
+static const char *const device_names[] = {"auto", "cpu", "gpu"};
+
+StaticAssertDecl(lengthof(init_names) == KMEANS_INIT_EXPLICIT + 1, "one name per KmeansInit");
+StaticAssertDecl(lengthof(device_names) == KMEANS_DEVICE_GPU + 1, "one name per KmeansDevice");
+
+/*
+ * The position of value among the n names of the option, compared exactly or (ignore_case) as
+ * pg_strcasecmp does; an ERROR with the hint when it is none of them.
+ */
+static int
+NameIndex(const char *option, const char *value, const char *const *names, int n,
+		  bool ignore_case, const char *hint)
+{
+	for (int i = 0; i < n; i++)
+		if ((ignore_case ? pg_strcasecmp(value, names[i]) : strcmp(value, names[i])) == 0)
+			return i;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("unknown %s \"%s\"", option, value),
+			 errhint("%s", hint)));
+	return -1;					/* not reached */
+}
+
 /* Reads the options from the argument positions in pos. */
 void
 KmeansParseOptions(FunctionCallInfo fcinfo, const KmeansArgPos *pos, KmeansOptions *opt)
@@ -46,17 +71,8 @@ KmeansParseOptions(FunctionCallInfo fcinfo, const KmeansArgPos *pos, KmeansOptio
 
 	init = text_to_cstring(DatumGetTextPP(Required(fcinfo, pos->init, "init")));
 	opt->init_name = init;
-	if (strcmp(init, "k-means++") == 0)
-		opt->init = KMEANS_INIT_PLUSPLUS;
-	else if (strcmp(init, "random") == 0)
-		opt->init = KMEANS_INIT_RANDOM;
-	else if (strcmp(init, "explicit") == 0)
-		opt->init = KMEANS_INIT_EXPLICIT;
-	else
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("unknown init \"%s\"", init),
-				 errhint("Use 'k-means++', 'random', or pass starting centers in init_centers.")));
+	opt->init = (KmeansInit) NameIndex("init", init, init_names, lengthof(init_names), false,
+									   "Use 'k-means++', 'random', or pass starting centers in init_centers.");
 
 	if (pos->init_centers >= 0 && !PG_ARGISNULL(pos->init_centers))
 	{
@@ -98,30 +114,16 @@ KmeansParseOptions(FunctionCallInfo fcinfo, const KmeansArgPos *pos, KmeansOptio
 	opt->seed = DatumGetInt64(Required(fcinfo, pos->seed, "seed"));
 
 	if (PG_ARGISNULL(pos->device))
-	{
 		opt->device = (KmeansDevice) kmeans_device;
-		opt->device_name = opt->device == KMEANS_DEVICE_GPU ? "gpu" :
-			opt->device == KMEANS_DEVICE_CPU ? "cpu" : "auto";
-	}
 	else
 	{
 		char	   *dev = text_to_cstring(PG_GETARG_TEXT_PP(pos->device));
 
 		/* case-insensitive, as the kmeans.device setting is (PostgreSQL's enum settings are) */
-		if (pg_strcasecmp(dev, "auto") == 0)
-			opt->device = KMEANS_DEVICE_AUTO;
-		else if (pg_strcasecmp(dev, "cpu") == 0)
-			opt->device = KMEANS_DEVICE_CPU;
-		else if (pg_strcasecmp(dev, "gpu") == 0)
-			opt->device = KMEANS_DEVICE_GPU;
-		else
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("unknown device \"%s\"", dev),
-					 errhint("Use 'auto', 'cpu' or 'gpu'.")));
-		opt->device_name = opt->device == KMEANS_DEVICE_GPU ? "gpu" :
-			opt->device == KMEANS_DEVICE_CPU ? "cpu" : "auto";
+		opt->device = (KmeansDevice) NameIndex("device", dev, device_names, lengthof(device_names),
+											   true, "Use 'auto', 'cpu' or 'gpu'.");
 	}
+	opt->device_name = device_names[opt->device];
 }
 
 /* ERRORs when one of the first nargs arguments, which have no default, is NULL. */

@@ -15,6 +15,7 @@
  * Usage: bench_gemm [n]   (default n = 65536)
  */
 #include "km_kernels.h"
+#include "test_util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,19 +40,12 @@ typedef struct Shape
 	int			nseg;			/* segments (SHAPE_ELBOW) */
 } Shape;
 
-/* A clock in seconds: CLOCK_MONOTONIC (wall) or CLOCK_THREAD_CPUTIME_ID. */
-static double
-Now(clockid_t clock)
-{
-	struct timespec ts;
-
-	clock_gettime(clock, &ts);
-	return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-/* Uniform float in [-1, 1) from a small LCG; the values do not matter for speed. */
+/*
+ * Uniform float in [-1, 1) from a small LCG of its own (not test_util.h's generator, so that
+ * the data stays what earlier timings were taken on); the values do not matter for speed.
+ */
 static float
-RandUnit(uint64_t *state)
+LcgUnit(uint64_t *state)
 {
 	*state = *state * 6364136223846793005ULL + 1442695040888963407ULL;
 	return (float) ((*state >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
@@ -112,14 +106,14 @@ RunShape(const Shape *sh, int64_t n)
 		exit(1);
 	}
 	for (size_t i = 0; i < (size_t) n * d; i++)
-		x[i] = RandUnit(&state);
+		x[i] = LcgUnit(&state);
 	for (int j = 0; j < k; j++)
 	{
 		double		s = 0.0;
 
 		for (int t = 0; t < d; t++)
 		{
-			c[(size_t) j * d + t] = RandUnit(&state);
+			c[(size_t) j * d + t] = LcgUnit(&state);
 			s += (double) c[(size_t) j * d + t] * c[(size_t) j * d + t];
 		}
 		cnorm[j] = (float) s;
@@ -143,8 +137,8 @@ RunShape(const Shape *sh, int64_t n)
 	/* One untimed pass to fault the pages in and warm the caches. */
 	for (int r = -1; r < REPEATS; r++)
 	{
-		double		w0 = Now(CLOCK_MONOTONIC);
-		double		c0 = Now(CLOCK_THREAD_CPUTIME_ID);
+		double		w0 = Seconds(CLOCK_MONOTONIC);
+		double		c0 = Seconds(CLOCK_THREAD_CPUTIME_ID);
 
 		if (sh->kind == SHAPE_SCREEN)
 			km_screen_argmin(x, cnorm_rows, n, d, packed, c, labels, best);
@@ -154,8 +148,8 @@ RunShape(const Shape *sh, int64_t n)
 							   nseg, seg_off, labels + i0 * nseg, best + i0 * nseg);
 		if (r < 0)
 			continue;
-		cpu[r] = Now(CLOCK_THREAD_CPUTIME_ID) - c0;
-		wall[r] = Now(CLOCK_MONOTONIC) - w0;
+		cpu[r] = Seconds(CLOCK_THREAD_CPUTIME_ID) - c0;
+		wall[r] = Seconds(CLOCK_MONOTONIC) - w0;
 	}
 	qsort(wall, REPEATS, sizeof(double), CmpDouble);
 	qsort(cpu, REPEATS, sizeof(double), CmpDouble);

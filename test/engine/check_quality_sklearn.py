@@ -80,29 +80,6 @@ def ptr(a, ctype):
     return a.ctypes.data_as(ctypes.POINTER(ctype))
 
 
-class Checker:
-    def __init__(self):
-        self.passed = 0
-        self.failed = 0
-
-    def close(self, what, got, want):
-        ok = abs(got - want) <= max(REL_TOL * abs(want), ABS_FLOOR)
-        rel = abs(got - want) / abs(want) if want != 0 else abs(got - want)
-        if ok:
-            self.passed += 1
-            print(f"ok: {what}: {got:.12g} vs sklearn {want:.12g} (rel diff {rel:.1e})")
-        else:
-            self.failed += 1
-            print(f"FAIL: {what}: {got:.17g} vs sklearn {want:.17g} (rel diff {rel:.1e})")
-
-    def true(self, what, cond):
-        if cond:
-            self.passed += 1
-        else:
-            self.failed += 1
-            print(f"FAIL: {what}")
-
-
 def engine_ch_db(np, lib, x32, labels, m, k):
     """CH and DB the engine's way: float64 means, then the scatter pass in batches."""
     n, d = x32.shape
@@ -147,6 +124,15 @@ def engine_silhouette(np, lib, x32, labels, ks, pieces=3):
     return out
 
 
+def check_close(chk, what, got, want):
+    """Counts in chk (a _common.Checks) whether got is within REL_TOL of scikit-learn's want."""
+    ok = abs(got - want) <= max(REL_TOL * abs(want), ABS_FLOOR)
+    rel = abs(got - want) / abs(want) if want != 0 else abs(got - want)
+    if ok:
+        print(f"ok: {what}: {got:.12g} vs sklearn {want:.12g} (rel diff {rel:.1e})")
+    chk(ok, f"{what}: {got:.17g} vs sklearn {want:.17g} (rel diff {rel:.1e})")
+
+
 def check_dataset(np, skm, lib, chk, name, x32, ks):
     """Cluster x32 for each k with KMeans (plus a random labelling) and compare all scores."""
     from sklearn.cluster import KMeans
@@ -179,26 +165,14 @@ def check_dataset(np, skm, lib, chk, name, x32, ks):
     for m, what in enumerate(names):
         lab = labels[:, m]
         ch, db = engine_ch_db(np, lib, x32, labels, m, kk[m])
-        chk.close(f"{name} {what}: Calinski-Harabasz", ch, skm.calinski_harabasz_score(x64, lab))
-        chk.close(f"{name} {what}: Davies-Bouldin", db, skm.davies_bouldin_score(x64, lab))
+        check_close(chk, f"{name} {what}: Calinski-Harabasz", ch,
+                    skm.calinski_harabasz_score(x64, lab))
+        check_close(chk, f"{name} {what}: Davies-Bouldin", db, skm.davies_bouldin_score(x64, lab))
         mean = float(np.add.reduce(sil[:, m]) / n)
-        chk.close(f"{name} {what}: silhouette", mean, skm.silhouette_score(x64, lab))
+        check_close(chk, f"{name} {what}: silhouette", mean, skm.silhouette_score(x64, lab))
         samples = skm.silhouette_samples(x64, lab)
         worst = float(np.max(np.abs(sil[:, m] - samples)))
-        chk.true(f"{name} {what}: per-row silhouette differs by {worst:.2e}", worst <= 1e-6)
-
-
-def load_profiles(np, path):
-    """First 10 dvs values of every profile: id, lat, lon, {v1,...,v19} per line."""
-    rows = []
-    with open(path) as f:
-        for line in f:
-            parts = line.rstrip("\n").split("\t")
-            if len(parts) < 4:
-                continue
-            vals = parts[3].strip().strip("{}").split(",")
-            rows.append([float(v) for v in vals[:10]])
-    return np.asarray(rows, dtype=np.float32)
+        chk(worst <= 1e-6, f"{name} {what}: per-row silhouette differs by {worst:.2e}")
 
 
 def main():
@@ -211,7 +185,11 @@ def main():
         return 0
 
     root = pathlib.Path(__file__).resolve().parents[2]
-    chk = Checker()
+    # the reference checks' counting and profiles (test/reference/_common.py)
+    sys.path.insert(0, str(root / "test" / "reference"))
+    from _common import Checks, read_profiles
+
+    chk = Checks()
     with tempfile.TemporaryDirectory(prefix="km_quality_", dir="/tmp") as tmp:
         lib = load(build_library(root, pathlib.Path(tmp)))
 
@@ -227,16 +205,12 @@ def main():
         x = rng.normal(size=(60, 3)).astype(np.float32)
         check_dataset(np, skm, lib, chk, "small", np.ascontiguousarray(x), (3, 10, 49))
 
-        prof = root.parent / "shared" / "data" / "wus_sh_2010_dvs_profiles.tsv"
-        if prof.exists():
-            x = load_profiles(np, prof)
+        x = read_profiles(10)
+        if x is not None:
             check_dataset(np, skm, lib, chk, "wus_sh_2010 profiles", np.ascontiguousarray(x),
                           (3, 10, 49))
-        else:
-            print(f"skipped seismic profiles: {prof} not found")
 
-    print(f"{chk.passed} passed, {chk.failed} failed")
-    return 0 if chk.failed == 0 else 1
+    return chk.summary()
 
 
 if __name__ == "__main__":

@@ -144,42 +144,28 @@ MakeData(DataKind kind, float *x, int64_t n, float *c, int k, int d)
 	{
 		case DATA_RANDOM:
 		case DATA_ZERO_ROWS:
-			for (size_t i = 0; i < nc; i++)
-				c[i] = RandUnit();
+			RandFill(c, nc, 0.0f);
 			for (size_t i = 0; i < nx; i++)
 				x[i] = kind == DATA_RANDOM ? RandUnit() : 0.0f;
 			break;
 		case DATA_DUPLICATES:
+			/* Later centers copy earlier ones; rows sit on or near the copies. */
+			RandDuplicateCenters(c, k, d);
+			for (int64_t i = 0; i < n; i++)
 			{
-				int			ndistinct = k / 3 > 0 ? k / 3 : 1;
+				const float *src = c + (size_t) RandBelow(k) * d;
 
-				for (int j = 0; j < ndistinct; j++)
-					for (int t = 0; t < d; t++)
-						c[(size_t) j * d + t] = RandUnit();
-				/* Later centers copy earlier ones; rows sit on or near the copies. */
-				for (int j = ndistinct; j < k; j++)
-					memcpy(c + (size_t) j * d, c + (size_t) RandBelow(ndistinct) * d,
-						   sizeof(float) * d);
-				for (int64_t i = 0; i < n; i++)
-				{
-					const float *src = c + (size_t) RandBelow(k) * d;
-
-					for (int t = 0; t < d; t++)
-						x[i * d + t] = (i % 2) ? src[t] : src[t] + 0.01f * RandUnit();
-				}
+				for (int t = 0; t < d; t++)
+					x[i * d + t] = (i % 2) ? src[t] : src[t] + 0.01f * RandUnit();
 			}
 			break;
 		case DATA_ROWS_ARE_CENTERS:
-			for (size_t i = 0; i < nc; i++)
-				c[i] = RandUnit();
-			for (int64_t i = 0; i < n; i++)
-				memcpy(x + i * d, c + (size_t) RandBelow(k) * d, sizeof(float) * d);
+			RandFill(c, nc, 0.0f);
+			RandRowsOfCenters(x, n, c, k, d);
 			break;
 		case DATA_OFFSET:
-			for (size_t i = 0; i < nc; i++)
-				c[i] = 1000.0f + RandUnit();
-			for (size_t i = 0; i < nx; i++)
-				x[i] = 1000.0f + RandUnit();
+			RandFill(c, nc, 1000.0f);
+			RandFill(x, nx, 1000.0f);
 			break;
 		case DATA_INTEGERS:
 			for (size_t i = 0; i < nc; i++)
@@ -192,8 +178,7 @@ MakeData(DataKind kind, float *x, int64_t n, float *c, int k, int d)
 			for (int j = 0; j < k; j++)
 				for (int t = 0; t < d; t++)
 					c[(size_t) j * d + t] = RandUnit() * (j % 3 == 2 ? 1.0f : 1e20f);
-			for (size_t i = 0; i < nx; i++)
-				x[i] = RandUnit();
+			RandFill(x, nx, 0.0f);
 			break;
 		case DATA_NKINDS:
 			break;

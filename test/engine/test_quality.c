@@ -20,6 +20,7 @@
 #endif
 
 #include "km_quality.c"
+#include "test_util.h"
 
 /* AddressSanitizer, as gcc says it and as clang (before 15, only this way) does */
 #if defined(__SANITIZE_ADDRESS__)
@@ -96,6 +97,17 @@ ref_dist(const float *a, const float *b, int d)
 		s2 += diff * diff;
 	}
 	return sqrt(s2);
+}
+
+/* Squared Euclidean distance of two float64 points. */
+static double
+ref_sq_dist(const double *p, const double *q, int d)
+{
+	double		s2 = 0.0;
+
+	for (int c = 0; c < d; c++)
+		s2 += (p[c] - q[c]) * (p[c] - q[c]);
+	return s2;
 }
 
 /* Per-row silhouette of one labelling (labels[i * stride]), straight from the definition. */
@@ -183,14 +195,10 @@ ref_ch(const float *x, int64_t n, int d, const int32_t *labels, int stride, int 
 		mu[c] /= (double) n;
 	for (int l = 0; l < k; l++)
 	{
-		double		s2 = 0.0;
-
 		if (cnt[l] == 0)
 			continue;
 		q++;
-		for (int c = 0; c < d; c++)
-			s2 += (means[l * d + c] - mu[c]) * (means[l * d + c] - mu[c]);
-		extra += cnt[l] * s2;
+		extra += cnt[l] * ref_sq_dist(means + l * d, mu, d);
 	}
 	for (int64_t i = 0; i < n; i++)
 	{
@@ -243,13 +251,7 @@ ref_db(const float *x, int64_t n, int d, const int32_t *labels, int stride, int 
 	for (int a = 0; a < k; a++)
 		for (int b = 0; b < k; b++)
 			if (cnt[a] > 0 && cnt[b] > 0)
-			{
-				double		s2 = 0.0;
-
-				for (int c = 0; c < d; c++)
-					s2 += (means[a * d + c] - means[b * d + c]) * (means[a * d + c] - means[b * d + c]);
-				maxcd = fmax(maxcd, sqrt(s2));
-			}
+				maxcd = fmax(maxcd, sqrt(ref_sq_dist(means + a * d, means + b * d, d)));
 	if (q < 2 || q > n - 1)
 		total = NAN;
 	else if (maxintra <= 1e-8 || maxcd <= 1e-8)
@@ -264,12 +266,11 @@ ref_db(const float *x, int64_t n, int d, const int32_t *labels, int stride, int 
 				continue;
 			for (int b = 0; b < k; b++)
 			{
-				double		s2 = 0.0;
+				double		s2;
 
 				if (b == a || cnt[b] == 0)
 					continue;
-				for (int c = 0; c < d; c++)
-					s2 += (means[a * d + c] - means[b * d + c]) * (means[a * d + c] - means[b * d + c]);
+				s2 = ref_sq_dist(means + a * d, means + b * d, d);
 				if (s2 > 0)
 					worst = fmax(worst, (intra[a] + intra[b]) / sqrt(s2));
 			}
@@ -980,16 +981,6 @@ test_knee(void)
  * Timings.
  * ------------------------------------------------------------------------------------------- */
 
-/* Seconds on the given clock. */
-static double
-now_on(clockid_t clock)
-{
-	struct timespec ts;
-
-	clock_gettime(clock, &ts);
-	return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /*
  * One-thread timings of km_silhouette_rows for the elbow's seed case (d = 10, k = 3..49), on
  * blob data with uniformly random labels; best of several runs, wall and thread CPU time.
@@ -1021,16 +1012,16 @@ bench(void)
 		random_data(&rng, s, d, x, lab, nlab, ks, false);
 		for (int r = 0; r < reps; r++)
 		{
-			double		t0 = now_on(CLOCK_MONOTONIC);
-			double		c0 = now_on(CLOCK_THREAD_CPUTIME_ID);
+			double		t0 = Seconds(CLOCK_MONOTONIC);
+			double		c0 = Seconds(CLOCK_THREAD_CPUTIME_ID);
 
 			if (km_silhouette_rows(x, s, d, lab, nlab, ks, 0, s, out, &err) != KM_OK)
 			{
 				printf("error: %s\n", err.message);
 				return 1;
 			}
-			best = fmin(best, now_on(CLOCK_MONOTONIC) - t0);
-			best_cpu = fmin(best_cpu, now_on(CLOCK_THREAD_CPUTIME_ID) - c0);
+			best = fmin(best, Seconds(CLOCK_MONOTONIC) - t0);
+			best_cpu = fmin(best_cpu, Seconds(CLOCK_THREAD_CPUTIME_ID) - c0);
 		}
 		printf("s=%6lld: %8.4f s wall, %8.4f s cpu  (%.2f ns per pair, %.3f ns per "
 			   "pair-labelling)\n", (long long) s, best, best_cpu,

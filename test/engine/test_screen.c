@@ -62,8 +62,7 @@ MakeData(DataKind kind, float *x, int64_t n, float *c, int k, int d)
 		case DATA_RANDOM:
 		case DATA_ZERO_ROWS:
 		case DATA_HUGE_ROWS:
-			for (size_t i = 0; i < nc; i++)
-				c[i] = RandUnit();
+			RandFill(c, nc, 0.0f);
 			for (size_t i = 0; i < nx; i++)
 				x[i] = kind == DATA_ZERO_ROWS ? 0.0f : RandUnit();
 			if (kind == DATA_HUGE_ROWS)
@@ -119,30 +118,16 @@ MakeData(DataKind kind, float *x, int64_t n, float *c, int k, int d)
 			}
 			break;
 		case DATA_DUPLICATES:
-			{
-				int			ndistinct = k / 3 > 0 ? k / 3 : 1;
-
-				for (int j = 0; j < ndistinct; j++)
-					for (int t = 0; t < d; t++)
-						c[(size_t) j * d + t] = RandUnit();
-				for (int j = ndistinct; j < k; j++)
-					memcpy(c + (size_t) j * d, c + (size_t) RandBelow(ndistinct) * d,
-						   sizeof(float) * d);
-				for (size_t i = 0; i < nx; i++)
-					x[i] = RandUnit();
-			}
+			RandDuplicateCenters(c, k, d);
+			RandFill(x, nx, 0.0f);
 			break;
 		case DATA_ROWS_ARE_CENTERS:
-			for (size_t i = 0; i < nc; i++)
-				c[i] = RandUnit();
-			for (int64_t i = 0; i < n; i++)
-				memcpy(x + (size_t) i * d, c + (size_t) RandBelow(k) * d, sizeof(float) * d);
+			RandFill(c, nc, 0.0f);
+			RandRowsOfCenters(x, n, c, k, d);
 			break;
 		case DATA_OFFSET:
-			for (size_t i = 0; i < nc; i++)
-				c[i] = 1000.0f + RandUnit();
-			for (size_t i = 0; i < nx; i++)
-				x[i] = 1000.0f + RandUnit();
+			RandFill(c, nc, 1000.0f);
+			RandFill(x, nx, 1000.0f);
 			break;
 		case DATA_INTEGERS:
 			for (size_t i = 0; i < nc; i++)

@@ -1,7 +1,8 @@
 /*
  * test_util.h -- bookkeeping the engine tests share: pass/fail counts, a CHECK macro, a
- * deterministic generator independent of the library under test, and an allocator that exits
- * rather than fail.  Included by one test program at a time (everything here is static).
+ * deterministic generator independent of the library under test, test data drawn from it, an
+ * allocator that exits rather than fail, and a clock for the timings.  Included by one program
+ * at a time (everything here is static).
  */
 #ifndef TEST_UTIL_H
 #define TEST_UTIL_H
@@ -9,6 +10,8 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 static int	npassed __attribute__((unused));
 static int	nfailed __attribute__((unused));
@@ -62,6 +65,38 @@ RandBelow(int bound)
 	return (int) (Rand64() % (uint64_t) bound);
 }
 
+/* v[0..len) uniform in [offset - 1, offset + 1). */
+static inline void
+RandFill(float *v, size_t len, float offset)
+{
+	for (size_t i = 0; i < len; i++)
+		v[i] = offset + RandUnit();
+}
+
+/*
+ * k x d centers drawn from k / 3 distinct random ones (at least one): the others are copies of
+ * earlier ones picked at random, so that searches meet exact ties.
+ */
+static inline void
+RandDuplicateCenters(float *c, int k, int d)
+{
+	int			ndistinct = k / 3 > 0 ? k / 3 : 1;
+
+	for (int j = 0; j < ndistinct; j++)
+		for (int t = 0; t < d; t++)
+			c[(size_t) j * d + t] = RandUnit();
+	for (int j = ndistinct; j < k; j++)
+		memcpy(c + (size_t) j * d, c + (size_t) RandBelow(ndistinct) * d, sizeof(float) * d);
+}
+
+/* n x d rows, each a copy of one of the k centers picked at random. */
+static inline void
+RandRowsOfCenters(float *x, int64_t n, const float *c, int k, int d)
+{
+	for (int64_t i = 0; i < n; i++)
+		memcpy(x + (size_t) i * d, c + (size_t) RandBelow(k) * d, sizeof(float) * d);
+}
+
 /* 64-byte aligned memory, or exit: the tests have no use for recovering from a failed malloc. */
 static inline void *
 Alloc(size_t bytes)
@@ -74,6 +109,16 @@ Alloc(size_t bytes)
 		exit(2);
 	}
 	return p;
+}
+
+/* Seconds on a clock: CLOCK_MONOTONIC (wall) or CLOCK_THREAD_CPUTIME_ID (this thread's CPU). */
+static inline double
+Seconds(clockid_t clock)
+{
+	struct timespec ts;
+
+	clock_gettime(clock, &ts);
+	return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 #endif							/* TEST_UTIL_H */

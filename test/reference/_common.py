@@ -1,5 +1,6 @@
-"""Shared pieces of the reference checks: pass/fail counting, loading a float32 array into a
-table, and the seismic profiles from ../shared/data when they are there."""
+"""Shared pieces of the reference checks: pass/fail counting, a session in a schema of its own,
+loading a float32 array into a table, and the seismic profiles from ../shared/data when they
+are there.  test/engine/check_quality_sklearn.py uses the counting and the profiles too."""
 import io
 import os
 
@@ -25,6 +26,20 @@ class Checks:
     def summary(self):
         print(f"{self.passed} passed, {self.failed} failed")
         return 1 if self.failed else 0
+
+
+def connect(schema):
+    """A cursor of an autocommit session (the libpq environment names the server) with the
+    extension created and a fresh schema first on the search path."""
+    import psycopg2
+
+    conn = psycopg2.connect("")
+    conn.autocommit = True
+    cur = conn.cursor()
+    cur.execute("CREATE EXTENSION IF NOT EXISTS kmeans")
+    cur.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}")
+    cur.execute(f"SET search_path = {schema}, public")
+    return cur
 
 
 def pg_array(rows):

@@ -15,14 +15,14 @@ import sys
 
 try:
     import numpy as np
-    import psycopg2
+    import psycopg2  # noqa: F401  (for _common.connect; checked here to skip cleanly)
     from sklearn.datasets import load_digits
     from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
 except ImportError as e:
     print(f"skipped: reference not installed ({e})")
     sys.exit(0)
 
-from _common import Checks, load_table, read_profiles  # noqa: E402
+from _common import Checks, connect, load_table, read_profiles  # noqa: E402
 
 check = Checks()
 
@@ -55,12 +55,7 @@ def compare(cur, name, x, k_min, k_max):
 
 
 def main():
-    conn = psycopg2.connect("")
-    conn.autocommit = True
-    cur = conn.cursor()
-    cur.execute("CREATE EXTENSION IF NOT EXISTS kmeans")
-    cur.execute("DROP SCHEMA IF EXISTS elbow_check CASCADE; CREATE SCHEMA elbow_check")
-    cur.execute("SET search_path = elbow_check, public")
+    cur = connect("elbow_check")
 
     compare(cur, "digits", load_digits().data, 2, 12)
     prof = read_profiles(10)

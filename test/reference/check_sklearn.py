@@ -15,14 +15,14 @@ import sys
 
 try:
     import numpy as np
-    import psycopg2
+    import psycopg2  # noqa: F401  (for _common.connect; checked here to skip cleanly)
     from sklearn.cluster import KMeans
     from sklearn.datasets import load_digits
 except ImportError as e:  # the reference is optional on a developer's machine
     print(f"skipped: reference not installed ({e})")
     sys.exit(0)
 
-from _common import Checks, load_table, pg_array, read_profiles  # noqa: E402
+from _common import Checks, connect, load_table, pg_array, read_profiles  # noqa: E402
 
 check = Checks()
 
@@ -63,12 +63,7 @@ def compare(cur, name, x, k, start_rows):
 
 
 def main():
-    conn = psycopg2.connect("")
-    conn.autocommit = True
-    cur = conn.cursor()
-    cur.execute("CREATE EXTENSION IF NOT EXISTS kmeans")
-    cur.execute("DROP SCHEMA IF EXISTS reference_check CASCADE; CREATE SCHEMA reference_check")
-    cur.execute("SET search_path = reference_check, public")
+    cur = connect("reference_check")
 
     # small points: three blobs in two dimensions, start from one point of each blob
     small = np.array([[0, 0], [0, 1], [1, 0], [5, 5], [5, 6], [6, 5], [9, 0], [9, 1], [10, 0],

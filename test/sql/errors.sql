@@ -4,16 +4,7 @@ CREATE SCHEMA test_errors;
 SET search_path = test_errors, public;
 SET extra_float_digits = 0;
 
--- Runs a statement and shows its error's SQLSTATE, message, detail and hint.
-CREATE FUNCTION try(q text, OUT state text, OUT message text, OUT detail text, OUT hint text)
-LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE q;
-    state := '00000';
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
-                            detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-END $$;
+\i test/sql/include/try.sql
 \x on
 
 CREATE TABLE good (id int, v real[]);

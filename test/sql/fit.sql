@@ -3,10 +3,7 @@ CREATE SCHEMA test_fit;
 SET search_path = test_fit, public;
 SET extra_float_digits = 0;
 
--- Eight points on a line; every mean met along the way is exact in binary.
-CREATE TABLE line (id int PRIMARY KEY, v real[]);
-INSERT INTO line VALUES (1, '{0}'), (2, '{1}'), (3, '{2}'), (4, '{3}'),
-                        (5, '{8}'), (6, '{9}'), (7, '{10}'), (8, '{25}');
+\i test/sql/include/line.sql
 
 -- From centers {2} and {3}, Lloyd goes {0,1,2} | {3,8,9,10,25} (means 1, 11), then
 -- {0,1,2,3} | {8,9,10,25} (means 1.5, 13), then nothing changes: by hand,

@@ -3,9 +3,7 @@ CREATE SCHEMA test_models;
 SET search_path = test_models, public;
 SET extra_float_digits = 0;
 
-CREATE TABLE line (id int PRIMARY KEY, v real[]);
-INSERT INTO line VALUES (1, '{0}'), (2, '{1}'), (3, '{2}'), (4, '{3}'),
-                        (5, '{8}'), (6, '{9}'), (7, '{10}'), (8, '{25}');
+\i test/sql/include/line.sql
 
 -- Saving: the fit's result plus one row in kmeans_models (centers 1.5 and 13, see fit.sql;
 -- 3 iterations: the third changes no label).
@@ -65,15 +63,7 @@ UPDATE kmeans_models SET centers = '{{1.5},{Infinity},{25}}' WHERE name = 'line2
 
 -- A model is checked where it is read, since the table's owner can change the table: here
 -- the checks are dropped inside a transaction, and each bad row is refused by name.
-CREATE FUNCTION try(q text, OUT state text, OUT message text, OUT detail text, OUT hint text)
-LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE q;
-    state := '00000';
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
-                            detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-END $$;
+\i test/sql/include/try.sql
 \x on
 BEGIN;
 ALTER TABLE kmeans_models DROP CONSTRAINT kmeans_models_centers_finite;

@@ -4,16 +4,7 @@ CREATE SCHEMA test_privileges;
 SET search_path = test_privileges, public;
 SET extra_float_digits = 0;
 
--- Runs a statement and shows its error's SQLSTATE, message, detail and hint.
-CREATE FUNCTION try(q text, OUT state text, OUT message text, OUT detail text, OUT hint text)
-LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE q;
-    state := '00000';
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
-                            detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-END $$;
+\i test/sql/include/try.sql
 
 CREATE TABLE secret (id int, v real[]);
 INSERT INTO secret VALUES (1, '{0}'), (2, '{1}'), (3, '{10}');
