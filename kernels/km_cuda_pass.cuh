@@ -9,7 +9,7 @@
  * AccumulateHost's arithmetic.  Tested by test/engine/test_cuda.c: RunPasses (totals, changed
  * counts and fetched state bit-identical to assign_accumulate with the state kept by the test,
  * resident and staged, with some segments converged, exact or not, and with the state in host
- * memory) and TestPassMisuse (misuse refused, backend still usable).
+ * memory) and TestStateMisuse (test_backend.h: misuse refused, backend still usable).
  *
  * Part of km_cuda.cu's unity build, included after km_cuda_accum.cuh.
  */

@@ -7,7 +7,7 @@
  * CPU twin: CpuMindistUpdate and CpuPotentials (km_cpu.c, over CandRun).  Tested by
  * test/engine/test_cuda.c: RunCase "k-means++ steps" (mindist and run sums against the CPU,
  * two GPU potentials bit-identical; the seed_* operations, resident and streamed, bit for bit
- * the host-array ones) and TestPassMisuse (seed_* misuse, a case worked by hand).
+ * the host-array ones) and TestStateMisuse (test_backend.h: seed_* misuse, a case worked by hand).
  *
  * Part of km_cuda.cu's unity build, included after km_cuda_pass.cuh.
  */

@@ -152,4 +152,70 @@ FreeBlocks(KmBackend *be, KmBlock **blocks, int64_t nblk)
 	free(blocks);
 }
 
+/*
+ * Misuse of the state operations is refused with a message, and the backend stays usable, on
+ * a fresh backend of dimension 2: four rows (0,0), (1,1), (5,5), (6,6), centers (0,0), (5,5).
+ */
+static inline void
+TestStateMisuse(const char *name, KmBackend *be)
+{
+	KmBlock    *blk;
+	KmError		err = {0};
+	float		x[8] = {0, 0, 1, 1, 5, 5, 6, 6},
+				c[4] = {0, 0, 5, 5},
+				m[4],
+				dd[4];
+	int			seg_off[2] = {0, 2};
+	int			segs[1] = {0},
+				bad[1] = {3};
+	int32_t		l[4];
+	double		sums[1];
+	int64_t		changed[1];
+	KmAccum		a;
+	KmStatus	st;
+
+#define REFUSED(call, text) \
+	do { \
+		st = (call); \
+		CHECK(st == KM_ERR_ARGUMENT && strstr(err.message, (text)) != NULL, \
+			  "%s: %s: status %d, \"%s\"", name, #call, (int) st, err.message); \
+	} while (0)
+
+	AccumAlloc(&a, 2, 2);
+	MUST(be->ops->block_create(be, x, 4, NULL, &blk, ERR));
+	REFUSED(be->ops->pass_begin(be, 4, 1, segs, 1, 0, &err), "set_centers");
+	MUST(be->ops->set_centers(be, c, 2, 1, seg_off, ERR));
+	REFUSED(be->ops->pass_block(be, blk, 0, &err), "outside a pass");
+	REFUSED(be->ops->pass_begin(be, 4, 1, bad, 1, 0, &err), "maps to 3");
+	MUST(be->ops->pass_begin(be, 4, 1, segs, 1, 0, ERR));
+	REFUSED(be->ops->pass_block(be, blk, 1, &err), "rows 1..5 of 4");
+	MUST(be->ops->pass_block(be, blk, 0, ERR));
+	MUST(be->ops->pass_end(be, &a, changed, ERR));
+	/* by hand: rows (0,0), (1,1) -> center 0, (5,5), (6,6) -> center 1 */
+	CHECK(a.counts[0] == 2 && a.counts[1] == 2 && a.sums[0] == 1.0 && a.sums[2] == 11.0 &&
+		  a.inertia[0] == 2.0 && a.inertia[1] == 2.0 && changed[0] == 4,
+		  "%s by hand: counts %lld %lld, sums %g %g, inertia %g %g, changed %lld", name,
+		  (long long) a.counts[0], (long long) a.counts[1], a.sums[0], a.sums[2], a.inertia[0],
+		  a.inertia[1], (long long) changed[0]);
+	REFUSED(be->ops->pass_end(be, &a, changed, &err), "outside a pass");
+	REFUSED(be->ops->state_fetch(be, 2, 3, l, dd, &err), "rows 2..5 of 4");
+	MUST(be->ops->state_fetch(be, 0, 4, l, dd, ERR));
+	CHECK(l[0] == 0 && l[1] == 0 && l[2] == 1 && l[3] == 1 && dd[1] == 2.0f,
+		  "%s: the state: labels %d %d %d %d, distance %g", name, l[0], l[1], l[2], l[3], dd[1]);
+
+	REFUSED(be->ops->seed_update(be, blk, 0, c, sums, &err), "before seed_begin");
+	MUST(be->ops->seed_begin(be, 4, ERR));
+	/* a seeding starts a new fit: the Lloyd state gave its room back */
+	REFUSED(be->ops->state_fetch(be, 0, 4, l, dd, &err), "before any pass");
+	REFUSED(be->ops->seed_fetch(be, 2, 3, m, &err), "rows 2..5 of 4");
+	/* by hand: distances to (0, 0) are 0, 2, 50, 72 */
+	MUST(be->ops->seed_update(be, blk, 0, c, sums, ERR));
+	MUST(be->ops->seed_fetch(be, 0, 4, m, ERR));
+	CHECK(m[0] == 0 && m[1] == 2 && m[2] == 50 && m[3] == 72 && sums[0] == 124.0,
+		  "%s: k-means++ by hand: %g %g %g %g, sum %g", name, m[0], m[1], m[2], m[3], sums[0]);
+#undef REFUSED
+	be->ops->block_destroy(be, blk);
+	AccumFree(&a);
+}
+
 #endif							/* TEST_BACKEND_H */

@@ -746,71 +746,6 @@ RunPasses(const Case *c, KmBackend *resident, KmBackend *staged)
 	RefStateFree(&rs);
 }
 
-/* Misuse of the pass operations is refused with a message, and the backend stays usable. */
-static void
-TestPassMisuse(void)
-{
-	KmBackend  *gpu;
-	KmBlock    *blk;
-	KmError		err = {0};
-	float		x[8] = {0, 0, 1, 1, 5, 5, 6, 6};
-	float		c[4] = {0, 0, 5, 5};
-	int			seg_off[2] = {0, 2};
-	int			segs[1] = {0};
-	int			bad[1] = {3};
-	int64_t		changed[1];
-	KmAccum		a;
-	KmStatus	st;
-
-	AccumAlloc(&a, 2, 2);
-	MUST(km_cuda_backend_create(0, 2, 0, &gpu, ERR));
-	MUST(gpu->ops->block_create(gpu, x, 4, NULL, &blk, ERR));
-	st = gpu->ops->pass_begin(gpu, 4, 1, segs, 1, 0, &err);
-	CHECK(st == KM_ERR_ARGUMENT && strstr(err.message, "set_centers"), "pass before centers: %d %s",
-		  (int) st, err.message);
-	MUST(gpu->ops->set_centers(gpu, c, 2, 1, seg_off, ERR));
-	st = gpu->ops->pass_block(gpu, blk, 0, &err);
-	CHECK(st == KM_ERR_ARGUMENT && strstr(err.message, "outside"), "block outside a pass: %d %s",
-		  (int) st, err.message);
-	st = gpu->ops->pass_begin(gpu, 4, 1, bad, 1, 0, &err);
-	CHECK(st == KM_ERR_ARGUMENT && strstr(err.message, "maps to 3"), "bad segment map: %d %s",
-		  (int) st, err.message);
-	MUST(gpu->ops->pass_begin(gpu, 4, 1, segs, 1, 0, ERR));
-	st = gpu->ops->pass_block(gpu, blk, 1, &err);
-	CHECK(st == KM_ERR_ARGUMENT && strstr(err.message, "rows 1..5 of 4"), "rows past the state: %d %s",
-		  (int) st, err.message);
-	MUST(gpu->ops->pass_block(gpu, blk, 0, ERR));
-	MUST(gpu->ops->pass_end(gpu, &a, changed, ERR));
-	/* by hand: rows (0,0), (1,1) -> center 0, (5,5), (6,6) -> center 1 */
-	CHECK(a.counts[0] == 2 && a.counts[1] == 2 && a.sums[0] == 1.0 && a.sums[2] == 11.0 &&
-		  a.inertia[0] == 2.0 && a.inertia[1] == 2.0 && changed[0] == 4,
-		  "by hand: counts %lld %lld, sums %g %g, inertia %g %g, changed %lld",
-		  (long long) a.counts[0], (long long) a.counts[1], a.sums[0], a.sums[2], a.inertia[0],
-		  a.inertia[1], (long long) changed[0]);
-	st = gpu->ops->pass_end(gpu, &a, changed, &err);
-	CHECK(st == KM_ERR_ARGUMENT, "pass_end twice: %d", (int) st);
-	{
-		double		sums[1];
-		float		m[4];
-
-		st = gpu->ops->seed_update(gpu, blk, 0, c, sums, &err);
-		CHECK(st == KM_ERR_ARGUMENT && strstr(err.message, "before seed_begin"),
-			  "k-means++ before seed_begin: %d %s", (int) st, err.message);
-		MUST(gpu->ops->seed_begin(gpu, 4, ERR));
-		st = gpu->ops->seed_fetch(gpu, 2, 3, m, &err);
-		CHECK(st == KM_ERR_ARGUMENT && strstr(err.message, "rows 2..5 of 4"),
-			  "k-means++ rows past the end: %d %s", (int) st, err.message);
-		/* by hand: distances to (0, 0) are 0, 2, 50, 72 */
-		MUST(gpu->ops->seed_update(gpu, blk, 0, c, sums, ERR));
-		MUST(gpu->ops->seed_fetch(gpu, 0, 4, m, ERR));
-		CHECK(m[0] == 0 && m[1] == 2 && m[2] == 50 && m[3] == 72 && sums[0] == 124.0,
-			  "k-means++ by hand: %g %g %g %g, sum %g", m[0], m[1], m[2], m[3], sums[0]);
-	}
-	gpu->ops->block_destroy(gpu, blk);
-	gpu->ops->destroy(gpu);
-	AccumFree(&a);
-}
-
 /* The budget: an allocation over it fails with a message that gives both sizes in MB. */
 static void
 TestBudget(void)
@@ -902,7 +837,13 @@ main(void)
 		if (!quick || cases[i].quick)
 			RunOnBackends(&cases[i], 1, 16 << 20);
 	TestBudget();
-	TestPassMisuse();
+	{
+		KmBackend  *gpu;
+
+		MUST(km_cuda_backend_create(0, 2, 0, &gpu, ERR));
+		TestStateMisuse("gpu", gpu);
+		gpu->ops->destroy(gpu);
+	}
 
 	/*
 	 * A fit whose state does not fit on the device: the backend whose budget the filler has

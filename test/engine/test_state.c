@@ -196,70 +196,6 @@ TestSeeding(const char *name, int64_t n, int d)
 	free(sd);
 }
 
-/* Misuse of the state operations is refused with a message, and the backend stays usable. */
-static void
-TestMisuse(void)
-{
-	KmBackend  *be;
-	KmBlock    *blk;
-	KmError		err = {0};
-	float		x[8] = {0, 0, 1, 1, 5, 5, 6, 6},
-				c[4] = {0, 0, 6, 6},
-				m[4];
-	int			seg_off[2] = {0, 2};
-	int			segs[1] = {0},
-				bad[1] = {3};
-	int32_t		l[4];
-	float		dd[4];
-	double		sums[1];
-	int64_t		changed[1];
-	KmAccum		a;
-	KmStatus	st;
-
-	MUST(km_cpu_backend_create(1, 2, &be, ERR));
-	MUST(be->ops->block_create(be, x, 4, NULL, &blk, ERR));
-	st = be->ops->pass_begin(be, 4, 1, segs, 1, 0, &err);
-	CHECK(st == KM_ERR_ARGUMENT, "pass_begin before set_centers: status %d", (int) st);
-	MUST(be->ops->set_centers(be, c, 2, 1, seg_off, ERR));
-	st = be->ops->pass_block(be, blk, 0, &err);
-	CHECK(st == KM_ERR_ARGUMENT, "pass_block outside a pass: status %d", (int) st);
-	st = be->ops->pass_begin(be, 4, 1, bad, 1, 0, &err);
-	CHECK(st == KM_ERR_ARGUMENT && strstr(err.message, "segment") != NULL,
-		  "a segment out of range: status %d, \"%s\"", (int) st, err.message);
-	MUST(be->ops->pass_begin(be, 4, 1, segs, 1, 0, ERR));
-	st = be->ops->pass_block(be, blk, 1, &err);
-	CHECK(st == KM_ERR_ARGUMENT, "a block past the rows: status %d", (int) st);
-	MUST(be->ops->pass_block(be, blk, 0, ERR));
-	AccumAlloc(&a, 2, 2);
-	MUST(be->ops->pass_end(be, &a, changed, ERR));
-	CHECK(a.counts[0] == 2 && a.counts[1] == 2 && changed[0] == 4,
-		  "the pass after misuse: counts %lld, %lld, changed %lld", (long long) a.counts[0],
-		  (long long) a.counts[1], (long long) changed[0]);
-	st = be->ops->pass_end(be, &a, changed, &err);
-	CHECK(st == KM_ERR_ARGUMENT, "pass_end twice: status %d", (int) st);
-	st = be->ops->state_fetch(be, 2, 3, l, dd, &err);
-	CHECK(st == KM_ERR_ARGUMENT, "state_fetch past the rows: status %d", (int) st);
-	MUST(be->ops->state_fetch(be, 0, 4, l, dd, ERR));
-	CHECK(l[0] == 0 && l[1] == 0 && l[2] == 1 && l[3] == 1 && dd[1] == 2.0f,
-		  "the state: labels %d %d %d %d, distance %g", l[0], l[1], l[2], l[3], dd[1]);
-	AccumFree(&a);
-
-	st = be->ops->seed_update(be, blk, 0, c, sums, &err);
-	CHECK(st == KM_ERR_ARGUMENT, "seed_update before seed_begin: status %d", (int) st);
-	MUST(be->ops->seed_begin(be, 4, ERR));
-	st = be->ops->state_fetch(be, 0, 4, l, dd, &err);
-	CHECK(st == KM_ERR_ARGUMENT, "the Lloyd state after a new seeding: status %d", (int) st);
-	st = be->ops->seed_fetch(be, 2, 3, m, &err);
-	CHECK(st == KM_ERR_ARGUMENT, "seed_fetch past the rows: status %d", (int) st);
-	MUST(be->ops->seed_update(be, blk, 0, c, sums, ERR));
-	MUST(be->ops->seed_fetch(be, 0, 4, m, ERR));
-	/* rows (0,0), (1,1), (5,5), (6,6) from center (0,0): 0, 2, 50, 72 */
-	CHECK(m[0] == 0 && m[1] == 2 && m[2] == 50 && m[3] == 72 && sums[0] == 124,
-		  "mindist %g %g %g %g, sum %g", m[0], m[1], m[2], m[3], sums[0]);
-	be->ops->block_destroy(be, blk);
-	be->ops->destroy(be);
-}
-
 int
 main(void)
 {
@@ -272,6 +208,12 @@ main(void)
 	TestPasses("d=40", 2500, 40, wide, 2 * KM_SUB_ROWS);
 	TestSeeding("d=4", 10000, 4);
 	TestSeeding("d=40", 3000, 40);
-	TestMisuse();
+	{
+		KmBackend  *be;
+
+		MUST(km_cpu_backend_create(1, 2, &be, ERR));
+		TestStateMisuse("cpu", be);
+		be->ops->destroy(be);
+	}
 	return TestReport();
 }
