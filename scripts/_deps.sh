@@ -5,6 +5,10 @@
 # The packages every script needs: the build tools, PostgreSQL 15's server and its headers.
 KMEANS_BUILD_PACKAGES="make gcc g++ postgresql-15 postgresql-server-dev-15"
 
+# What bench.sh needs besides: Debian's python3 and its venv module, from which it makes the
+# virtual environment that holds the benchmark's PyPI packages (bench/requirements.txt).
+KMEANS_BENCH_PACKAGES="python3 python3-venv"
+
 # Installs (as root) or names (otherwise) the packages of "$@" that are not installed.
 kmeans_require() {
     local missing=() p
