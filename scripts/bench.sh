@@ -20,7 +20,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/_deps.sh
 kmeans_require $KMEANS_BENCH_PACKAGES
-. scripts/_lib.sh
 
 venv=${KMEANS_BENCH_VENV:-$HOME/.cache/kmeans/bench-venv}
 base_python=/usr/bin/python3
