@@ -106,12 +106,26 @@ FirstNonFinite(const KmeansArrayView *v)
 	return -1;
 }
 
+/* Refuses a k x d argument of centers (what) with a value that is not finite. */
+static void
+CentersFinite(const KmeansArrayView *v, int d, const char *what, const char *hint)
+{
+	int64		bad = FirstNonFinite(v);
+
+	if (bad >= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("%s has %s at center %d, position %d", what,
+						KmeansNonFiniteName(Values(v)[bad]), (int) (bad / d) + 1,
+						(int) (bad % d) + 1),
+				 errhint("%s", hint)));
+}
+
 /* Explicit starting centers: a k x d real[] of finite numbers. */
 const float *
 KmeansCheckStartCenters(ArrayType *a, int k, int d)
 {
 	KmeansArrayView v;
-	int64		bad;
 
 	KmeansArrayViewOf(a, &v);
 	if (KmeansArrayFirstNull(&v) >= 0)
@@ -128,13 +142,7 @@ KmeansCheckStartCenters(ArrayType *a, int k, int d)
 						v.ndim == 2 ? psprintf("%d x %d", v.dims[0], v.dims[1]) :
 						psprintf("a %d-dimensional array", v.ndim)),
 				 errhint("Pass one row of %d values per cluster, e.g. ARRAY[[..],[..]]::real[].", d)));
-	if ((bad = FirstNonFinite(&v)) >= 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("init_centers has %s at center %d, position %d",
-						KmeansNonFiniteName(Values(&v)[bad]), (int) (bad / d) + 1,
-						(int) (bad % d) + 1),
-				 errhint("Starting centers must be finite numbers.")));
+	CentersFinite(&v, d, "init_centers", "Starting centers must be finite numbers.");
 	return Values(&v);
 }
 
@@ -143,7 +151,6 @@ const float *
 KmeansCheckPredictCenters(ArrayType *a, int *k, int *d)
 {
 	KmeansArrayView v;
-	int64		bad;
 
 	KmeansArrayViewOf(a, &v);
 	if (v.ndim != 2)
@@ -159,13 +166,7 @@ KmeansCheckPredictCenters(ArrayType *a, int *k, int *d)
 				 errhint("Pass k rows of d numbers.")));
 	*k = v.dims[0];
 	*d = v.dims[1];
-	if ((bad = FirstNonFinite(&v)) >= 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("centers has %s at center %d, position %d",
-						KmeansNonFiniteName(Values(&v)[bad]), (int) (bad / *d) + 1,
-						(int) (bad % *d) + 1),
-				 errhint("Centers must be finite numbers.")));
+	CentersFinite(&v, *d, "centers", "Centers must be finite numbers.");
 	return Values(&v);
 }
 
