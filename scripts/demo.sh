@@ -68,13 +68,14 @@ GROUP BY l.cluster ORDER BY l.cluster;
 
 \echo
 \echo == SELECT * FROM kmeans_elbow('profiles', 'dvs', 1, 10);   -- every k in shared passes
-\echo    (elbow marks the knee of the inertia curve; silhouette up, Calinski-Harabasz up and
-\echo    Davies-Bouldin down point the same way when the clusters are clear)
+\echo    (elbow marks the suggested k: where Calinski-Harabasz peaks inside the range, else the
+\echo    knee of the inertia curve; silhouette up and Davies-Bouldin down agree when the clusters
+\echo    are clear)
 SELECT k, round(mean_inertia::numeric, 3) AS mean_inertia, n_iter,
        round(silhouette::numeric, 3) AS silhouette,
        round(calinski_harabasz::numeric) AS calinski_harabasz,
        round(davies_bouldin::numeric, 3) AS davies_bouldin,
-       CASE WHEN elbow THEN '<-- knee of inertia' ELSE '' END AS elbow,
+       CASE WHEN elbow THEN '<-- suggested k' ELSE '' END AS elbow,
        repeat('#', (50 * mean_inertia / max(mean_inertia) OVER ())::int) AS curve
 FROM kmeans_elbow('profiles', 'dvs', 1, 10) ORDER BY k;
 

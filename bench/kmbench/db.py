@@ -50,7 +50,9 @@ class Database:
         """The bench database may hold the extension from an older build of the same version,
         created before `name` existed: recreate it then (the extension's only table,
         kmeans_models, must be empty; otherwise say what to do)."""
-        if self.scalar("SELECT to_regproc(%s) IS NOT NULL", (name,)):
+        # by name in pg_proc: to_regproc is NULL for an overloaded name (kmeans_fit has two)
+        exists = "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_proc WHERE proname = %s)"
+        if self.scalar(exists, (name,)):
             return
         saved = self.scalar("SELECT count(*) FROM kmeans_models")
         if saved:
@@ -63,7 +65,7 @@ class Database:
             "it was created from an older build" % (name, self.dbname))
         self.execute("DROP EXTENSION kmeans")
         self.execute("CREATE EXTENSION kmeans")
-        if not self.scalar("SELECT to_regproc(%s) IS NOT NULL", (name,)):
+        if not self.scalar(exists, (name,)):
             raise SystemExit("the installed kmeans extension has no function %s%s: build and "
                              "install a newer kmeans (scripts/bench.sh does both)" % (name, why))
 
