@@ -38,9 +38,10 @@ kmeans_build_install() {
         >"$KMEANS_TMP/build.log" 2>&1 || { cat "$KMEANS_TMP/build.log"; return 1; }
 }
 
-# Starts a throwaway server on port $1 and exports PGHOST, PGPORT, PGUSER and PGDATABASE.
+# Starts a throwaway server on port $1 and exports PGHOST, PGPORT, PGUSER and PGDATABASE; any
+# further arguments are postgresql.conf lines (see scripts/pg-throwaway.sh).
 kmeans_start_server() {
     local env
-    env=$(scripts/pg-throwaway.sh start "$KMEANS_TMP/pg" "$1") || return 1
+    env=$(scripts/pg-throwaway.sh start "$KMEANS_TMP/pg" "$@") || return 1
     eval "$env"
 }

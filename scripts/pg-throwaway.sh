@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # A throwaway PostgreSQL cluster for the demo, the tests and the benchmark.
 #
-#   scripts/pg-throwaway.sh start DIR [PORT]   initdb + start; prints export lines for PGHOST/PGPORT/PGUSER
+#   scripts/pg-throwaway.sh start DIR [PORT [SETTING...]]
+#                                              initdb + start; prints export lines for PGHOST/PGPORT/PGUSER
 #   scripts/pg-throwaway.sh stop DIR           stop and delete the cluster
+#
+# Each SETTING (e.g. "shared_preload_libraries = 'pg_cron'") is a postgresql.conf line, added
+# after the defaults below, so it can also override them.
 #
 # PostgreSQL refuses to run as root, so as root the cluster runs as the ordinary user
 # $KMEANS_PG_USER (default kmeans_pg), created if missing.  Binaries come from
@@ -44,6 +48,10 @@ full_page_writes = off
 shared_buffers = 256MB
 max_parallel_workers_per_gather = 2
 CONF
+    shift 3 2>/dev/null || shift $#
+    for setting in "$@"; do
+        printf '%s\n' "$setting" >>"$dir/data/postgresql.conf"
+    done
     as_owner "'$bindir/pg_ctl' -D '$dir/data' -l '$dir/server.log' -w start" >/dev/null \
         || { cat "$dir/server.log" >&2; exit 1; }
     echo "export PGHOST='$dir' PGPORT=$port PGUSER='$user' PGDATABASE=postgres"

@@ -2,14 +2,16 @@
 # Runs every test: a build and install, the engine's own tests (again under ASan and UBSan, and
 # some under valgrind), then the regression suite, the fuzz cases, the hostile-input checks and
 # the reference comparisons against a throwaway PostgreSQL server, then the suite again with the
-# GPU backend on its CPU emulator.  Ends with the line "N passed, M failed" and a non-zero exit
-# status when anything failed.
+# GPU backend on its CPU emulator.  The pg_cron recipe runs on a second throwaway server
+# (test/cron/check_cron.sh, 1 to 2 minutes: pg_cron 1.4 runs a job once a minute at most).
+# Ends with the line "N passed, M failed" and a non-zero exit status when anything failed.
 #
 #   scripts/test.sh            (as root it installs the packages it needs; as another user it
 #                              names them; kmeans goes into a private copy of PostgreSQL)
 #
 # Environment: PG_CONFIG (default: PostgreSQL 15's), WERROR=1 to build with -Werror,
-# KMEANS_TEST_PORT (default 54331), KMEANS_TEST_EMU=0 to skip the suite on the emulated GPU.
+# KMEANS_TEST_PORT (default 54331; the pg_cron server takes the next port),
+# KMEANS_TEST_EMU=0 to skip the suite on the emulated GPU.
 # The reference checks use ../shared/data when it exists.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +20,9 @@ cd "$(dirname "$0")/.."
 # reference checks and the hostile-input tests run on
 kmeans_require $KMEANS_BUILD_PACKAGES valgrind libpq-dev python3 python3-numpy python3-sklearn \
     python3-psycopg2
+# pg_cron for test/cron, before the private tree copies the server's files (as another user a
+# missing package is named, and that check skips)
+kmeans_want postgresql-15-cron
 kmeans_pg_config
 . scripts/_lib.sh
 
@@ -75,6 +80,9 @@ for t in test/reference/check_*.py test/engine/check_*.py; do
     [ -e "$t" ] || continue
     "$py" "$t"; record "$(basename "$t")" $?
 done
+
+echo "== the pg_cron recipe: a scheduled refit, run twice (${SECONDS}s)"
+KMEANS_CRON_PORT=$((${KMEANS_TEST_PORT:-54331} + 1)) test/cron/check_cron.sh; record check_cron.sh $?
 
 # The GPU backend's host side (passes with the labels kept on the device, staging, the
 # fallbacks) through the whole SQL surface, on the CPU emulator of km_cuda.cu: every file but

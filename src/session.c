@@ -64,14 +64,15 @@ ReleaseBackend(void *arg)
 
 /*
  * Whether the fit runs on the GPU: 'cpu' never, 'gpu' or an ERROR saying why not, 'auto' when
- * kmeans.gpu_id can be used.  An 'auto' that falls back says so in one NOTICE per session,
- * except in a build without the GPU backend, where the CPU is the only choice.  The probe
- * initialises CUDA in this backend process, never earlier.
+ * kmeans.gpu_id can be used.  Which device a fit took is reported at DEBUG1, as is why an
+ * 'auto' fell back to the CPU (except in a build without the GPU backend, where the CPU is the
+ * only choice): never at a level a client or the server log shows by default, because every
+ * pg_cron job is a new session, and a GPU build on a server without a GPU would otherwise log
+ * the fallback on every run.  The probe initialises CUDA in this backend process, never earlier.
  */
 static bool
 UseGpu(const KmeansOptions *opt)
 {
-	static bool fallback_reported = false;
 	char		desc[256];
 	KmError		err = {0};
 
@@ -89,14 +90,11 @@ UseGpu(const KmeansOptions *opt)
 				 errdetail("%s.", err.message),
 				 errhint("Use device => 'cpu' or 'auto', or set kmeans.device = 'auto'; "
 						 "kmeans.gpu_id picks another GPU.")));
-	if (!fallback_reported && km_cuda_built())
-	{
-		ereport(NOTICE,
+	if (km_cuda_built())
+		ereport(DEBUG1,
 				(errmsg("kmeans: no usable GPU, running on the CPU"),
 				 errdetail("%s.", err.message),
 				 errhint("Set kmeans.device = 'cpu' to choose the CPU without probing.")));
-		fallback_reported = true;
-	}
 	return false;
 }
 

@@ -14,7 +14,8 @@ INSERT INTO pts VALUES (1, '{0}'), (2, '{1}'), (3, '{2}'), (4, '{10}'), (5, '{11
 -- The CPU is always there.
 SELECT cluster, center, size, inertia FROM kmeans_fit('pts', 'v', 2, device => 'cpu', init_centers => '{{0},{10}}') ORDER BY cluster;
 
--- auto: the GPU when it can be used, else the CPU, with one NOTICE per session in a GPU build.
+-- auto: the GPU when it can be used, else the CPU, silently at the default message levels
+-- (every pg_cron job is a new session: a NOTICE would be logged on every run).
 SET kmeans.device = 'auto';
 SELECT cluster, center, size, inertia FROM kmeans_fit('pts', 'v', 2, init_centers => '{{0},{10}}') ORDER BY cluster;
 SELECT cluster, center, size FROM kmeans_fit('pts', 'v', 2, init_centers => '{{0},{10}}') ORDER BY cluster;
@@ -42,7 +43,10 @@ DROP TABLE grid;
 -- A GPU number that no machine here has.
 SET kmeans.gpu_id = 1000;
 SELECT count(*) FROM kmeans_fit('pts', 'v', 2, device => 'gpu');
+-- The fallback's reason is there at DEBUG1, in a build with the GPU backend, on every fit.
+SET client_min_messages = debug1;
 SELECT count(*) FROM kmeans_fit('pts', 'v', 2, device => 'auto');
+RESET client_min_messages;
 RESET kmeans.gpu_id;
 RESET kmeans.device;
 SELECT 1 AS session_still_usable;
