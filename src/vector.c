@@ -206,15 +206,15 @@ KmeansCheckModelCenters(ArrayType *a, const char *name, const char *table, int k
 {
 	KmeansArrayView v;
 	int64		bad;
+	bool		shaped = ARR_ELEMTYPE(a) == FLOAT4OID;
 
-	if (ARR_ELEMTYPE(a) != FLOAT4OID)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("model \"%s\" has centers that are not a %d x %d real[] without NULLs",
-						name, k, d),
-				 errhint("Fit and save the model again.")));
-	KmeansArrayViewOf(a, &v);
-	if (v.ndim != 2 || v.dims[0] != k || v.dims[1] != d || KmeansArrayFirstNull(&v) >= 0)
+	/* the view reads real[] only: the element type first */
+	if (shaped)
+	{
+		KmeansArrayViewOf(a, &v);
+		shaped = v.ndim == 2 && v.dims[0] == k && v.dims[1] == d && KmeansArrayFirstNull(&v) < 0;
+	}
+	if (!shaped)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("model \"%s\" has centers that are not a %d x %d real[] without NULLs",

@@ -456,8 +456,8 @@ RunPasses(const Case *c, KmBackend *resident, KmBackend *staged)
 			   *xs = malloc(sizeof(float) * n * d),
 			   *buf = malloc(sizeof(float) * bsize * d),
 			   *centers;
-	KmBlock   **blocks = calloc(nblk, sizeof(KmBlock *)),
-			  **sblocks = calloc(nblk, sizeof(KmBlock *));
+	KmBlock   **blocks,
+			  **sblocks;
 	RefState	rs;
 	int32_t    *st_ref,
 			   *st_got;
@@ -495,14 +495,9 @@ RunPasses(const Case *c, KmBackend *resident, KmBackend *staged)
 	}
 	memcpy(xr, x0, sizeof(float) * n * d);
 	memcpy(xs, x0, sizeof(float) * n * d);
-	for (int64_t b = 0; b < nblk; b++)
-	{
-		int64_t		m = n - b * bsize < bsize ? n - b * bsize : bsize;
-
-		MUST(resident->ops->block_create(resident, xr + b * bsize * d, m, NULL, &blocks[b], ERR));
-		/* kept on the host (no room on the device): more blocks than staging slots */
-		MUST(staged->ops->block_create(staged, xs + b * bsize * d, m, NULL, &sblocks[b], ERR));
-	}
+	blocks = MakeBlocks(resident, xr, n, d, bsize);
+	/* kept on the host (no room on the device): more blocks than staging slots */
+	sblocks = MakeBlocks(staged, xs, n, d, bsize);
 	RefStateAlloc(&rs, n, nseg, bsize);
 	st_ref = rs.labels;
 	sd_ref = rs.dist;
@@ -731,13 +726,8 @@ RunPasses(const Case *c, KmBackend *resident, KmBackend *staged)
 		AccumFree(&a);
 	}
 
-	for (int64_t b = 0; b < nblk; b++)
-	{
-		resident->ops->block_destroy(resident, blocks[b]);
-		staged->ops->block_destroy(staged, sblocks[b]);
-	}
-	free(blocks);
-	free(sblocks);
+	FreeBlocks(resident, blocks, nblk);
+	FreeBlocks(staged, sblocks, nblk);
 	free(x0);
 	free(xr);
 	free(xs);
