@@ -2,7 +2,7 @@
 # regression suite against a running server; `make check-engine` tests the compute code alone.
 
 EXTENSION  = kmeans
-EXTVERSION = 0.3.0
+EXTVERSION = 0.4.0
 
 MODULE_big = kmeans
 SRC_OBJS    = src/gucs.o src/options.o src/vector.o src/source.o src/budget.o src/reader.o src/session.o src/modelset.o src/fetch.o src/seed.o src/lloyd.o src/repair.o src/runs.o src/match.o src/results.o src/steplog.o src/fit.o src/elbow.o src/models.o

@@ -59,6 +59,7 @@ typedef struct WorkerStart
 struct KmBlock
 {
 	const float *x;
+	const float *w;				/* the rows' weights, or NULL for 1 */
 	int64_t		n;
 	float	   *norms;			/* |x_i|^2 */
 };
@@ -329,8 +330,8 @@ NormsShare(void *arg, int share, int nshares)
 
 /* Centres n host rows in place, wraps them without copying and computes their norms once. */
 static KmStatus
-CpuBlockCreate(KmBackend *be, float *x, int64_t n, const float *shift, KmBlock **out,
-			   KmError *err)
+CpuBlockCreate(KmBackend *be, float *x, const float *w, int64_t n, const float *shift,
+			   KmBlock **out, KmError *err)
 {
 	CpuBackend *cb = (CpuBackend *) be;
 	KmBlock    *blk = calloc(1, sizeof(KmBlock));
@@ -342,6 +343,7 @@ CpuBlockCreate(KmBackend *be, float *x, int64_t n, const float *shift, KmBlock *
 		return KM_FAIL(err, KM_ERR_NOMEM, "could not allocate norms of %lld rows", (long long) n);
 	}
 	blk->x = x;
+	blk->w = w;
 	blk->n = n;
 	st.blk = blk;
 	st.x = x;
@@ -542,6 +544,51 @@ SumColumns16(const float *x, int d, int lo, const int32_t *rows, int64_t m, doub
 }
 
 /*
+ * SumColumns16 for weighted rows: w x in float64 (the product of two floats is exact there),
+ * added in the same order.
+ */
+static inline void
+SumColumns16W(const float *x, const float *w, int d, int lo, const int32_t *rows, int64_t m,
+			  double *sp)
+{
+#if defined(__AVX512F__)
+	__m512d		s0 = _mm512_loadu_pd(sp),
+				s1 = _mm512_loadu_pd(sp + 8);
+
+	for (int64_t e = 0; e < m; e++)
+	{
+		const float *r = x + (int64_t) rows[e] * d + lo;
+		__m512d		we = _mm512_set1_pd((double) w[rows[e]]);
+
+		s0 = _mm512_add_pd(s0, _mm512_mul_pd(we, _mm512_cvtps_pd(_mm256_loadu_ps(r))));
+		s1 = _mm512_add_pd(s1, _mm512_mul_pd(we, _mm512_cvtps_pd(_mm256_loadu_ps(r + 8))));
+	}
+	_mm512_storeu_pd(sp, s0);
+	_mm512_storeu_pd(sp + 8, s1);
+#else
+	Doubles8	s0,
+				s1;
+
+	memcpy(&s0, sp, sizeof(s0));
+	memcpy(&s1, sp + 8, sizeof(s1));
+	for (int64_t e = 0; e < m; e++)
+	{
+		const float *r = x + (int64_t) rows[e] * d + lo;
+		double		we = w[rows[e]];
+		Floats8		a,
+					b;
+
+		memcpy(&a, r, sizeof(a));
+		memcpy(&b, r + 8, sizeof(b));
+		s0 += we * __builtin_convertvector(a, Doubles8);
+		s1 += we * __builtin_convertvector(b, Doubles8);
+	}
+	memcpy(sp, &s0, sizeof(s0));
+	memcpy(sp + 8, &s1, sizeof(s1));
+#endif
+}
+
+/*
  * Narrow rows (d <= ACCUM_COLUMNS): one column piece holds the whole row, so each (row,
  * segment) adds its row straight into its cluster's sums, rows in order; grouping first would
  * cost more than it saves.  Column piece 1 is the counts and inertia.
@@ -552,6 +599,7 @@ AccumNarrow(AccumStep *st)
 	int			d = st->d;
 	int			nseg = st->nseg;
 	int64_t		n = st->blk->n;
+	const float *w = st->blk->w;
 	int64_t		p;
 
 	while ((p = ClaimPiece(&st->next, 2)) >= 0)
@@ -560,8 +608,16 @@ AccumNarrow(AccumStep *st)
 		{
 			for (int64_t e = 0; e < n * nseg; e++)
 			{
-				st->acc->counts[st->labels[e]]++;
-				st->acc->inertia[st->labels[e]] += st->dist[e];
+				int32_t		j = st->labels[e];
+
+				st->acc->counts[j]++;
+				if (w == NULL)
+					st->acc->inertia[j] += st->dist[e];
+				else
+				{
+					st->acc->inertia[j] += (double) w[e / nseg] * st->dist[e];
+					st->acc->mass[j] += w[e / nseg];
+				}
 			}
 			continue;
 		}
@@ -571,7 +627,7 @@ AccumNarrow(AccumStep *st)
 			double		rd[ACCUM_COLUMNS];
 
 			for (int t = 0; t < d; t++)
-				rd[t] = r[t];
+				rd[t] = w == NULL ? (double) r[t] : (double) w[i] * r[t];
 			for (int s = 0; s < nseg; s++)
 			{
 				double	   *restrict sp = st->acc->sums + (int64_t) st->labels[i * nseg + s] * d;
@@ -591,6 +647,7 @@ AccumCluster(AccumStep *st, int j)
 	const float *x = st->blk->x;
 	const int32_t *rows = st->order_row + st->start[j];
 	int64_t		m = st->start[j + 1] - st->start[j];
+	const float *w = st->blk->w;
 	double	   *sp = st->acc->sums + (int64_t) j * d;
 	double		inertia = st->acc->inertia[j];
 	int			g = 0;
@@ -599,7 +656,10 @@ AccumCluster(AccumStep *st, int j)
 		return;
 	/* sixteen-column groups in registers; the cluster's rows stay in cache between groups */
 	for (; g + ACCUM_COLUMNS <= d; g += ACCUM_COLUMNS)
-		SumColumns16(x, d, g, rows, m, sp + g);
+		if (w == NULL)
+			SumColumns16(x, d, g, rows, m, sp + g);
+		else
+			SumColumns16W(x, w, d, g, rows, m, sp + g);
 	if (g < d)
 	{
 		double		sum[ACCUM_COLUMNS];
@@ -610,15 +670,32 @@ AccumCluster(AccumStep *st, int j)
 		for (int64_t e = 0; e < m; e++)
 		{
 			const float *r = x + (int64_t) rows[e] * d + g;
+			double		we = w == NULL ? 1.0 : w[rows[e]];
 
-			for (int t = 0; t < rest; t++)
-				sum[t] += r[t];
+			if (w == NULL)
+				for (int t = 0; t < rest; t++)
+					sum[t] += r[t];
+			else
+				for (int t = 0; t < rest; t++)
+					sum[t] += we * r[t];
 		}
 		for (int t = 0; t < rest; t++)
 			sp[g + t] = sum[t];
 	}
-	for (int64_t e = st->start[j]; e < st->start[j + 1]; e++)
-		inertia += st->dist[st->order[e]];
+	if (w == NULL)
+		for (int64_t e = st->start[j]; e < st->start[j + 1]; e++)
+			inertia += st->dist[st->order[e]];
+	else
+	{
+		double		mass = st->acc->mass[j];
+
+		for (int64_t e = st->start[j]; e < st->start[j + 1]; e++)
+		{
+			inertia += (double) w[rows[e - st->start[j]]] * st->dist[st->order[e]];
+			mass += w[rows[e - st->start[j]]];
+		}
+		st->acc->mass[j] = mass;
+	}
 	st->acc->inertia[j] = inertia;
 	st->acc->counts[j] += m;
 }
@@ -723,6 +800,8 @@ CpuAccumulate(KmBackend *be, KmBlock *blk, int nseg, const int32_t *labels, cons
 	atomic_init(&st.next, 0);
 	if (acc->d != be->d)
 		return KM_FAIL(err, KM_ERR_ARGUMENT, "accumulator dimension %d, data %d", acc->d, be->d);
+	if (blk->w != NULL && acc->mass == NULL)
+		return KM_FAIL(err, KM_ERR_ARGUMENT, "weighted rows for an accumulator without mass");
 	if (blk->n == 0)
 		return KM_OK;
 	if (be->d > ACCUM_COLUMNS)
@@ -764,8 +843,8 @@ typedef struct CandStep
  * the same arithmetic as km_argmin_small's.
  */
 static void
-CandRunSmall(const float *x, int64_t m, int d, const float *cand, int t, const float *mindist,
-			 float *mindist_out, double *sums)
+CandRunSmall(const float *x, const float *w, int64_t m, int d, const float *cand, int t,
+			 const float *mindist, float *mindist_out, double *sums)
 {
 #if defined(__AVX512F__)
 	__m512d		acc[CAND_MAX][2];
@@ -779,6 +858,7 @@ CandRunSmall(const float *x, int64_t m, int d, const float *cand, int t, const f
 		__mmask16	live = (__mmask16) ((1u << rows) - 1);
 		__m512		xt[KM_SMALL_D_MAX];
 		__m512		md = _mm512_maskz_loadu_ps(live, mindist + i0);	/* padding adds nothing */
+		__m512		wt = w ? _mm512_maskz_loadu_ps(live, w + i0) : _mm512_setzero_ps();
 
 		for (int tt = 0; tt < d; tt++)
 		{
@@ -797,6 +877,8 @@ CandRunSmall(const float *x, int64_t m, int d, const float *cand, int t, const f
 				diff = _mm512_sub_ps(xt[tt], _mm512_set1_ps(c[tt]));
 				v = _mm512_fmadd_ps(diff, diff, v);
 			}
+			if (w)
+				v = _mm512_mul_ps(v, wt);
 			v = _mm512_min_ps(v, md);
 			acc[j][0] = _mm512_add_pd(acc[j][0], _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
 			acc[j][1] = _mm512_add_pd(acc[j][1],
@@ -848,6 +930,9 @@ CandRunSmall(const float *x, int64_t m, int d, const float *cand, int t, const f
 
 					v[l] = KM_FMAF(diff, diff, v[l]);
 				}
+			if (w)
+				for (int l = 0; l < 16; l++)
+					v[l] *= l < rows ? w[i0 + l] : 0.0f;
 			for (int l = 0; l < 16; l++)
 			{
 				v[l] = v[l] < md[l] ? v[l] : md[l];
@@ -888,7 +973,7 @@ CandShare(void *arg, int share, int nshares)
 
 		if (!st->packed && d <= KM_SMALL_D_MAX && t <= CAND_MAX)
 		{
-			CandRunSmall(x, m, d, st->cand, t, st->mindist + i0,
+			CandRunSmall(x, st->blk->w ? st->blk->w + i0 : NULL, m, d, st->cand, t, st->mindist + i0,
 						 st->mindist_out ? st->mindist_out + i0 : NULL, st->run_sums + r * t);
 			continue;
 		}
@@ -907,6 +992,8 @@ CandShare(void *arg, int share, int nshares)
 				float		old = st->mindist[i0 + i];
 
 				v = v > 0.0f ? v : 0.0f;
+				if (st->blk->w)
+					v *= st->blk->w[i0 + i];
 				v = v < old ? v : old;
 				if (st->mindist_out)
 					st->mindist_out[i0 + i] = v;

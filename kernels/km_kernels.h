@@ -80,7 +80,8 @@ typedef enum KmStatus
 	KM_ERR_THREAD,				/* a compute thread could not be started */
 	KM_ERR_ARGUMENT,			/* the caller broke an invariant: a bug */
 	KM_ERR_NO_DEVICE,			/* the requested device is not available */
-	KM_ERR_DEVICE				/* the device reported an error */
+	KM_ERR_DEVICE,				/* the device reported an error */
+	KM_ERR_UNSUPPORTED			/* the backend does not implement what was asked */
 } KmStatus;
 
 typedef struct KmError
@@ -196,6 +197,12 @@ typedef struct KmAccum
 	double	   *sums;			/* k * d */
 	int64_t    *counts;			/* k */
 	double	   *inertia;		/* k: sum of squared distances of the center's rows */
+	/*
+	 * k, or NULL: the weight of the center's rows.  Where blocks carry weights (block_create),
+	 * mass must be given; each row then adds w x to sums, w |x - c|^2 to inertia and w to
+	 * mass, and still 1 to counts.
+	 */
+	double	   *mass;
 } KmAccum;
 
 /*
@@ -217,10 +224,14 @@ typedef struct KmBackendOps
 
 	/*
 	 * Makes n rows available to the backend, first subtracting shift (d values, or NULL for
-	 * none) from every row in place; the CPU backend then uses x without copying it.
+	 * none) from every row in place; the CPU backend then uses x without copying it.  w gives
+	 * each row a weight (n finite values >= 0, read in place for the block's life like x), or
+	 * is NULL for weight 1: a weighted row counts w times in sums, inertia and mass, and its
+	 * k-means++ distance is w |x - c|^2 (w min = min w for w >= 0, so the state can keep it
+	 * weighted).  A backend that does not weigh rows fails with KM_ERR_UNSUPPORTED.
 	 */
-	KmStatus	(*block_create) (KmBackend *be, float *x, int64_t n, const float *shift,
-								 KmBlock **blk, KmError *err);
+	KmStatus	(*block_create) (KmBackend *be, float *x, const float *w, int64_t n,
+								 const float *shift, KmBlock **blk, KmError *err);
 
 	/*
 	 * block_create for a batch that lives for one callback only (rows streamed from the
@@ -228,8 +239,8 @@ typedef struct KmBackendOps
 	 * the GPU backend gives the batch no device memory of its own but starts its copy through
 	 * a staging slot at once, so the caller reads the next batch while the rows travel.
 	 */
-	KmStatus	(*batch_create) (KmBackend *be, float *x, int64_t n, const float *shift,
-								 KmBlock **blk, KmError *err);
+	KmStatus	(*batch_create) (KmBackend *be, float *x, const float *w, int64_t n,
+								 const float *shift, KmBlock **blk, KmError *err);
 	void		(*block_destroy) (KmBackend *be, KmBlock *blk);
 
 	/* Installs the centers for the following passes: seg_off[nseg] centers of dimension d. */
@@ -309,7 +320,8 @@ typedef struct KmStepOps
 									  int exact, KmAccum *acc, KmError *err);
 
 	/*
-	 * mindist[i] = min(mindist[i], |x_i - c|^2) for one center c (mindist starts at +Inf), and
+	 * mindist[i] = min(mindist[i], w_i |x_i - c|^2) for one center c (mindist starts at +Inf;
+	 * w_i is the row's weight, 1 in a block without weights), and
 	 * the sum of the new mindist over each run of KM_SUB_ROWS rows in sub_sums
 	 * (ceil(n / KM_SUB_ROWS) entries), each summed in row order.
 	 */
@@ -317,7 +329,7 @@ typedef struct KmStepOps
 								   double *sub_sums, KmError *err);
 
 	/*
-	 * pot[j] += sum_i min(mindist[i], |x_i - cand_j|^2) for t candidates (the k-means++
+	 * pot[j] += sum_i min(mindist[i], w_i |x_i - cand_j|^2) for t candidates (the k-means++
 	 * trials), summed per run of KM_SUB_ROWS rows in row order and the runs added in order.
 	 */
 	KmStatus	(*potentials) (KmBackend *be, KmBlock *blk, const float *cand, int t,

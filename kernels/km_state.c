@@ -45,6 +45,7 @@ FreePass(KmHostState *hs)
 	free(hs->acc.sums);
 	free(hs->acc.counts);
 	free(hs->acc.inertia);
+	free(hs->acc.mass);
 	hs->segs = NULL;
 	hs->off = NULL;
 	hs->changed = NULL;
@@ -114,8 +115,9 @@ km_host_pass_begin(KmHostState *hs, int64_t n, int nseg, const int *segs, int nr
 	hs->acc.sums = calloc((size_t) k * d, sizeof(double));
 	hs->acc.counts = calloc(k, sizeof(int64_t));
 	hs->acc.inertia = calloc(k, sizeof(double));
+	hs->acc.mass = calloc(k, sizeof(double));	/* filled by weighted blocks only */
 	if (hs->segs == NULL || hs->off == NULL || hs->changed == NULL || hs->acc.sums == NULL ||
-		hs->acc.counts == NULL || hs->acc.inertia == NULL)
+		hs->acc.counts == NULL || hs->acc.inertia == NULL || hs->acc.mass == NULL)
 	{
 		FreePass(hs);
 		return KM_FAIL(err, KM_ERR_NOMEM, "could not allocate the sums of %d centers of %d values",
@@ -201,6 +203,8 @@ km_host_pass_end(KmHostState *hs, KmAccum *acc, int64_t *changed, KmError *err)
 	{
 		acc->counts[j] += hs->acc.counts[j];
 		acc->inertia[j] += hs->acc.inertia[j];
+		if (acc->mass != NULL)
+			acc->mass[j] += hs->acc.mass[j];
 	}
 	memcpy(changed, hs->changed, sizeof(int64_t) * hs->nrun);
 	FreePass(hs);

@@ -44,6 +44,8 @@ km_status_name(KmStatus status)
 			return "no device";
 		case KM_ERR_DEVICE:
 			return "device error";
+		case KM_ERR_UNSUPPORTED:
+			return "not supported";
 	}
 	return "unknown status";
 }

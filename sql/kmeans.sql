@@ -36,7 +36,7 @@ COMMENT ON COLUMN kmeans_models.metric IS 'the distance the clusters were fitted
 COMMENT ON COLUMN kmeans_models.centers IS
     'k x dim cluster centers; row j + 1 is cluster j, as kmeans_predict numbers them';
 COMMENT ON COLUMN kmeans_models.inertia IS
-    'sum of squared distances of the fitted rows to their centers, from the final assignment';
+    'sum of squared distances of the fitted rows to their centers (each times its weight in a weighted fit), from the final assignment';
 COMMENT ON COLUMN kmeans_models.n_iter IS 'Lloyd iterations of the kept run';
 COMMENT ON COLUMN kmeans_models.n_rows IS 'rows fitted (NULL vectors are skipped and not counted)';
 COMMENT ON COLUMN kmeans_models.options IS 'the options of the fit, as jsonb';
@@ -144,13 +144,14 @@ CREATE FUNCTION kmeans_fit(
     seed         bigint DEFAULT 0,
     device       text DEFAULT NULL,
     id           text DEFAULT NULL,
-    model        text DEFAULT NULL)
+    model        text DEFAULT NULL,
+    weight       text DEFAULT NULL)
 RETURNS TABLE (cluster integer, center real[], size bigint, inertia double precision)
 AS 'MODULE_PATHNAME', 'kmeans_fit'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION kmeans_fit(text, text, integer, integer, double precision, text, real[],
-    integer, bigint, text, text, text)
+    integer, bigint, text, text, text, text)
 IS 'k-means of the vectors in column_name of source: one row per cluster';
 
 CREATE FUNCTION kmeans_labels(
@@ -165,13 +166,14 @@ CREATE FUNCTION kmeans_labels(
     seed         bigint DEFAULT 0,
     device       text DEFAULT NULL,
     id           text DEFAULT NULL,
-    model        text DEFAULT NULL)
+    model        text DEFAULT NULL,
+    weight       text DEFAULT NULL)
 RETURNS TABLE (id bigint, cluster integer, distance double precision)
 AS 'MODULE_PATHNAME', 'kmeans_labels'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION kmeans_labels(text, text, integer, integer, double precision, text, real[],
-    integer, bigint, text, text, text)
+    integer, bigint, text, text, text, text)
 IS 'k-means of the vectors in column_name of source: every row''s id, cluster and distance';
 
 CREATE FUNCTION kmeans_predict(model text, x real[])
@@ -211,7 +213,8 @@ CREATE FUNCTION kmeans_elbow(
     seed              bigint DEFAULT 0,
     device            text DEFAULT NULL,
     silhouette_sample integer DEFAULT 2000,
-    id                text DEFAULT NULL)
+    id                text DEFAULT NULL,
+    weight            text DEFAULT NULL)
 RETURNS TABLE (k integer, inertia double precision, mean_inertia double precision,
                n_iter integer, silhouette double precision,
                calinski_harabasz double precision, davies_bouldin double precision,
@@ -220,7 +223,7 @@ AS 'MODULE_PATHNAME', 'kmeans_elbow'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION kmeans_elbow(text, text, integer, integer, integer, integer,
-    double precision, text, integer, bigint, text, integer, text)
+    double precision, text, integer, bigint, text, integer, text, text)
 IS 'k-means for every k of a range in shared passes: inertia, quality indices, suggested k';
 
 -- The same three with the source as regclass: a view or materialized view over them records
@@ -238,13 +241,14 @@ CREATE FUNCTION kmeans_fit(
     seed         bigint DEFAULT 0,
     device       text DEFAULT NULL,
     id           text DEFAULT NULL,
-    model        text DEFAULT NULL)
+    model        text DEFAULT NULL,
+    weight       text DEFAULT NULL)
 RETURNS TABLE (cluster integer, center real[], size bigint, inertia double precision)
 AS 'MODULE_PATHNAME', 'kmeans_fit'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION kmeans_fit(regclass, text, integer, integer, double precision, text, real[],
-    integer, bigint, text, text, text)
+    integer, bigint, text, text, text, text)
 IS 'k-means of the vectors in column_name of source: one row per cluster, from a table, view or materialized view named by OID';
 
 CREATE FUNCTION kmeans_labels(
@@ -259,13 +263,14 @@ CREATE FUNCTION kmeans_labels(
     seed         bigint DEFAULT 0,
     device       text DEFAULT NULL,
     id           text DEFAULT NULL,
-    model        text DEFAULT NULL)
+    model        text DEFAULT NULL,
+    weight       text DEFAULT NULL)
 RETURNS TABLE (id bigint, cluster integer, distance double precision)
 AS 'MODULE_PATHNAME', 'kmeans_labels'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION kmeans_labels(regclass, text, integer, integer, double precision, text, real[],
-    integer, bigint, text, text, text)
+    integer, bigint, text, text, text, text)
 IS 'k-means of the vectors in column_name of source: every row''s id, cluster and distance, from a table, view or materialized view named by OID';
 
 CREATE FUNCTION kmeans_elbow(
@@ -281,7 +286,8 @@ CREATE FUNCTION kmeans_elbow(
     seed              bigint DEFAULT 0,
     device            text DEFAULT NULL,
     silhouette_sample integer DEFAULT 2000,
-    id                text DEFAULT NULL)
+    id                text DEFAULT NULL,
+    weight            text DEFAULT NULL)
 RETURNS TABLE (k integer, inertia double precision, mean_inertia double precision,
                n_iter integer, silhouette double precision,
                calinski_harabasz double precision, davies_bouldin double precision,
@@ -290,7 +296,7 @@ AS 'MODULE_PATHNAME', 'kmeans_elbow'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION kmeans_elbow(regclass, text, integer, integer, integer, integer,
-    double precision, text, integer, bigint, text, integer, text)
+    double precision, text, integer, bigint, text, integer, text, text)
 IS 'k-means for every k of a range in shared passes: inertia, quality indices, suggested k, from a table, view or materialized view named by OID';
 
 -- The engine's own account of the session's last fit, step by step: what benchmarks and

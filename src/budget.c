@@ -77,6 +77,8 @@ KmeansBudgetMake(KmeansBudget *b, const KmeansPlan *plan, int64 n, int d, bool s
 	Add(b, "per-row labels and distances", n, sizeof(float));
 	if (plan->final_labels)
 		Add(b, "final labels for the quality indices", n, nseg * (int64) sizeof(int32));
+	if (plan->weighted)
+		Add(b, "per-row weights", n, sizeof(float));
 
 	/*
 	 * Centers: the model sets (float centers, float64 sums, sizes, inertia), the pass's run set
@@ -88,6 +90,8 @@ KmeansBudgetMake(KmeansBudget *b, const KmeansPlan *plan, int64 n, int d, bool s
 	Add(b, "centers", k, model_sets * 16 + 32);
 	if (plan->final_labels)
 		Add(b, "centers", kd, sizeof(double));	/* the quality indices' label means */
+	if (plan->weighted)
+		Add(b, "centers", k, 2 * sizeof(double));	/* the run set's and the backend's mass */
 
 	/*
 	 * A batch's labels and distances per k in the backend, its grouping of them by label, and

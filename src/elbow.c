@@ -39,11 +39,12 @@ enum
 	ARG_SEED,
 	ARG_DEVICE,
 	ARG_SILHOUETTE_SAMPLE,
-	ARG_ID
+	ARG_ID,
+	ARG_WEIGHT
 };
 
 static const KmeansArgPos elbow_args = {
-	ARG_MAX_ITER, ARG_TOL, ARG_INIT, -1, ARG_N_INIT, ARG_SEED, ARG_DEVICE
+	ARG_MAX_ITER, ARG_TOL, ARG_INIT, -1, ARG_N_INIT, ARG_SEED, ARG_DEVICE, ARG_WEIGHT
 };
 
 /* The arguments of one call: the range of k, the options, and what the fit will hold. */
@@ -105,6 +106,28 @@ ScatterBatch(KmeansBatch *b, void *arg)
 		km_quality_scatter(b->x, b->n, ms->d, st->labels + b->first * ms->nseg + s, ms->nseg,
 						   st->means + (int64) off * ms->d, st->sq + off, st->lin + off);
 	}
+}
+
+/*
+ * The label sums of a batch, every row counted once: a weighted fit's own sums are weighted,
+ * and the quality indices are scikit-learn's, which weigh every row alike.
+ */
+static void
+LabelSumsBatch(KmeansBatch *b, void *arg)
+{
+	ScatterState *st = arg;
+	KmeansModelSet *ms = st->ms;
+	int			d = ms->d;
+
+	for (int64 i = 0; i < b->n; i++)
+		for (int s = 0; s < ms->nseg; s++)
+		{
+			int64		j = ms->seg_off[s] + st->labels[(b->first + i) * ms->nseg + s];
+			double	   *m = st->means + j * d;
+
+			for (int t = 0; t < d; t++)
+				m[t] += b->x[i * d + t];
+		}
 }
 
 /* Silhouette per segment on all rows or a deterministic sample of sample_size rows. */
@@ -218,6 +241,7 @@ ReadArgs(FunctionCallInfo fcinfo, ElbowCall *ec)
 				 errhint("Use a narrower range of k or a larger k_step.")));
 	plan.n_init = ec->opt.n_init;
 	plan.final_labels = true;
+	plan.weighted = ec->opt.weight != NULL;
 	plan.silhouette_rows = sample_size;
 	ec->plan = plan;
 	ec->nseg = nseg;
@@ -272,10 +296,17 @@ MeasureQuality(KmeansData *data, KmeansModelSet *ms, const ElbowCall *ec, const 
 	sc.labels = labels;
 	sc.means = MemoryContextAllocHuge(CurrentMemoryContext,
 									  sizeof(double) * ms->seg_off[nseg] * data->d);
+	if (data->weights == NULL)
+		memcpy(sc.means, ms->sums, sizeof(double) * ms->seg_off[nseg] * data->d);
+	else
+	{
+		memset(sc.means, 0, sizeof(double) * ms->seg_off[nseg] * data->d);
+		KmeansScan(data, LabelSumsBatch, &sc);
+	}
 	for (int j = 0; j < ms->seg_off[nseg]; j++)
 		for (int t = 0; t < data->d; t++)
 			sc.means[(int64) j * data->d + t] = ms->sizes[j] > 0 ?
-				ms->sums[(int64) j * data->d + t] / ms->sizes[j] : 0.0;
+				sc.means[(int64) j * data->d + t] / ms->sizes[j] : 0.0;
 	sc.sq = palloc0(sizeof(double) * ms->seg_off[nseg]);
 	sc.lin = palloc0(sizeof(double) * ms->seg_off[nseg]);
 	KmeansScan(data, ScatterBatch, &sc);

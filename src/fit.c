@@ -23,12 +23,13 @@ enum
 	ARG_K,
 	ARG_OPTIONS,				/* max_iter .. device: seven arguments */
 	ARG_ID = ARG_OPTIONS + 7,
-	ARG_MODEL
+	ARG_MODEL,
+	ARG_WEIGHT
 };
 
 static const KmeansArgPos fit_args = {
 	ARG_OPTIONS, ARG_OPTIONS + 1, ARG_OPTIONS + 2, ARG_OPTIONS + 3, ARG_OPTIONS + 4,
-	ARG_OPTIONS + 5, ARG_OPTIONS + 6
+	ARG_OPTIONS + 5, ARG_OPTIONS + 6, ARG_WEIGHT
 };
 
 typedef struct FitCall
@@ -80,6 +81,7 @@ FitBegin(FunctionCallInfo fcinfo, FitCall *fc, bool need_id, KmeansLabelFn fn, v
 	fc->plan.nseg = 1;
 	fc->plan.centers = fc->k;
 	fc->plan.n_init = fc->opt.n_init;
+	fc->plan.weighted = fc->opt.weight != NULL;
 	fc->data = KmeansBegin(source, column, PG_ARGISNULL(ARG_ID) ? NULL : PG_GETARG_TEXT_PP(ARG_ID),
 						   &fc->opt, &fc->plan);
 	if (fc->model && kmeans_match_clusters)

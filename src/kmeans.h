@@ -77,6 +77,7 @@ typedef struct KmeansOptions
 	int64		seed;
 	KmeansDevice device;
 	const char *device_name;
+	char	   *weight;			/* the weight column or expression, or NULL */
 } KmeansOptions;
 
 /*
@@ -92,6 +93,7 @@ typedef struct KmeansPlan
 	int64		centers;		/* their k added up */
 	int			n_init;			/* seeding runs: more than one keeps a second model set */
 	bool		final_labels;	/* every row's final label per k is kept (kmeans_elbow) */
+	bool		weighted;		/* every row's weight is kept */
 	int64		silhouette_rows;	/* rows of the silhouette sample; 0 for none */
 } KmeansPlan;
 
@@ -115,7 +117,9 @@ typedef struct KmeansSource
 	char	   *source;			/* as the user wrote it */
 	char	   *column;
 	char	   *id_column;		/* NULL: no id */
-	char	   *query;			/* SELECT CAST((column) AS real[]) [, CAST((id) AS int8)] FROM ... (source.c) */
+	char	   *weight;			/* NULL: every row weighs 1 */
+	char	   *query;			/* SELECT CAST((column) AS real[]) [, CAST((id) AS int8)]
+								 * [, CAST((weight) AS float8)] FROM ... (source.c) */
 } KmeansSource;
 
 /* One batch of rows handed to a pass callback. */
@@ -124,6 +128,7 @@ typedef struct KmeansBatch
 	int64		first;			/* global index (0-based, NULL rows excluded) of row 0 */
 	int64		n;
 	const float *x;				/* centred rows, n x d */
+	const float *w;				/* their weights, or NULL for 1 */
 	const int64 *ids;			/* NULL without an id column */
 	KmBlock    *blk;
 } KmeansBatch;
@@ -140,7 +145,12 @@ typedef struct KmeansData
 	int64		nulls;
 	bool		resident;
 	float	   *mean;			/* d: the offset subtracted from every row */
-	double		mean_var;		/* mean of the per-dimension variances */
+	double		mean_var;		/* mean of the per-dimension variances (unweighted) */
+
+	/* weights (src->weight): every row's, kept in host memory whether or not the rows are */
+	float	   *weights;		/* n, or NULL when unweighted */
+	double		weight_total;	/* their sum, in row order */
+	int64		weighted_rows;	/* rows of positive weight */
 
 	/* resident chunks of chunk_rows rows (the last one may hold fewer) */
 	int64		chunk_rows;
@@ -171,7 +181,8 @@ extern bool KmeansBudgetFits(const KmeansBudget *b);
 extern void KmeansBudgetCheck(const KmeansBudget *b, bool rows_known);
 
 /* source.c */
-extern KmeansSource *KmeansSourceMake(text *source, text *column, text *id_column);
+extern KmeansSource *KmeansSourceMake(text *source, text *column, text *id_column,
+									  const char *weight);
 extern text *KmeansSourceArg(FunctionCallInfo fcinfo, int argno);
 
 /* reader.c */
@@ -266,6 +277,7 @@ typedef struct KmeansArgPos
 	int			n_init;
 	int			seed;
 	int			device;
+	int			weight;
 } KmeansArgPos;
 
 extern void KmeansParseOptions(FunctionCallInfo fcinfo, const KmeansArgPos *pos,

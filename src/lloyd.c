@@ -52,6 +52,7 @@ RunSetMake(KmeansData *data, KmeansModelSet *ms, bool all)
 	rs->acc.sums = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(double) * rs->k * d);
 	rs->acc.counts = palloc(sizeof(int64) * rs->k);
 	rs->acc.inertia = palloc(sizeof(double) * rs->k);
+	rs->acc.mass = data->weights ? palloc(sizeof(double) * rs->k) : NULL;
 	return rs;
 }
 
@@ -61,6 +62,8 @@ RunSetReset(RunSet *rs)
 	memset(rs->acc.sums, 0, sizeof(double) * rs->k * rs->acc.d);
 	memset(rs->acc.counts, 0, sizeof(int64) * rs->k);
 	memset(rs->acc.inertia, 0, sizeof(double) * rs->k);
+	if (rs->acc.mass)
+		memset(rs->acc.mass, 0, sizeof(double) * rs->k);
 }
 
 static void
@@ -71,6 +74,8 @@ RunSetFree(RunSet *rs)
 		pfree(rs->acc.sums);
 		pfree(rs->acc.counts);
 		pfree(rs->acc.inertia);
+		if (rs->acc.mass)
+			pfree(rs->acc.mass);
 	}
 	pfree(rs->segs);
 	pfree(rs->off);
@@ -186,11 +191,12 @@ KmeansLloyd(KmeansData *data, const KmeansOptions *opt, KmeansModelSet *ms)
 			{
 				float	   *c = ms->centers + (int64) (ms->seg_off[s] + j - rs->off[r]) * d;
 				const double *sum = rs->acc.sums + (int64) j * d;
-				int64		cnt = rs->acc.counts[j];
+				/* the weighted mean where rows carry weights (sums are then weighted too) */
+				double		cnt = rs->acc.mass ? rs->acc.mass[j] : (double) rs->acc.counts[j];
 
 				inertia += rs->acc.inertia[j];
 				if (cnt == 0)
-					continue;	/* only when rows are fewer than distinct points */
+					continue;	/* only when rows (of positive weight) are fewer than distinct points */
 				for (int t = 0; t < d; t++)
 				{
 					float		v = (float) (sum[t] / cnt);

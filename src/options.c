@@ -124,6 +124,10 @@ KmeansParseOptions(FunctionCallInfo fcinfo, const KmeansArgPos *pos, KmeansOptio
 											   true, "Use 'auto', 'cpu' or 'gpu'.");
 	}
 	opt->device_name = device_names[opt->device];
+
+	/* a function declared before weights existed (an old SQL script) has no such argument */
+	if (pos->weight >= 0 && pos->weight < PG_NARGS() && !PG_ARGISNULL(pos->weight))
+		opt->weight = text_to_cstring(PG_GETARG_TEXT_PP(pos->weight));
 }
 
 /* ERRORs when one of the first nargs arguments, which have no default, is NULL. */
@@ -173,6 +177,11 @@ KmeansOptionsJson(const KmeansOptions *opt, const KmeansSource *src)
 	escape_json(&s, opt->device_name);
 	appendStringInfoString(&s, ", \"column\": ");
 	escape_json(&s, src->column);
+	if (src->weight)
+	{
+		appendStringInfoString(&s, ", \"weight\": ");
+		escape_json(&s, src->weight);
+	}
 	appendStringInfoString(&s, "}");
 	return s.data;
 }

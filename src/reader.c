@@ -23,6 +23,7 @@
  */
 #include "kmeans.h"
 
+#include <float.h>
 #include <math.h>
 
 #include "access/tupdesc.h"
@@ -40,6 +41,8 @@ typedef struct Reader
 	KmeansData *data;
 	bool		loading;		/* first pass */
 	bool		has_id;
+	bool		has_weight;
+	int64		weights_cap;	/* first pass: room in data->weights */
 	int64		rowno;			/* rows seen, NULL vectors included */
 	int64		n;				/* non-NULL rows seen */
 	MemoryContext rowcxt;		/* detoasted values, reset per row */
@@ -184,9 +187,10 @@ EmitBatch(Reader *r)
 	b.first = r->first_row;
 	b.n = r->fill;
 	b.x = r->buf;
+	b.w = data->weights ? data->weights + b.first : NULL;
 	b.ids = r->has_id ? r->idbuf : NULL;
 	/* the backend centres the rows on the mean as it takes them, the same way in every pass */
-	st = data->be->ops->batch_create(data->be, r->buf, r->fill, data->mean, &b.blk, &err);
+	st = data->be->ops->batch_create(data->be, r->buf, b.w, r->fill, data->mean, &b.blk, &err);
 	KmeansCheckStatus(st, &err);
 	PG_TRY();
 	{
@@ -402,9 +406,72 @@ LoadRow(Reader *r, const char *raw, int64 id)
 	}
 }
 
+/*
+ * A row's weight: in the first pass checked and kept (data->weights), in later passes compared
+ * with the first pass's, which every pass uses.
+ */
+static void
+ReceiveWeight(Reader *r, Datum wv, bool wnull, int64 id)
+{
+	KmeansData *data = r->data;
+	double		w = wnull ? 0.0 : DatumGetFloat8(wv);
+	const char *bad = NULL;
+	int			code = ERRCODE_DATA_EXCEPTION;
+
+	if (!r->loading)
+	{
+		if (wnull || (float) w != data->weights[r->n])
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("source \"%s\" returned a different weight at %s than in the first pass",
+							data->src->source, KmeansRowName(r->rowno, r->has_id, id)),
+					 errdetail("The weight is %s now and was %g.", wnull ? "NULL" : psprintf("%g", w),
+							   (double) data->weights[r->n]),
+					 errhint("A source read in several passes must return the same rows each time; "
+							 "raise kmeans.memory_limit to keep the data in memory.")));
+		return;
+	}
+	if (wnull)
+	{
+		bad = "is NULL";
+		code = ERRCODE_NULL_VALUE_NOT_ALLOWED;
+	}
+	else if (isnan(w))
+		bad = "is NaN";
+	else if (w < 0.0)
+	{
+		bad = psprintf("is negative (%g)", w);
+		code = ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE;
+	}
+	else if (w > FLT_MAX)
+	{
+		bad = isinf(w) ? "is Infinity" : psprintf("is %g, beyond float4's range", w);
+		code = isinf(w) ? ERRCODE_DATA_EXCEPTION : ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE;
+	}
+	if (bad)
+		ereport(ERROR,
+				(errcode(code),
+				 errmsg("weight at %s %s", KmeansRowName(r->rowno, r->has_id, id), bad),
+				 errdetail("The weights come from \"%s\" of source \"%s\".",
+						   data->src->weight, data->src->source),
+				 errhint("Weights must be finite and >= 0 (a row of weight 0 is labelled but does not "
+						 "move its center); filter or coalesce them in a query.")));
+	if (r->n == r->weights_cap)
+	{
+		r->weights_cap = Max((int64) 1024, 2 * r->weights_cap);
+		data->weights = data->weights == NULL ?
+			MemoryContextAllocHuge(data->cxt, sizeof(float) * r->weights_cap) :
+			repalloc_huge(data->weights, sizeof(float) * r->weights_cap);
+	}
+	data->weights[r->n] = (float) w;
+	data->weight_total += (float) w;
+	if ((float) w > 0.0f)
+		data->weighted_rows++;
+}
+
 /* One result row: validate, copy, and hand on full batches. */
 static void
-ReceiveRow(Reader *r, Datum value, bool isnull, Datum idv, bool idnull)
+ReceiveRow(Reader *r, Datum value, bool isnull, Datum idv, bool idnull, Datum wv, bool wnull)
 {
 	KmeansData *data = r->data;
 	int64		id = 0;
@@ -429,6 +496,8 @@ ReceiveRow(Reader *r, Datum value, bool isnull, Datum idv, bool idnull)
 		return;
 	}
 	raw = ParseVector(r, value, id);
+	if (r->has_weight && (r->loading || r->n < data->n))
+		ReceiveWeight(r, wv, wnull, id);
 	if (r->loading)
 		LoadRow(r, raw, id);
 	else
@@ -459,30 +528,35 @@ ReceiveSlot(TupleTableSlot *slot, DestReceiver *self)
 {
 	Reader	   *r = (Reader *) self;
 	bool		isnull,
-				idnull = true;
-	Datum		idv = (Datum) 0;
+				idnull = true,
+				wnull = true;
+	Datum		idv = (Datum) 0,
+				wv = (Datum) 0;
 	Datum		value;
 
+	if (r->has_weight)
+		wv = slot_getattr(slot, r->has_id ? 3 : 2, &wnull);
 	if (r->has_id)
 		idv = slot_getattr(slot, 2, &idnull);
 	value = slot_getattr(slot, 1, &isnull);
-	ReceiveRow(r, value, isnull, idv, idnull);
+	ReceiveRow(r, value, isnull, idv, idnull, wv, wnull);
 	return true;
 }
 
 /*
- * The result columns must be what the reader consumes: real[] and, with an id, bigint.  The
- * query is built so that they are (source.c); this check keeps a mistake there from ever
- * reading a value of another type as an array header.
+ * The result columns must be what the reader consumes: real[], with an id bigint, with a
+ * weight double precision.  The query is built so that they are (source.c); this check keeps a
+ * mistake there from ever reading a value of another type as an array header.
  */
 static void
 CheckResultDesc(Reader *r, TupleDesc desc)
 {
-	int			want = r->has_id ? 2 : 1;
+	int			want = 1 + r->has_id + r->has_weight;
 
 	if (desc->natts != want ||
 		TupleDescAttr(desc, 0)->atttypid != FLOAT4ARRAYOID ||
-		(r->has_id && TupleDescAttr(desc, 1)->atttypid != INT8OID))
+		(r->has_id && TupleDescAttr(desc, 1)->atttypid != INT8OID) ||
+		(r->has_weight && TupleDescAttr(desc, want - 1)->atttypid != FLOAT8OID))
 		elog(ERROR, "kmeans: the source query returns %d columns, not %d of the types read (this is a bug)",
 			 desc->natts, want);
 }
@@ -516,6 +590,7 @@ RunSource(KmeansData *data, Reader *r)
 	r->pub.mydest = DestNone;
 	r->data = data;
 	r->has_id = data->src->id_column != NULL;
+	r->has_weight = data->src->weight != NULL;
 	r->rowcxt = AllocSetContextCreate(CurrentMemoryContext, "kmeans row",
 									  ALLOCSET_SMALL_SIZES);
 
@@ -556,13 +631,17 @@ RunSource(KmeansData *data, Reader *r)
 				HeapTuple	tup = SPI_tuptable->vals[i];
 				TupleDesc	desc = SPI_tuptable->tupdesc;
 				bool		isnull,
-							idnull = true;
-				Datum		idv = (Datum) 0;
+							idnull = true,
+							wnull = true;
+				Datum		idv = (Datum) 0,
+							wv = (Datum) 0;
 				Datum		value = SPI_getbinval(tup, desc, 1, &isnull);
 
 				if (r->has_id)
 					idv = SPI_getbinval(tup, desc, 2, &idnull);
-				ReceiveRow(r, value, isnull, idv, idnull);
+				if (r->has_weight)
+					wv = SPI_getbinval(tup, desc, r->has_id ? 3 : 2, &wnull);
+				ReceiveRow(r, value, isnull, idv, idnull, wv, wnull);
 			}
 			SPI_freetuptable(SPI_tuptable);
 		}
@@ -623,6 +702,23 @@ RangeCheck(Reader *r)
 						   whi ? data->hi[wj] : data->lo[wj], wj + 1, worst, 4.0 * r2,
 						   (double) KMEANS_MAX_SQUARE),
 				 errhint("Scale the vectors down, e.g. divide them by 1e10 in a query, or drop the outlier.")));
+	}
+	/* k-means++ keeps w |x - c|^2 in float32 (km_kernels.h), which must not overflow either */
+	if (data->weights != NULL)
+	{
+		int64		at = 0;
+
+		for (int64 i = 1; i < r->n; i++)
+			if (data->weights[i] > data->weights[at])
+				at = i;
+		if ((double) data->weights[at] * 4.0 * r2 > KMEANS_MAX_SQUARE)
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("the largest weight of source \"%s\", %g, is too large for float32 distances",
+							data->src->source, (double) data->weights[at]),
+					 errdetail("Weighted squared distances could reach %g, beyond %g.",
+							   (double) data->weights[at] * 4.0 * r2, (double) KMEANS_MAX_SQUARE),
+					 errhint("Scale the weights down: only their ratios matter to the fit.")));
 	}
 	if (s2 > 0.0 && s2 < KMEANS_MIN_SQUARE)
 		ereport(ERROR,
@@ -705,7 +801,9 @@ KmeansDataAttach(KmeansData *data, KmBackend *be)
 		KmError		err = {0};
 		KmStatus	st;
 
-		st = be->ops->block_create(be, data->chunks[c], rows, data->mean, &data->blocks[c], &err);
+		st = be->ops->block_create(be, data->chunks[c],
+								   data->weights ? data->weights + (int64) c * data->chunk_rows : NULL,
+								   rows, data->mean, &data->blocks[c], &err);
 		KmeansCheckStatus(st, &err);
 		CHECK_FOR_INTERRUPTS();
 	}
@@ -744,6 +842,7 @@ KmeansScan(KmeansData *data, KmeansBatchFn fn, void *arg)
 			b.first = (int64) c * data->chunk_rows;
 			b.n = Min(data->chunk_rows, data->n - b.first);
 			b.x = data->chunks[c];
+			b.w = data->weights ? data->weights + b.first : NULL;
 			b.ids = data->chunk_ids[c];
 			b.blk = data->blocks[c];
 			fn(&b, arg);

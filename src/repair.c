@@ -7,6 +7,13 @@
 #include "lloyd.h"
 #include "miscadmin.h"
 
+/* The weight of a row: 1 in an unweighted fit. */
+static inline float
+RowWeight(const KmeansData *data, int64 row)
+{
+	return data->weights ? data->weights[row] : 1.0f;
+}
+
 /* A candidate row for an empty cluster: far from its center. */
 typedef struct FarRow
 {
@@ -98,6 +105,28 @@ FarRowCmp(const void *a, const void *b)
 	return 0;
 }
 
+/*
+ * Whether center j is empty: no rows, or, where rows carry weights, no weight (its mean is
+ * undefined either way).
+ */
+static inline bool
+Empty(const KmAccum *acc, int j)
+{
+	return acc->mass ? acc->mass[j] == 0.0 : acc->counts[j] == 0;
+}
+
+/*
+ * Whether a row of weight w (1 unweighted) may leave center j: it has weight, and its cluster
+ * keeps rows and weight without it.
+ */
+static inline bool
+Movable(const KmAccum *acc, int j, float w)
+{
+	if (acc->mass == NULL)
+		return acc->counts[j] > 1;
+	return w > 0.0f && acc->mass[j] - w > 0.0;
+}
+
 /* The farthest rows of one running segment that has an empty cluster. */
 typedef struct FarHeap
 {
@@ -162,14 +191,14 @@ KmeansRepairEmpty(KmeansData *data, LloydState *ls)
 	FarHeap    *heaps;
 
 	for (int j = 0; j < rs->k; j++)
-		any |= rs->acc.counts[j] == 0;
+		any |= Empty(&rs->acc, j);
 	if (!any)
 		return;
 
 	heaps = palloc0(sizeof(FarHeap) * rs->nrun);
 	for (int r = 0; r < rs->nrun; r++)
 		for (int j = rs->off[r]; j < rs->off[r + 1]; j++)
-			if (rs->acc.counts[j] == 0)
+			if (Empty(&rs->acc, j))
 			{
 				heaps[r].cap = (int) Min((int64) (rs->off[r + 1] - rs->off[r]), data->n);
 				heaps[r].h = palloc(sizeof(FarRow) * heaps[r].cap);
@@ -204,21 +233,41 @@ KmeansRepairEmpty(KmeansData *data, LloydState *ls)
 			double	   *sj = rs->acc.sums + (int64) j * d;
 			double	   *so;
 
-			if (rs->acc.counts[j] != 0)
+			float		w = 1.0f;
+
+			if (!Empty(&rs->acc, j))
 				continue;
-			while (next < size && rs->acc.counts[h[next].label] <= 1)
+			while (next < size &&
+				   !Movable(&rs->acc, h[next].label, RowWeight(data, h[next].row)))
 				next++;
 			if (next == size)
 				break;			/* fewer distinct rows than clusters: nothing left to move */
 			f = &h[next++];
 			so = rs->acc.sums + (int64) f->label * d;
-			for (int t = 0; t < d; t++)
+			if (rs->acc.mass)
 			{
-				so[t] -= f->x[t];
-				sj[t] = f->x[t];
+				/* the row's weighted contribution moves; j had no weight, its sums were 0 */
+				w = RowWeight(data, f->row);
+				for (int t = 0; t < d; t++)
+				{
+					so[t] -= (double) w * f->x[t];
+					sj[t] = (double) w * f->x[t];
+				}
+				rs->acc.mass[f->label] -= w;
+				rs->acc.mass[j] = w;
+				rs->acc.counts[f->label]--;
+				rs->acc.counts[j]++;
 			}
-			rs->acc.counts[f->label]--;
-			rs->acc.counts[j] = 1;
+			else
+			{
+				for (int t = 0; t < d; t++)
+				{
+					so[t] -= f->x[t];
+					sj[t] = f->x[t];
+				}
+				rs->acc.counts[f->label]--;
+				rs->acc.counts[j] = 1;
+			}
 			if (KmeansTracing())
 				ereport(NOTICE,
 						(errmsg("kmeans: cluster %d of k=%d was empty; moved row " INT64_FORMAT " into it",

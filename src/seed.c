@@ -156,9 +156,40 @@ Trials(int k)
 }
 
 /*
+ * The first k-means++ center: a row drawn uniformly, or with weights in proportion to its
+ * weight (as scikit-learn draws it), by the running sum of the weights in row order, the order
+ * data->weight_total was summed in.
+ */
+static int64
+FirstCenterRow(KmeansData *data, KmRng *rng)
+{
+	double		target,
+				cum = 0.0;
+	int64		last = -1;
+
+	if (data->weights == NULL)
+		return (int64) km_rng_below(rng, (uint64_t) data->n);
+	target = km_rng_uniform(rng) * data->weight_total;
+	for (int64 i = 0; i < data->n; i++)
+	{
+		if (data->weights[i] <= 0.0f)
+			continue;
+		cum += data->weights[i];
+		last = i;
+		if (cum > target)
+			break;
+	}
+	if (last < 0)
+		elog(ERROR, "kmeans: k-means++ found no row of positive weight (this is a bug)");
+	return last;
+}
+
+/*
  * Greedy k-means++ (Arthur & Vassilvitskii 2007, with the greedy trials of scikit-learn's
  * implementation): each new center is the best of 2 + ln k candidates drawn with probability
- * proportional to D^2, best meaning the lowest total potential after adding it.
+ * proportional to D^2, best meaning the lowest total potential after adding it.  With weights
+ * the probabilities are proportional to w D^2 and the potentials weighted: the backend keeps
+ * w D^2 as each row's distance (km_kernels.h), so the draws below are the same code.
  */
 static void
 SeedPlusPlus(KmeansData *data, int k, KmRng *rng, float *centers)
@@ -180,7 +211,7 @@ SeedPlusPlus(KmeansData *data, int k, KmRng *rng, float *centers)
 	ss.pot = palloc(sizeof(double) * t);
 	KmeansCheckStatus(data->be->ops->seed_begin(data->be, n, &err), &err);
 
-	first = (int64) km_rng_below(rng, (uint64_t) n);
+	first = FirstCenterRow(data, rng);
 	KmeansFetchRows(data, &first, 1, centers);
 	ss.cand = centers;
 	KmeansScan(data, MindistBatch, &ss);
@@ -218,6 +249,94 @@ SeedPlusPlus(KmeansData *data, int k, KmRng *rng, float *centers)
 	pfree(rows);
 }
 
+/* An entry of WeightedSample's heap: a row and its key. */
+typedef struct KeyedRow
+{
+	double		key;
+	int64		row;
+} KeyedRow;
+
+/* Restores the min-heap on key below entry i. */
+static void
+KeySiftDown(KeyedRow *h, int size, int i)
+{
+	for (;;)
+	{
+		int			l = 2 * i + 1,
+					r = l + 1,
+					m = i;
+		KeyedRow	tmp;
+
+		if (l < size && h[l].key < h[m].key)
+			m = l;
+		if (r < size && h[r].key < h[m].key)
+			m = r;
+		if (m == i)
+			return;
+		tmp = h[i];
+		h[i] = h[m];
+		h[m] = tmp;
+		i = m;
+	}
+}
+
+static int
+RowCmp(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a,
+				y = *(const int64 *) b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * k distinct rows of positive weight drawn with probability proportional to weight, one after
+ * another without replacement, in ascending row order: each row draws the key log(u) / w and
+ * the k largest keys win (Efraimidis & Spirakis 2006), which has exactly the distribution of
+ * successive weighted draws, in one pass over the weights and a heap of k.
+ */
+static void
+WeightedSample(KmeansData *data, int k, uint64 seed, int64 *rows)
+{
+	KeyedRow   *h = palloc(sizeof(KeyedRow) * k);
+	int			size = 0;
+	KmRng		rng;
+
+	km_rng_seed(&rng, seed);
+	for (int64 i = 0; i < data->n; i++)
+	{
+		double		w = data->weights[i],
+					key;
+
+		if ((i & 0xffff) == 0)
+			CHECK_FOR_INTERRUPTS();
+		if (w <= 0.0)
+			continue;
+		/* 1 - uniform lies in (0, 1], so the logarithm is finite */
+		key = log(1.0 - km_rng_uniform(&rng)) / w;
+		if (size < k)
+		{
+			h[size++].key = key;
+			h[size - 1].row = i;
+			if (size == k)
+				for (int j = k / 2 - 1; j >= 0; j--)
+					KeySiftDown(h, k, j);
+		}
+		else if (key > h[0].key)
+		{
+			h[0].key = key;
+			h[0].row = i;
+			KeySiftDown(h, k, 0);
+		}
+	}
+	if (size < k)
+		elog(ERROR, "kmeans: %d rows of positive weight for k = %d (this is a bug)", size, k);
+	for (int j = 0; j < k; j++)
+		rows[j] = h[j].row;
+	qsort(rows, k, sizeof(int64), RowCmp);
+	pfree(h);
+}
+
 /*
  * k distinct rows chosen uniformly, in ascending row order: km_sample_rows makes Floyd's draws
  * (Bentley & Floyd 1987) from the run's seed in O(k), where a scan of the rows taken so far
@@ -228,7 +347,10 @@ SeedRandom(KmeansData *data, int k, uint64 seed, float *centers)
 {
 	int64	   *rows = palloc(sizeof(int64) * k);
 
-	km_sample_rows(data->n, k, seed, rows);
+	if (data->weights != NULL)
+		WeightedSample(data, k, seed, rows);
+	else
+		km_sample_rows(data->n, k, seed, rows);
 	KmeansFetchRows(data, rows, k, centers);
 	pfree(rows);
 }

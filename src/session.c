@@ -37,6 +37,10 @@ KmeansCheckStatus(KmStatus st, const KmError *err)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("kmeans: %s", err->message)));
+	if (st == KM_ERR_UNSUPPORTED)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("kmeans: %s", err->message)));
 	if (st == KM_ERR_DEVICE)
 		ereport(ERROR,
 				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
@@ -78,6 +82,18 @@ UseGpu(const KmeansOptions *opt)
 
 	if (opt->device == KMEANS_DEVICE_CPU)
 		return false;
+	/* the GPU backend does not weigh rows yet (km_cuda_state.cuh) */
+	if (opt->weight != NULL)
+	{
+		if (opt->device == KMEANS_DEVICE_GPU)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("weights are not supported on device \"gpu\" yet"),
+					 errdetail("The fit was asked for weight => '%s'.", opt->weight),
+					 errhint("Use device => 'cpu' or 'auto' for a weighted fit.")));
+		elog(DEBUG1, "kmeans: a weighted fit runs on the CPU");
+		return false;
+	}
 	if (km_cuda_probe(kmeans_gpu_id, desc, sizeof(desc), &err) == KM_OK)
 	{
 		elog(DEBUG1, "kmeans: running on %s", desc);
@@ -154,10 +170,17 @@ KmeansBegin(text *source, text *column, text *id_column, const KmeansOptions *op
 	gpu = UseGpu(opt);
 	KmeansStepLogReset();
 	start = KmeansStepStart();
-	data = KmeansDataLoad(KmeansSourceMake(source, column, id_column), plan, gpu);
+	data = KmeansDataLoad(KmeansSourceMake(source, column, id_column, opt->weight), plan, gpu);
 	KmeansStepEnd(KMEANS_PHASE_READ, start, 0, plan->nseg, NAN);
 	data->guc_nest = nest;
 	KmeansCheckK(plan->k_max, data->n, plan->k_name);
+	if (data->weights != NULL && plan->k_max > data->weighted_rows)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s (%d) is larger than the number of rows of positive weight (" INT64_FORMAT ")",
+						plan->k_name, plan->k_max, data->weighted_rows),
+				 errdetail("Rows of weight 0 are labelled but cannot hold a center."),
+				 errhint("Ask for at most as many clusters as there are rows of positive weight.")));
 	EngineStart(data, gpu);
 	return data;
 }

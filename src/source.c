@@ -2,17 +2,18 @@
  * source.c -- what a fit reads: the source, column and id texts, checked and composed into the
  * one query every pass runs.
  *
- * The three texts are SQL written by the caller, run with the caller's privileges and
- * search_path.  They are spliced into
+ * The texts are SQL written by the caller, run with the caller's privileges and search_path.
+ * They are spliced into
  *
  *     SELECT CAST((<column>) AS pg_catalog.float4[]) [, CAST((<id>) AS pg_catalog.int8)]
+ *            [, CAST((<weight>) AS pg_catalog.float8)]
  *     FROM <relation> | (<query>) AS kmeans_source
  *
  * (with a newline before the closing parenthesis of a text that holds "--", which ends a
  * trailing comment there)
  *
  * so each is parsed on its own first: a query source must be exactly one statement that only
- * reads, and column and id must each be exactly one expression with nothing around it.  Then
+ * reads, and column, id and weight must each be exactly one expression with nothing around it.  Then
  * no text can close a parenthesis early, end the statement or start another: a fragment that
  * parses alone as `SELECT (<fragment>)` with one target and no clause is balanced and lexically
  * closed, so inside `CAST((<fragment>) AS ...)` it is one operand.  The composed query is parsed
@@ -241,7 +242,7 @@ KmeansSourceArg(FunctionCallInfo fcinfo, int argno)
  * resolved here, so a missing table is reported as such and quoting rules are PostgreSQL's.
  */
 KmeansSource *
-KmeansSourceMake(text *source, text *column, text *id_column)
+KmeansSourceMake(text *source, text *column, text *id_column, const char *weight)
 {
 	KmeansSource *src = palloc0(sizeof(KmeansSource));
 	StringInfoData q;
@@ -250,6 +251,7 @@ KmeansSourceMake(text *source, text *column, text *id_column)
 	src->source = text_to_cstring(source);
 	src->column = text_to_cstring(column);
 	src->id_column = id_column ? text_to_cstring(id_column) : NULL;
+	src->weight = weight ? pstrdup(weight) : NULL;
 
 	if (src->source[0] == '\0')
 		ereport(ERROR,
@@ -266,6 +268,11 @@ KmeansSourceMake(text *source, text *column, text *id_column)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("id must not be empty"),
 				 errhint("Pass the name of an integer column, or leave id out.")));
+	if (src->weight && src->weight[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("weight must not be empty"),
+				 errhint("Pass the name of a numeric column or an expression, or leave weight out.")));
 
 	if (LooksLikeQuery(src->source))
 	{
@@ -300,6 +307,9 @@ KmeansSourceMake(text *source, text *column, text *id_column)
 	if (src->id_column)
 		CheckExpression("id", src->id_column,
 						"Pass the name of an integer column or an expression castable to bigint.");
+	if (src->weight)
+		CheckExpression("weight", src->weight,
+						"Pass the name of a numeric column or an expression castable to double precision.");
 
 	initStringInfo(&q);
 	appendStringInfo(&q, "SELECT CAST((%s%s) AS pg_catalog.float4[])", src->column,
@@ -307,6 +317,9 @@ KmeansSourceMake(text *source, text *column, text *id_column)
 	if (src->id_column)
 		appendStringInfo(&q, ", CAST((%s%s) AS pg_catalog.int8)", src->id_column,
 						 Closer(src->id_column));
+	if (src->weight)
+		appendStringInfo(&q, ", CAST((%s%s) AS pg_catalog.float8)", src->weight,
+						 Closer(src->weight));
 	appendStringInfo(&q, " FROM %s", from);
 	src->query = q.data;
 

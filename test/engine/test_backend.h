@@ -139,7 +139,7 @@ MakeBlocks(KmBackend *be, float *x, int64_t n, int d, int64_t bsize)
 	{
 		int64_t		m = n - b * bsize < bsize ? n - b * bsize : bsize;
 
-		MUST(be->ops->block_create(be, x + b * bsize * d, m, NULL, &blocks[b], ERR));
+		MUST(be->ops->block_create(be, x + b * bsize * d, NULL, m, NULL, &blocks[b], ERR));
 	}
 	return blocks;
 }
@@ -182,7 +182,7 @@ TestStateMisuse(const char *name, KmBackend *be)
 	} while (0)
 
 	AccumAlloc(&a, 2, 2);
-	MUST(be->ops->block_create(be, x, 4, NULL, &blk, ERR));
+	MUST(be->ops->block_create(be, x, NULL, 4, NULL, &blk, ERR));
 	REFUSED(be->ops->pass_begin(be, 4, 1, segs, 1, 0, &err), "set_centers");
 	MUST(be->ops->set_centers(be, c, 2, 1, seg_off, ERR));
 	REFUSED(be->ops->pass_block(be, blk, 0, &err), "outside a pass");

@@ -154,9 +154,9 @@ RunCase(const Case *c, KmBackend *cpu, KmBackend *gpu, KmBackend *gpu_stream)
 	dg2 = malloc(sizeof(float) * n * nseg);
 	ds = malloc(sizeof(float) * n * nseg);
 
-	MUST(cpu->ops->block_create(cpu, xc, n, shift, &bc, ERR));
-	MUST(gpu->ops->block_create(gpu, xg, n, shift, &bg, ERR));
-	MUST(gpu_stream->ops->block_create(gpu_stream, xs, n, shift, &bs, ERR));
+	MUST(cpu->ops->block_create(cpu, xc, NULL, n, shift, &bc, ERR));
+	MUST(gpu->ops->block_create(gpu, xg, NULL, n, shift, &bg, ERR));
+	MUST(gpu_stream->ops->block_create(gpu_stream, xs, NULL, n, shift, &bs, ERR));
 	CHECK(memcmp(xc, xg, sizeof(float) * n * d) == 0, "%s: rows centred differently", c->name);
 	MUST(cpu->ops->set_centers(cpu, centers, d, nseg, seg_off, ERR));
 	MUST(gpu->ops->set_centers(gpu, centers, d, nseg, seg_off, ERR));
@@ -414,12 +414,12 @@ StreamPass(KmBackend *be, int batch, const float *x0, int64_t n, int d, int64_t 
 		memcpy(buf, x0 + b * bsize * d, sizeof(float) * m * d);
 		if (batch)
 		{
-			MUST(be->ops->batch_create(be, buf, m, NULL, &blk, ERR));
+			MUST(be->ops->batch_create(be, buf, NULL, m, NULL, &blk, ERR));
 			for (int64_t q = 0; q < m * d; q++)
 				buf[q] = -1e30f;
 		}
 		else
-			MUST(be->ops->block_create(be, buf, m, NULL, &blk, ERR));
+			MUST(be->ops->block_create(be, buf, NULL, m, NULL, &blk, ERR));
 		MUST(be->ops->pass_block(be, blk, b * bsize, ERR));
 		be->ops->block_destroy(be, blk);
 		for (int64_t q = 0; q < m * d; q++)
@@ -753,7 +753,7 @@ TestBudget(void)
 	CHECK(st == KM_ERR_DEVICE_NOMEM && strstr(err.message, "MB") != NULL,
 		  "centers over the budget: status %d, \"%s\"", (int) st, err.message);
 	/* the backend stays usable after the failure */
-	MUST(gpu->ops->block_create(gpu, x, 1, NULL, &blk, ERR));
+	MUST(gpu->ops->block_create(gpu, x, NULL, 1, NULL, &blk, ERR));
 	gpu->ops->block_destroy(gpu, blk);
 	gpu->ops->destroy(gpu);
 	free(c);
@@ -777,7 +777,7 @@ RunOnBackends(const Case *c, int all, size_t limit)
 
 	MUST(km_cuda_backend_create(0, d, 0, &gpu, ERR));
 	MUST(km_cuda_backend_create(0, d, limit, &gpu_stream, ERR));
-	MUST(gpu_stream->ops->block_create(gpu_stream, fill, nfill, NULL, &filler, ERR));
+	MUST(gpu_stream->ops->block_create(gpu_stream, fill, NULL, nfill, NULL, &filler, ERR));
 	if (all)
 	{
 		MUST(km_cpu_backend_create(2, d, &cpu, ERR));
@@ -830,8 +830,19 @@ main(void)
 	{
 		KmBackend  *gpu;
 
+		float		x[4] = {0, 0, 1, 1},
+					w[2] = {1, 2};
+		KmBlock    *blk = NULL;
+		KmError		err = {0};
+		KmStatus	st;
+
 		MUST(km_cuda_backend_create(0, 2, 0, &gpu, ERR));
 		TestStateMisuse("gpu", gpu);
+		/* the GPU backend does not weigh rows: weighted blocks are refused, never unweighted */
+		st = gpu->ops->block_create(gpu, x, w, 2, NULL, &blk, &err);
+		CHECK(st == KM_ERR_UNSUPPORTED && blk == NULL, "gpu: weighted block_create: status %d", (int) st);
+		st = gpu->ops->batch_create(gpu, x, w, 2, NULL, &blk, &err);
+		CHECK(st == KM_ERR_UNSUPPORTED && blk == NULL, "gpu: weighted batch_create: status %d", (int) st);
 		gpu->ops->destroy(gpu);
 	}
 

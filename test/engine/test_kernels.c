@@ -151,7 +151,7 @@ RunBackend(int threads, const float *x, int64_t n, int d, const float *c, int k,
 		r->mindist[i] = INFINITY;
 	memset(r->pot, 0, sizeof(r->pot));
 
-	be->ops->block_create(be, (float *) x, n, NULL, &blk, &err);
+	be->ops->block_create(be, (float *) x, NULL, n, NULL, &blk, &err);
 	be->ops->set_centers(be, c, d, 1, seg, &err);
 	be->steps->assign(be, blk, r->labels, r->dist, 1, &err);
 	{
@@ -342,6 +342,181 @@ TestWideRange(void)
 	free(b);
 }
 
+/* One weighted run of the steps: labels and distances, totals, k-means++ distances, potentials. */
+typedef struct WRun
+{
+	int32_t    *labels;
+	float	   *dist;
+	KmAccum		acc;
+	float	   *mind;
+	double	   *sub_sums;
+	double		pot[3];
+} WRun;
+
+static void
+WeightedSteps(int threads, float *x, const float *w, int64_t n, int d, const float *c, int k,
+			  WRun *r)
+{
+	KmBackend  *be;
+	KmBlock    *blk;
+	KmError		err = {0};
+	int			seg[2] = {0, k};
+	int			t = k - 1 < 3 ? k - 1 : 3;
+
+	if (km_cpu_backend_create(threads, d, &be, &err) != KM_OK)
+	{
+		printf("backend: %s\n", err.message);
+		exit(2);
+	}
+	r->labels = malloc(sizeof(int32_t) * n);
+	r->dist = malloc(sizeof(float) * n);
+	r->acc.d = d;
+	r->acc.k = k;
+	r->acc.sums = calloc((size_t) k * d, sizeof(double));
+	r->acc.counts = calloc(k, sizeof(int64_t));
+	r->acc.inertia = calloc(k, sizeof(double));
+	r->acc.mass = calloc(k, sizeof(double));
+	r->mind = malloc(sizeof(float) * n);
+	r->sub_sums = malloc(sizeof(double) * (n / KM_SUB_ROWS + 1));
+	for (int64_t i = 0; i < n; i++)
+		r->mind[i] = INFINITY;
+	memset(r->pot, 0, sizeof(r->pot));
+	CHECK(be->ops->block_create(be, x, w, n, NULL, &blk, &err) == KM_OK &&
+		  be->ops->set_centers(be, c, d, 1, seg, &err) == KM_OK &&
+		  be->steps->assign_accumulate(be, blk, r->labels, r->dist, 1, &r->acc, &err) == KM_OK &&
+		  be->steps->mindist_update(be, blk, c, r->mind, r->sub_sums, &err) == KM_OK &&
+		  be->steps->potentials(be, blk, c + d, t, r->mind, r->pot, &err) == KM_OK,
+		  "weighted steps (d=%d k=%d): %s", d, k, err.message);
+	be->ops->block_destroy(be, blk);
+	be->ops->destroy(be);
+}
+
+static void
+FreeWRun(WRun *r)
+{
+	free(r->labels);
+	free(r->dist);
+	free(r->acc.sums);
+	free(r->acc.counts);
+	free(r->acc.inertia);
+	free(r->acc.mass);
+	free(r->mind);
+	free(r->sub_sums);
+}
+
+/*
+ * Weighted rows (block_create with w): sums, inertia and mass are the weighted sums in row
+ * order, bit for bit the naive loop's (a product of two floats is exact in float64); counts
+ * still count rows; each k-means++ distance is the unweighted one times the weight, exactly;
+ * weights of 1 give the unweighted totals bit for bit; 1 and 3 threads agree bit for bit.  An
+ * accumulator without mass is refused.
+ */
+static void
+TestWeighted(int d, int k, int64_t n)
+{
+	KmRng		rng;
+	float	   *x = malloc(sizeof(float) * n * d);
+	float	   *w = malloc(sizeof(float) * n);
+	float	   *ones = malloc(sizeof(float) * n);
+	float	   *c = malloc(sizeof(float) * k * d);
+	double	   *sums = calloc((size_t) k * d, sizeof(double));
+	double	   *inertia = calloc(k, sizeof(double));
+	double	   *mass = calloc(k, sizeof(double));
+	int64_t    *counts = calloc(k, sizeof(int64_t));
+	double		pot[3] = {0};
+	int			t = k - 1 < 3 ? k - 1 : 3;
+	WRun		r1,
+				r3,
+				r0,
+				u;
+	int			bad = 0;
+
+	km_rng_seed(&rng, (uint64_t) (d * 31 + k));
+	FillUniform(&rng, x, n * d, -5, 5);
+	for (int64_t i = 0; i < n; i++)
+	{
+		w[i] = km_rng_uniform(&rng) < 0.1 ? 0.0f : 3.0f * (float) km_rng_uniform(&rng);
+		ones[i] = 1.0f;
+	}
+	for (int j = 0; j < k; j++)
+		memcpy(c + (int64_t) j * d, x + (int64_t) (j * 13 % n) * d, sizeof(float) * d);
+	WeightedSteps(1, x, w, n, d, c, k, &r1);
+	WeightedSteps(3, x, w, n, d, c, k, &r3);
+	WeightedSteps(1, x, ones, n, d, c, k, &r0);
+	WeightedSteps(1, x, NULL, n, d, c, k, &u);
+
+	for (int64_t i = 0; i < n; i++)
+	{
+		int			j = r1.labels[i];
+
+		for (int q = 0; q < d; q++)
+			sums[(int64_t) j * d + q] += (double) w[i] * x[i * d + q];
+		inertia[j] += (double) w[i] * r1.dist[i];
+		mass[j] += w[i];
+		counts[j]++;
+		if (r1.mind[i] != w[i] * u.mind[i])
+			bad++;
+		for (int q = 0; q < t; q++)
+			pot[q] += fmin(r1.mind[i], w[i] * km_dist2(x + i * d, c + (int64_t) (q + 1) * d, d));
+	}
+	CHECK(memcmp(sums, r1.acc.sums, sizeof(double) * k * d) == 0 &&
+		  memcmp(inertia, r1.acc.inertia, sizeof(double) * k) == 0 &&
+		  memcmp(mass, r1.acc.mass, sizeof(double) * k) == 0 &&
+		  memcmp(counts, r1.acc.counts, sizeof(int64_t) * k) == 0,
+		  "weighted accumulate (d=%d k=%d) differs from the naive weighted sums", d, k);
+	CHECK(bad == 0, "weighted mindist (d=%d k=%d): %d rows are not w times the unweighted", d, k, bad);
+	for (int q = 0; q < t; q++)
+		CHECK(fabs(r1.pot[q] - pot[q]) <= 1e-6 * pot[q], "weighted potentials[%d] (d=%d k=%d): %g vs %g",
+			  q, d, k, r1.pot[q], pot[q]);
+	CHECK(memcmp(r1.labels, r3.labels, sizeof(int32_t) * n) == 0 &&
+		  memcmp(r1.acc.sums, r3.acc.sums, sizeof(double) * k * d) == 0 &&
+		  memcmp(r1.acc.inertia, r3.acc.inertia, sizeof(double) * k) == 0 &&
+		  memcmp(r1.acc.mass, r3.acc.mass, sizeof(double) * k) == 0 &&
+		  memcmp(r1.mind, r3.mind, sizeof(float) * n) == 0 &&
+		  memcmp(r1.pot, r3.pot, sizeof(r1.pot)) == 0,
+		  "weighted: 1 vs 3 threads differ (d=%d k=%d)", d, k);
+	CHECK(memcmp(r0.acc.sums, u.acc.sums, sizeof(double) * k * d) == 0 &&
+		  memcmp(r0.acc.inertia, u.acc.inertia, sizeof(double) * k) == 0 &&
+		  memcmp(r0.mind, u.mind, sizeof(float) * n) == 0 &&
+		  memcmp(r0.pot, u.pot, sizeof(r0.pot)) == 0,
+		  "weights of 1 differ from no weights (d=%d k=%d)", d, k);
+	bad = 0;
+	for (int j = 0; j < k; j++)
+		if (r0.acc.mass[j] != (double) u.acc.counts[j])
+			bad++;
+	CHECK(bad == 0, "weights of 1: mass differs from the counts (d=%d k=%d)", d, k);
+	{
+		/* a weighted block into an accumulator without mass is a caller's bug */
+		KmBackend  *be;
+		KmBlock    *blk;
+		KmError		err = {0};
+		int			seg[2] = {0, k};
+		KmAccum		acc = r1.acc;
+		KmStatus	st;
+
+		acc.mass = NULL;
+		km_cpu_backend_create(1, d, &be, &err);
+		be->ops->block_create(be, x, w, n, NULL, &blk, &err);
+		be->ops->set_centers(be, c, d, 1, seg, &err);
+		st = be->steps->accumulate(be, blk, 1, r1.labels, r1.dist, &acc, &err);
+		CHECK(st == KM_ERR_ARGUMENT, "weighted rows without mass: status %d", (int) st);
+		be->ops->block_destroy(be, blk);
+		be->ops->destroy(be);
+	}
+	FreeWRun(&r1);
+	FreeWRun(&r3);
+	FreeWRun(&r0);
+	FreeWRun(&u);
+	free(x);
+	free(w);
+	free(ones);
+	free(c);
+	free(sums);
+	free(inertia);
+	free(mass);
+	free(counts);
+}
+
 /* The generator gives the same stream for the same seed and stays in range. */
 static void
 TestRng(void)
@@ -383,5 +558,10 @@ main(void)
 	/* rows far from the origin are centred by the caller (src/reader.c) and tested in SQL */
 	TestBackend(64, 10, 1797, 0);
 	TestBackend(128, 100, 3000, 0);
+	/* narrow rows (d <= 16) and grouped ones, with and without the GEMM kernel */
+	TestWeighted(2, 3, 5000);
+	TestWeighted(10, 49, 11346);
+	TestWeighted(40, 7, 3000);
+	TestWeighted(128, 100, 3000);
 	return TestReport();
 }

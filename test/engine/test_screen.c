@@ -382,7 +382,7 @@ CheckBackend(DataKind kind, int d, int k, int64_t n, int expect_screen)
 		lab[th] = Alloc(sizeof(int32_t) * n);
 		dist[th] = Alloc(sizeof(float) * n);
 		if (km_cpu_backend_create(th + 1, d, &be, &err) != KM_OK ||
-			be->ops->block_create(be, th ? x2 : x, n, NULL, &blk, &err) != KM_OK ||
+			be->ops->block_create(be, th ? x2 : x, NULL, n, NULL, &blk, &err) != KM_OK ||
 			be->ops->set_centers(be, c, d, 1, seg_off, &err) != KM_OK ||
 			be->steps->assign(be, blk, lab[th], dist[th], 0, &err) != KM_OK)
 		{

@@ -1,4 +1,4 @@
--- ALTER EXTENSION kmeans UPDATE from 0.1.0, through 0.2.0, gives what a fresh install of the
+-- ALTER EXTENSION kmeans UPDATE from 0.1.0, through 0.2.0 and 0.3.0, gives what a fresh install of the
 -- default version gives, and keeps the saved models.  The files run alphabetically in one
 -- database: this one leaves a fresh default install behind, as it found one.
 CREATE SCHEMA test_upgrade;
@@ -94,8 +94,19 @@ DELETE FROM kmeans_models WHERE name = 'nan_model';
 
 ALTER EXTENSION kmeans UPDATE TO '0.2.0';
 SELECT extversion FROM pg_extension WHERE extname = 'kmeans';
+ALTER EXTENSION kmeans UPDATE TO '0.3.0';
+-- 0.4.0 gives the fitting functions a weight argument, which means dropping and creating them
+-- again: a view over one of them stops the update, which names it and changes nothing, and
+-- goes once the view is dropped (to be created again after the update).
+CREATE VIEW line_fit AS SELECT * FROM kmeans_fit('line'::regclass, 'v', 2);
 ALTER EXTENSION kmeans UPDATE;
 SELECT extversion FROM pg_extension WHERE extname = 'kmeans';
+DROP VIEW line_fit;
+ALTER EXTENSION kmeans UPDATE;
+SELECT extversion FROM pg_extension WHERE extname = 'kmeans';
+SELECT cluster, center FROM kmeans_fit('line', 'v', 2, init_centers => '{{0},{10}}',
+                                       weight => 'CASE WHEN id IN (1, 4) THEN 0 ELSE 1 END')
+ORDER BY cluster;
 -- the same catalog as a fresh install, both ways
 SELECT 'only after the update' AS "where", * FROM
     (SELECT * FROM kmeans_catalog() EXCEPT SELECT * FROM fresh) u
