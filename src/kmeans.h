@@ -111,6 +111,14 @@ typedef struct KmeansBudget
 	int64		total;
 } KmeansBudget;
 
+/* How the reader takes a row's vector: a real[], or pgvector's own binary form (pgvector.c). */
+typedef enum KmeansInputKind
+{
+	KMEANS_INPUT_ARRAY,			/* cast to real[] by the query */
+	KMEANS_INPUT_VECTOR,		/* pgvector's vector: float4 values */
+	KMEANS_INPUT_HALFVEC		/* pgvector's halfvec: binary16 values */
+} KmeansInputKind;
+
 /* Where the rows come from: the query the reader runs, and names for messages. */
 typedef struct KmeansSource
 {
@@ -120,6 +128,8 @@ typedef struct KmeansSource
 	char	   *weight;			/* NULL: every row weighs 1 */
 	char	   *query;			/* SELECT CAST((column) AS real[]) [, CAST((id) AS int8)]
 								 * [, CAST((weight) AS float8)] FROM ... (source.c) */
+	KmeansInputKind kind;		/* not an array: the column is read without the cast */
+	Oid			vector_type;	/* then the column's type */
 } KmeansSource;
 
 /* One batch of rows handed to a pass callback. */
@@ -212,6 +222,11 @@ extern const float *KmeansCheckPredictCenters(ArrayType *a, int *k, int *d);
 extern const float *KmeansCheckVector(ArrayType *x, int d, const char *against);
 extern const float *KmeansCheckModelCenters(ArrayType *a, const char *name, const char *table,
 											int k, int d);
+
+/* pgvector.c */
+extern KmeansInputKind KmeansPgvectorKind(Oid typid);
+extern const char *KmeansPgvectorValues(const struct varlena *v, KmeansInputKind kind, int *dim);
+extern int64 KmeansHalfCopyFinite(const char *values, int64 m, float *dst);
 
 /* modelset.c, seed.c, fetch.c, lloyd.c, runs.c, session.c */
 

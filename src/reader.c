@@ -114,7 +114,18 @@ ParseVector(Reader *r, Datum value, int64 id)
 		v = pg_detoast_datum(v);
 		MemoryContextSwitchTo(old);
 	}
-	KmeansArrayViewRaw(VARDATA_ANY(v), &view);
+	if (data->src->kind != KMEANS_INPUT_ARRAY)
+	{
+		/* pgvector's vector or halfvec: no NULL elements, one dimension, at least one value */
+		const char *values = KmeansPgvectorValues(v, data->src->kind, &view.dims[0]);
+
+		view.ndim = 1;
+		view.nitems = view.dims[0];
+		view.nulls = NULL;
+		view.values = values;
+	}
+	else
+		KmeansArrayViewRaw(VARDATA_ANY(v), &view);
 	if (view.ndim == 0)
 		BadRow(r, id, ERRCODE_ARRAY_SUBSCRIPT_ERROR, "is empty",
 			   "Every vector needs at least one value; filter empty arrays out in a query.");
@@ -144,7 +155,8 @@ ParseVector(Reader *r, Datum value, int64 id)
 static void
 CopyFinite(Reader *r, const char *src, int64 id, float *dst)
 {
-	int64		bad = KmeansCopyFinite(src, r->data->d, dst);
+	int64		bad = r->data->src->kind == KMEANS_INPUT_HALFVEC ?
+		KmeansHalfCopyFinite(src, r->data->d, dst) : KmeansCopyFinite(src, r->data->d, dst);
 
 	if (bad >= 0)
 		BadRow(r, id, ERRCODE_DATA_EXCEPTION,
@@ -552,9 +564,11 @@ static void
 CheckResultDesc(Reader *r, TupleDesc desc)
 {
 	int			want = 1 + r->has_id + r->has_weight;
+	KmeansSource *src = r->data->src;
+	Oid			vectype = src->kind == KMEANS_INPUT_ARRAY ? FLOAT4ARRAYOID : src->vector_type;
 
 	if (desc->natts != want ||
-		TupleDescAttr(desc, 0)->atttypid != FLOAT4ARRAYOID ||
+		TupleDescAttr(desc, 0)->atttypid != vectype ||
 		(r->has_id && TupleDescAttr(desc, 1)->atttypid != INT8OID) ||
 		(r->has_weight && TupleDescAttr(desc, want - 1)->atttypid != FLOAT8OID))
 		elog(ERROR, "kmeans: the source query returns %d columns, not %d of the types read (this is a bug)",

@@ -23,6 +23,7 @@
 #include "kmeans.h"
 
 #include "catalog/namespace.h"
+#include "executor/spi.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "lib/stringinfo.h"
@@ -33,6 +34,7 @@
 #include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/plancache.h"
 #include "utils/regproc.h"
 #include "utils/varlena.h"
 
@@ -238,6 +240,34 @@ KmeansSourceArg(FunctionCallInfo fcinfo, int argno)
 }
 
 /*
+ * The type of the column expression over the source: the probe query is analysed, not run
+ * (SPI_prepare stops before planning), so a query source costs its parse only.  The caller is
+ * connected to SPI.
+ */
+static Oid
+ColumnType(const char *column, const char *from)
+{
+	char	   *probe = psprintf("SELECT (%s%s) FROM %s", column, Closer(column), from);
+	SPIPlanPtr	plan = SPI_prepare(probe, 0, NULL);
+	List	   *sources;
+	CachedPlanSource *ps;
+	Oid			typid = InvalidOid;
+
+	if (plan == NULL)
+		elog(ERROR, "kmeans: SPI_prepare failed for \"%s\": %s", probe,
+			 SPI_result_code_string(SPI_result));
+	sources = SPI_plan_get_plan_sources(plan);
+	if (list_length(sources) != 1)
+		elog(ERROR, "kmeans: the column probe is not one statement (this is a bug)");
+	ps = (CachedPlanSource *) linitial(sources);
+	if (ps->resultDesc != NULL && ps->resultDesc->natts == 1)
+		typid = TupleDescAttr(ps->resultDesc, 0)->atttypid;
+	SPI_freeplan(plan);
+	pfree(probe);
+	return typid;
+}
+
+/*
  * Turns the source and column arguments into the query every pass runs.  A relation name is
  * resolved here, so a missing table is reported as such and quoting rules are PostgreSQL's.
  */
@@ -311,9 +341,15 @@ KmeansSourceMake(text *source, text *column, text *id_column, const char *weight
 		CheckExpression("weight", src->weight,
 						"Pass the name of a numeric column or an expression castable to double precision.");
 
+	/* pgvector's types are read in their own form (pgvector.c), everything else as real[] */
+	src->vector_type = ColumnType(src->column, from);
+	src->kind = KmeansPgvectorKind(src->vector_type);
 	initStringInfo(&q);
-	appendStringInfo(&q, "SELECT CAST((%s%s) AS pg_catalog.float4[])", src->column,
-					 Closer(src->column));
+	if (src->kind != KMEANS_INPUT_ARRAY)
+		appendStringInfo(&q, "SELECT (%s%s)", src->column, Closer(src->column));
+	else
+		appendStringInfo(&q, "SELECT CAST((%s%s) AS pg_catalog.float4[])", src->column,
+						 Closer(src->column));
 	if (src->id_column)
 		appendStringInfo(&q, ", CAST((%s%s) AS pg_catalog.int8)", src->id_column,
 						 Closer(src->id_column));
