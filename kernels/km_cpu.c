@@ -1126,6 +1126,7 @@ typedef struct SilhouetteStep
 	const float *x;
 	int64_t		s;
 	int			d;
+	KmMetric	metric;
 	const int32_t *labels;
 	int			nlab;
 	const int  *ks;
@@ -1155,7 +1156,7 @@ SilhouetteShare(void *arg, int share, int nshares)
 		int64_t		lo = st->row_begin + p * SILHOUETTE_PIECE;
 		int64_t		hi = lo + SILHOUETTE_PIECE < st->row_end ? lo + SILHOUETTE_PIECE : st->row_end;
 
-		st->status[share] = km_silhouette_rows(st->x, st->s, st->d, st->labels, st->nlab,
+		st->status[share] = km_silhouette_rows(st->x, st->s, st->d, st->metric, st->labels, st->nlab,
 											   st->ks, lo, hi, st->out, &st->errs[share]);
 	}
 }
@@ -1167,7 +1168,7 @@ CpuSilhouette(KmBackend *be, const float *x, int64_t s, const int32_t *labels, i
 {
 	CpuBackend *cb = (CpuBackend *) be;
 	int			nt = cb->pool.nthreads;
-	SilhouetteStep st = {.x = x, .s = s, .d = be->d, .labels = labels, .nlab = nlab, .ks = ks,
+	SilhouetteStep st = {.x = x, .s = s, .d = be->d, .metric = be->metric, .labels = labels, .nlab = nlab, .ks = ks,
 	.row_begin = row_begin, .row_end = row_end, .out = out};
 
 	atomic_init(&st.next, 0);
@@ -1272,8 +1273,19 @@ CpuSeedFetch(KmBackend *be, int64_t first, int64_t m, float *out, KmError *err)
 	return km_host_seed_fetch(&((CpuBackend *) be)->state, first, m, out, err);
 }
 
+/* Cosine runs on unit rows with the Euclidean kernels (km_kernels.h): only the silhouette differs. */
+static KmStatus
+CpuSetMetric(KmBackend *be, KmMetric metric, KmError *err)
+{
+	if (!km_metric_on_unit_rows(metric))
+		return KM_FAIL(err, KM_ERR_UNSUPPORTED, "the CPU backend has no metric %d", (int) metric);
+	be->metric = metric;
+	return KM_OK;
+}
+
 static const KmBackendOps CpuOps = {
 	.name = "cpu",
+	.set_metric = CpuSetMetric,
 	.destroy = CpuDestroy,
 	.block_create = CpuBlockCreate,
 	.batch_create = CpuBlockCreate, /* rows are used in place either way */
@@ -1314,6 +1326,7 @@ km_cpu_backend_create(int threads, int d, KmBackend **out, KmError *err)
 	cb->base.ops = &CpuOps;
 	cb->base.steps = &CpuSteps;
 	cb->base.d = d;
+	cb->base.metric = KM_METRIC_EUCLIDEAN;
 	cb->starts = calloc(threads, sizeof(WorkerStart));
 	if (cb->starts == NULL)
 	{

@@ -63,12 +63,23 @@ CudaDestroy(KmBackend *be)
 	free(cb);
 }
 
+/* Cosine runs on unit rows with the Euclidean kernels (km_kernels.h): only the silhouette differs. */
+static KmStatus
+CudaSetMetric(KmBackend *be, KmMetric metric, KmError *err)
+{
+	if (!km_metric_on_unit_rows(metric))
+		return KM_FAIL(err, KM_ERR_UNSUPPORTED, "the GPU backend has no metric %d", (int) metric);
+	be->metric = metric;
+	return KM_OK;
+}
+
 static const KmBackendOps CudaOps = {
 	"gpu",
 	CudaDestroy,
 	CudaBlockCreate,
 	CudaBatchCreate,
 	CudaBlockDestroy,
+	CudaSetMetric,
 	CudaSetCenters,
 	CudaPassBegin,
 	CudaPassBlock,
@@ -153,6 +164,7 @@ km_cuda_backend_create(int device, int d, size_t memory_limit, KmBackend **out, 
 	cb->base.ops = &CudaOps;
 	cb->base.steps = &CudaSteps;
 	cb->base.d = d;
+	cb->base.metric = KM_METRIC_EUCLIDEAN;
 	cb->device = device;
 
 	BlockSignals(&saved);

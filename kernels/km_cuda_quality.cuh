@@ -15,7 +15,7 @@
  * sample order.  cnt holds the cluster sizes, off the first slot of each labelling.
  */
 static __global__ void
-silhouette_kernel(const float *x, int64_t s, int d, const int32_t *labels, int nlab,
+silhouette_kernel(const float *x, int64_t s, int d, int cosine, const int32_t *labels, int nlab,
 				  const int *off, const int *cnt, const int *occupied, int64_t row_begin,
 				  double *out)
 {
@@ -41,7 +41,8 @@ silhouette_kernel(const float *x, int64_t s, int d, const int32_t *labels, int n
 
 				acc += diff * diff;
 			}
-			dtile[threadIdx.x] = sqrt(acc);
+			/* cosine: 1 - cos of unit rows, |x - y|^2 / 2 (km_kernels.h, KmMetric) */
+			dtile[threadIdx.x] = cosine ? acc * 0.5 : sqrt(acc);
 		}
 		__syncthreads();
 		for (int l = threadIdx.x; l < nlab; l += blockDim.x)
@@ -110,7 +111,8 @@ CudaSilhouette(KmBackend *be, const float *x, int64_t s, const int32_t *labels, 
 			return KM_FAIL(err, KM_ERR_ARGUMENT, "silhouette: labelling %d has k=%d", m, ks[m]);
 		slots += ks[m];
 		if (slots > SIL_SLOTS)
-			return km_silhouette_rows(x, s, d, labels, nlab, ks, row_begin, row_end, out, err);
+			return km_silhouette_rows(x, s, d, be->metric, labels, nlab, ks, row_begin, row_end,
+									  out, err);
 	}
 	if ((meta = (int *) calloc((size_t) 2 * nlab + 1 + slots, sizeof(int))) == NULL)
 		return KM_FAIL(err, KM_ERR_NOMEM, "could not allocate silhouette sizes");
@@ -159,6 +161,7 @@ CudaSilhouette(KmBackend *be, const float *x, int64_t s, const int32_t *labels, 
 			unsigned	nb = (unsigned) (rows - r0 < 65535 ? rows - r0 : 65535);
 
 			KM_LAUNCH(silhouette_kernel, nb, THREADS, cb->stream, (const float *) base, s, d,
+					  (int) (be->metric == KM_METRIC_COSINE),
 					  (const int32_t *) (base + xb), nlab, dmeta, dmeta + nlab + 1,
 					  dmeta + nlab + 1 + slots, row_begin + r0,
 					  (double *) (base + xb + lb + mb) + r0 * nlab);

@@ -176,6 +176,20 @@ int64_t		km_screen_argmin_capped(const float *x, const float *norms, int64_t n, 
 									const void *packed, const float *c, int32_t *labels,
 									float *dist, int64_t max_work);
 
+/*
+ * The distance a fit clusters by.  Under cosine the rows and centers a backend is given are
+ * unit vectors (the caller normalises them), so assignment, accumulation and seeding are the
+ * Euclidean kernels: for unit x and c, |x - c|^2 = 2 (1 - cos(x, c)), the same argmin, and the
+ * spherical k-means update is the mean normalised (Dhillon & Modha 2001), which the caller does.
+ * Only what reports a distance between two rows converts: the silhouette takes
+ * 1 - cos = |x - y|^2 / 2 where Euclidean takes |x - y|.
+ */
+typedef enum KmMetric
+{
+	KM_METRIC_EUCLIDEAN = 0,
+	KM_METRIC_COSINE
+} KmMetric;
+
 /* ---------------------------------------------------------------------------------------------
  * Backends: the operations the engine needs, implemented once per device.
  * ------------------------------------------------------------------------------------------- */
@@ -243,6 +257,12 @@ typedef struct KmBackendOps
 								 const float *shift, KmBlock **blk, KmError *err);
 	void		(*block_destroy) (KmBackend *be, KmBlock *blk);
 
+	/*
+	 * The metric of the following calls (KM_METRIC_EUCLIDEAN until set); KM_ERR_UNSUPPORTED
+	 * for one the backend does not implement.
+	 */
+	KmStatus	(*set_metric) (KmBackend *be, KmMetric metric, KmError *err);
+
 	/* Installs the centers for the following passes: seg_off[nseg] centers of dimension d. */
 	KmStatus	(*set_centers) (KmBackend *be, const float *c, int d, int nseg, const int *seg_off,
 								KmError *err);
@@ -293,7 +313,7 @@ typedef struct KmBackendOps
 	/*
 	 * Silhouette value of rows [row_begin, row_end) of s rows (x on the host, s x d) under nlab
 	 * labellings at once: labels[i*nlab+m] in 0..ks[m]-1; out[i*nlab+m] as scikit-learn's
-	 * silhouette_samples.  Each row costs a pass over all s rows, so callers go in slices.
+	 * silhouette_samples, with the distance of the backend's metric.  Each row costs a pass over all s rows, so callers go in slices.
 	 */
 	KmStatus	(*silhouette) (KmBackend *be, const float *x, int64_t s, const int32_t *labels,
 							   int nlab, const int *ks, int64_t row_begin, int64_t row_end,
@@ -341,7 +361,15 @@ struct KmBackend
 	const KmBackendOps *ops;
 	const KmStepOps *steps;
 	int			d;
+	KmMetric	metric;
 };
+
+/* The metrics every backend implements (its set_metric says KM_OK to them). */
+static inline int
+km_metric_on_unit_rows(KmMetric metric)
+{
+	return metric == KM_METRIC_EUCLIDEAN || metric == KM_METRIC_COSINE;
+}
 
 /* The CPU backend on threads compute threads (>= 1); threads block all signals. */
 KmStatus	km_cpu_backend_create(int threads, int d, KmBackend **be, KmError *err);

@@ -304,7 +304,7 @@ sil_vsqrt(sil_vd v)
 
 /* Distances from the block's rows (xi: one SilLanes per coordinate) to sample rows t0.. */
 static void
-sil_tile_distances(const float *x, int d, int64_t t0, int tn, const SilLanes *xi,
+sil_tile_distances(const float *x, int d, int64_t t0, int tn, const SilLanes *xi, int cosine,
 				   SilLanes *dist)
 {
 	for (int j = 0; j < tn; j++)
@@ -325,7 +325,7 @@ sil_tile_distances(const float *x, int d, int64_t t0, int tn, const SilLanes *xi
 			}
 		}
 		for (int q = 0; q < SIL_NV; q++)
-			dist[j].v[q] = sil_vsqrt(acc[q]);
+			dist[j].v[q] = cosine ? acc[q] * 0.5 : sil_vsqrt(acc[q]);
 	}
 }
 
@@ -393,8 +393,9 @@ sil_take(char **cursor, uint64_t count, size_t elem)
 
 /* Silhouette values of a row range for nlab labellings over one sample; see km_quality.h. */
 KmStatus
-km_silhouette_rows(const float *x, int64_t s, int d, const int32_t *labels, int nlab,
-				   const int *ks, int64_t row_begin, int64_t row_end, double *out, KmError *err)
+km_silhouette_rows(const float *x, int64_t s, int d, KmMetric metric, const int32_t *labels,
+				   int nlab, const int *ks, int64_t row_begin, int64_t row_end, double *out,
+				   KmError *err)
 {
 	int64_t		sum_k = 0;
 	int			max_k = 0;
@@ -580,7 +581,7 @@ km_silhouette_rows(const float *x, int64_t s, int d, const int32_t *labels, int 
 			int64_t		t0 = t * SIL_T;
 			int			tn = (int) (s - t0 < SIL_T ? s - t0 : SIL_T);
 
-			sil_tile_distances(x, d, t0, tn, xi, dist);
+			sil_tile_distances(x, d, t0, tn, xi, metric == KM_METRIC_COSINE, dist);
 			for (int m = 0; m < nlab; m++)
 				sil_tile_sums(dist, &ix, run_lab, run_trips, run_off[t * nlab + m],
 							  run_off[t * nlab + m + 1], acc + off[m]);

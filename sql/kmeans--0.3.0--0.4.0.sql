@@ -1,5 +1,6 @@
--- kmeans 0.3.0 -> 0.4.0: weights.  kmeans_fit, kmeans_labels and kmeans_elbow (text and
--- regclass sources) take weight => 'column or expression', a non-negative weight per row.
+-- kmeans 0.3.0 -> 0.4.0: weights and metrics.  kmeans_fit, kmeans_labels and kmeans_elbow
+-- (text and regclass sources) take weight => 'column or expression', a non-negative weight per
+-- row, and metric => 'euclidean' | 'cosine'; kmeans_predict(centers, x, metric) labels by one.
 -- A function's arguments cannot grow in place, so the six are dropped and created again; a
 -- view or materialized view over one of them must be dropped before the update and created
 -- again after it (the DROP below stops the update and names it).  The result equals a fresh
@@ -33,13 +34,14 @@ CREATE FUNCTION kmeans_fit(
     device       text DEFAULT NULL,
     id           text DEFAULT NULL,
     model        text DEFAULT NULL,
-    weight       text DEFAULT NULL)
+    weight       text DEFAULT NULL,
+    metric       text DEFAULT 'euclidean')
 RETURNS TABLE (cluster integer, center real[], size bigint, inertia double precision)
 AS 'MODULE_PATHNAME', 'kmeans_fit'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION kmeans_fit(text, text, integer, integer, double precision, text, real[],
-    integer, bigint, text, text, text, text)
+    integer, bigint, text, text, text, text, text)
 IS 'k-means of the vectors in column_name of source: one row per cluster';
 
 CREATE FUNCTION kmeans_labels(
@@ -55,13 +57,14 @@ CREATE FUNCTION kmeans_labels(
     device       text DEFAULT NULL,
     id           text DEFAULT NULL,
     model        text DEFAULT NULL,
-    weight       text DEFAULT NULL)
+    weight       text DEFAULT NULL,
+    metric       text DEFAULT 'euclidean')
 RETURNS TABLE (id bigint, cluster integer, distance double precision)
 AS 'MODULE_PATHNAME', 'kmeans_labels'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION kmeans_labels(text, text, integer, integer, double precision, text, real[],
-    integer, bigint, text, text, text, text)
+    integer, bigint, text, text, text, text, text)
 IS 'k-means of the vectors in column_name of source: every row''s id, cluster and distance';
 
 CREATE FUNCTION kmeans_elbow(
@@ -78,7 +81,8 @@ CREATE FUNCTION kmeans_elbow(
     device            text DEFAULT NULL,
     silhouette_sample integer DEFAULT 2000,
     id                text DEFAULT NULL,
-    weight            text DEFAULT NULL)
+    weight            text DEFAULT NULL,
+    metric            text DEFAULT 'euclidean')
 RETURNS TABLE (k integer, inertia double precision, mean_inertia double precision,
                n_iter integer, silhouette double precision,
                calinski_harabasz double precision, davies_bouldin double precision,
@@ -87,7 +91,7 @@ AS 'MODULE_PATHNAME', 'kmeans_elbow'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION kmeans_elbow(text, text, integer, integer, integer, integer,
-    double precision, text, integer, bigint, text, integer, text, text)
+    double precision, text, integer, bigint, text, integer, text, text, text)
 IS 'k-means for every k of a range in shared passes: inertia, quality indices, suggested k';
 
 CREATE FUNCTION kmeans_fit(
@@ -103,13 +107,14 @@ CREATE FUNCTION kmeans_fit(
     device       text DEFAULT NULL,
     id           text DEFAULT NULL,
     model        text DEFAULT NULL,
-    weight       text DEFAULT NULL)
+    weight       text DEFAULT NULL,
+    metric       text DEFAULT 'euclidean')
 RETURNS TABLE (cluster integer, center real[], size bigint, inertia double precision)
 AS 'MODULE_PATHNAME', 'kmeans_fit'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION kmeans_fit(regclass, text, integer, integer, double precision, text, real[],
-    integer, bigint, text, text, text, text)
+    integer, bigint, text, text, text, text, text)
 IS 'k-means of the vectors in column_name of source: one row per cluster, from a table, view or materialized view named by OID';
 
 CREATE FUNCTION kmeans_labels(
@@ -125,13 +130,14 @@ CREATE FUNCTION kmeans_labels(
     device       text DEFAULT NULL,
     id           text DEFAULT NULL,
     model        text DEFAULT NULL,
-    weight       text DEFAULT NULL)
+    weight       text DEFAULT NULL,
+    metric       text DEFAULT 'euclidean')
 RETURNS TABLE (id bigint, cluster integer, distance double precision)
 AS 'MODULE_PATHNAME', 'kmeans_labels'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION kmeans_labels(regclass, text, integer, integer, double precision, text, real[],
-    integer, bigint, text, text, text, text)
+    integer, bigint, text, text, text, text, text)
 IS 'k-means of the vectors in column_name of source: every row''s id, cluster and distance, from a table, view or materialized view named by OID';
 
 CREATE FUNCTION kmeans_elbow(
@@ -148,7 +154,8 @@ CREATE FUNCTION kmeans_elbow(
     device            text DEFAULT NULL,
     silhouette_sample integer DEFAULT 2000,
     id                text DEFAULT NULL,
-    weight            text DEFAULT NULL)
+    weight            text DEFAULT NULL,
+    metric            text DEFAULT 'euclidean')
 RETURNS TABLE (k integer, inertia double precision, mean_inertia double precision,
                n_iter integer, silhouette double precision,
                calinski_harabasz double precision, davies_bouldin double precision,
@@ -157,8 +164,16 @@ AS 'MODULE_PATHNAME', 'kmeans_elbow'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION kmeans_elbow(regclass, text, integer, integer, integer, integer,
-    double precision, text, integer, bigint, text, integer, text, text)
+    double precision, text, integer, bigint, text, integer, text, text, text)
 IS 'k-means for every k of a range in shared passes: inertia, quality indices, suggested k, from a table, view or materialized view named by OID';
 
+CREATE FUNCTION kmeans_predict(centers real[], x real[], metric text)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'kmeans_predict_centers'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+COMMENT ON FUNCTION kmeans_predict(real[], real[], text)
+IS 'the row of a k x d array of centers nearest to x by the metric (''euclidean'' or ''cosine'')';
+
 COMMENT ON COLUMN kmeans_models.inertia IS
-    'sum of squared distances of the fitted rows to their centers (each times its weight in a weighted fit), from the final assignment';
+    'sum over the fitted rows of the squared distance to their center (1 - cosine under the cosine metric), each times its weight in a weighted fit, from the final assignment';

@@ -36,7 +36,7 @@ COMMENT ON COLUMN kmeans_models.metric IS 'the distance the clusters were fitted
 COMMENT ON COLUMN kmeans_models.centers IS
     'k x dim cluster centers; row j + 1 is cluster j, as kmeans_predict numbers them';
 COMMENT ON COLUMN kmeans_models.inertia IS
-    'sum of squared distances of the fitted rows to their centers (each times its weight in a weighted fit), from the final assignment';
+    'sum over the fitted rows of the squared distance to their center (1 - cosine under the cosine metric), each times its weight in a weighted fit, from the final assignment';
 COMMENT ON COLUMN kmeans_models.n_iter IS 'Lloyd iterations of the kept run';
 COMMENT ON COLUMN kmeans_models.n_rows IS 'rows fitted (NULL vectors are skipped and not counted)';
 COMMENT ON COLUMN kmeans_models.options IS 'the options of the fit, as jsonb';
@@ -145,13 +145,14 @@ CREATE FUNCTION kmeans_fit(
     device       text DEFAULT NULL,
     id           text DEFAULT NULL,
     model        text DEFAULT NULL,
-    weight       text DEFAULT NULL)
+    weight       text DEFAULT NULL,
+    metric       text DEFAULT 'euclidean')
 RETURNS TABLE (cluster integer, center real[], size bigint, inertia double precision)
 AS 'MODULE_PATHNAME', 'kmeans_fit'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION kmeans_fit(text, text, integer, integer, double precision, text, real[],
-    integer, bigint, text, text, text, text)
+    integer, bigint, text, text, text, text, text)
 IS 'k-means of the vectors in column_name of source: one row per cluster';
 
 CREATE FUNCTION kmeans_labels(
@@ -167,13 +168,14 @@ CREATE FUNCTION kmeans_labels(
     device       text DEFAULT NULL,
     id           text DEFAULT NULL,
     model        text DEFAULT NULL,
-    weight       text DEFAULT NULL)
+    weight       text DEFAULT NULL,
+    metric       text DEFAULT 'euclidean')
 RETURNS TABLE (id bigint, cluster integer, distance double precision)
 AS 'MODULE_PATHNAME', 'kmeans_labels'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION kmeans_labels(text, text, integer, integer, double precision, text, real[],
-    integer, bigint, text, text, text, text)
+    integer, bigint, text, text, text, text, text)
 IS 'k-means of the vectors in column_name of source: every row''s id, cluster and distance';
 
 CREATE FUNCTION kmeans_predict(model text, x real[])
@@ -191,6 +193,14 @@ LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
 COMMENT ON FUNCTION kmeans_predict(real[], real[])
 IS 'the row of a k x d array of centers nearest to x';
+
+CREATE FUNCTION kmeans_predict(centers real[], x real[], metric text)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'kmeans_predict_centers'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+COMMENT ON FUNCTION kmeans_predict(real[], real[], text)
+IS 'the row of a k x d array of centers nearest to x by the metric (''euclidean'' or ''cosine'')';
 
 CREATE FUNCTION kmeans_centers(model text)
 RETURNS TABLE (cluster integer, center real[])
@@ -214,7 +224,8 @@ CREATE FUNCTION kmeans_elbow(
     device            text DEFAULT NULL,
     silhouette_sample integer DEFAULT 2000,
     id                text DEFAULT NULL,
-    weight            text DEFAULT NULL)
+    weight            text DEFAULT NULL,
+    metric            text DEFAULT 'euclidean')
 RETURNS TABLE (k integer, inertia double precision, mean_inertia double precision,
                n_iter integer, silhouette double precision,
                calinski_harabasz double precision, davies_bouldin double precision,
@@ -223,7 +234,7 @@ AS 'MODULE_PATHNAME', 'kmeans_elbow'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION kmeans_elbow(text, text, integer, integer, integer, integer,
-    double precision, text, integer, bigint, text, integer, text, text)
+    double precision, text, integer, bigint, text, integer, text, text, text)
 IS 'k-means for every k of a range in shared passes: inertia, quality indices, suggested k';
 
 -- The same three with the source as regclass: a view or materialized view over them records
@@ -242,13 +253,14 @@ CREATE FUNCTION kmeans_fit(
     device       text DEFAULT NULL,
     id           text DEFAULT NULL,
     model        text DEFAULT NULL,
-    weight       text DEFAULT NULL)
+    weight       text DEFAULT NULL,
+    metric       text DEFAULT 'euclidean')
 RETURNS TABLE (cluster integer, center real[], size bigint, inertia double precision)
 AS 'MODULE_PATHNAME', 'kmeans_fit'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION kmeans_fit(regclass, text, integer, integer, double precision, text, real[],
-    integer, bigint, text, text, text, text)
+    integer, bigint, text, text, text, text, text)
 IS 'k-means of the vectors in column_name of source: one row per cluster, from a table, view or materialized view named by OID';
 
 CREATE FUNCTION kmeans_labels(
@@ -264,13 +276,14 @@ CREATE FUNCTION kmeans_labels(
     device       text DEFAULT NULL,
     id           text DEFAULT NULL,
     model        text DEFAULT NULL,
-    weight       text DEFAULT NULL)
+    weight       text DEFAULT NULL,
+    metric       text DEFAULT 'euclidean')
 RETURNS TABLE (id bigint, cluster integer, distance double precision)
 AS 'MODULE_PATHNAME', 'kmeans_labels'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION kmeans_labels(regclass, text, integer, integer, double precision, text, real[],
-    integer, bigint, text, text, text, text)
+    integer, bigint, text, text, text, text, text)
 IS 'k-means of the vectors in column_name of source: every row''s id, cluster and distance, from a table, view or materialized view named by OID';
 
 CREATE FUNCTION kmeans_elbow(
@@ -287,7 +300,8 @@ CREATE FUNCTION kmeans_elbow(
     device            text DEFAULT NULL,
     silhouette_sample integer DEFAULT 2000,
     id                text DEFAULT NULL,
-    weight            text DEFAULT NULL)
+    weight            text DEFAULT NULL,
+    metric            text DEFAULT 'euclidean')
 RETURNS TABLE (k integer, inertia double precision, mean_inertia double precision,
                n_iter integer, silhouette double precision,
                calinski_harabasz double precision, davies_bouldin double precision,
@@ -296,7 +310,7 @@ AS 'MODULE_PATHNAME', 'kmeans_elbow'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION kmeans_elbow(regclass, text, integer, integer, integer, integer,
-    double precision, text, integer, bigint, text, integer, text, text)
+    double precision, text, integer, bigint, text, integer, text, text, text)
 IS 'k-means for every k of a range in shared passes: inertia, quality indices, suggested k, from a table, view or materialized view named by OID';
 
 -- The engine's own account of the session's last fit, step by step: what benchmarks and

@@ -40,11 +40,12 @@ enum
 	ARG_DEVICE,
 	ARG_SILHOUETTE_SAMPLE,
 	ARG_ID,
-	ARG_WEIGHT
+	ARG_WEIGHT,
+	ARG_METRIC
 };
 
 static const KmeansArgPos elbow_args = {
-	ARG_MAX_ITER, ARG_TOL, ARG_INIT, -1, ARG_N_INIT, ARG_SEED, ARG_DEVICE, ARG_WEIGHT
+	ARG_MAX_ITER, ARG_TOL, ARG_INIT, -1, ARG_N_INIT, ARG_SEED, ARG_DEVICE, ARG_WEIGHT, ARG_METRIC
 };
 
 /* The arguments of one call: the range of k, the options, and what the fit will hold. */

@@ -24,12 +24,13 @@ enum
 	ARG_OPTIONS,				/* max_iter .. device: seven arguments */
 	ARG_ID = ARG_OPTIONS + 7,
 	ARG_MODEL,
-	ARG_WEIGHT
+	ARG_WEIGHT,
+	ARG_METRIC
 };
 
 static const KmeansArgPos fit_args = {
 	ARG_OPTIONS, ARG_OPTIONS + 1, ARG_OPTIONS + 2, ARG_OPTIONS + 3, ARG_OPTIONS + 4,
-	ARG_OPTIONS + 5, ARG_OPTIONS + 6, ARG_WEIGHT
+	ARG_OPTIONS + 5, ARG_OPTIONS + 6, ARG_WEIGHT, ARG_METRIC
 };
 
 typedef struct FitCall
@@ -143,6 +144,7 @@ typedef struct LabelSink
 {
 	Tuplestorestate *store;
 	TupleDesc	desc;
+	const KmeansOptions *opt;	/* the call's, parsed before the first label comes */
 } LabelSink;
 
 /* Emits (id, cluster, distance) for every row of a batch of the final pass. */
@@ -158,7 +160,7 @@ EmitLabels(KmeansBatch *b, const int32 *labels, const float *dist, int nseg, voi
 
 		values[0] = Int64GetDatum(b->ids[i]);
 		values[1] = Int32GetDatum(labels[i * nseg]);
-		values[2] = Float8GetDatum(sqrt((double) dist[i * nseg]));
+		values[2] = Float8GetDatum(KmeansMetricDistance(ls->opt->metric, dist[i * nseg]));
 		tuplestore_putvalues(ls->store, ls->desc, values, nulls);
 	}
 }
@@ -172,6 +174,7 @@ kmeans_labels(PG_FUNCTION_ARGS)
 
 	memset(&fc, 0, sizeof(fc));
 	sink.store = KmeansResultStore(fcinfo, &sink.desc);
+	sink.opt = &fc.opt;
 	FitBegin(fcinfo, &fc, true, EmitLabels, &sink);
 	KmeansEnd(fc.data);
 	return (Datum) 0;

@@ -78,6 +78,7 @@ typedef struct KmeansOptions
 	KmeansDevice device;
 	const char *device_name;
 	char	   *weight;			/* the weight column or expression, or NULL */
+	KmMetric	metric;
 } KmeansOptions;
 
 /*
@@ -130,6 +131,7 @@ typedef struct KmeansSource
 								 * [, CAST((weight) AS float8)] FROM ... (source.c) */
 	KmeansInputKind kind;		/* not an array: the column is read without the cast */
 	Oid			vector_type;	/* then the column's type */
+	KmMetric	metric;			/* what the reader does to each row (metric.c) */
 } KmeansSource;
 
 /* One batch of rows handed to a pass callback. */
@@ -223,6 +225,17 @@ extern const float *KmeansCheckVector(ArrayType *x, int d, const char *against);
 extern const float *KmeansCheckModelCenters(ArrayType *a, const char *name, const char *table,
 											int k, int d);
 
+/* metric.c */
+extern KmMetric KmeansMetricByName(const char *name);
+extern const char *KmeansMetricName(KmMetric metric);
+extern bool KmeansMetricPrepareRow(KmMetric metric, float *x, int d);
+extern void KmeansMetricFinishCenter(KmMetric metric, float *c, const float *prev,
+									 const float *mean, int d);
+extern double KmeansMetricDistance(KmMetric metric, float squared);
+extern double KmeansMetricInertia(KmMetric metric, double squared_sum);
+extern int	KmeansMetricNearest(KmMetric metric, const float *centers, int k, int d,
+								const float *x);
+
 /* pgvector.c */
 extern KmeansInputKind KmeansPgvectorKind(Oid typid);
 extern const char *KmeansPgvectorValues(const struct varlena *v, KmeansInputKind kind, int *dim);
@@ -293,6 +306,7 @@ typedef struct KmeansArgPos
 	int			seed;
 	int			device;
 	int			weight;
+	int			metric;
 } KmeansArgPos;
 
 extern void KmeansParseOptions(FunctionCallInfo fcinfo, const KmeansArgPos *pos,

@@ -153,6 +153,8 @@ KmeansLloyd(KmeansData *data, const KmeansOptions *opt, KmeansModelSet *ms)
 											  ALLOCSET_DEFAULT_SIZES);
 	MemoryContext old = MemoryContextSwitchTo(cxt);
 
+	float	   *next = palloc(sizeof(float) * d);	/* a center's update */
+
 	memset(&ls, 0, sizeof(ls));
 	ls.data = data;
 	ls.ms = ms;
@@ -198,14 +200,17 @@ KmeansLloyd(KmeansData *data, const KmeansOptions *opt, KmeansModelSet *ms)
 				if (cnt == 0)
 					continue;	/* only when rows (of positive weight) are fewer than distinct points */
 				for (int t = 0; t < d; t++)
+					next[t] = (float) (sum[t] / cnt);
+				KmeansMetricFinishCenter(data->src->metric, next, c, data->mean, d);
+				for (int t = 0; t < d; t++)
 				{
-					float		v = (float) (sum[t] / cnt);
-					double		diff = (double) v - c[t];
+					double		diff = (double) next[t] - c[t];
 
 					shift += diff * diff;
-					c[t] = v;
+					c[t] = next[t];
 				}
 			}
+			inertia = KmeansMetricInertia(data->src->metric, inertia);
 			pass_inertia += inertia;
 			ms->n_iter[s] = it;
 			if (KmeansTracing())
@@ -248,7 +253,8 @@ KmeansFinalPass(KmeansData *data, KmeansModelSet *ms, KmeansLabelFn fn, void *ar
 	/* every row's state is written afresh; the changes are not needed */
 	LloydPass(&ls, false, true);
 	memcpy(ms->sizes, rs->acc.counts, sizeof(int64) * rs->k);
-	memcpy(ms->inertia, rs->acc.inertia, sizeof(double) * rs->k);
+	for (int j = 0; j < rs->k; j++)
+		ms->inertia[j] = KmeansMetricInertia(data->src->metric, rs->acc.inertia[j]);
 	memcpy(ms->sums, rs->acc.sums, sizeof(double) * rs->k * ms->d);
 	if (ls.labels != NULL)
 	{

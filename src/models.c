@@ -115,9 +115,9 @@ KmeansModelSave(const char *table, const char *name, const KmeansSource *src, co
 {
 	int			k = ms->seg_off[seg + 1] - ms->seg_off[seg];
 	double		inertia = 0.0;
-	Oid			types[9] = {TEXTOID, INT4OID, INT4OID, FLOAT4ARRAYOID, FLOAT8OID, INT4OID,
-	INT8OID, TEXTOID, TEXTOID};
-	Datum		values[9];
+	Oid			types[10] = {TEXTOID, INT4OID, INT4OID, FLOAT4ARRAYOID, FLOAT8OID, INT4OID,
+	INT8OID, TEXTOID, TEXTOID, TEXTOID};
+	Datum		values[10];
 	char	   *sql;
 	int			rc;
 	int			nest;
@@ -133,8 +133,9 @@ KmeansModelSave(const char *table, const char *name, const KmeansSource *src, co
 	values[6] = Int64GetDatum(data->n);
 	values[7] = CStringGetTextDatum(KmeansOptionsJson(opt, src));
 	values[8] = CStringGetTextDatum(src->source);
+	values[9] = CStringGetTextDatum(KmeansMetricName(opt->metric));
 	sql = psprintf("INSERT INTO %s AS m (name, k, dim, metric, centers, inertia, n_iter, n_rows, "
-				   "options, source) VALUES ($1, $2, $3, 'euclidean', $4, $5, $6, $7, "
+				   "options, source) VALUES ($1, $2, $3, $10, $4, $5, $6, $7, "
 				   "$8::pg_catalog.jsonb, $9) "
 				   "ON CONFLICT (name) DO UPDATE SET k = EXCLUDED.k, dim = EXCLUDED.dim, "
 				   "metric = EXCLUDED.metric, centers = EXCLUDED.centers, "
@@ -143,7 +144,7 @@ KmeansModelSave(const char *table, const char *name, const KmeansSource *src, co
 				   "source = EXCLUDED.source, created_at = pg_catalog.now()",
 				   table);
 	nest = PinSearchPath();
-	rc = SPI_execute_with_args(sql, 9, types, values, NULL, false, 0);
+	rc = SPI_execute_with_args(sql, 10, types, values, NULL, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "kmeans: saving model \"%s\" failed: %s", name, SPI_result_code_string(rc));
 	UnpinSearchPath(nest);
@@ -257,6 +258,7 @@ typedef struct LoadedModel
 	char	   *name;
 	int			k;
 	int			d;
+	KmMetric	metric;
 	float	   *centers;		/* k x d */
 	/* the statement it was read in: a later one reads it again (ModelIsCurrent) */
 	LocalTransactionId lxid;
@@ -271,7 +273,8 @@ static const struct
 }			model_columns[] = {
 	{"k", INT4OID},
 	{"dim", INT4OID},
-	{"centers", FLOAT4ARRAYOID}
+	{"centers", FLOAT4ARRAYOID},
+	{"metric", TEXTOID}
 };
 
 /*
@@ -297,7 +300,7 @@ LoadModel(const char *table, const char *name, MemoryContext cxt, bool missing_o
 		elog(ERROR, "kmeans: SPI_connect failed");
 	values[0] = CStringGetTextDatum(name);
 	nest = PinSearchPath();
-	rc = SPI_execute_with_args(psprintf("SELECT k, dim, centers FROM %s "
+	rc = SPI_execute_with_args(psprintf("SELECT k, dim, centers, metric FROM %s "
 										"WHERE name OPERATOR(pg_catalog.=) $1", table),
 							   1, types, values, NULL, true, 1);
 	if (rc != SPI_OK_SELECT)
@@ -341,6 +344,7 @@ LoadModel(const char *table, const char *name, MemoryContext cxt, bool missing_o
 	m->name = MemoryContextStrdup(cxt, name);
 	m->k = DatumGetInt32(cols[0]);
 	m->d = DatumGetInt32(cols[1]);
+	m->metric = KmeansMetricByName(TextDatumGetCString(cols[3]));
 	a = DatumGetArrayTypeP(cols[2]);
 	c = KmeansCheckModelCenters(a, name, table, m->k, m->d);
 	m->centers = MemoryContextAlloc(cxt, sizeof(float) * m->k * m->d);
@@ -363,33 +367,6 @@ KmeansModelPrevious(const char *table, const char *name, int *k, int *d)
 	*k = m->k;
 	*d = m->d;
 	return m->centers;
-}
-
-/* Index of the nearest center by squared Euclidean distance in float64, lowest on ties. */
-static int
-Nearest(const float *centers, int k, int d, const float *x)
-{
-	int			best = 0;
-	double		best_d = INFINITY;
-
-	for (int j = 0; j < k; j++)
-	{
-		const float *c = centers + (int64) j * d;
-		double		s = 0.0;
-
-		for (int t = 0; t < d; t++)
-		{
-			double		diff = (double) x[t] - c[t];
-
-			s += diff * diff;
-		}
-		if (s < best_d)
-		{
-			best_d = s;
-			best = j;
-		}
-	}
-	return best;
 }
 
 /* This backend's local transaction id (its field moved in PostgreSQL 17). */
@@ -442,21 +419,26 @@ kmeans_predict_model(PG_FUNCTION_ARGS)
 		m->cid = GetCurrentCommandId(false);
 		fcinfo->flinfo->fn_extra = m;
 	}
-	PG_RETURN_INT32(Nearest(m->centers, m->k, m->d,
-							KmeansCheckVector(x, m->d, psprintf("model \"%s\"", name))));
+	PG_RETURN_INT32(KmeansMetricNearest(m->metric, m->centers, m->k, m->d,
+										KmeansCheckVector(x, m->d, psprintf("model \"%s\"", name))));
 }
 
-/* kmeans_predict(centers real[], x real[]): the nearest row of a k x d array of centers. */
+/*
+ * kmeans_predict(centers real[], x real[] [, metric text]): the nearest row of a k x d array of
+ * centers, by the metric (Euclidean without one).
+ */
 Datum
 kmeans_predict_centers(PG_FUNCTION_ARGS)
 {
 	ArrayType  *c = PG_GETARG_ARRAYTYPE_P(0);
 	ArrayType  *x = PG_GETARG_ARRAYTYPE_P(1);
+	KmMetric	metric = PG_NARGS() > 2 ?
+		KmeansMetricByName(text_to_cstring(PG_GETARG_TEXT_PP(2))) : KM_METRIC_EUCLIDEAN;
 	int			k,
 				d;
 	const float *centers = KmeansCheckPredictCenters(c, &k, &d);
 
-	PG_RETURN_INT32(Nearest(centers, k, d, KmeansCheckVector(x, d, "centers")));
+	PG_RETURN_INT32(KmeansMetricNearest(metric, centers, k, d, KmeansCheckVector(x, d, "centers")));
 }
 
 /* kmeans_centers(model text): a saved model's centers, one row per cluster. */

@@ -128,6 +128,10 @@ KmeansParseOptions(FunctionCallInfo fcinfo, const KmeansArgPos *pos, KmeansOptio
 	/* a function declared before weights existed (an old SQL script) has no such argument */
 	if (pos->weight >= 0 && pos->weight < PG_NARGS() && !PG_ARGISNULL(pos->weight))
 		opt->weight = text_to_cstring(PG_GETARG_TEXT_PP(pos->weight));
+	opt->metric = KM_METRIC_EUCLIDEAN;
+	if (pos->metric >= 0 && pos->metric < PG_NARGS())
+		opt->metric = KmeansMetricByName(text_to_cstring(DatumGetTextPP(Required(fcinfo, pos->metric,
+																				 "metric"))));
 }
 
 /* ERRORs when one of the first nargs arguments, which have no default, is NULL. */
@@ -175,6 +179,8 @@ KmeansOptionsJson(const KmeansOptions *opt, const KmeansSource *src)
 	appendStringInfo(&s, ", \"n_init\": %d, \"seed\": " INT64_FORMAT ", \"device\": ",
 					 opt->n_init, opt->seed);
 	escape_json(&s, opt->device_name);
+	appendStringInfoString(&s, ", \"metric\": ");
+	escape_json(&s, KmeansMetricName(opt->metric));
 	appendStringInfoString(&s, ", \"column\": ");
 	escape_json(&s, src->column);
 	if (src->weight)

@@ -164,6 +164,15 @@ CopyFinite(Reader *r, const char *src, int64 id, float *dst)
 			   "Only finite values can be clustered; filter or replace them in a query.");
 }
 
+/* What the metric does to a row as it is read (metric.c): cosine scales it to unit length. */
+static void
+PrepareRow(Reader *r, int64 id, float *x)
+{
+	if (!KmeansMetricPrepareRow(r->data->src->metric, x, r->data->d))
+		BadRow(r, id, ERRCODE_DATA_EXCEPTION, "has length 0, which has no direction for the cosine metric",
+			   "Drop the rows whose values are all 0, e.g. WHERE NOT v = array_fill(0::real, ARRAY[d]) in a query.");
+}
+
 /*
  * A later pass's row must lie within the ranges the first pass saw: those ranges are what
  * proves that no distance overflows, and a source that changes between passes is an error.
@@ -386,6 +395,7 @@ LoadRow(Reader *r, const char *raw, int64 id)
 		row = r->scratch;		/* not kept: checked and summed only */
 
 	CopyFinite(r, raw, id, row);
+	PrepareRow(r, id, row);
 	if (r->n == 0)
 	{
 		memcpy(r->shift, row, sizeof(float) * d);
@@ -522,6 +532,7 @@ ReceiveRow(Reader *r, Datum value, bool isnull, Datum idv, bool idnull, Datum wv
 					 errhint("A source read in several passes must return the same rows each time; "
 							 "raise kmeans.memory_limit to keep the data in memory.")));
 		CopyFinite(r, raw, id, r->buf + r->fill * data->d);
+		PrepareRow(r, id, r->buf + r->fill * data->d);
 		CheckInRange(r, r->buf + r->fill * data->d);
 		if (r->has_id)
 			r->idbuf[r->fill] = id;

@@ -370,15 +370,26 @@ SeedCenters(KmeansData *data, const KmeansOptions *opt, int k, int run, float *c
 	}
 }
 
-/* Copies explicit starting centers (un-centred, k x d) into the model set, centred. */
+/*
+ * Copies explicit starting centers (un-centred, k x d) into the model set, centred; under the
+ * cosine metric scaled to unit length first, as the rows are.
+ */
 static void
 ExplicitCenters(KmeansData *data, const KmeansOptions *opt, int k, float *centers)
 {
 	int			d = data->d;
 	const float *v = KmeansCheckStartCenters(opt->init_centers, k, d);
 
+	memcpy(centers, v, sizeof(float) * k * d);
+	for (int j = 0; j < k; j++)
+		if (!KmeansMetricPrepareRow(opt->metric, centers + (int64) j * d, d))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("init_centers row %d has length 0, which has no direction for the cosine metric",
+							j + 1),
+					 errhint("Give every starting center a nonzero value.")));
 	for (int64 i = 0; i < (int64) k * d; i++)
-		centers[i] = v[i] - data->mean[i % d];
+		centers[i] -= data->mean[i % d];
 }
 
 /*

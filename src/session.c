@@ -139,6 +139,7 @@ EngineStart(KmeansData *data, bool gpu)
 	cb->arg = data;
 	data->be = be;
 	MemoryContextRegisterResetCallback(data->cxt, cb);
+	KmeansCheckStatus(be->ops->set_metric(be, data->src->metric, &err), &err);
 	KmeansDataAttach(data, be);
 }
 
@@ -159,6 +160,7 @@ KmeansBegin(text *source, text *column, text *id_column, const KmeansOptions *op
 			const KmeansPlan *plan)
 {
 	KmeansData *data;
+	KmeansSource *src;
 	int			nest;
 	bool		gpu;
 	double		start;
@@ -170,7 +172,9 @@ KmeansBegin(text *source, text *column, text *id_column, const KmeansOptions *op
 	gpu = UseGpu(opt);
 	KmeansStepLogReset();
 	start = KmeansStepStart();
-	data = KmeansDataLoad(KmeansSourceMake(source, column, id_column, opt->weight), plan, gpu);
+	src = KmeansSourceMake(source, column, id_column, opt->weight);
+	src->metric = opt->metric;
+	data = KmeansDataLoad(src, plan, gpu);
 	KmeansStepEnd(KMEANS_PHASE_READ, start, 0, plan->nseg, NAN);
 	data->guc_nest = nest;
 	KmeansCheckK(plan->k_max, data->n, plan->k_name);

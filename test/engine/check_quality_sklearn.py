@@ -71,7 +71,7 @@ def load(lib_path):
         ctypes.c_int, ctypes.c_int, P(ctypes.c_int64), P(ctypes.c_double), P(ctypes.c_double)]
     lib.km_silhouette_rows.restype = ctypes.c_int
     lib.km_silhouette_rows.argtypes = [
-        P(ctypes.c_float), ctypes.c_int64, ctypes.c_int, P(ctypes.c_int32), ctypes.c_int,
+        P(ctypes.c_float), ctypes.c_int64, ctypes.c_int, ctypes.c_int, P(ctypes.c_int32), ctypes.c_int,
         P(ctypes.c_int), ctypes.c_int64, ctypes.c_int64, P(ctypes.c_double), P(KmError)]
     return lib
 
@@ -116,7 +116,7 @@ def engine_silhouette(np, lib, x32, labels, ks, pieces=3):
     err = KmError()
     bounds = [n * p // pieces for p in range(pieces + 1)]
     for r0, r1 in zip(bounds[:-1], bounds[1:]):
-        st = lib.km_silhouette_rows(ptr(x32, ctypes.c_float), n, d, ptr(labels, ctypes.c_int32),
+        st = lib.km_silhouette_rows(ptr(x32, ctypes.c_float), n, d, 0, ptr(labels, ctypes.c_int32),
                                     nlab, ptr(ks_arr, ctypes.c_int), r0, r1,
                                     ptr(out, ctypes.c_double), ctypes.byref(err))
         if st != 0:

@@ -372,6 +372,18 @@ RunCase(const Case *c, KmBackend *cpu, KmBackend *gpu, KmBackend *gpu_stream)
 		}
 		CHECK(nan_ok, "%s: silhouette NaN in one backend only", c->name);
 		CHECK(worst <= 1e-9, "%s: silhouette off by %.3g", c->name, worst);
+		/* the cosine silhouette (1 - cos as half the squared distance) on both, then back */
+		MUST(cpu->ops->set_metric(cpu, KM_METRIC_COSINE, ERR));
+		MUST(gpu->ops->set_metric(gpu, KM_METRIC_COSINE, ERR));
+		MUST(cpu->ops->silhouette(cpu, xc, s, lab, nseg, c->ks, 0, s, oc, ERR));
+		MUST(gpu->ops->silhouette(gpu, xc, s, lab, nseg, c->ks, 0, s, og, ERR));
+		worst = 0.0;
+		for (int64_t q = 0; q < s * nseg; q++)
+			if (!isnan(oc[q]) && fabs(oc[q] - og[q]) > worst)
+				worst = fabs(oc[q] - og[q]);
+		CHECK(worst <= 1e-9, "%s: cosine silhouette off by %.3g", c->name, worst);
+		MUST(cpu->ops->set_metric(cpu, KM_METRIC_EUCLIDEAN, ERR));
+		MUST(gpu->ops->set_metric(gpu, KM_METRIC_EUCLIDEAN, ERR));
 		free(lab);
 		free(oc);
 		free(og);

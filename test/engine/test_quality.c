@@ -110,10 +110,27 @@ ref_sq_dist(const double *p, const double *q, int d)
 	return s2;
 }
 
-/* Per-row silhouette of one labelling (labels[i * stride]), straight from the definition. */
+/* Cosine distance 1 - a.b / (|a| |b|) of two float32 rows in float64, from the definition. */
+static double
+ref_cos_dist(const float *a, const float *b, int d)
+{
+	double		ab = 0.0,
+				aa = 0.0,
+				bb = 0.0;
+
+	for (int c = 0; c < d; c++)
+	{
+		ab += (double) a[c] * b[c];
+		aa += (double) a[c] * a[c];
+		bb += (double) b[c] * b[c];
+	}
+	return 1.0 - ab / (sqrt(aa) * sqrt(bb));
+}
+
+/* Per-row silhouette of one labelling (labels[i * stride]) under a distance, from the definition. */
 static void
-ref_silhouette(const float *x, int64_t n, int d, const int32_t *labels, int stride, int k,
-			   double *out)
+ref_silhouette_by(const float *x, int64_t n, int d, const int32_t *labels, int stride, int k,
+				  double (*dist) (const float *, const float *, int), double *out)
 {
 	double	   *sums = malloc(sizeof(double) * k);
 	int64_t    *cnt = calloc(k, sizeof(int64_t));
@@ -138,7 +155,7 @@ ref_silhouette(const float *x, int64_t n, int d, const int32_t *labels, int stri
 			sums[l] = 0.0;
 		for (int64_t j = 0; j < n; j++)
 			if (j != i)
-				sums[labels[j * stride]] += ref_dist(x + i * d, x + j * d, d);
+				sums[labels[j * stride]] += dist(x + i * d, x + j * d, d);
 		if (cnt[li] == 1)
 		{
 			out[i] = 0.0;
@@ -152,6 +169,66 @@ ref_silhouette(const float *x, int64_t n, int d, const int32_t *labels, int stri
 	}
 	free(sums);
 	free(cnt);
+}
+
+/* The Euclidean silhouette. */
+static void
+ref_silhouette(const float *x, int64_t n, int d, const int32_t *labels, int stride, int k,
+			   double *out)
+{
+	ref_silhouette_by(x, n, d, labels, stride, k, ref_dist, out);
+}
+
+/*
+ * KM_METRIC_COSINE: on rows scaled to unit length, the silhouette of 1 - cos, against the
+ * definition on the rows as they were (float64, no scaling); the unit rows carry float32
+ * rounding, hence the tolerance.
+ */
+static void
+test_cosine_silhouette(void)
+{
+	KmRng		rng;
+	int64_t		n = 300;
+	int			d = 7,
+				ks[2] = {3, 8};
+	float	   *x = malloc(sizeof(float) * n * d);
+	float	   *u = malloc(sizeof(float) * n * d);
+	int32_t    *lab = malloc(sizeof(int32_t) * n * 2);
+	double	   *out = malloc(sizeof(double) * n * 2);
+	double	   *ref = malloc(sizeof(double) * n);
+	double		worst = 0.0;
+	KmError		err = {0};
+	KmStatus	st;
+
+	km_rng_seed(&rng, 77);
+	for (int64_t i = 0; i < n; i++)
+	{
+		double		norm = 0.0;
+
+		for (int c = 0; c < d; c++)
+		{
+			x[i * d + c] = (float) (km_rng_uniform(&rng) * 4.0 - 1.0);
+			norm += (double) x[i * d + c] * x[i * d + c];
+		}
+		for (int c = 0; c < d; c++)
+			u[i * d + c] = (float) (x[i * d + c] / sqrt(norm));
+		lab[i * 2] = (int32_t) km_rng_below(&rng, 3);
+		lab[i * 2 + 1] = (int32_t) km_rng_below(&rng, 8);
+	}
+	st = km_silhouette_rows(u, n, d, KM_METRIC_COSINE, lab, 2, ks, 0, n, out, &err);
+	check(st == KM_OK, "cosine silhouette: status %d (%s)", st, err.message);
+	for (int m = 0; m < 2; m++)
+	{
+		ref_silhouette_by(x, n, d, lab + m, 2, ks[m], ref_cos_dist, ref);
+		for (int64_t i = 0; i < n; i++)
+			worst = fmax(worst, fabs(out[i * 2 + m] - ref[i]));
+	}
+	check(worst <= 1e-6, "cosine silhouette: differs from the definition by %.2e", worst);
+	free(x);
+	free(u);
+	free(lab);
+	free(out);
+	free(ref);
 }
 
 /* Cluster counts and float64 means of one labelling, two passes over the rows. */
@@ -344,7 +421,7 @@ hand_case(const char *name, const float *x, int n, const int32_t *lab, int k,
 	check_close(what, ch, want_ch, 1e-14, 0);
 	snprintf(what, sizeof(what), "%s: Davies-Bouldin", name);
 	check_close(what, db, want_db, 1e-14, 0);
-	st = km_silhouette_rows(x, n, 1, lab, 1, &k, 0, n, sil, &err);
+	st = km_silhouette_rows(x, n, 1, KM_METRIC_EUCLIDEAN, lab, 1, &k, 0, n, sil, &err);
 	check(st == KM_OK, "%s: silhouette status %d (%s)", name, st, err.message);
 	for (int i = 0; i < n; i++)
 	{
@@ -576,7 +653,7 @@ test_random_silhouette(void)
 			ks[nlab - 1] = cases[ci].kmax;
 		random_data(&rng, n, d, x, lab, nlab, ks, cases[ci].by_blob);
 
-		st = km_silhouette_rows(x, n, d, lab, nlab, ks, 0, n, out, &err);
+		st = km_silhouette_rows(x, n, d, KM_METRIC_EUCLIDEAN, lab, nlab, ks, 0, n, out, &err);
 		check(st == KM_OK, "random silhouette case %zu: status %d (%s)", ci, st, err.message);
 
 		/* split the rows into odd pieces as threads would: results must be bit-identical */
@@ -586,7 +663,7 @@ test_random_silhouette(void)
 
 			if (r1 > n)
 				r1 = n;
-			st = km_silhouette_rows(x, n, d, lab, nlab, ks, r0, r1, out2, &err);
+			st = km_silhouette_rows(x, n, d, KM_METRIC_EUCLIDEAN, lab, nlab, ks, r0, r1, out2, &err);
 			if (st != KM_OK)
 				bad++;
 			r0 = r1;
@@ -718,22 +795,22 @@ test_silhouette_errors(void)
 	double		out[4];
 	KmError		err = {0};
 
-	check(km_silhouette_rows(x, 4, 1, lab, 1, &k2, 0, 4, out, &err) == KM_ERR_ARGUMENT &&
+	check(km_silhouette_rows(x, 4, 1, KM_METRIC_EUCLIDEAN, lab, 1, &k2, 0, 4, out, &err) == KM_ERR_ARGUMENT &&
 		  err.status == KM_ERR_ARGUMENT && strstr(err.message, "label 2") != NULL,
 		  "silhouette: label out of range not reported (%s)", err.message);
-	check(km_silhouette_rows(x, 4, 1, lab, 1, &k0, 0, 4, out, NULL) == KM_ERR_ARGUMENT,
+	check(km_silhouette_rows(x, 4, 1, KM_METRIC_EUCLIDEAN, lab, 1, &k0, 0, 4, out, NULL) == KM_ERR_ARGUMENT,
 		  "silhouette: k = 0 not reported");
-	check(km_silhouette_rows(x, 4, 1, lab, 1, &k2, 2, 5, out, NULL) == KM_ERR_ARGUMENT,
+	check(km_silhouette_rows(x, 4, 1, KM_METRIC_EUCLIDEAN, lab, 1, &k2, 2, 5, out, NULL) == KM_ERR_ARGUMENT,
 		  "silhouette: row range past s not reported");
-	check(km_silhouette_rows(x, 4, 1, lab, 1, &k2, 3, 2, out, NULL) == KM_ERR_ARGUMENT,
+	check(km_silhouette_rows(x, 4, 1, KM_METRIC_EUCLIDEAN, lab, 1, &k2, 3, 2, out, NULL) == KM_ERR_ARGUMENT,
 		  "silhouette: reversed row range not reported");
-	check(km_silhouette_rows(x, 4, 0, lab, 1, &k2, 0, 4, out, NULL) == KM_ERR_ARGUMENT,
+	check(km_silhouette_rows(x, 4, 0, KM_METRIC_EUCLIDEAN, lab, 1, &k2, 0, 4, out, NULL) == KM_ERR_ARGUMENT,
 		  "silhouette: d = 0 not reported");
-	check(km_silhouette_rows(x, 4, 1, lab, 0, &k2, 0, 4, out, NULL) == KM_OK,
+	check(km_silhouette_rows(x, 4, 1, KM_METRIC_EUCLIDEAN, lab, 0, &k2, 0, 4, out, NULL) == KM_OK,
 		  "silhouette: nlab = 0 should be a no-op");
-	check(km_silhouette_rows(x, 4, 1, lab, 1, &k2, 2, 2, out, NULL) == KM_OK,
+	check(km_silhouette_rows(x, 4, 1, KM_METRIC_EUCLIDEAN, lab, 1, &k2, 2, 2, out, NULL) == KM_OK,
 		  "silhouette: an empty row range should be a no-op");
-	check(km_silhouette_rows(x, 0, 1, lab, 1, &k2, 0, 0, out, NULL) == KM_OK,
+	check(km_silhouette_rows(x, 0, 1, KM_METRIC_EUCLIDEAN, lab, 1, &k2, 0, 0, out, NULL) == KM_OK,
 		  "silhouette: an empty sample should be a no-op");
 }
 
@@ -784,7 +861,7 @@ test_silhouette_nomem(void)
 		free(lab);
 		return;
 	}
-	st = km_silhouette_rows(x, s, d, lab, nlab, ks, 0, 8, out, &err);
+	st = km_silhouette_rows(x, s, d, KM_METRIC_EUCLIDEAN, lab, nlab, ks, 0, 8, out, &err);
 	setrlimit(RLIMIT_AS, &old);
 	check(st == KM_ERR_NOMEM && err.status == KM_ERR_NOMEM,
 		  "silhouette: scratch allocation failure gave status %d (%s)", st, err.message);
@@ -1015,7 +1092,7 @@ bench(void)
 			double		t0 = Seconds(CLOCK_MONOTONIC);
 			double		c0 = Seconds(CLOCK_THREAD_CPUTIME_ID);
 
-			if (km_silhouette_rows(x, s, d, lab, nlab, ks, 0, s, out, &err) != KM_OK)
+			if (km_silhouette_rows(x, s, d, KM_METRIC_EUCLIDEAN, lab, nlab, ks, 0, s, out, &err) != KM_OK)
 			{
 				printf("error: %s\n", err.message);
 				return 1;
@@ -1046,6 +1123,7 @@ main(int argc, char **argv)
 	test_silhouette_errors();
 	test_silhouette_nomem();
 	test_random_silhouette();
+	test_cosine_silhouette();
 	test_sample_rows();
 	test_knee();
 
