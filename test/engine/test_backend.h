@@ -34,6 +34,7 @@ AccumAlloc(KmAccum *a, int k, int d)
 	a->sums = calloc((size_t) k * d, sizeof(double));
 	a->counts = calloc(k, sizeof(int64_t));
 	a->inertia = calloc(k, sizeof(double));
+	a->mass = NULL;				/* unweighted rows */
 }
 
 static inline void

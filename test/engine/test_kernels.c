@@ -133,7 +133,7 @@ RunBackend(int threads, const float *x, int64_t n, int d, const float *c, int k,
 	KmBlock    *blk;
 	KmError		err = {0};
 	int			seg[2] = {0, k};
-	KmAccum		acc;
+	KmAccum		acc = {0};
 
 	if (km_cpu_backend_create(threads, d, &be, &err) != KM_OK)
 	{

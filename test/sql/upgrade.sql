@@ -95,7 +95,7 @@ DELETE FROM kmeans_models WHERE name = 'nan_model';
 ALTER EXTENSION kmeans UPDATE TO '0.2.0';
 SELECT extversion FROM pg_extension WHERE extname = 'kmeans';
 ALTER EXTENSION kmeans UPDATE TO '0.3.0';
--- 0.4.0 gives the fitting functions a weight argument, which means dropping and creating them
+-- 0.4.0 gives the fitting functions weight and metric arguments, which means dropping and creating them
 -- again: a view over one of them stops the update, which names it and changes nothing, and
 -- goes once the view is dropped (to be created again after the update).
 CREATE VIEW line_fit AS SELECT * FROM kmeans_fit('line'::regclass, 'v', 2);
@@ -105,7 +105,8 @@ DROP VIEW line_fit;
 ALTER EXTENSION kmeans UPDATE;
 SELECT extversion FROM pg_extension WHERE extname = 'kmeans';
 SELECT cluster, center FROM kmeans_fit('line', 'v', 2, init_centers => '{{0},{10}}',
-                                       weight => 'CASE WHEN id IN (1, 4) THEN 0 ELSE 1 END')
+                                       weight => 'CASE WHEN id IN (1, 4) THEN 0 ELSE 1 END',
+                                       device => 'cpu')
 ORDER BY cluster;
 -- the same catalog as a fresh install, both ways
 SELECT 'only after the update' AS "where", * FROM

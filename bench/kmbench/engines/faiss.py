@@ -17,10 +17,12 @@ class Faiss(Engine):
     def version(self):
         return getattr(self.faiss, "__version__", "?")
 
+    spherical = False
+
     def kmeans(self, d, k, max_iter):
         """faiss.Kmeans with every row used: by default FAISS trains on at most 256 rows per
         centroid (at k = 3 on 768 rows), so the engines would not cluster the same rows."""
-        return self.faiss.Kmeans(d, k, niter=max_iter, seed=1234, spherical=False,
+        return self.faiss.Kmeans(d, k, niter=max_iter, seed=1234, spherical=self.spherical,
                                  min_points_per_centroid=1, max_points_per_centroid=10 ** 9,
                                  verbose=False)
 
@@ -53,3 +55,10 @@ class Faiss(Engine):
                         mean_inertia=float(D.astype(np.float64).sum()) / n,
                         own=float(stats[-1]["obj"]) / n if stats else None,
                         check=mean_sq_distance(X, km.centroids) if check else None)
+
+
+class FaissSpherical(Faiss):
+    """FAISS's spherical k-means (centroids normalised after each update), for the cosine
+    workload."""
+    name, label = "faiss-spherical", "FAISS spherical"
+    spherical = True

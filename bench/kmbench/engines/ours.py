@@ -15,7 +15,7 @@ ELBOW_COLUMNS = ("k", "inertia", "mean_inertia", "n_iter", "silhouette", "calins
 PHASES = ("read", "seed", "iterate", "final", "quality")
 FIT_SQL = ("SELECT count(*), sum(size), sum(inertia) FROM kmeans_fit("
            "source => %s, column_name => 'v', k => %s, max_iter => %s, tol => 0, "
-           "init_centers => %s::real[], device => %s)")
+           "init_centers => %s::real[], device => %s, metric => %s)")
 
 
 def phase_rows(steps, phase, run=None):
@@ -30,6 +30,7 @@ def phase_seconds(steps):
 class Ours(Engine):
     name, label = "ours", "ours (kmeans)"
     device = "cpu"      # named, so that 'auto' on a GPU machine cannot move this row
+    metric = "euclidean"
 
     def __init__(self, db):
         self.db = db
@@ -52,7 +53,7 @@ class Ours(Engine):
 
     def fit(self, case, max_iter):
         rows, seconds, cpu, steps, outside = self._timed(FIT_SQL, (
-            case.table, case.k, max_iter, case.init_literal, self.device))
+            case.table, case.k, max_iter, case.init_literal, self.device, self.metric))
         nclusters, size, inertia = rows[0]
         if nclusters != case.k or int(size) != len(case.X):
             raise RuntimeError("kmeans_fit returned %s clusters of %s rows in all; expected %d and %d"
@@ -100,3 +101,9 @@ class OursGpu(Ours):
     """The same SQL calls on the GPU backend (--gpu)."""
     name, label = "ours-gpu", "ours (kmeans, GPU)"
     device = "gpu"
+
+
+class OursCosine(Ours):
+    """Ours with metric => 'cosine' (spherical k-means), for the cosine workload."""
+    name, label = "ours-cosine", "ours, cosine"
+    metric = "cosine"
