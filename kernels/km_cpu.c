@@ -249,6 +249,11 @@ Nearest(CpuBackend *cb, const float *x, const float *norms, int64_t n, int exact
 	int			d = cb->base.d;
 	int			nseg = cb->nseg;
 
+	if (cb->base.metric == KM_METRIC_IOU)
+	{
+		km_argmin_iou(x, n, cb->c, nseg, cb->seg_off, labels, dist);
+		return;
+	}
 	if (!cb->use_gemm)
 	{
 		km_argmin_small(x, n, d, cb->c, cb->cnorm, nseg, cb->seg_off, labels, dist);
@@ -953,6 +958,34 @@ CandRunSmall(const float *x, const float *w, int64_t m, int d, const float *cand
 #endif
 }
 
+/*
+ * CandRunSmall under IoU: each row's k-means++ distance is the square of its cost,
+ * (1 - IoU)^2, times its weight; summed in row order over the run.
+ */
+static void
+CandRunIou(const float *x, const float *w, int64_t m, const float *cand, int t,
+		   const float *mindist, float *mindist_out, double *sums)
+{
+	for (int j = 0; j < t; j++)
+	{
+		double		sum = 0.0;
+
+		for (int64_t i = 0; i < m; i++)
+		{
+			float		cost = km_iou_cost(x + i * 2, cand + (int64_t) j * 2);
+			float		v = cost * cost;
+
+			if (w)
+				v *= w[i];
+			v = v < mindist[i] ? v : mindist[i];
+			if (mindist_out)
+				mindist_out[i] = v;
+			sum += v;
+		}
+		sums[j] = sum;
+	}
+}
+
 static void
 CandShare(void *arg, int share, int nshares)
 {
@@ -971,6 +1004,12 @@ CandShare(void *arg, int share, int nshares)
 		int64_t		m = st->blk->n - i0 < KM_SUB_ROWS ? st->blk->n - i0 : KM_SUB_ROWS;
 		const float *x = st->blk->x + i0 * d;
 
+		if (st->cb->base.metric == KM_METRIC_IOU)
+		{
+			CandRunIou(x, st->blk->w ? st->blk->w + i0 : NULL, m, st->cand, t, st->mindist + i0,
+					   st->mindist_out ? st->mindist_out + i0 : NULL, st->run_sums + r * t);
+			continue;
+		}
 		if (!st->packed && d <= KM_SMALL_D_MAX && t <= CAND_MAX)
 		{
 			CandRunSmall(x, st->blk->w ? st->blk->w + i0 : NULL, m, d, st->cand, t, st->mindist + i0,
@@ -1273,12 +1312,16 @@ CpuSeedFetch(KmBackend *be, int64_t first, int64_t m, float *out, KmError *err)
 	return km_host_seed_fetch(&((CpuBackend *) be)->state, first, m, out, err);
 }
 
-/* Cosine runs on unit rows with the Euclidean kernels (km_kernels.h): only the silhouette differs. */
+/*
+ * Cosine runs on unit rows with the Euclidean kernels (km_kernels.h): only the silhouette
+ * differs.  IoU takes its own kernels (km_iou.c, CandRunIou) for d = 2.
+ */
 static KmStatus
 CpuSetMetric(KmBackend *be, KmMetric metric, KmError *err)
 {
-	if (!km_metric_on_unit_rows(metric))
-		return KM_FAIL(err, KM_ERR_UNSUPPORTED, "the CPU backend has no metric %d", (int) metric);
+	if (!km_metric_supported(metric, be->d))
+		return KM_FAIL(err, KM_ERR_UNSUPPORTED, "the CPU backend has no metric %d for d = %d",
+					   (int) metric, be->d);
 	be->metric = metric;
 	return KM_OK;
 }

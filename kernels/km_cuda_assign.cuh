@@ -27,13 +27,32 @@ Dist2(const float *x, const float *c, int d)
 	return sum;
 }
 
+/* km_iou_cost (km_kernels.h) on the device: 1 - IoU of boxes (w, h) at a common corner. */
+static __device__ __forceinline__ float
+IouCost(const float *x, const float *c)
+{
+	float		iw = x[0] < c[0] ? x[0] : c[0];
+	float		ih = x[1] < c[1] ? x[1] : c[1];
+	float		inter = __fmul_rn(iw, ih);
+	float		uni = __fmaf_rn(x[0], x[1], __fmaf_rn(c[0], c[1], -inter));
+
+	return __fsub_rn(1.0f, __fdiv_rn(inter, uni));
+}
+
+/* A row's cost to a center: its squared distance, or under IoU (d = 2) 1 - IoU. */
+static __device__ __forceinline__ float
+Cost(int iou, const float *x, const float *c, int d)
+{
+	return iou ? IouCost(x, c) : Dist2(x, c, d);
+}
+
 /*
- * Small d: nearest center per segment by direct distances, one thread per row, the centers
+ * Small d: nearest center per segment by direct distances (or IoU costs), one thread per row, the centers
  * staged through shared memory in tiles.  Segments are contiguous runs of centers, so walking
  * all centers once in order serves every segment; ties go to the lowest index.
  */
 static __global__ void
-assign_direct_kernel(const float *x, int64_t n, int d, const float *c, int k, int nseg,
+assign_direct_kernel(const float *x, int64_t n, int d, int iou, const float *c, int k, int nseg,
 					 const int *seg_off, int32_t *labels, float *dist)
 {
 	__shared__ float tile[TILE_FLOATS];
@@ -72,7 +91,7 @@ assign_direct_kernel(const float *x, int64_t n, int d, const float *c, int k, in
 				best = INFINITY;
 				arg = seg_off[s];
 			}
-			v = Dist2(xr, tile + jj * d, d);
+			v = Cost(iou, xr, tile + jj * d, d);
 			if (v < best)
 			{
 				best = v;
@@ -183,7 +202,7 @@ AssignDevice(CudaBackend *cb, KmBlock *blk, int exact, const float **xout, KmErr
 	if (!km_use_gemm(d, cb->k))
 	{
 		LAUNCH(assign_direct_kernel, Blocks(n, THREADS), THREADS, x, n, d,
-			   (const float *) cb->dc.p, cb->k, nseg, (const int *) cb->dseg_off.p, labels, dist);
+			   (int) (cb->base.metric == KM_METRIC_IOU), (const float *) cb->dc.p, cb->k, nseg, (const int *) cb->dseg_off.p, labels, dist);
 		return KM_OK;
 	}
 

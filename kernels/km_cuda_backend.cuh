@@ -63,12 +63,17 @@ CudaDestroy(KmBackend *be)
 	free(cb);
 }
 
-/* Cosine runs on unit rows with the Euclidean kernels (km_kernels.h): only the silhouette differs. */
+/*
+ * Cosine runs on unit rows with the Euclidean kernels (km_kernels.h): only the silhouette
+ * differs.  IoU (d = 2) takes IouCost in the direct assignment, the k-means++ kernels and the
+ * silhouette.
+ */
 static KmStatus
 CudaSetMetric(KmBackend *be, KmMetric metric, KmError *err)
 {
-	if (!km_metric_on_unit_rows(metric))
-		return KM_FAIL(err, KM_ERR_UNSUPPORTED, "the GPU backend has no metric %d", (int) metric);
+	if (!km_metric_supported(metric, be->d))
+		return KM_FAIL(err, KM_ERR_UNSUPPORTED, "the GPU backend has no metric %d for d = %d",
+					   (int) metric, be->d);
 	be->metric = metric;
 	return KM_OK;
 }

@@ -397,6 +397,25 @@ __fmaf_rn(float a, float b, float c)
 	return fmaf(a, b, c);
 }
 
+/* Single float operations, rounded to nearest and never contracted: the CPU's own. */
+static inline float
+__fmul_rn(float a, float b)
+{
+	return a * b;
+}
+
+static inline float
+__fsub_rn(float a, float b)
+{
+	return a - b;
+}
+
+static inline float
+__fdiv_rn(float a, float b)
+{
+	return a / b;
+}
+
 static inline long long
 __double2ll_rn(double v)
 {

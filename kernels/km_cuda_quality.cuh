@@ -15,7 +15,7 @@
  * sample order.  cnt holds the cluster sizes, off the first slot of each labelling.
  */
 static __global__ void
-silhouette_kernel(const float *x, int64_t s, int d, int cosine, const int32_t *labels, int nlab,
+silhouette_kernel(const float *x, int64_t s, int d, int metric, const int32_t *labels, int nlab,
 				  const int *off, const int *cnt, const int *occupied, int64_t row_begin,
 				  double *out)
 {
@@ -41,8 +41,19 @@ silhouette_kernel(const float *x, int64_t s, int d, int cosine, const int32_t *l
 
 				acc += diff * diff;
 			}
-			/* cosine: 1 - cos of unit rows, |x - y|^2 / 2 (km_kernels.h, KmMetric) */
-			dtile[threadIdx.x] = cosine ? acc * 0.5 : sqrt(acc);
+			/* cosine: 1 - cos of unit rows, |x - y|^2 / 2; IoU: 1 - IoU (km_kernels.h, KmMetric) */
+			if (metric == KM_METRIC_IOU)
+			{
+				double		w1 = xi[0],
+							h1 = xi[1],
+							w2 = x[j * 2],
+							h2 = x[j * 2 + 1];
+				double		inter = (w1 < w2 ? w1 : w2) * (h1 < h2 ? h1 : h2);
+
+				dtile[threadIdx.x] = 1.0 - inter / (w1 * h1 + w2 * h2 - inter);
+			}
+			else
+				dtile[threadIdx.x] = metric == KM_METRIC_COSINE ? acc * 0.5 : sqrt(acc);
 		}
 		__syncthreads();
 		for (int l = threadIdx.x; l < nlab; l += blockDim.x)
@@ -161,7 +172,7 @@ CudaSilhouette(KmBackend *be, const float *x, int64_t s, const int32_t *labels, 
 			unsigned	nb = (unsigned) (rows - r0 < 65535 ? rows - r0 : 65535);
 
 			KM_LAUNCH(silhouette_kernel, nb, THREADS, cb->stream, (const float *) base, s, d,
-					  (int) (be->metric == KM_METRIC_COSINE),
+					  (int) be->metric,
 					  (const int32_t *) (base + xb), nlab, dmeta, dmeta + nlab + 1,
 					  dmeta + nlab + 1 + slots, row_begin + r0,
 					  (double *) (base + xb + lb + mb) + r0 * nlab);

@@ -12,15 +12,24 @@
  * Part of km_cuda.cu's unity build, included after km_cuda_pass.cuh.
  */
 
+/* The k-means++ distance of a row to a center: |x - c|^2, or under IoU (1 - IoU)^2. */
+static __device__ __forceinline__ float
+SeedDist(int iou, const float *x, const float *c, int d)
+{
+	float		v = Cost(iou, x, c, d);
+
+	return iou ? v * v : v;
+}
+
 /* k-means++: mind_out[i] = min(mind_in[i], |x_i - c|^2). */
 static __global__ void
-mindist_kernel(const float *x, int64_t n, int d, const float *c, const float *mind_in,
+mindist_kernel(const float *x, int64_t n, int d, int iou, const float *c, const float *mind_in,
 			   float *mind_out)
 {
 	for (int64_t i = (int64_t) blockIdx.x * blockDim.x + threadIdx.x; i < n;
 		 i += (int64_t) gridDim.x * blockDim.x)
 	{
-		float		v = Dist2(x + i * d, c, d);
+		float		v = SeedDist(iou, x + i * d, c, d);
 		float		m = mind_in[i];
 
 		mind_out[i] = v < m ? v : m;
@@ -51,8 +60,8 @@ run_sums_kernel(const float *v, int64_t n, double *sums)
  * the values gathered in shared memory and added by one thread in row order.
  */
 static __global__ void
-potentials_kernel(const float *x, int64_t n, int d, const float *cand, int t, const float *mind,
-				  double *run_sums)
+potentials_kernel(const float *x, int64_t n, int d, int iou, const float *cand, int t,
+				  const float *mind, double *run_sums)
 {
 	__shared__ float vals[KM_SUB_ROWS];
 	int64_t		run = blockIdx.x;
@@ -62,7 +71,7 @@ potentials_kernel(const float *x, int64_t n, int d, const float *cand, int t, co
 
 	for (int q = threadIdx.x; q < m; q += blockDim.x)
 	{
-		float		v = Dist2(x + (lo + q) * d, cand + (int64_t) j * d, d);
+		float		v = SeedDist(iou, x + (lo + q) * d, cand + (int64_t) j * d, d);
 		float		md = mind[lo + q];
 
 		vals[q] = v < md ? v : md;
@@ -118,7 +127,7 @@ MindistSteps(CudaBackend *cb, KmBlock *blk, const float *c, const float *mind_in
 		(st = CandInputs(cb, blk, c, 1, err)) != KM_OK)
 		return st;
 	LAUNCH(mindist_kernel, Blocks(n, THREADS), THREADS, x, n, cb->base.d,
-		   (const float *) cb->cand.p, mind_in, mind_out);
+		   (int) (cb->base.metric == KM_METRIC_IOU), (const float *) cb->cand.p, mind_in, mind_out);
 	LAUNCH(run_sums_kernel, Blocks(runs, 64), 64, (const float *) mind_out, n,
 		   (double *) cb->run_sums.p);
 	CUDA_TRY(cudaMemcpyAsync(sub_sums, cb->run_sums.p, sizeof(double) * runs,
@@ -144,7 +153,8 @@ PotentialSteps(CudaBackend *cb, KmBlock *blk, const float *cand, int t, const fl
 	if ((sums = (double *) malloc(sizeof(double) * (size_t) runs * t)) == NULL)
 		return KM_FAIL(err, KM_ERR_NOMEM, "could not allocate %lld run sums", (long long) runs * t);
 	KM_LAUNCH(potentials_kernel, dim3((unsigned) runs, (unsigned) t), THREADS, cb->stream, x, n,
-			  cb->base.d, (const float *) cb->cand.p, t, mind, (double *) cb->run_sums.p);
+			  cb->base.d, (int) (cb->base.metric == KM_METRIC_IOU), (const float *) cb->cand.p, t,
+			  mind, (double *) cb->run_sums.p);
 	if (cudaGetLastError() != cudaSuccess ||
 		cudaMemcpyAsync(sums, cb->run_sums.p, sizeof(double) * (size_t) runs * t,
 						cudaMemcpyDeviceToHost, cb->stream) != cudaSuccess)

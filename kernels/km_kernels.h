@@ -183,12 +183,42 @@ int64_t		km_screen_argmin_capped(const float *x, const float *norms, int64_t n, 
  * spherical k-means update is the mean normalised (Dhillon & Modha 2001), which the caller does.
  * Only what reports a distance between two rows converts: the silhouette takes
  * 1 - cos = |x - y|^2 / 2 where Euclidean takes |x - y|.
+ *
+ * Under IoU the rows are boxes (w, h), d = 2, w and h > 0, not centred (the caller passes no
+ * shift), and a row's cost is km_iou_cost, 1 - IoU of two boxes that share a corner (Redmon &
+ * Farhadi 2017).  It replaces the squared distance everywhere the kernels use one: the argmin
+ * and the distances an assignment gives (so inertia sums 1 - IoU), the k-means++ distance
+ * (the square of the cost: D^2 sampling with D = 1 - IoU) and the silhouette's distance.
  */
 typedef enum KmMetric
 {
 	KM_METRIC_EUCLIDEAN = 0,
-	KM_METRIC_COSINE
+	KM_METRIC_COSINE,
+	KM_METRIC_IOU
 } KmMetric;
+
+/*
+ * 1 - IoU of boxes x = (w, h) and c = (w, h) placed at a common corner; both of positive area.
+ * The union is written with KM_FMAF, so that no compiler contracts it its own way: every
+ * caller, the GPU's IouCost included, gets the same bits.
+ */
+static inline float
+km_iou_cost(const float *x, const float *c)
+{
+	float		iw = x[0] < c[0] ? x[0] : c[0];
+	float		ih = x[1] < c[1] ? x[1] : c[1];
+	float		inter = iw * ih;
+	float		uni = KM_FMAF(x[0], x[1], KM_FMAF(c[0], c[1], -inter));
+
+	return 1.0f - inter / uni;
+}
+
+/*
+ * Nearest center per segment by km_iou_cost (lowest index on ties), for rows of d = 2:
+ * labels as km_argmin_small's, best the cost itself (km_iou.c).
+ */
+void		km_argmin_iou(const float *x, int64_t n, const float *c, int nseg, const int *seg_off,
+						  int32_t *labels, float *best);
 
 /* ---------------------------------------------------------------------------------------------
  * Backends: the operations the engine needs, implemented once per device.
@@ -364,11 +394,12 @@ struct KmBackend
 	KmMetric	metric;
 };
 
-/* The metrics every backend implements (its set_metric says KM_OK to them). */
+/* Whether a backend of dimension d takes the metric: Euclidean and cosine always, IoU for d = 2. */
 static inline int
-km_metric_on_unit_rows(KmMetric metric)
+km_metric_supported(KmMetric metric, int d)
 {
-	return metric == KM_METRIC_EUCLIDEAN || metric == KM_METRIC_COSINE;
+	return metric == KM_METRIC_EUCLIDEAN || metric == KM_METRIC_COSINE ||
+		(metric == KM_METRIC_IOU && d == 2);
 }
 
 /* The CPU backend on threads compute threads (>= 1); threads block all signals. */

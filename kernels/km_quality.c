@@ -304,9 +304,31 @@ sil_vsqrt(sil_vd v)
 
 /* Distances from the block's rows (xi: one SilLanes per coordinate) to sample rows t0.. */
 static void
-sil_tile_distances(const float *x, int d, int64_t t0, int tn, const SilLanes *xi, int cosine,
-				   SilLanes *dist)
+sil_tile_distances(const float *x, int d, int64_t t0, int tn, const SilLanes *xi,
+				   KmMetric metric, SilLanes *dist)
 {
+	int			cosine = metric == KM_METRIC_COSINE;
+
+	if (metric == KM_METRIC_IOU)
+	{
+		/* 1 - IoU of boxes (w, h) at a common corner, in float64 (d = 2) */
+		for (int j = 0; j < tn; j++)
+		{
+			double		w2 = x[(t0 + j) * 2],
+						h2 = x[(t0 + j) * 2 + 1];
+
+			for (int q = 0; q < SIL_NV; q++)
+				for (int l = 0; l < SIL_VLEN; l++)
+				{
+					double		w1 = xi[0].v[q][l],
+								h1 = xi[1].v[q][l];
+					double		inter = (w1 < w2 ? w1 : w2) * (h1 < h2 ? h1 : h2);
+
+					dist[j].v[q][l] = 1.0 - inter / (w1 * h1 + w2 * h2 - inter);
+				}
+		}
+		return;
+	}
 	for (int j = 0; j < tn; j++)
 	{
 		const float *xj = x + (t0 + j) * d;
@@ -581,7 +603,7 @@ km_silhouette_rows(const float *x, int64_t s, int d, KmMetric metric, const int3
 			int64_t		t0 = t * SIL_T;
 			int			tn = (int) (s - t0 < SIL_T ? s - t0 : SIL_T);
 
-			sil_tile_distances(x, d, t0, tn, xi, metric == KM_METRIC_COSINE, dist);
+			sil_tile_distances(x, d, t0, tn, xi, metric, dist);
 			for (int m = 0; m < nlab; m++)
 				sil_tile_sums(dist, &ix, run_lab, run_trips, run_off[t * nlab + m],
 							  run_off[t * nlab + m + 1], acc + off[m]);

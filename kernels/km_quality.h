@@ -55,8 +55,8 @@ double		km_davies_bouldin(int k, int d, const int64_t *counts, const double *mea
  * Silhouette values of rows [row_begin, row_end) of a sample x (s x d), for nlab labellings at
  * once: labels[i * nlab + m] in 0 .. ks[m]-1 is row i's cluster in labelling m, and
  * out[i * nlab + m] receives its silhouette (b - a) / max(a, b) over the whole sample, with
- * Euclidean distances in float64 (or, for KM_METRIC_COSINE on unit rows, 1 - cos as
- * |x - y|^2 / 2); 0 for a row alone in its cluster, NaN for every row of a
+ * Euclidean distances in float64 (for KM_METRIC_COSINE on unit rows 1 - cos as
+ * |x - y|^2 / 2, for KM_METRIC_IOU 1 - IoU of the boxes); 0 for a row alone in its cluster, NaN for every row of a
  * labelling that occupies fewer than 2 clusters of the sample.  Each value depends only on the
  * sample and the row, not on the range, so threads may split the rows as they like.
  * Single-threaded and reentrant; it allocates scratch memory with malloc and frees it before

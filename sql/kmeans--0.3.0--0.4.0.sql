@@ -1,6 +1,6 @@
 -- kmeans 0.3.0 -> 0.4.0: weights and metrics.  kmeans_fit, kmeans_labels and kmeans_elbow
 -- (text and regclass sources) take weight => 'column or expression', a non-negative weight per
--- row, and metric => 'euclidean' | 'cosine'; kmeans_predict(centers, x, metric) labels by one.
+-- row, and metric => 'euclidean' | 'cosine' | 'iou'; kmeans_predict(centers, x, metric) labels by one.
 -- A function's arguments cannot grow in place, so the six are dropped and created again; a
 -- view or materialized view over one of them must be dropped before the update and created
 -- again after it (the DROP below stops the update and names it).  The result equals a fresh
@@ -173,7 +173,7 @@ AS 'MODULE_PATHNAME', 'kmeans_predict_centers'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
 COMMENT ON FUNCTION kmeans_predict(real[], real[], text)
-IS 'the row of a k x d array of centers nearest to x by the metric (''euclidean'' or ''cosine'')';
+IS 'the row of a k x d array of centers nearest to x by the metric (''euclidean'', ''cosine'' or ''iou'')';
 
 COMMENT ON COLUMN kmeans_models.inertia IS
     'sum over the fitted rows of the squared distance to their center (1 - cosine under the cosine metric), each times its weight in a weighted fit, from the final assignment';

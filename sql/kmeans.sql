@@ -200,7 +200,7 @@ AS 'MODULE_PATHNAME', 'kmeans_predict_centers'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
 COMMENT ON FUNCTION kmeans_predict(real[], real[], text)
-IS 'the row of a k x d array of centers nearest to x by the metric (''euclidean'' or ''cosine'')';
+IS 'the row of a k x d array of centers nearest to x by the metric (''euclidean'', ''cosine'' or ''iou'')';
 
 CREATE FUNCTION kmeans_centers(model text)
 RETURNS TABLE (cluster integer, center real[])

@@ -85,7 +85,18 @@ FitBegin(FunctionCallInfo fcinfo, FitCall *fc, bool need_id, KmeansLabelFn fn, v
 	fc->plan.weighted = fc->opt.weight != NULL;
 	fc->data = KmeansBegin(source, column, PG_ARGISNULL(ARG_ID) ? NULL : PG_GETARG_TEXT_PP(ARG_ID),
 						   &fc->opt, &fc->plan);
-	if (fc->model && kmeans_match_clusters)
+	if (fc->opt.metric == KM_METRIC_IOU)
+	{
+		/* anchor boxes are numbered by area, whatever the start (refits included) */
+		fc->ms = KmeansRuns(fc->data, &fc->opt, 1, &fc->k, NULL, NULL);
+		KmeansOrderByArea(fc->ms, 0);
+		if (fn != NULL)
+		{
+			KmeansStepLogRun(-1);
+			KmeansFinalPass(fc->data, fc->ms, fn, arg);
+		}
+	}
+	else if (fc->model && kmeans_match_clusters)
 	{
 		int			old_k,
 					old_d;

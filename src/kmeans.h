@@ -228,7 +228,9 @@ extern const float *KmeansCheckModelCenters(ArrayType *a, const char *name, cons
 /* metric.c */
 extern KmMetric KmeansMetricByName(const char *name);
 extern const char *KmeansMetricName(KmMetric metric);
-extern bool KmeansMetricPrepareRow(KmMetric metric, float *x, int d);
+extern const char *KmeansMetricPrepareRow(KmMetric metric, float *x, int d);
+extern const char *KmeansMetricRowHint(KmMetric metric);
+extern bool KmeansMetricCentred(KmMetric metric);
 extern void KmeansMetricFinishCenter(KmMetric metric, float *c, const float *prev,
 									 const float *mean, int d);
 extern double KmeansMetricDistance(KmMetric metric, float squared);
@@ -265,6 +267,8 @@ typedef void (*KmeansLabelFn) (KmeansBatch *batch, const int32 *labels, const fl
 extern KmeansModelSet *KmeansModelSetMake(int d, int nseg, const int *ks);
 extern void KmeansModelSetFree(KmeansModelSet *ms);
 extern void KmeansModelSetKeep(KmeansModelSet *best, const KmeansModelSet *run, int s);
+extern void KmeansRenumberSegment(KmeansModelSet *ms, int seg, const int *place);
+extern void KmeansOrderByArea(KmeansModelSet *ms, int seg);
 extern void KmeansSeedRun(KmeansData *data, const KmeansOptions *opt, KmeansModelSet *ms, int run);
 extern void KmeansFetchRows(KmeansData *data, const int64 *rows, int64 m, float *out);
 extern void KmeansLloyd(KmeansData *data, const KmeansOptions *opt, KmeansModelSet *ms);

@@ -114,10 +114,6 @@ KmeansMatchClusters(KmeansData *data, KmeansModelSet *ms, const float *old, int 
 	float	   *fresh;
 	double	   *cost;
 	int		   *old_of;
-	float	   *centers;
-	int64	   *sizes;
-	double	   *inertia,
-			   *sums;
 
 	if (old_k != k || old_d != d || ms->nseg != 1)
 		return false;
@@ -154,29 +150,9 @@ KmeansMatchClusters(KmeansData *data, KmeansModelSet *ms, const float *old, int 
 	}
 
 	/* new cluster j moves to place old_of[j], with everything the results read of it */
-	centers = palloc(sizeof(float) * k * d);
-	sizes = palloc(sizeof(int64) * k);
-	inertia = palloc(sizeof(double) * k);
-	sums = palloc(sizeof(double) * k * d);
-	for (int j = 0; j < k; j++)
-	{
-		int			to = old_of[j];
-
-		memcpy(centers + (int64) to * d, ms->centers + (int64) j * d, sizeof(float) * d);
-		memcpy(sums + (int64) to * d, ms->sums + (int64) j * d, sizeof(double) * d);
-		sizes[to] = ms->sizes[j];
-		inertia[to] = ms->inertia[j];
-	}
-	memcpy(ms->centers, centers, sizeof(float) * k * d);
-	memcpy(ms->sums, sums, sizeof(double) * k * d);
-	memcpy(ms->sizes, sizes, sizeof(int64) * k);
-	memcpy(ms->inertia, inertia, sizeof(double) * k);
+	KmeansRenumberSegment(ms, 0, old_of);
 	pfree(fresh);
 	pfree(cost);
 	pfree(old_of);
-	pfree(centers);
-	pfree(sizes);
-	pfree(inertia);
-	pfree(sums);
 	return true;
 }

@@ -2,7 +2,10 @@
  * metric.c -- the distance a fit clusters by, on the PostgreSQL side: its names, what it does
  * to each row as it is read, to each center after an update, and to the distances it reports.
  *
- * Euclidean changes nothing.  Cosine is spherical k-means (Dhillon & Modha 2001): every row is
+ * Euclidean changes nothing.  IoU takes boxes (w, h) of positive size, not centred, and a row's
+ * distance to a center is 1 - IoU of the two boxes at a common corner (Redmon & Farhadi 2017),
+ * which the backends compute themselves (km_kernels.h): the mean is the update, the inertia
+ * sums 1 - IoU, and kmeans_fit numbers the anchors by area.  Cosine is spherical k-means (Dhillon & Modha 2001): every row is
  * scaled to unit length as it is read (a row of length 0 has no direction and is an ERROR), and
  * every center is the normalised mean of its rows.  On unit vectors |x - c|^2 = 2 (1 - cos), so
  * the backends' Euclidean kernels find the same nearest centers (km_kernels.h, KmMetric) and
@@ -15,9 +18,9 @@
 #include <math.h>
 
 /* The names, in the order of KmMetric. */
-static const char *const metric_names[] = {"euclidean", "cosine"};
+static const char *const metric_names[] = {"euclidean", "cosine", "iou"};
 
-StaticAssertDecl(lengthof(metric_names) == KM_METRIC_COSINE + 1, "one name per KmMetric");
+StaticAssertDecl(lengthof(metric_names) == KM_METRIC_IOU + 1, "one name per KmMetric");
 
 /* The metric called name; an ERROR naming the ones there are otherwise. */
 KmMetric
@@ -29,7 +32,7 @@ KmeansMetricByName(const char *name)
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("unknown metric \"%s\"", name),
-			 errhint("Use 'euclidean' or 'cosine'.")));
+			 errhint("Use 'euclidean', 'cosine' or 'iou'.")));
 	return KM_METRIC_EUCLIDEAN;	/* not reached */
 }
 
@@ -41,24 +44,98 @@ KmeansMetricName(KmMetric metric)
 
 /*
  * Prepares a row as read (d finite values) for the metric: under cosine scales it to unit
- * length, in float64 and then rounded, the same way in every pass.  False for a row of length
- * 0 under cosine, which the caller reports with the row's name.
+ * length, in float64 and then rounded, the same way in every pass; under IoU checks that it is
+ * a box (w, h) of positive size.  NULL when the row is fit for the metric, else what is wrong
+ * with it, which the caller reports with the row's name.
  */
-bool
+const char *
 KmeansMetricPrepareRow(KmMetric metric, float *x, int d)
 {
 	double		norm = 0.0;
 
+	if (metric == KM_METRIC_IOU)
+	{
+		if (d != 2)
+			return psprintf("has %d values, but the iou metric takes boxes (w, h) of 2", d);
+		if (!(x[0] > 0.0f && x[1] > 0.0f))
+			return psprintf("is the box (%g, %g), but the iou metric takes widths and heights > 0",
+							x[0], x[1]);
+		return NULL;
+	}
 	if (metric != KM_METRIC_COSINE)
-		return true;
+		return NULL;
 	for (int t = 0; t < d; t++)
 		norm += (double) x[t] * x[t];
 	if (!(norm > 0.0))
-		return false;
+		return "has length 0, which has no direction for the cosine metric";
 	norm = sqrt(norm);
 	for (int t = 0; t < d; t++)
 		x[t] = (float) (x[t] / norm);
-	return true;
+	return NULL;
+}
+
+/* The hint for a row KmeansMetricPrepareRow refuses. */
+const char *
+KmeansMetricRowHint(KmMetric metric)
+{
+	if (metric == KM_METRIC_IOU)
+		return "Pass each box as ARRAY[w, h] with w, h > 0, e.g. ARRAY[x1 - x0, y1 - y0]; filter empty boxes out in a query.";
+	return "Drop the rows whose values are all 0, e.g. WHERE NOT v = array_fill(0::real, ARRAY[d]) in a query.";
+}
+
+/*
+ * Whether the rows are centred on their mean before the backend sees them (km_kernels.h):
+ * not under IoU, whose cost depends on the boxes themselves, not on their differences.
+ */
+bool
+KmeansMetricCentred(KmMetric metric)
+{
+	return metric != KM_METRIC_IOU;
+}
+
+/* Area of anchor box j of a segment, for KmeansOrderByArea's sort. */
+typedef struct AreaOf
+{
+	double		area;
+	int			j;
+} AreaOf;
+
+static int
+AreaCmp(const void *a, const void *b)
+{
+	const AreaOf *x = a,
+			   *y = b;
+
+	if (x->area != y->area)
+		return x->area < y->area ? -1 : 1;
+	return x->j - y->j;
+}
+
+/*
+ * Numbers the anchor boxes of segment seg by area, smallest first (ties by their number
+ * before), as detectors list their anchors.  The centers are not centred under IoU.
+ */
+void
+KmeansOrderByArea(KmeansModelSet *ms, int seg)
+{
+	int			off = ms->seg_off[seg];
+	int			k = ms->seg_off[seg + 1] - off;
+	AreaOf	   *by = palloc(sizeof(AreaOf) * k);
+	int		   *place = palloc(sizeof(int) * k);
+
+	for (int j = 0; j < k; j++)
+	{
+		const float *c = ms->centers + (int64) (off + j) * ms->d;
+
+		by[j].area = (double) c[0] * c[1];
+		by[j].j = j;
+	}
+	qsort(by, k, sizeof(AreaOf), AreaCmp);
+	for (int r = 0; r < k; r++)
+		place[by[r].j] = r;
+	KmeansRenumberSegment(ms, seg, place);
+	pfree(by);
+	pfree(place);
 }
 
 /*
@@ -89,10 +166,12 @@ KmeansMetricFinishCenter(KmMetric metric, float *c, const float *prev, const flo
 		c[t] = (float) (((double) c[t] + mean[t]) / norm - mean[t]);
 }
 
-/* A row's reported distance from the squared distance the backend gives. */
+/* A row's reported distance from what the backend gives (a squared distance, or 1 - IoU). */
 double
 KmeansMetricDistance(KmMetric metric, float squared)
 {
+	if (metric == KM_METRIC_IOU)
+		return (double) squared;
 	return metric == KM_METRIC_COSINE ? 0.5 * (double) squared : sqrt((double) squared);
 }
 
@@ -105,8 +184,9 @@ KmeansMetricInertia(KmMetric metric, double squared_sum)
 
 /*
  * The nearest of k centers (k x d, as saved) to x by the metric, in float64, lowest index on
- * ties: the smallest squared distance, or the largest cosine.  Under cosine, x of length 0 is
- * an ERROR, and so is a center of length 0 (none is saved so, but the table is the user's).
+ * ties: the smallest squared distance, the largest cosine or the largest IoU.  Under cosine, x
+ * of length 0 is an ERROR, and so is a center of length 0 (none is saved so, but the table is
+ * the user's); under IoU, x and every center must be boxes (w, h) of positive size.
  */
 int
 KmeansMetricNearest(KmMetric metric, const float *centers, int k, int d, const float *x)
@@ -115,6 +195,11 @@ KmeansMetricNearest(KmMetric metric, const float *centers, int k, int d, const f
 	double		best_v = -INFINITY;
 	double		xnorm = 0.0;
 
+	if (metric == KM_METRIC_IOU && (d != 2 || !(x[0] > 0.0f && x[1] > 0.0f)))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("the vector is not a box (w, h) with w, h > 0, which the iou metric labels"),
+				 errhint("Pass ARRAY[w, h] with w, h > 0.")));
 	if (metric == KM_METRIC_COSINE)
 	{
 		for (int t = 0; t < d; t++)
@@ -130,7 +215,21 @@ KmeansMetricNearest(KmMetric metric, const float *centers, int k, int d, const f
 		const float *c = centers + (int64) j * d;
 		double		v = 0.0;
 
-		if (metric == KM_METRIC_COSINE)
+		if (metric == KM_METRIC_IOU)
+		{
+			double		inter,
+						uni;
+
+			if (!(c[0] > 0.0f && c[1] > 0.0f))
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_EXCEPTION),
+						 errmsg("center %d is not a box (w, h) with w, h > 0", j),
+						 errhint("Fit the model again.")));
+			inter = Min((double) x[0], (double) c[0]) * Min((double) x[1], (double) c[1]);
+			uni = (double) x[0] * x[1] + (double) c[0] * c[1] - inter;
+			v = inter / uni;	/* the largest IoU is the nearest */
+		}
+		else if (metric == KM_METRIC_COSINE)
 		{
 			double		dot = 0.0,
 						cnorm = 0.0;

@@ -77,3 +77,37 @@ KmeansModelSetKeep(KmeansModelSet *best, const KmeansModelSet *run, int s)
 	best->n_iter[s] = run->n_iter[s];
 	best->converged[s] = run->converged[s];
 }
+
+/*
+ * Renumbers the clusters of segment seg: cluster j (segment-local) moves to place place[j], a
+ * permutation, with everything the results read of it (center, sums, size, inertia).
+ */
+void
+KmeansRenumberSegment(KmeansModelSet *ms, int seg, const int *place)
+{
+	int			off = ms->seg_off[seg];
+	int			k = ms->seg_off[seg + 1] - off;
+	int			d = ms->d;
+	float	   *centers = palloc(sizeof(float) * k * d);
+	double	   *sums = palloc(sizeof(double) * k * d);
+	int64	   *sizes = palloc(sizeof(int64) * k);
+	double	   *inertia = palloc(sizeof(double) * k);
+
+	for (int j = 0; j < k; j++)
+	{
+		int			to = place[j];
+
+		memcpy(centers + (int64) to * d, ms->centers + (int64) (off + j) * d, sizeof(float) * d);
+		memcpy(sums + (int64) to * d, ms->sums + (int64) (off + j) * d, sizeof(double) * d);
+		sizes[to] = ms->sizes[off + j];
+		inertia[to] = ms->inertia[off + j];
+	}
+	memcpy(ms->centers + (int64) off * d, centers, sizeof(float) * k * d);
+	memcpy(ms->sums + (int64) off * d, sums, sizeof(double) * k * d);
+	memcpy(ms->sizes + off, sizes, sizeof(int64) * k);
+	memcpy(ms->inertia + off, inertia, sizeof(double) * k);
+	pfree(centers);
+	pfree(sums);
+	pfree(sizes);
+	pfree(inertia);
+}

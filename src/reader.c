@@ -164,13 +164,18 @@ CopyFinite(Reader *r, const char *src, int64 id, float *dst)
 			   "Only finite values can be clustered; filter or replace them in a query.");
 }
 
-/* What the metric does to a row as it is read (metric.c): cosine scales it to unit length. */
+/*
+ * What the metric does to a row as it is read (metric.c): cosine scales it to unit length, IoU
+ * checks that it is a box.
+ */
 static void
 PrepareRow(Reader *r, int64 id, float *x)
 {
-	if (!KmeansMetricPrepareRow(r->data->src->metric, x, r->data->d))
-		BadRow(r, id, ERRCODE_DATA_EXCEPTION, "has length 0, which has no direction for the cosine metric",
-			   "Drop the rows whose values are all 0, e.g. WHERE NOT v = array_fill(0::real, ARRAY[d]) in a query.");
+	KmMetric	metric = r->data->src->metric;
+	const char *bad = KmeansMetricPrepareRow(metric, x, r->data->d);
+
+	if (bad)
+		BadRow(r, id, ERRCODE_DATA_EXCEPTION, bad, KmeansMetricRowHint(metric));
 }
 
 /*
@@ -803,7 +808,8 @@ KmeansDataLoad(KmeansSource *src, const KmeansPlan *plan, bool gpu)
 	{
 		double		m = r.sum[j] / data->n;
 
-		data->mean[j] = (float) (r.shift[j] + m);
+		/* the offset every row is centred on: none where the metric needs the rows as they are */
+		data->mean[j] = KmeansMetricCentred(src->metric) ? (float) (r.shift[j] + m) : 0.0f;
 		data->mean_var += Max(0.0, r.sumsq[j] / data->n - m * m);
 	}
 	data->mean_var /= data->d;

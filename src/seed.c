@@ -382,12 +382,17 @@ ExplicitCenters(KmeansData *data, const KmeansOptions *opt, int k, float *center
 
 	memcpy(centers, v, sizeof(float) * k * d);
 	for (int j = 0; j < k; j++)
-		if (!KmeansMetricPrepareRow(opt->metric, centers + (int64) j * d, d))
+	{
+		const char *bad = KmeansMetricPrepareRow(opt->metric, centers + (int64) j * d, d);
+
+		if (bad)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("init_centers row %d has length 0, which has no direction for the cosine metric",
-							j + 1),
-					 errhint("Give every starting center a nonzero value.")));
+					 errmsg("init_centers row %d %s", j + 1, bad),
+					 errhint("%s", opt->metric == KM_METRIC_COSINE ?
+							 "Give every starting center a nonzero value." :
+							 KmeansMetricRowHint(opt->metric))));
+	}
 	for (int64 i = 0; i < (int64) k * d; i++)
 		centers[i] -= data->mean[i % d];
 }

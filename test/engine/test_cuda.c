@@ -803,6 +803,101 @@ RunOnBackends(const Case *c, int all, size_t limit)
 	free(fill);
 }
 
+/*
+ * KM_METRIC_IOU: boxes (w, h) in two segments (k = 9 and k = 40), the GPU against the CPU:
+ * labels and costs of an assignment, k-means++ distances and potentials, bit for bit (IouCost
+ * and km_iou_cost do the same operations, none contracted), and the silhouette of 1 - IoU
+ * within 1e-9; the metric is refused for d != 2.
+ */
+static void
+TestIouBackends(void)
+{
+	int64_t		n = 5000;
+	int			seg_off[3] = {0, 9, 49};
+	int			k = seg_off[2];
+	float	   *x = malloc(sizeof(float) * n * 2);
+	float	   *xg = malloc(sizeof(float) * n * 2);
+	float	   *c = malloc(sizeof(float) * k * 2);
+	int32_t    *lc = malloc(sizeof(int32_t) * n * 2),
+			   *lg = malloc(sizeof(int32_t) * n * 2);
+	float	   *dc = malloc(sizeof(float) * n * 2),
+			   *dg = malloc(sizeof(float) * n * 2),
+			   *mc = malloc(sizeof(float) * n),
+			   *mg = malloc(sizeof(float) * n);
+	double	   *sc = malloc(sizeof(double) * (n / KM_SUB_ROWS + 1)),
+			   *sg = malloc(sizeof(double) * (n / KM_SUB_ROWS + 1));
+	double		pc[3] = {0},
+				pg[3] = {0};
+	int64_t		s = 600;
+	int32_t    *lab = malloc(sizeof(int32_t) * s);
+	double	   *oc = malloc(sizeof(double) * s),
+			   *og = malloc(sizeof(double) * s);
+	int			ks[1] = {9};
+	double		worst = 0.0;
+	KmBackend  *cpu,
+			   *gpu;
+	KmBlock    *bc,
+			   *bg;
+	KmError		err = {0};
+
+	rng_state = 4242;
+	for (int64_t i = 0; i < n * 2; i++)
+		x[i] = 1.0f + 99.0f * (float) RandUnit();
+	for (int j = 0; j < k * 2; j++)
+		c[j] = 1.0f + 99.0f * (float) RandUnit();
+	memcpy(xg, x, sizeof(float) * n * 2);
+	MUST(km_cpu_backend_create(2, 2, &cpu, ERR));
+	MUST(km_cuda_backend_create(0, 2, 0, &gpu, ERR));
+	MUST(cpu->ops->set_metric(cpu, KM_METRIC_IOU, ERR));
+	MUST(gpu->ops->set_metric(gpu, KM_METRIC_IOU, ERR));
+	MUST(cpu->ops->block_create(cpu, x, NULL, n, NULL, &bc, ERR));
+	MUST(gpu->ops->block_create(gpu, xg, NULL, n, NULL, &bg, ERR));
+	MUST(cpu->ops->set_centers(cpu, c, 2, 2, seg_off, ERR));
+	MUST(gpu->ops->set_centers(gpu, c, 2, 2, seg_off, ERR));
+	MUST(cpu->steps->assign(cpu, bc, lc, dc, 1, ERR));
+	MUST(gpu->steps->assign(gpu, bg, lg, dg, 1, ERR));
+	CHECK(memcmp(lc, lg, sizeof(int32_t) * n * 2) == 0 && memcmp(dc, dg, sizeof(float) * n * 2) == 0,
+		  "iou: GPU assignment differs from the CPU's");
+	for (int64_t i = 0; i < n; i++)
+		mc[i] = mg[i] = INFINITY;
+	MUST(cpu->steps->mindist_update(cpu, bc, c, mc, sc, ERR));
+	MUST(gpu->steps->mindist_update(gpu, bg, c, mg, sg, ERR));
+	MUST(cpu->steps->potentials(cpu, bc, c + 2, 3, mc, pc, ERR));
+	MUST(gpu->steps->potentials(gpu, bg, c + 2, 3, mg, pg, ERR));
+	CHECK(memcmp(mc, mg, sizeof(float) * n) == 0 &&
+		  memcmp(sc, sg, sizeof(double) * (n / KM_SUB_ROWS + 1)) == 0 &&
+		  memcmp(pc, pg, sizeof(pc)) == 0, "iou: GPU k-means++ steps differ from the CPU's");
+	for (int64_t i = 0; i < s; i++)
+		lab[i] = lc[i * 2];
+	MUST(cpu->ops->silhouette(cpu, x, s, lab, 1, ks, 0, s, oc, ERR));
+	MUST(gpu->ops->silhouette(gpu, x, s, lab, 1, ks, 0, s, og, ERR));
+	for (int64_t i = 0; i < s; i++)
+		worst = fmax(worst, fabs(oc[i] - og[i]));
+	CHECK(worst <= 1e-9, "iou: GPU silhouette off by %.3g", worst);
+	cpu->ops->block_destroy(cpu, bc);
+	gpu->ops->block_destroy(gpu, bg);
+	cpu->ops->destroy(cpu);
+	gpu->ops->destroy(gpu);
+	MUST(km_cuda_backend_create(0, 3, 0, &gpu, ERR));
+	CHECK(gpu->ops->set_metric(gpu, KM_METRIC_IOU, &err) == KM_ERR_UNSUPPORTED,
+		  "gpu: set_metric iou for d = 3 was accepted");
+	gpu->ops->destroy(gpu);
+	free(x);
+	free(xg);
+	free(c);
+	free(lc);
+	free(lg);
+	free(dc);
+	free(dg);
+	free(mc);
+	free(mg);
+	free(sc);
+	free(sg);
+	free(lab);
+	free(oc);
+	free(og);
+}
+
 int
 main(void)
 {
@@ -839,6 +934,7 @@ main(void)
 		if (!quick || cases[i].quick)
 			RunOnBackends(&cases[i], 1, 16 << 20);
 	TestBudget();
+	TestIouBackends();
 	{
 		KmBackend  *gpu;
 

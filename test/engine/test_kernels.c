@@ -517,6 +517,125 @@ TestWeighted(int d, int k, int64_t n)
 	free(counts);
 }
 
+/* 1 - IoU of boxes (w, h) at a common corner, in float64 from the definition. */
+static double
+NaiveIouCost(const float *x, const float *c)
+{
+	double		inter = fmin(x[0], c[0]) * fmin(x[1], c[1]);
+
+	return 1.0 - inter / ((double) x[0] * x[1] + (double) c[0] * c[1] - inter);
+}
+
+/*
+ * KM_METRIC_IOU on the CPU backend: km_iou_cost by hand (nested, equal and transposed boxes),
+ * km_argmin_iou against the float64 definition (labels equal wherever the two best costs are
+ * not within rounding, costs within 1e-6), the backend's assign and k-means++ steps under the
+ * metric ((1 - IoU)^2 as the seeding distance), and the metric refused for d != 2.
+ */
+static void
+TestIou(int k, int64_t n)
+{
+	KmRng		rng;
+	float	   *x = malloc(sizeof(float) * n * 2);
+	float	   *c = malloc(sizeof(float) * k * 2);
+	int32_t    *lab = malloc(sizeof(int32_t) * n);
+	int32_t    *lab2 = malloc(sizeof(int32_t) * n);
+	float	   *best = malloc(sizeof(float) * n);
+	float	   *dist = malloc(sizeof(float) * n);
+	float	   *mind = malloc(sizeof(float) * n);
+	double	   *sub = malloc(sizeof(double) * (n / KM_SUB_ROWS + 1));
+	double		pot[2] = {0},
+				pot_ref[2] = {0};
+	int			seg[2] = {0, k};
+	int			bad = 0,
+				bad_mind = 0;
+	double		worst = 0.0;
+	float		a[2] = {2, 2},
+				b[2] = {1, 1},
+				t1[2] = {4, 1},
+				t2[2] = {1, 4};
+	KmBackend  *be;
+	KmBlock    *blk;
+	KmError		err = {0};
+
+	/* by hand: (1,1) inside (2,2): 1 - 1/4; equal boxes: 0; (4,1) and (1,4): 1 - 1/7 */
+	CHECK(fabsf(km_iou_cost(a, b) - 0.75f) < 1e-7f && km_iou_cost(a, a) == 0.0f &&
+		  fabsf(km_iou_cost(t1, t2) - 6.0f / 7.0f) < 1e-7f,
+		  "iou by hand: %g %g %g", km_iou_cost(a, b), km_iou_cost(a, a), km_iou_cost(t1, t2));
+	km_rng_seed(&rng, (uint64_t) k);
+	FillUniform(&rng, x, n * 2, 1, 100);
+	FillUniform(&rng, c, (int64_t) k * 2, 1, 100);
+	km_argmin_iou(x, n, c, 1, seg, lab, best);
+	for (int64_t i = 0; i < n; i++)
+	{
+		double		b1 = INFINITY,
+					b2 = INFINITY;
+		int			arg = 0;
+
+		for (int j = 0; j < k; j++)
+		{
+			double		v = NaiveIouCost(x + i * 2, c + j * 2);
+
+			if (v < b1)
+			{
+				b2 = b1;
+				b1 = v;
+				arg = j;
+			}
+			else if (v < b2)
+				b2 = v;
+		}
+		if (lab[i] != arg && b2 - b1 > 1e-6)
+			bad++;
+		worst = fmax(worst, fabs(best[i] - NaiveIouCost(x + i * 2, c + lab[i] * 2)));
+	}
+	CHECK(bad == 0 && worst <= 1e-6, "km_argmin_iou (k=%d): %d labels off, cost off by %g", k,
+		  bad, worst);
+
+	km_cpu_backend_create(3, 2, &be, &err);
+	CHECK(be->ops->set_metric(be, KM_METRIC_IOU, &err) == KM_OK, "cpu: set_metric iou: %s", err.message);
+	be->ops->block_create(be, x, NULL, n, NULL, &blk, &err);
+	be->ops->set_centers(be, c, 2, 1, seg, &err);
+	be->steps->assign(be, blk, lab2, dist, 1, &err);
+	CHECK(memcmp(lab, lab2, sizeof(int32_t) * n) == 0 && memcmp(best, dist, sizeof(float) * n) == 0,
+		  "cpu iou assign differs from km_argmin_iou (k=%d)", k);
+	for (int64_t i = 0; i < n; i++)
+		mind[i] = INFINITY;
+	be->steps->mindist_update(be, blk, c, mind, sub, &err);
+	be->steps->potentials(be, blk, c + 2, k > 2 ? 2 : k - 1, mind, pot, &err);
+	for (int64_t i = 0; i < n; i++)
+	{
+		float		v = km_iou_cost(x + i * 2, c);
+
+		if (mind[i] != v * v)
+			bad_mind++;
+		for (int j = 0; j < 2 && j + 1 < k; j++)
+		{
+			float		u = km_iou_cost(x + i * 2, c + (j + 1) * 2);
+
+			pot_ref[j] += fmin(u * u, mind[i]);
+		}
+	}
+	CHECK(bad_mind == 0, "cpu iou mindist: %d rows are not (1 - IoU)^2", bad_mind);
+	for (int j = 0; j < 2 && j + 1 < k; j++)
+		CHECK(fabs(pot[j] - pot_ref[j]) <= 1e-9 * pot_ref[j], "cpu iou potentials[%d]: %g vs %g",
+			  j, pot[j], pot_ref[j]);
+	be->ops->block_destroy(be, blk);
+	be->ops->destroy(be);
+	km_cpu_backend_create(1, 3, &be, &err);
+	CHECK(be->ops->set_metric(be, KM_METRIC_IOU, &err) == KM_ERR_UNSUPPORTED,
+		  "cpu: set_metric iou for d = 3 was accepted");
+	be->ops->destroy(be);
+	free(x);
+	free(c);
+	free(lab);
+	free(lab2);
+	free(best);
+	free(dist);
+	free(mind);
+	free(sub);
+}
+
 /* The generator gives the same stream for the same seed and stays in range. */
 static void
 TestRng(void)
@@ -563,5 +682,8 @@ main(void)
 	TestWeighted(10, 49, 11346);
 	TestWeighted(40, 7, 3000);
 	TestWeighted(128, 100, 3000);
+	TestIou(1, 100);
+	TestIou(9, 40000);
+	TestIou(200, 5000);
 	return TestReport();
 }

@@ -231,6 +231,54 @@ test_cosine_silhouette(void)
 	free(ref);
 }
 
+/* 1 - IoU of boxes (w, h) at a common corner, in float64 from the definition. */
+static double
+ref_iou_dist(const float *a, const float *b, int d)
+{
+	double		inter = fmin(a[0], b[0]) * fmin(a[1], b[1]);
+
+	(void) d;
+	return 1.0 - inter / ((double) a[0] * a[1] + (double) b[0] * b[1] - inter);
+}
+
+/* KM_METRIC_IOU: the silhouette of 1 - IoU over boxes, against the definition. */
+static void
+test_iou_silhouette(void)
+{
+	KmRng		rng;
+	int64_t		n = 257;
+	int			ks[2] = {2, 9};
+	float	   *x = malloc(sizeof(float) * n * 2);
+	int32_t    *lab = malloc(sizeof(int32_t) * n * 2);
+	double	   *out = malloc(sizeof(double) * n * 2);
+	double	   *ref = malloc(sizeof(double) * n);
+	double		worst = 0.0;
+	KmError		err = {0};
+	KmStatus	st;
+
+	km_rng_seed(&rng, 78);
+	for (int64_t i = 0; i < n; i++)
+	{
+		x[i * 2] = (float) (1.0 + 99.0 * km_rng_uniform(&rng));
+		x[i * 2 + 1] = (float) (1.0 + 99.0 * km_rng_uniform(&rng));
+		lab[i * 2] = (int32_t) km_rng_below(&rng, 2);
+		lab[i * 2 + 1] = (int32_t) km_rng_below(&rng, 9);
+	}
+	st = km_silhouette_rows(x, n, 2, KM_METRIC_IOU, lab, 2, ks, 0, n, out, &err);
+	check(st == KM_OK, "iou silhouette: status %d (%s)", st, err.message);
+	for (int m = 0; m < 2; m++)
+	{
+		ref_silhouette_by(x, n, 2, lab + m, 2, ks[m], ref_iou_dist, ref);
+		for (int64_t i = 0; i < n; i++)
+			worst = fmax(worst, fabs(out[i * 2 + m] - ref[i]));
+	}
+	check(worst <= 1e-12, "iou silhouette: differs from the definition by %.2e", worst);
+	free(x);
+	free(lab);
+	free(out);
+	free(ref);
+}
+
 /* Cluster counts and float64 means of one labelling, two passes over the rows. */
 static void
 ref_means(const float *x, int64_t n, int d, const int32_t *labels, int stride, int k,
@@ -1124,6 +1172,7 @@ main(int argc, char **argv)
 	test_silhouette_nomem();
 	test_random_silhouette();
 	test_cosine_silhouette();
+	test_iou_silhouette();
 	test_sample_rows();
 	test_knee();
 
