@@ -66,3 +66,29 @@ def read_profiles(depths=10):
         rows = [[float(v) for v in line.split("\t")[3].strip().strip("{}").split(",")[:depths]]
                 for line in f]
     return np.array(rows, dtype=np.float32)
+
+
+def relocate_empty(cost, lab, k):
+    """The extension's documented repair of empty clusters (README, kmeans_fit), for the
+    reference implementations: each empty cluster, in order, takes the farthest row (largest
+    cost to its own center, the earlier row on ties) among the k farthest whose cluster keeps a
+    row without it.  cost is n x k; returns the labels the new centers are the means of."""
+    counts = np.bincount(lab, minlength=k)
+    if counts.min() > 0:
+        return lab
+    own = cost[np.arange(len(lab)), lab]
+    cand = sorted(range(len(lab)), key=lambda i: (-own[i], i))[:k]
+    moved, nxt = lab.copy(), 0
+    for j in range(k):
+        if counts[j]:
+            continue
+        while nxt < len(cand) and counts[lab[cand[nxt]]] <= 1:
+            nxt += 1
+        if nxt == len(cand):
+            break
+        i = cand[nxt]
+        nxt += 1
+        counts[lab[i]] -= 1
+        counts[j] = 1
+        moved[i] = j
+    return moved

@@ -6,7 +6,7 @@ unit length, each row to the center of largest cosine (lowest index on ties), ea
 normalised sum of its rows, stopping when no label changes or when the squared center shift is
 at most tol times the mean per-dimension variance of the unit rows (scikit-learn's rule, which
 the extension applies to the rows it clusters), and an empty cluster relocated as the README
-documents (relocate_empty).  Checks on the 8x8 digits and on random
+documents (_common.relocate_empty).  Checks on the 8x8 digits and on random
 embeddings (blobs on the sphere, d = 64): every label equal, every center within 1e-5, the
 inertia sum(1 - cos) within 1e-5 relative, the same iterations; kmeans_predict under the saved
 model agrees with every label; and kmeans_elbow's silhouette under cosine equals scikit-learn's
@@ -26,36 +26,9 @@ except ImportError as e:  # the reference is optional on a developer's machine
     print(f"skipped: reference not installed ({e})")
     sys.exit(0)
 
-from _common import Checks, connect, load_table, pg_array  # noqa: E402
+from _common import Checks, connect, load_table, pg_array, relocate_empty  # noqa: E402
 
 check = Checks()
-
-
-def relocate_empty(u, c, lab):
-    """The extension's documented repair: each empty cluster, in order, takes the farthest row
-    (largest 1 - cos to its center; the earlier row on ties) among the k farthest whose cluster
-    keeps a row without it.  Returns the labels the new centers are the means of."""
-    k = len(c)
-    counts = np.bincount(lab, minlength=k)
-    if counts.min() > 0:
-        return lab
-    dist = 1.0 - (u * c[lab]).sum(axis=1)
-    cand = sorted(range(len(u)), key=lambda i: (-dist[i], i))[:k]
-    moved = lab.copy()
-    nxt = 0
-    for j in range(k):
-        if counts[j] != 0:
-            continue
-        while nxt < len(cand) and counts[lab[cand[nxt]]] <= 1:
-            nxt += 1
-        if nxt == len(cand):
-            break
-        i = cand[nxt]
-        nxt += 1
-        counts[lab[i]] -= 1
-        counts[j] = 1
-        moved[i] = j
-    return moved
 
 
 def spherical_kmeans(x, init, max_iter=300, tol=1e-4):
@@ -68,7 +41,7 @@ def spherical_kmeans(x, init, max_iter=300, tol=1e-4):
     for it in range(1, max_iter + 1):
         lab = np.argmax(u @ c.T, axis=1)
         changed = prev is None or np.any(lab != prev)
-        means_of = relocate_empty(u, c, lab)
+        means_of = relocate_empty(1.0 - u @ c.T, lab, len(c))
         new = np.array([u[means_of == j].sum(axis=0) if np.any(means_of == j) else c[j]
                         for j in range(len(c))])
         new /= np.linalg.norm(new, axis=1, keepdims=True)

@@ -25,7 +25,7 @@ except ImportError as e:  # the reference is optional on a developer's machine
     print(f"skipped: reference not installed ({e})")
     sys.exit(0)
 
-from _common import HERE, Checks, connect, load_table, pg_array  # noqa: E402
+from _common import HERE, Checks, connect, load_table, pg_array, relocate_empty  # noqa: E402
 
 VOC = os.path.join(HERE, "..", "..", "..", "shared", "data", "voc", "voc0712_trainval_boxes.tsv")
 check = Checks()
@@ -36,30 +36,6 @@ def iou_cost(x, c):
     inter = np.minimum(x[:, None, 0], c[None, :, 0]) * np.minimum(x[:, None, 1], c[None, :, 1])
     union = (x[:, 0] * x[:, 1])[:, None] + (c[:, 0] * c[:, 1])[None, :] - inter
     return 1.0 - inter / union
-
-
-def relocate_empty(cost, lab, k):
-    """An empty cluster takes the farthest box (largest cost to its center; the earlier box on
-    ties) among the k farthest whose cluster keeps a box without it."""
-    counts = np.bincount(lab, minlength=k)
-    if counts.min() > 0:
-        return lab
-    own = cost[np.arange(len(lab)), lab]
-    cand = sorted(range(len(lab)), key=lambda i: (-own[i], i))[:k]
-    moved, nxt = lab.copy(), 0
-    for j in range(k):
-        if counts[j]:
-            continue
-        while nxt < len(cand) and counts[lab[cand[nxt]]] <= 1:
-            nxt += 1
-        if nxt == len(cand):
-            break
-        i = cand[nxt]
-        nxt += 1
-        counts[lab[i]] -= 1
-        counts[j] = 1
-        moved[i] = j
-    return moved
 
 
 def iou_kmeans(x, init, max_iter=300, tol=1e-4):
