@@ -51,8 +51,11 @@ def pg_array(rows):
 
 
 def load_table(cur, name, x):
-    """(Re)creates table name (id bigint, v real[]) holding the rows of x, ids from 0."""
-    cur.execute(f"DROP TABLE IF EXISTS {name}; CREATE TABLE {name} (id bigint, v real[])")
+    """(Re)creates table name (id bigint, v real[]) in the session's own schema (never a table
+    of that name elsewhere on the search path) holding the rows of x, ids from 0."""
+    cur.execute("SELECT current_schema()")
+    schema = cur.fetchone()[0]
+    cur.execute(f"DROP TABLE IF EXISTS {schema}.{name}; CREATE TABLE {schema}.{name} (id bigint, v real[])")
     buf = io.StringIO("".join(f"{i}\t{pg_array(r)}\n" for i, r in enumerate(x)))
     cur.copy_expert(f"COPY {name} FROM STDIN", buf)
 

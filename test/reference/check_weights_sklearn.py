@@ -33,7 +33,10 @@ check = Checks()
 
 def load_weighted(cur, name, x, w):
     """(Re)creates table name (id bigint, v real[], w float8) from the rows of x and weights w."""
-    cur.execute(f"DROP TABLE IF EXISTS {name}; CREATE TABLE {name} (id bigint, v real[], w float8)")
+    cur.execute("SELECT current_schema()")
+    schema = cur.fetchone()[0]
+    cur.execute(f"DROP TABLE IF EXISTS {schema}.{name}; "
+                f"CREATE TABLE {schema}.{name} (id bigint, v real[], w float8)")
     buf = io.StringIO("".join(f"{i}\t{pg_array(r)}\t{float(wi)!r}\n"
                               for i, (r, wi) in enumerate(zip(x, w))))
     cur.copy_expert(f"COPY {name} FROM STDIN", buf)
