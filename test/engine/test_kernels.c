@@ -591,6 +591,12 @@ TestIou(int k, int64_t n)
 	}
 	CHECK(bad == 0 && worst <= 1e-6, "km_argmin_iou (k=%d): %d labels off, cost off by %g", k,
 		  bad, worst);
+	/* the vector lanes do km_iou_cost's operations: the same bits */
+	bad = 0;
+	for (int64_t i = 0; i < n; i++)
+		if (best[i] != km_iou_cost(x + i * 2, c + lab[i] * 2))
+			bad++;
+	CHECK(bad == 0, "km_argmin_iou (k=%d): %d costs are not km_iou_cost's bits", k, bad);
 
 	km_cpu_backend_create(3, 2, &be, &err);
 	CHECK(be->ops->set_metric(be, KM_METRIC_IOU, &err) == KM_OK, "cpu: set_metric iou: %s", err.message);
