@@ -1,6 +1,7 @@
 -- kmeans 0.3.0 -> 0.4.0: weights and metrics.  kmeans_fit, kmeans_labels and kmeans_elbow
 -- (text and regclass sources) take weight => 'column or expression', a non-negative weight per
--- row, and metric => 'euclidean' | 'cosine' | 'iou'; kmeans_predict(centers, x, metric) labels by one.
+-- row, metric => 'euclidean' | 'cosine' | 'iou' and, for iou, center => 'median';
+-- kmeans_predict(centers, x, metric) labels by a metric.
 -- A function's arguments cannot grow in place, so the six are dropped and created again; a
 -- view or materialized view over one of them must be dropped before the update and created
 -- again after it (the DROP below stops the update and names it).  The result equals a fresh
@@ -35,13 +36,14 @@ CREATE FUNCTION kmeans_fit(
     id           text DEFAULT NULL,
     model        text DEFAULT NULL,
     weight       text DEFAULT NULL,
-    metric       text DEFAULT 'euclidean')
+    metric       text DEFAULT 'euclidean',
+    center       text DEFAULT 'mean')
 RETURNS TABLE (cluster integer, center real[], size bigint, inertia double precision)
 AS 'MODULE_PATHNAME', 'kmeans_fit'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION kmeans_fit(text, text, integer, integer, double precision, text, real[],
-    integer, bigint, text, text, text, text, text)
+    integer, bigint, text, text, text, text, text, text)
 IS 'k-means of the vectors in column_name of source: one row per cluster';
 
 CREATE FUNCTION kmeans_labels(
@@ -58,13 +60,14 @@ CREATE FUNCTION kmeans_labels(
     id           text DEFAULT NULL,
     model        text DEFAULT NULL,
     weight       text DEFAULT NULL,
-    metric       text DEFAULT 'euclidean')
+    metric       text DEFAULT 'euclidean',
+    center       text DEFAULT 'mean')
 RETURNS TABLE (id bigint, cluster integer, distance double precision)
 AS 'MODULE_PATHNAME', 'kmeans_labels'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION kmeans_labels(text, text, integer, integer, double precision, text, real[],
-    integer, bigint, text, text, text, text, text)
+    integer, bigint, text, text, text, text, text, text)
 IS 'k-means of the vectors in column_name of source: every row''s id, cluster and distance';
 
 CREATE FUNCTION kmeans_elbow(
@@ -82,7 +85,8 @@ CREATE FUNCTION kmeans_elbow(
     silhouette_sample integer DEFAULT 2000,
     id                text DEFAULT NULL,
     weight            text DEFAULT NULL,
-    metric            text DEFAULT 'euclidean')
+    metric            text DEFAULT 'euclidean',
+    center            text DEFAULT 'mean')
 RETURNS TABLE (k integer, inertia double precision, mean_inertia double precision,
                n_iter integer, silhouette double precision,
                calinski_harabasz double precision, davies_bouldin double precision,
@@ -91,7 +95,7 @@ AS 'MODULE_PATHNAME', 'kmeans_elbow'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION kmeans_elbow(text, text, integer, integer, integer, integer,
-    double precision, text, integer, bigint, text, integer, text, text, text)
+    double precision, text, integer, bigint, text, integer, text, text, text, text)
 IS 'k-means for every k of a range in shared passes: inertia, quality indices, suggested k';
 
 CREATE FUNCTION kmeans_fit(
@@ -108,13 +112,14 @@ CREATE FUNCTION kmeans_fit(
     id           text DEFAULT NULL,
     model        text DEFAULT NULL,
     weight       text DEFAULT NULL,
-    metric       text DEFAULT 'euclidean')
+    metric       text DEFAULT 'euclidean',
+    center       text DEFAULT 'mean')
 RETURNS TABLE (cluster integer, center real[], size bigint, inertia double precision)
 AS 'MODULE_PATHNAME', 'kmeans_fit'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION kmeans_fit(regclass, text, integer, integer, double precision, text, real[],
-    integer, bigint, text, text, text, text, text)
+    integer, bigint, text, text, text, text, text, text)
 IS 'k-means of the vectors in column_name of source: one row per cluster, from a table, view or materialized view named by OID';
 
 CREATE FUNCTION kmeans_labels(
@@ -131,13 +136,14 @@ CREATE FUNCTION kmeans_labels(
     id           text DEFAULT NULL,
     model        text DEFAULT NULL,
     weight       text DEFAULT NULL,
-    metric       text DEFAULT 'euclidean')
+    metric       text DEFAULT 'euclidean',
+    center       text DEFAULT 'mean')
 RETURNS TABLE (id bigint, cluster integer, distance double precision)
 AS 'MODULE_PATHNAME', 'kmeans_labels'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION kmeans_labels(regclass, text, integer, integer, double precision, text, real[],
-    integer, bigint, text, text, text, text, text)
+    integer, bigint, text, text, text, text, text, text)
 IS 'k-means of the vectors in column_name of source: every row''s id, cluster and distance, from a table, view or materialized view named by OID';
 
 CREATE FUNCTION kmeans_elbow(
@@ -155,7 +161,8 @@ CREATE FUNCTION kmeans_elbow(
     silhouette_sample integer DEFAULT 2000,
     id                text DEFAULT NULL,
     weight            text DEFAULT NULL,
-    metric            text DEFAULT 'euclidean')
+    metric            text DEFAULT 'euclidean',
+    center            text DEFAULT 'mean')
 RETURNS TABLE (k integer, inertia double precision, mean_inertia double precision,
                n_iter integer, silhouette double precision,
                calinski_harabasz double precision, davies_bouldin double precision,
@@ -164,7 +171,7 @@ AS 'MODULE_PATHNAME', 'kmeans_elbow'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION kmeans_elbow(regclass, text, integer, integer, integer, integer,
-    double precision, text, integer, bigint, text, integer, text, text, text)
+    double precision, text, integer, bigint, text, integer, text, text, text, text)
 IS 'k-means for every k of a range in shared passes: inertia, quality indices, suggested k, from a table, view or materialized view named by OID';
 
 CREATE FUNCTION kmeans_predict(centers real[], x real[], metric text)

@@ -146,13 +146,14 @@ CREATE FUNCTION kmeans_fit(
     id           text DEFAULT NULL,
     model        text DEFAULT NULL,
     weight       text DEFAULT NULL,
-    metric       text DEFAULT 'euclidean')
+    metric       text DEFAULT 'euclidean',
+    center       text DEFAULT 'mean')
 RETURNS TABLE (cluster integer, center real[], size bigint, inertia double precision)
 AS 'MODULE_PATHNAME', 'kmeans_fit'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION kmeans_fit(text, text, integer, integer, double precision, text, real[],
-    integer, bigint, text, text, text, text, text)
+    integer, bigint, text, text, text, text, text, text)
 IS 'k-means of the vectors in column_name of source: one row per cluster';
 
 CREATE FUNCTION kmeans_labels(
@@ -169,13 +170,14 @@ CREATE FUNCTION kmeans_labels(
     id           text DEFAULT NULL,
     model        text DEFAULT NULL,
     weight       text DEFAULT NULL,
-    metric       text DEFAULT 'euclidean')
+    metric       text DEFAULT 'euclidean',
+    center       text DEFAULT 'mean')
 RETURNS TABLE (id bigint, cluster integer, distance double precision)
 AS 'MODULE_PATHNAME', 'kmeans_labels'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION kmeans_labels(text, text, integer, integer, double precision, text, real[],
-    integer, bigint, text, text, text, text, text)
+    integer, bigint, text, text, text, text, text, text)
 IS 'k-means of the vectors in column_name of source: every row''s id, cluster and distance';
 
 CREATE FUNCTION kmeans_predict(model text, x real[])
@@ -225,7 +227,8 @@ CREATE FUNCTION kmeans_elbow(
     silhouette_sample integer DEFAULT 2000,
     id                text DEFAULT NULL,
     weight            text DEFAULT NULL,
-    metric            text DEFAULT 'euclidean')
+    metric            text DEFAULT 'euclidean',
+    center            text DEFAULT 'mean')
 RETURNS TABLE (k integer, inertia double precision, mean_inertia double precision,
                n_iter integer, silhouette double precision,
                calinski_harabasz double precision, davies_bouldin double precision,
@@ -234,7 +237,7 @@ AS 'MODULE_PATHNAME', 'kmeans_elbow'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION kmeans_elbow(text, text, integer, integer, integer, integer,
-    double precision, text, integer, bigint, text, integer, text, text, text)
+    double precision, text, integer, bigint, text, integer, text, text, text, text)
 IS 'k-means for every k of a range in shared passes: inertia, quality indices, suggested k';
 
 -- The same three with the source as regclass: a view or materialized view over them records
@@ -254,13 +257,14 @@ CREATE FUNCTION kmeans_fit(
     id           text DEFAULT NULL,
     model        text DEFAULT NULL,
     weight       text DEFAULT NULL,
-    metric       text DEFAULT 'euclidean')
+    metric       text DEFAULT 'euclidean',
+    center       text DEFAULT 'mean')
 RETURNS TABLE (cluster integer, center real[], size bigint, inertia double precision)
 AS 'MODULE_PATHNAME', 'kmeans_fit'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION kmeans_fit(regclass, text, integer, integer, double precision, text, real[],
-    integer, bigint, text, text, text, text, text)
+    integer, bigint, text, text, text, text, text, text)
 IS 'k-means of the vectors in column_name of source: one row per cluster, from a table, view or materialized view named by OID';
 
 CREATE FUNCTION kmeans_labels(
@@ -277,13 +281,14 @@ CREATE FUNCTION kmeans_labels(
     id           text DEFAULT NULL,
     model        text DEFAULT NULL,
     weight       text DEFAULT NULL,
-    metric       text DEFAULT 'euclidean')
+    metric       text DEFAULT 'euclidean',
+    center       text DEFAULT 'mean')
 RETURNS TABLE (id bigint, cluster integer, distance double precision)
 AS 'MODULE_PATHNAME', 'kmeans_labels'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION kmeans_labels(regclass, text, integer, integer, double precision, text, real[],
-    integer, bigint, text, text, text, text, text)
+    integer, bigint, text, text, text, text, text, text)
 IS 'k-means of the vectors in column_name of source: every row''s id, cluster and distance, from a table, view or materialized view named by OID';
 
 CREATE FUNCTION kmeans_elbow(
@@ -301,7 +306,8 @@ CREATE FUNCTION kmeans_elbow(
     silhouette_sample integer DEFAULT 2000,
     id                text DEFAULT NULL,
     weight            text DEFAULT NULL,
-    metric            text DEFAULT 'euclidean')
+    metric            text DEFAULT 'euclidean',
+    center            text DEFAULT 'mean')
 RETURNS TABLE (k integer, inertia double precision, mean_inertia double precision,
                n_iter integer, silhouette double precision,
                calinski_harabasz double precision, davies_bouldin double precision,
@@ -310,7 +316,7 @@ AS 'MODULE_PATHNAME', 'kmeans_elbow'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION kmeans_elbow(regclass, text, integer, integer, integer, integer,
-    double precision, text, integer, bigint, text, integer, text, text, text)
+    double precision, text, integer, bigint, text, integer, text, text, text, text)
 IS 'k-means for every k of a range in shared passes: inertia, quality indices, suggested k, from a table, view or materialized view named by OID';
 
 -- The engine's own account of the session's last fit, step by step: what benchmarks and

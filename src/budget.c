@@ -79,6 +79,12 @@ KmeansBudgetMake(KmeansBudget *b, const KmeansPlan *plan, int64 n, int d, bool s
 		Add(b, "final labels for the quality indices", n, nseg * (int64) sizeof(int32));
 	if (plan->weighted)
 		Add(b, "per-row weights", n, sizeof(float));
+	/* center => 'median': every row's values gathered by label each pass, and their counts */
+	if (plan->median)
+	{
+		Add(b, "per-row labels and distances", n, nseg * (int64) d * sizeof(float));
+		Add(b, "centers", k, 2 * sizeof(int64) + (int64) d * sizeof(double));
+	}
 
 	/*
 	 * Centers: the model sets (float centers, float64 sums, sizes, inertia), the pass's run set

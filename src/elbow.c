@@ -41,11 +41,13 @@ enum
 	ARG_SILHOUETTE_SAMPLE,
 	ARG_ID,
 	ARG_WEIGHT,
-	ARG_METRIC
+	ARG_METRIC,
+	ARG_CENTER
 };
 
 static const KmeansArgPos elbow_args = {
-	ARG_MAX_ITER, ARG_TOL, ARG_INIT, -1, ARG_N_INIT, ARG_SEED, ARG_DEVICE, ARG_WEIGHT, ARG_METRIC
+	ARG_MAX_ITER, ARG_TOL, ARG_INIT, -1, ARG_N_INIT, ARG_SEED, ARG_DEVICE, ARG_WEIGHT, ARG_METRIC,
+	ARG_CENTER
 };
 
 /* The arguments of one call: the range of k, the options, and what the fit will hold. */
@@ -243,6 +245,7 @@ ReadArgs(FunctionCallInfo fcinfo, ElbowCall *ec)
 	plan.n_init = ec->opt.n_init;
 	plan.final_labels = true;
 	plan.weighted = ec->opt.weight != NULL;
+	plan.median = ec->opt.median;
 	plan.silhouette_rows = sample_size;
 	ec->plan = plan;
 	ec->nseg = nseg;

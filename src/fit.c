@@ -25,12 +25,13 @@ enum
 	ARG_ID = ARG_OPTIONS + 7,
 	ARG_MODEL,
 	ARG_WEIGHT,
-	ARG_METRIC
+	ARG_METRIC,
+	ARG_CENTER
 };
 
 static const KmeansArgPos fit_args = {
 	ARG_OPTIONS, ARG_OPTIONS + 1, ARG_OPTIONS + 2, ARG_OPTIONS + 3, ARG_OPTIONS + 4,
-	ARG_OPTIONS + 5, ARG_OPTIONS + 6, ARG_WEIGHT, ARG_METRIC
+	ARG_OPTIONS + 5, ARG_OPTIONS + 6, ARG_WEIGHT, ARG_METRIC, ARG_CENTER
 };
 
 typedef struct FitCall
@@ -83,6 +84,7 @@ FitBegin(FunctionCallInfo fcinfo, FitCall *fc, bool need_id, KmeansLabelFn fn, v
 	fc->plan.centers = fc->k;
 	fc->plan.n_init = fc->opt.n_init;
 	fc->plan.weighted = fc->opt.weight != NULL;
+	fc->plan.median = fc->opt.median;
 	fc->data = KmeansBegin(source, column, PG_ARGISNULL(ARG_ID) ? NULL : PG_GETARG_TEXT_PP(ARG_ID),
 						   &fc->opt, &fc->plan);
 	if (fc->opt.metric == KM_METRIC_IOU)

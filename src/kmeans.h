@@ -79,6 +79,7 @@ typedef struct KmeansOptions
 	const char *device_name;
 	char	   *weight;			/* the weight column or expression, or NULL */
 	KmMetric	metric;
+	bool		median;			/* center => 'median': each center the per-dimension median */
 } KmeansOptions;
 
 /*
@@ -95,6 +96,7 @@ typedef struct KmeansPlan
 	int			n_init;			/* seeding runs: more than one keeps a second model set */
 	bool		final_labels;	/* every row's final label per k is kept (kmeans_elbow) */
 	bool		weighted;		/* every row's weight is kept */
+	bool		median;			/* each pass gathers the rows by label for the medians */
 	int64		silhouette_rows;	/* rows of the silhouette sample; 0 for none */
 } KmeansPlan;
 
@@ -311,6 +313,7 @@ typedef struct KmeansArgPos
 	int			device;
 	int			weight;
 	int			metric;
+	int			center;
 } KmeansArgPos;
 
 extern void KmeansParseOptions(FunctionCallInfo fcinfo, const KmeansArgPos *pos,

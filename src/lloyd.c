@@ -170,6 +170,7 @@ KmeansLloyd(KmeansData *data, const KmeansOptions *opt, KmeansModelSet *ms)
 	{
 		double		start = KmeansStepStart();
 		double		pass_inertia = 0.0;
+		double	   *med;			/* center => 'median': the pass's medians */
 		RunSet	   *rs = RunSetMake(data, ms, false);
 
 		if (rs->nrun == 0)
@@ -181,6 +182,7 @@ KmeansLloyd(KmeansData *data, const KmeansOptions *opt, KmeansModelSet *ms)
 		RunSetReset(rs);
 		memset(ls.changed, 0, sizeof(int64) * rs->nrun);
 		LloydPass(&ls, it == 1, false);
+		med = opt->median ? KmeansMedianCenters(data, &ls) : NULL;
 		KmeansRepairEmpty(data, &ls);
 
 		for (int r = 0; r < rs->nrun; r++)
@@ -200,7 +202,8 @@ KmeansLloyd(KmeansData *data, const KmeansOptions *opt, KmeansModelSet *ms)
 				if (cnt == 0)
 					continue;	/* only when rows (of positive weight) are fewer than distinct points */
 				for (int t = 0; t < d; t++)
-					next[t] = (float) (sum[t] / cnt);
+					next[t] = med && !isnan(med[(int64) j * d]) ? (float) med[(int64) j * d + t] :
+						(float) (sum[t] / cnt);
 				KmeansMetricFinishCenter(data->src->metric, next, c, data->mean, d);
 				for (int t = 0; t < d; t++)
 				{
@@ -221,6 +224,8 @@ KmeansLloyd(KmeansData *data, const KmeansOptions *opt, KmeansModelSet *ms)
 				ms->converged[s] = true;
 		}
 		KmeansStepEnd(KMEANS_PHASE_ITERATE, start, it, rs->nrun, pass_inertia);
+		if (med)
+			pfree(med);
 		RunSetFree(rs);
 	}
 

@@ -36,5 +36,6 @@ typedef struct LloydState
 
 extern void KmeansLloydBuffers(LloydState *ls);
 extern void KmeansRepairEmpty(KmeansData *data, LloydState *ls);
+extern double *KmeansMedianCenters(KmeansData *data, LloydState *ls);
 
 #endif							/* KMEANS_LLOYD_H */

@@ -132,6 +132,25 @@ KmeansParseOptions(FunctionCallInfo fcinfo, const KmeansArgPos *pos, KmeansOptio
 	if (pos->metric >= 0 && pos->metric < PG_NARGS())
 		opt->metric = KmeansMetricByName(text_to_cstring(DatumGetTextPP(Required(fcinfo, pos->metric,
 																				 "metric"))));
+	if (pos->center >= 0 && pos->center < PG_NARGS())
+	{
+		static const char *const center_names[] = {"mean", "median"};
+		char	   *center = text_to_cstring(DatumGetTextPP(Required(fcinfo, pos->center, "center")));
+
+		opt->median = NameIndex("center", center, center_names, lengthof(center_names), false,
+								"Use 'mean' or, with metric => 'iou', 'median'.") == 1;
+		if (opt->median && opt->metric != KM_METRIC_IOU)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("center 'median' is for the iou metric, not \"%s\"",
+							KmeansMetricName(opt->metric)),
+					 errhint("Pass metric => 'iou' with center => 'median', or leave center out.")));
+		if (opt->median && opt->weight)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("center 'median' does not take weights"),
+					 errhint("Leave weight out, or use center => 'mean' for a weighted fit.")));
+	}
 }
 
 /* ERRORs when one of the first nargs arguments, which have no default, is NULL. */
@@ -181,6 +200,8 @@ KmeansOptionsJson(const KmeansOptions *opt, const KmeansSource *src)
 	escape_json(&s, opt->device_name);
 	appendStringInfoString(&s, ", \"metric\": ");
 	escape_json(&s, KmeansMetricName(opt->metric));
+	if (opt->median)
+		appendStringInfoString(&s, ", \"center\": \"median\"");
 	appendStringInfoString(&s, ", \"column\": ");
 	escape_json(&s, src->column);
 	if (src->weight)

@@ -45,6 +45,21 @@ SELECT kmeans_predict('{{1,1},{6,1}}'::real[], '{3,3}') AS euclidean,
 SELECT k, round(inertia::numeric, 6) AS inertia, silhouette > 0.5 AS separated
 FROM kmeans_elbow('two', 'v', 1, 2, metric => 'iou') ORDER BY k;
 
+-- center => 'median': each anchor the median width and height of its boxes.  From (1,1) and
+-- (20,20): (1,1), (1,2), (1,10) give the median (1, 2) where the mean is (1, 4.33); (20,20),
+-- (21,22), (40,20), (30,25) give widths 20, 21, 30, 40 and heights 20, 20, 22, 25, whose
+-- medians are the means of the middle two: (25.5, 21).  The labels then stay.
+CREATE TABLE med (v real[]);
+INSERT INTO med VALUES ('{1,1}'), ('{1,2}'), ('{1,10}'), ('{20,20}'), ('{21,22}'), ('{40,20}'),
+    ('{30,25}');
+SELECT cluster, center, size FROM kmeans_fit('med', 'v', 2, init_centers => '{{1,1},{20,20}}',
+                                             metric => 'iou', center => 'median');
+SELECT cluster, center, size FROM kmeans_fit('med', 'v', 2, init_centers => '{{1,1},{20,20}}',
+                                             metric => 'iou');
+SELECT * FROM try($$SELECT * FROM kmeans_fit('med', 'v', 2, center => 'median')$$);
+SELECT * FROM try($$SELECT * FROM kmeans_fit('med', 'v', 2, metric => 'iou', center => 'mode')$$);
+SELECT * FROM try($$SELECT * FROM kmeans_fit('med', 'v', 2, metric => 'iou', center => 'median', weight => '1')$$);
+
 -- Errors: rows that are not boxes (3 values; a width of 0; a negative height), named with
 -- their ids; starting centers and vectors to label that are not boxes.
 SELECT * FROM try($$SELECT * FROM kmeans_fit('SELECT 1 AS id, ''{1,2,3}''::real[] AS v', 'v', 1, id => 'id', metric => 'iou')$$);
