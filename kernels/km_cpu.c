@@ -1312,23 +1312,9 @@ CpuSeedFetch(KmBackend *be, int64_t first, int64_t m, float *out, KmError *err)
 	return km_host_seed_fetch(&((CpuBackend *) be)->state, first, m, out, err);
 }
 
-/*
- * Cosine runs on unit rows with the Euclidean kernels (km_kernels.h): only the silhouette
- * differs.  IoU takes its own kernels (km_iou.c, CandRunIou) for d = 2.
- */
-static KmStatus
-CpuSetMetric(KmBackend *be, KmMetric metric, KmError *err)
-{
-	if (!km_metric_supported(metric, be->d))
-		return KM_FAIL(err, KM_ERR_UNSUPPORTED, "the CPU backend has no metric %d for d = %d",
-					   (int) metric, be->d);
-	be->metric = metric;
-	return KM_OK;
-}
-
 static const KmBackendOps CpuOps = {
 	.name = "cpu",
-	.set_metric = CpuSetMetric,
+	.set_metric = km_backend_set_metric,
 	.destroy = CpuDestroy,
 	.block_create = CpuBlockCreate,
 	.batch_create = CpuBlockCreate, /* rows are used in place either way */

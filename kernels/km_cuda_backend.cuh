@@ -63,28 +63,13 @@ CudaDestroy(KmBackend *be)
 	free(cb);
 }
 
-/*
- * Cosine runs on unit rows with the Euclidean kernels (km_kernels.h): only the silhouette
- * differs.  IoU (d = 2) takes IouCost in the direct assignment, the k-means++ kernels and the
- * silhouette.
- */
-static KmStatus
-CudaSetMetric(KmBackend *be, KmMetric metric, KmError *err)
-{
-	if (!km_metric_supported(metric, be->d))
-		return KM_FAIL(err, KM_ERR_UNSUPPORTED, "the GPU backend has no metric %d for d = %d",
-					   (int) metric, be->d);
-	be->metric = metric;
-	return KM_OK;
-}
-
 static const KmBackendOps CudaOps = {
 	"gpu",
 	CudaDestroy,
 	CudaBlockCreate,
 	CudaBatchCreate,
 	CudaBlockDestroy,
-	CudaSetMetric,
+	km_backend_set_metric,
 	CudaSetCenters,
 	CudaPassBegin,
 	CudaPassBlock,

@@ -394,13 +394,12 @@ struct KmBackend
 	KmMetric	metric;
 };
 
-/* Whether a backend of dimension d takes the metric: Euclidean and cosine always, IoU for d = 2. */
-static inline int
-km_metric_supported(KmMetric metric, int d)
-{
-	return metric == KM_METRIC_EUCLIDEAN || metric == KM_METRIC_COSINE ||
-		(metric == KM_METRIC_IOU && d == 2);
-}
+/*
+ * set_metric as both backends implement it: Euclidean and cosine always (cosine runs on unit
+ * rows with the Euclidean kernels, only the silhouette differs), IoU for d = 2 (km_iou.c and
+ * CandRunIou on the CPU, IouCost on the GPU); KM_ERR_UNSUPPORTED otherwise.
+ */
+KmStatus	km_backend_set_metric(KmBackend *be, KmMetric metric, KmError *err);
 
 /* The CPU backend on threads compute threads (>= 1); threads block all signals. */
 KmStatus	km_cpu_backend_create(int threads, int d, KmBackend **be, KmError *err);

@@ -125,3 +125,17 @@ km_cpu_count(void)
 
 	return n < 1 ? 1 : (int) n;
 }
+
+/* set_metric of every backend (km_kernels.h). */
+KmStatus
+km_backend_set_metric(KmBackend *be, KmMetric metric, KmError *err)
+{
+	int			ok = metric == KM_METRIC_EUCLIDEAN || metric == KM_METRIC_COSINE ||
+		(metric == KM_METRIC_IOU && be->d == 2);
+
+	if (!ok)
+		return KM_FAIL(err, KM_ERR_UNSUPPORTED, "the %s backend has no metric %d for d = %d",
+					   be->ops->name, (int) metric, be->d);
+	be->metric = metric;
+	return KM_OK;
+}

@@ -3,11 +3,11 @@
  * its boxes' widths and heights rather than their mean, the variant of YOLO's anchor clustering
  * that a few outlying boxes move less.
  *
- * After a pass the backend holds every row's label (pass_begin .. pass_end); the medians need
- * the rows themselves, grouped by label, so each iteration reads the labels back twice, a batch
- * of rows at a time: once to count each cluster's rows, then with the data (one more scan of
- * the source when it is streamed) to gather their values, which are sorted per cluster and
- * dimension.  The median of an even count is the mean of the two middle values, as numpy's.
+ * After a pass the backend holds every row's label (pass_begin .. pass_end) and the pass's
+ * counts say how many rows each cluster has; the medians need the rows themselves, grouped by
+ * label, so each iteration reads the labels back with the data, a batch of rows at a time (one
+ * more scan of the source when it is streamed), and gathers the values, which are sorted per
+ * cluster and dimension.  The median of an even count is the mean of the two middle values, as numpy's.
  * A cluster the repair filled (it had no row in the pass) keeps the relocated row that the sums
  * give; that row also stays in the median of the cluster it came from for this iteration.
  * Memory: every row's d values, and a count and an offset per center (budget.c).
@@ -24,7 +24,7 @@ typedef struct Gather
 {
 	LloydState *ls;
 	int64	   *start;			/* per running center: its first value */
-	int64	   *count;			/* its rows */
+	const int64 *count;			/* its rows: the pass's counts */
 	int64	   *fill;			/* its rows gathered so far */
 	float	   *vals;			/* per center: d runs of count values */
 } Gather;
@@ -69,7 +69,8 @@ FloatCmp(const void *a, const void *b)
 
 /*
  * The medians of the running centers after a pass (rs->k x d, as the data holds the rows,
- * centred), NaN for a center that had no row in the pass.
+ * centred), NaN for a center that had no row in the pass.  Called before the repair changes
+ * the pass's counts.
  */
 double *
 KmeansMedianCenters(KmeansData *data, LloydState *ls)
@@ -82,21 +83,9 @@ KmeansMedianCenters(KmeansData *data, LloydState *ls)
 
 	KmeansLloydBuffers(ls);
 	g.ls = ls;
-	g.count = palloc0(sizeof(int64) * rs->k);
+	g.count = rs->acc.counts;
 	g.fill = palloc0(sizeof(int64) * rs->k);
 	g.start = palloc(sizeof(int64) * (rs->k + 1));
-	for (int64 lo = 0; lo < data->n; lo += ls->rows)
-	{
-		int64		m = Min(ls->rows, data->n - lo);
-		KmError		err = {0};
-
-		CHECK_FOR_INTERRUPTS();
-		KmeansCheckStatus(data->be->ops->state_fetch(data->be, lo, m, ls->labels, ls->dist, &err),
-						  &err);
-		for (int64 i = 0; i < m; i++)
-			for (int r = 0; r < rs->nrun; r++)
-				g.count[RunningCenter(ls, i, r)]++;
-	}
 	for (int j = 0; j < rs->k; j++)
 	{
 		g.start[j] = total;
@@ -126,7 +115,6 @@ KmeansMedianCenters(KmeansData *data, LloydState *ls)
 		}
 	}
 	pfree(g.vals);
-	pfree(g.count);
 	pfree(g.fill);
 	pfree(g.start);
 	return med;

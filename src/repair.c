@@ -233,7 +233,7 @@ KmeansRepairEmpty(KmeansData *data, LloydState *ls)
 			double	   *sj = rs->acc.sums + (int64) j * d;
 			double	   *so;
 
-			float		w = 1.0f;
+			float		w;
 
 			if (!Empty(&rs->acc, j))
 				continue;
@@ -244,30 +244,20 @@ KmeansRepairEmpty(KmeansData *data, LloydState *ls)
 				break;			/* fewer distinct rows than clusters: nothing left to move */
 			f = &h[next++];
 			so = rs->acc.sums + (int64) f->label * d;
+			/* the row's (weighted) contribution moves; j had no weight, so its sums were 0 */
+			w = RowWeight(data, f->row);
+			for (int t = 0; t < d; t++)
+			{
+				so[t] -= (double) w * f->x[t];
+				sj[t] = (double) w * f->x[t];
+			}
 			if (rs->acc.mass)
 			{
-				/* the row's weighted contribution moves; j had no weight, its sums were 0 */
-				w = RowWeight(data, f->row);
-				for (int t = 0; t < d; t++)
-				{
-					so[t] -= (double) w * f->x[t];
-					sj[t] = (double) w * f->x[t];
-				}
 				rs->acc.mass[f->label] -= w;
 				rs->acc.mass[j] = w;
-				rs->acc.counts[f->label]--;
-				rs->acc.counts[j]++;
 			}
-			else
-			{
-				for (int t = 0; t < d; t++)
-				{
-					so[t] -= f->x[t];
-					sj[t] = f->x[t];
-				}
-				rs->acc.counts[f->label]--;
-				rs->acc.counts[j] = 1;
-			}
+			rs->acc.counts[f->label]--;
+			rs->acc.counts[j]++;
 			if (KmeansTracing())
 				ereport(NOTICE,
 						(errmsg("kmeans: cluster %d of k=%d was empty; moved row " INT64_FORMAT " into it",

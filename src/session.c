@@ -33,11 +33,7 @@ KmeansCheckStatus(KmStatus st, const KmError *err)
 				 errmsg("kmeans: %s", err->message),
 				 errhint("Lower kmeans.threads (now %d; 0 means one per core), or raise the server's limit on processes.",
 						 kmeans_threads)));
-	if (st == KM_ERR_NO_DEVICE)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("kmeans: %s", err->message)));
-	if (st == KM_ERR_UNSUPPORTED)
+	if (st == KM_ERR_NO_DEVICE || st == KM_ERR_UNSUPPORTED)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("kmeans: %s", err->message)));

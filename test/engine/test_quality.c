@@ -180,6 +180,33 @@ ref_silhouette(const float *x, int64_t n, int d, const int32_t *labels, int stri
 }
 
 /*
+ * The largest difference between km_silhouette_rows under metric on the rows given (two
+ * labellings: lab is n x 2) and the definition with dist on the rows raw.
+ */
+static double
+silhouette_vs_definition(const char *what, const float *given, const float *raw, int64_t n,
+						 int d, KmMetric metric, const int32_t *lab, const int *ks,
+						 double (*dist) (const float *, const float *, int))
+{
+	double	   *out = malloc(sizeof(double) * n * 2);
+	double	   *ref = malloc(sizeof(double) * n);
+	double		worst = 0.0;
+	KmError		err = {0};
+	KmStatus	st = km_silhouette_rows(given, n, d, metric, lab, 2, ks, 0, n, out, &err);
+
+	check(st == KM_OK, "%s silhouette: status %d (%s)", what, st, err.message);
+	for (int m = 0; m < 2; m++)
+	{
+		ref_silhouette_by(raw, n, d, lab + m, 2, ks[m], dist, ref);
+		for (int64_t i = 0; i < n; i++)
+			worst = fmax(worst, fabs(out[i * 2 + m] - ref[i]));
+	}
+	free(out);
+	free(ref);
+	return worst;
+}
+
+/*
  * KM_METRIC_COSINE: on rows scaled to unit length, the silhouette of 1 - cos, against the
  * definition on the rows as they were (float64, no scaling); the unit rows carry float32
  * rounding, hence the tolerance.
@@ -194,11 +221,7 @@ test_cosine_silhouette(void)
 	float	   *x = malloc(sizeof(float) * n * d);
 	float	   *u = malloc(sizeof(float) * n * d);
 	int32_t    *lab = malloc(sizeof(int32_t) * n * 2);
-	double	   *out = malloc(sizeof(double) * n * 2);
-	double	   *ref = malloc(sizeof(double) * n);
-	double		worst = 0.0;
-	KmError		err = {0};
-	KmStatus	st;
+	double		worst;
 
 	km_rng_seed(&rng, 77);
 	for (int64_t i = 0; i < n; i++)
@@ -215,20 +238,11 @@ test_cosine_silhouette(void)
 		lab[i * 2] = (int32_t) km_rng_below(&rng, 3);
 		lab[i * 2 + 1] = (int32_t) km_rng_below(&rng, 8);
 	}
-	st = km_silhouette_rows(u, n, d, KM_METRIC_COSINE, lab, 2, ks, 0, n, out, &err);
-	check(st == KM_OK, "cosine silhouette: status %d (%s)", st, err.message);
-	for (int m = 0; m < 2; m++)
-	{
-		ref_silhouette_by(x, n, d, lab + m, 2, ks[m], ref_cos_dist, ref);
-		for (int64_t i = 0; i < n; i++)
-			worst = fmax(worst, fabs(out[i * 2 + m] - ref[i]));
-	}
+	worst = silhouette_vs_definition("cosine", u, x, n, d, KM_METRIC_COSINE, lab, ks, ref_cos_dist);
 	check(worst <= 1e-6, "cosine silhouette: differs from the definition by %.2e", worst);
 	free(x);
 	free(u);
 	free(lab);
-	free(out);
-	free(ref);
 }
 
 /* 1 - IoU of boxes (w, h) at a common corner, in float64 from the definition. */
@@ -250,11 +264,7 @@ test_iou_silhouette(void)
 	int			ks[2] = {2, 9};
 	float	   *x = malloc(sizeof(float) * n * 2);
 	int32_t    *lab = malloc(sizeof(int32_t) * n * 2);
-	double	   *out = malloc(sizeof(double) * n * 2);
-	double	   *ref = malloc(sizeof(double) * n);
-	double		worst = 0.0;
-	KmError		err = {0};
-	KmStatus	st;
+	double		worst;
 
 	km_rng_seed(&rng, 78);
 	for (int64_t i = 0; i < n; i++)
@@ -264,19 +274,10 @@ test_iou_silhouette(void)
 		lab[i * 2] = (int32_t) km_rng_below(&rng, 2);
 		lab[i * 2 + 1] = (int32_t) km_rng_below(&rng, 9);
 	}
-	st = km_silhouette_rows(x, n, 2, KM_METRIC_IOU, lab, 2, ks, 0, n, out, &err);
-	check(st == KM_OK, "iou silhouette: status %d (%s)", st, err.message);
-	for (int m = 0; m < 2; m++)
-	{
-		ref_silhouette_by(x, n, 2, lab + m, 2, ks[m], ref_iou_dist, ref);
-		for (int64_t i = 0; i < n; i++)
-			worst = fmax(worst, fabs(out[i * 2 + m] - ref[i]));
-	}
+	worst = silhouette_vs_definition("iou", x, x, n, 2, KM_METRIC_IOU, lab, ks, ref_iou_dist);
 	check(worst <= 1e-12, "iou silhouette: differs from the definition by %.2e", worst);
 	free(x);
 	free(lab);
-	free(out);
-	free(ref);
 }
 
 /* Cluster counts and float64 means of one labelling, two passes over the rows. */
