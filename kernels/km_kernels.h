@@ -220,6 +220,16 @@ km_iou_cost(const float *x, const float *c)
 void		km_argmin_iou(const float *x, int64_t n, const float *c, int nseg, const int *seg_off,
 						  int32_t *labels, float *best);
 
+/*
+ * One row at a time (km_rowwise.c), for the aggregate forms: the centers packed once, then each
+ * row's nearest center (lowest index on ties) and its squared distance, bit for bit those of
+ * km_argmin_ref.
+ */
+#define KM_ROW_LANES 16
+size_t		km_row_packed_floats(int k, int d);
+void		km_row_pack(const float *c, int k, int d, float *packed);
+int32_t		km_row_nearest(const float *x, int d, const float *packed, int k, float *dist);
+
 /* ---------------------------------------------------------------------------------------------
  * Backends: the operations the engine needs, implemented once per device.
  * ------------------------------------------------------------------------------------------- */
