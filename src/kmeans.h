@@ -9,6 +9,7 @@
 #include "fmgr.h"
 #include "access/tupdesc.h"
 #include "utils/array.h"
+#include "utils/jsonb.h"
 #include "km_kernels.h"
 
 #define KMEANS_DEFAULT_BATCH_ROWS 65536
@@ -185,6 +186,7 @@ typedef struct KmeansData
 	bool		gpu;
 	KmBackend  *be;
 	int			guc_nest;		/* the GUC nest level of the scan settings */
+	bool		fed;			/* rows handed over one at a time: never read again */
 } KmeansData;
 
 /* budget.c */
@@ -205,6 +207,10 @@ extern void KmeansDataAttach(KmeansData *data, KmBackend *be);
 extern void KmeansDataDetach(KmeansData *data);
 extern void KmeansScan(KmeansData *data, KmeansBatchFn fn, void *arg);
 extern char *KmeansRowName(int64 rowno, bool has_id, int64 id);
+typedef struct KmeansFeed KmeansFeed;
+extern KmeansFeed *KmeansFeedBegin(KmeansSource *src, const KmeansPlan *plan, bool gpu);
+extern void KmeansFeedRow(KmeansFeed *f, Datum value, bool isnull);
+extern KmeansData *KmeansFeedEnd(KmeansFeed *f);
 
 /* vector.c: every real[] checked in one place */
 typedef struct KmeansArrayView
@@ -282,6 +288,31 @@ extern void KmeansCheckStatus(KmStatus st, const KmError *err);
 extern KmeansData *KmeansBegin(text *source, text *column, text *id_column,
 								const KmeansOptions *opt, const KmeansPlan *plan);
 extern void KmeansEnd(KmeansData *data);
+extern KmeansFeed *KmeansFeedOpen(const char *what, const KmeansOptions *opt, const KmeansPlan *plan);
+extern KmeansData *KmeansFeedStart(KmeansFeed *feed, const KmeansPlan *plan);
+
+/* groupfit.c: rows handed over by an aggregate or a window, fitted as one group */
+typedef struct KmeansGroupFit
+{
+	MemoryContext cxt;			/* everything below */
+	KmeansOptions opt;
+	KmeansPlan	plan;
+	int			k;
+	Jsonb	   *options;		/* as given, NULL for none: every row must give the same */
+	KmeansFeed *feed;
+	int64		rows;			/* rows handed over, NULL vectors included */
+	int64		vectors;		/* those not NULL */
+	KmeansData *data;			/* after KmeansGroupFitRun */
+	KmeansModelSet *ms;
+} KmeansGroupFit;
+
+extern KmeansGroupFit *KmeansGroupFitBegin(MemoryContext parent, const char *what, int k,
+										   Jsonb *options);
+extern void KmeansGroupFitCheckArgs(KmeansGroupFit *g, int k, Jsonb *options);
+extern void KmeansGroupFitRow(KmeansGroupFit *g, Datum x, bool isnull);
+extern void KmeansGroupFitRun(KmeansGroupFit *g, KmeansLabelFn fn, void *arg);
+extern void KmeansGroupFitFree(KmeansGroupFit *g);
+extern void KmeansNotAggregate(const char *function, const char *aggregate) pg_attribute_noreturn();
 
 /* steplog.c: the steps of this session's last fit, for kmeans_last_fit() */
 typedef enum KmeansPhase
@@ -318,6 +349,7 @@ typedef struct KmeansArgPos
 
 extern void KmeansParseOptions(FunctionCallInfo fcinfo, const KmeansArgPos *pos,
 							   KmeansOptions *opt);
+extern void KmeansParseJsonOptions(Jsonb *options, const char *what, KmeansOptions *opt);
 extern void KmeansRequireArgs(FunctionCallInfo fcinfo, int nargs, const char *names,
 							  const char *hint);
 extern void KmeansCheckK(int k, int64 n, const char *what);

@@ -10,6 +10,8 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/numeric.h"
 
 /* The argument at position i, which must not be NULL. */
 static Datum
@@ -211,4 +213,206 @@ KmeansOptionsJson(const KmeansOptions *opt, const KmeansSource *src)
 	}
 	appendStringInfoString(&s, "}");
 	return s.data;
+}
+
+/*
+ * The options of the aggregate and window forms, which cannot take named arguments: one jsonb
+ * object, {"max_iter": 50, "init": "random", ...}.  Its values are turned into the arguments
+ * the named form would have been given, and checked by KmeansParseOptions, so that both forms
+ * accept the same values with the same errors.  An unknown key, or a value of the wrong JSON
+ * type, is an ERROR naming it; what stays unset takes the named form's default.
+ */
+enum
+{
+	JOPT_MAX_ITER,
+	JOPT_TOL,
+	JOPT_INIT,
+	JOPT_INIT_CENTERS,
+	JOPT_N_INIT,
+	JOPT_SEED,
+	JOPT_DEVICE,
+	JOPT_METRIC,
+	JOPT_CENTER,
+	JOPT_COUNT
+};
+
+static const char *const json_option_names[JOPT_COUNT] = {
+	"max_iter", "tol", "init", "init_centers", "n_init", "seed", "device", "metric", "center"
+};
+
+static void
+BadJsonOption(const char *what, const char *key, const char *why)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("%s: option \"%s\" %s", what, key, why),
+			 errhint("The options are a jsonb object with the keys max_iter, tol, init, init_centers, "
+					 "n_init, seed, device, metric and center.")));
+}
+
+/* A JSON number that must be an integer within [lo, hi]. */
+static int64
+JsonInteger(const char *what, const char *key, const JsonbValue *v, double lo, double hi)
+{
+	double		x;
+
+	if (v->type != jbvNumeric)
+		BadJsonOption(what, key, "must be a number");
+	x = DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(v->val.numeric)));
+	if (x != floor(x) || x < lo || x > hi)
+		BadJsonOption(what, key, psprintf("must be an integer in [%.0f, %.0f], got %s", lo, hi,
+										  numeric_normalize(v->val.numeric)));
+	return (int64) x;
+}
+
+static Datum
+JsonText(const char *what, const char *key, const JsonbValue *v)
+{
+	if (v->type != jbvString)
+		BadJsonOption(what, key, "must be a string");
+	return PointerGetDatum(cstring_to_text_with_len(v->val.string.val, v->val.string.len));
+}
+
+/* init_centers: an array of k arrays of d numbers, as a k x d real[]. */
+static Datum
+JsonCenters(const char *what, const char *key, const JsonbValue *v)
+{
+	JsonbIterator *it;
+	JsonbValue	e;
+	JsonbIteratorToken tok;
+	int			depth = 0,
+				rows = 0,
+				cols = 0,
+				row_len = 0;
+	int			cap = 64,
+				n = 0;
+	Datum	   *vals = palloc(sizeof(Datum) * cap);
+	int			dims[2];
+	int			lbs[2] = {1, 1};
+
+	if (v->type != jbvBinary)
+		BadJsonOption(what, key, "must be an array of k arrays of d numbers");
+	it = JsonbIteratorInit(v->val.binary.data);
+	while ((tok = JsonbIteratorNext(&it, &e, false)) != WJB_DONE)
+	{
+		if (tok == WJB_BEGIN_ARRAY)
+		{
+			if (++depth > 2 || e.val.array.rawScalar)
+				BadJsonOption(what, key, "must be an array of k arrays of d numbers");
+			row_len = 0;
+		}
+		else if (tok == WJB_END_ARRAY)
+		{
+			if (depth-- == 2)
+			{
+				if (rows > 0 && row_len != cols)
+					BadJsonOption(what, key, psprintf("has rows of %d and %d numbers", cols, row_len));
+				cols = row_len;
+				rows++;
+			}
+		}
+		else if (tok == WJB_ELEM && depth == 2 && e.type == jbvNumeric)
+		{
+			if (n == cap)
+				vals = repalloc(vals, sizeof(Datum) * (cap *= 2));
+			vals[n++] = Float4GetDatum((float) DatumGetFloat8(
+				DirectFunctionCall1(numeric_float8, NumericGetDatum(e.val.numeric))));
+			row_len++;
+		}
+		else
+			BadJsonOption(what, key, "must be an array of k arrays of d numbers");
+	}
+	if (rows == 0 || cols == 0)
+		BadJsonOption(what, key, "must be an array of k arrays of d numbers");
+	dims[0] = rows;
+	dims[1] = cols;
+	return PointerGetDatum(construct_md_array(vals, NULL, 2, dims, lbs, FLOAT4OID, sizeof(float4),
+											  true, TYPALIGN_INT));
+}
+
+void
+KmeansParseJsonOptions(Jsonb *options, const char *what, KmeansOptions *opt)
+{
+	LOCAL_FCINFO(args, JOPT_COUNT);
+	static const KmeansArgPos pos = {
+		JOPT_MAX_ITER, JOPT_TOL, JOPT_INIT, JOPT_INIT_CENTERS, JOPT_N_INIT, JOPT_SEED, JOPT_DEVICE,
+		-1, JOPT_METRIC, JOPT_CENTER
+	};
+	FmgrInfo	flinfo;
+
+	/* the named forms' defaults */
+	memset(&flinfo, 0, sizeof(flinfo));
+	InitFunctionCallInfoData(*args, &flinfo, JOPT_COUNT, InvalidOid, NULL, NULL);
+	for (int i = 0; i < JOPT_COUNT; i++)
+		args->args[i].isnull = false;
+	args->args[JOPT_MAX_ITER].value = Int32GetDatum(300);
+	args->args[JOPT_TOL].value = Float8GetDatum(1e-4);
+	args->args[JOPT_INIT].value = CStringGetTextDatum("k-means++");
+	args->args[JOPT_INIT_CENTERS].isnull = true;
+	args->args[JOPT_N_INIT].value = Int32GetDatum(1);
+	args->args[JOPT_SEED].value = Int64GetDatum(0);
+	args->args[JOPT_DEVICE].isnull = true;
+	args->args[JOPT_METRIC].value = CStringGetTextDatum("euclidean");
+	args->args[JOPT_CENTER].value = CStringGetTextDatum("mean");
+
+	if (options != NULL)
+	{
+		JsonbIterator *it;
+		JsonbValue	v;
+		JsonbIteratorToken tok;
+		char	   *key = NULL;
+
+		if (!JB_ROOT_IS_OBJECT(options))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s: options must be a jsonb object", what),
+					 errhint("Pass e.g. '{\"max_iter\": 50, \"seed\": 1}'::jsonb, or leave options out.")));
+		it = JsonbIteratorInit(&options->root);
+		while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+		{
+			int			o;
+
+			if (tok == WJB_KEY)
+			{
+				key = pnstrdup(v.val.string.val, v.val.string.len);
+				continue;
+			}
+			if (tok != WJB_VALUE)
+				continue;
+			for (o = 0; o < JOPT_COUNT; o++)
+				if (strcmp(key, json_option_names[o]) == 0)
+					break;
+			if (o == JOPT_COUNT)
+				BadJsonOption(what, key, "is not an option here");
+			if (v.type == jbvNull)
+				BadJsonOption(what, key, "must not be null; leave it out to use its default");
+			switch (o)
+			{
+				case JOPT_MAX_ITER:
+				case JOPT_N_INIT:
+					args->args[o].value = Int32GetDatum((int32) JsonInteger(what, key, &v, PG_INT32_MIN,
+																			 PG_INT32_MAX));
+					break;
+				case JOPT_SEED:
+					args->args[o].value = Int64GetDatum(JsonInteger(what, key, &v, -9007199254740992.0,
+																	 9007199254740992.0));
+					break;
+				case JOPT_TOL:
+					if (v.type != jbvNumeric)
+						BadJsonOption(what, key, "must be a number");
+					args->args[o].value = DirectFunctionCall1(numeric_float8,
+															  NumericGetDatum(v.val.numeric));
+					break;
+				case JOPT_INIT_CENTERS:
+					args->args[o].value = JsonCenters(what, key, &v);
+					args->args[o].isnull = false;
+					break;
+				default:
+					args->args[o].value = JsonText(what, key, &v);
+					args->args[o].isnull = false;
+					break;
+			}
+		}
+	}
+	KmeansParseOptions(args, &pos, opt);
 }

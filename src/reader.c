@@ -72,6 +72,8 @@ typedef struct Reader
 	void	   *fn_arg;
 } Reader;
 
+static void FinishFirstPass(KmeansData *data, Reader *r);
+
 /* The user-facing name of a row: its position and, when known, its id. */
 char *
 KmeansRowName(int64 rowno, bool has_id, int64 id)
@@ -231,11 +233,25 @@ EmitBatch(Reader *r)
 	r->fill = 0;
 }
 
-/* Gives up the resident copy: the data will be read from the source on every pass. */
+/*
+ * Gives up the resident copy: the data will be read from the source on every pass.  Rows
+ * handed over by an aggregate or a window (a feed) cannot be read again: there it is an ERROR.
+ */
 static void
 DropResident(Reader *r)
 {
 	KmeansData *data = r->data;
+
+	if (data->fed)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("%s: the rows of one group do not fit kmeans.memory_limit (%d MB)",
+						data->src->source, kmeans_memory_limit / 1024),
+				 errdetail("After " INT64_FORMAT " rows of dimension %d the group's rows and the fit "
+						   "need more than kmeans.memory_limit or kmeans.max_memory (%d MB) allow.",
+						   r->n, data->d, kmeans_max_memory / 1024),
+				 errhint("Raise kmeans.memory_limit, or fit the group with kmeans_fit over a query, "
+						 "which reads again the rows it cannot keep.")));
 
 	for (int i = 0; i < data->nchunks; i++)
 	{
@@ -775,11 +791,10 @@ StableScanSettings(void)
  * and, when it fits, keeps the rows.  The caller is connected to SPI and has opened a GUC
  * nest level.
  */
-KmeansData *
-KmeansDataLoad(KmeansSource *src, const KmeansPlan *plan, bool gpu)
+static KmeansData *
+DataMake(KmeansSource *src, const KmeansPlan *plan, bool gpu)
 {
 	KmeansData *data = palloc0(sizeof(KmeansData));
-	Reader		r;
 
 	data->src = src;
 	data->fit = plan;
@@ -788,34 +803,101 @@ KmeansDataLoad(KmeansSource *src, const KmeansPlan *plan, bool gpu)
 	data->chunk_rows = gpu ? KM_CUDA_BLOCK_ROWS : KMEANS_CHUNK_ROWS;
 	data->cxt = CurrentMemoryContext;
 	data->batch_rows = (kmeans_batch_rows + KM_SUB_ROWS - 1) / KM_SUB_ROWS * KM_SUB_ROWS;
+	return data;
+}
+
+KmeansData *
+KmeansDataLoad(KmeansSource *src, const KmeansPlan *plan, bool gpu)
+{
+	KmeansData *data = DataMake(src, plan, gpu);
+	Reader		r;
+
 	StableScanSettings();
 
 	memset(&r, 0, sizeof(r));
 	r.loading = true;
 	RunSource(data, &r);
-	data->n = r.n;
 	if (data->nulls > 0)
 		ereport(NOTICE,
 				(errmsg("skipped " INT64_FORMAT " rows with a NULL vector", data->nulls),
 				 errdetail("Column \"%s\" of source \"%s\" is NULL in those rows.",
 						   src->column, src->source)));
+	FinishFirstPass(data, &r);
+	return data;
+}
+
+/*
+ * The end of the first pass: the row count, the centring offset, the range and budget checks.
+ */
+static void
+FinishFirstPass(KmeansData *data, Reader *r)
+{
+	KmeansSource *src = data->src;
+
+	data->n = r->n;
 	if (data->n == 0)
-		return data;
+		return;
 
 	data->mean = MemoryContextAlloc(data->cxt, sizeof(float) * data->d);
 	data->mean_var = 0.0;
 	for (int j = 0; j < data->d; j++)
 	{
-		double		m = r.sum[j] / data->n;
+		double		m = r->sum[j] / data->n;
 
 		/* the offset every row is centred on: none where the metric needs the rows as they are */
-		data->mean[j] = KmeansMetricCentred(src->metric) ? (float) (r.shift[j] + m) : 0.0f;
-		data->mean_var += Max(0.0, r.sumsq[j] / data->n - m * m);
+		data->mean[j] = KmeansMetricCentred(src->metric) ? (float) (r->shift[j] + m) : 0.0f;
+		data->mean_var += Max(0.0, r->sumsq[j] / data->n - m * m);
 	}
 	data->mean_var /= data->d;
-	RangeCheck(&r);
-	CheckBudget(&r, true);
-	return data;
+	RangeCheck(r);
+	CheckBudget(r, true);
+}
+
+/*
+ * Rows handed over one at a time (kmeans_agg, kmeans_cluster): the first pass of a source
+ * without the source.  Every row is checked and kept as the first pass keeps it, within
+ * kmeans.memory_limit, since there is no reading it again.  The data lives in the current
+ * memory context.
+ */
+struct KmeansFeed
+{
+	Reader		r;
+	KmeansData *data;
+};
+
+KmeansFeed *
+KmeansFeedBegin(KmeansSource *src, const KmeansPlan *plan, bool gpu)
+{
+	KmeansFeed *f = palloc0(sizeof(KmeansFeed));
+	KmeansData *data = DataMake(src, plan, gpu);
+
+	data->fed = true;
+	f->data = data;
+	f->r.data = data;
+	f->r.loading = true;
+	f->r.rowcxt = AllocSetContextCreate(CurrentMemoryContext, "kmeans row", ALLOCSET_SMALL_SIZES);
+	return f;
+}
+
+/* One row: its vector (NULL is skipped and counted), as a source's row would be read. */
+void
+KmeansFeedRow(KmeansFeed *f, Datum value, bool isnull)
+{
+	MemoryContext old = MemoryContextSwitchTo(f->data->cxt);
+
+	ReceiveRow(&f->r, value, isnull, (Datum) 0, true, (Datum) 0, true);
+	MemoryContextSwitchTo(old);
+}
+
+/* The rows handed over, as KmeansDataLoad would give them. */
+KmeansData *
+KmeansFeedEnd(KmeansFeed *f)
+{
+	MemoryContext old = MemoryContextSwitchTo(f->data->cxt);
+
+	FinishFirstPass(f->data, &f->r);
+	MemoryContextSwitchTo(old);
+	return f->data;
 }
 
 /* Hands the data to the backend: resident chunks become blocks, centred as they go. */

@@ -147,6 +147,19 @@ EngineStop(KmeansData *data)
 	data->be = NULL;
 }
 
+/* Refuses k above the rows of positive weight (k above the rows is KmeansCheckK's). */
+static void
+CheckWeightedK(KmeansData *data, const KmeansPlan *plan)
+{
+	if (data->weights != NULL && plan->k_max > data->weighted_rows)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s (%d) is larger than the number of rows of positive weight (" INT64_FORMAT ")",
+						plan->k_name, plan->k_max, data->weighted_rows),
+				 errdetail("Rows of weight 0 are labelled but cannot hold a center."),
+				 errhint("Ask for at most as many clusters as there are rows of positive weight.")));
+}
+
 /*
  * Opens a fit: connects to SPI, opens a GUC nest level for the scan settings, reads the source
  * once, checks k_max against its rows and starts the backend.  KmeansEnd closes it.
@@ -174,24 +187,51 @@ KmeansBegin(text *source, text *column, text *id_column, const KmeansOptions *op
 	KmeansStepEnd(KMEANS_PHASE_READ, start, 0, plan->nseg, NAN);
 	data->guc_nest = nest;
 	KmeansCheckK(plan->k_max, data->n, plan->k_name);
-	if (data->weights != NULL && plan->k_max > data->weighted_rows)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s (%d) is larger than the number of rows of positive weight (" INT64_FORMAT ")",
-						plan->k_name, plan->k_max, data->weighted_rows),
-				 errdetail("Rows of weight 0 are labelled but cannot hold a center."),
-				 errhint("Ask for at most as many clusters as there are rows of positive weight.")));
+	CheckWeightedK(data, plan);
 	EngineStart(data, gpu);
 	return data;
 }
 
-/* Closes a fit that went well: the backend, the scan settings, SPI. */
+/*
+ * Opens a fit of rows that an aggregate or a window hands over (KmeansFeedRow) rather than a
+ * source: what (the SQL function) names them in messages.  The device is chosen now, because
+ * it sets how the rows are kept.  The feed lives in the current memory context.
+ */
+KmeansFeed *
+KmeansFeedOpen(const char *what, const KmeansOptions *opt, const KmeansPlan *plan)
+{
+	KmeansSource *src = palloc0(sizeof(KmeansSource));
+
+	src->source = pstrdup(what);
+	src->column = "x";
+	src->kind = KMEANS_INPUT_ARRAY;
+	src->metric = opt->metric;
+	return KmeansFeedBegin(src, plan, UseGpu(opt));
+}
+
+/* The fit of the rows handed over: checks k against them and starts the backend. */
+KmeansData *
+KmeansFeedStart(KmeansFeed *feed, const KmeansPlan *plan)
+{
+	KmeansData *data;
+
+	KmeansStepLogReset();
+	data = KmeansFeedEnd(feed);
+	KmeansCheckK(plan->k_max, data->n, plan->k_name);
+	CheckWeightedK(data, plan);
+	EngineStart(data, data->gpu);
+	return data;
+}
+
+/* Closes a fit that went well: the backend and, for a source, the scan settings and SPI. */
 void
 KmeansEnd(KmeansData *data)
 {
 	int			nest = data->guc_nest;
 
 	EngineStop(data);
+	if (data->fed)
+		return;
 	AtEOXact_GUC(true, nest);
 	SPI_finish();
 }

@@ -1,4 +1,4 @@
--- ALTER EXTENSION kmeans UPDATE from 0.1.0, through 0.2.0 and 0.3.0, gives what a fresh install of the
+-- ALTER EXTENSION kmeans UPDATE from 0.1.0, through 0.2.0, 0.3.0 and 0.4.0, gives what a fresh install of the
 -- default version gives, and keeps the saved models.  The files run alphabetically in one
 -- database: this one leaves a fresh default install behind, as it found one.
 CREATE SCHEMA test_upgrade;

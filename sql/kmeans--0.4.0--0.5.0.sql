@@ -1,0 +1,150 @@
+-- kmeans 0.4.0 -> 0.5.0: the aggregate and window forms.  kmeans_step(x, centers), one Lloyd
+-- iteration as a parallel-safe aggregate with a combine function; kmeans_agg(x, k, options),
+-- one model per GROUP BY group, as a kmeans_model; kmeans_cluster(x, k, options) OVER (...),
+-- each row's cluster; kmeans_predict and kmeans_save_model for a kmeans_model.  Only new
+-- objects, so the update touches nothing that exists.  The result equals a fresh 0.5.0 install
+-- (test/sql/upgrade.sql compares the two).
+
+\echo Use "ALTER EXTENSION kmeans UPDATE TO '0.5.0'" to load this file. \quit
+
+-- One Lloyd iteration as an ordinary aggregate: kmeans_step(x, centers) assigns every row to
+-- its nearest center and sums the clusters; its combine function lets PostgreSQL run it in
+-- parallel workers and Citus on its worker nodes.  The state is a type of its own (not
+-- internal), whose binary send and receive functions carry it between processes and nodes.
+CREATE TYPE kmeans_step_state;
+CREATE FUNCTION kmeans_step_state_in(cstring) RETURNS kmeans_step_state
+AS 'MODULE_PATHNAME', 'kmeans_step_state_in' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION kmeans_step_state_out(kmeans_step_state) RETURNS cstring
+AS 'MODULE_PATHNAME', 'kmeans_step_state_out' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION kmeans_step_state_recv(internal) RETURNS kmeans_step_state
+AS 'MODULE_PATHNAME', 'kmeans_step_state_recv' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION kmeans_step_state_send(kmeans_step_state) RETURNS bytea
+AS 'MODULE_PATHNAME', 'kmeans_step_state_send' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE TYPE kmeans_step_state (
+    INPUT = kmeans_step_state_in,
+    OUTPUT = kmeans_step_state_out,
+    RECEIVE = kmeans_step_state_recv,
+    SEND = kmeans_step_state_send,
+    INTERNALLENGTH = VARIABLE,
+    ALIGNMENT = double,
+    STORAGE = extended
+);
+COMMENT ON TYPE kmeans_step_state
+IS 'the partial state of kmeans_step: the centers, and per cluster the row count and exact sums';
+
+CREATE TYPE kmeans_step_result AS (
+    centers          real[],
+    sizes            bigint[],
+    inertia          double precision,
+    cluster_inertia  double precision[],
+    n_rows           bigint,
+    center_shift     double precision
+);
+COMMENT ON TYPE kmeans_step_result
+IS 'one Lloyd iteration: the new k x d centers, rows and squared distances per cluster, their totals, and the sum of the centers'' squared movements';
+
+CREATE FUNCTION kmeans_step_transfn(kmeans_step_state, real[], real[]) RETURNS kmeans_step_state
+AS 'MODULE_PATHNAME', 'kmeans_step_transfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION kmeans_step_combine(kmeans_step_state, kmeans_step_state) RETURNS kmeans_step_state
+AS 'MODULE_PATHNAME', 'kmeans_step_combine' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION kmeans_step_final(kmeans_step_state) RETURNS kmeans_step_result
+AS 'MODULE_PATHNAME', 'kmeans_step_final' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE AGGREGATE kmeans_step(x real[], centers real[]) (
+    SFUNC = kmeans_step_transfn,
+    STYPE = kmeans_step_state,
+    COMBINEFUNC = kmeans_step_combine,
+    FINALFUNC = kmeans_step_final,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE kmeans_step(real[], real[])
+IS 'one Lloyd iteration over the rows: each row to its nearest of the k x d centers; the new centers, sizes and inertia, the same bits however parallel';
+
+-- One model per GROUP BY group: kmeans_agg(x, k [, options jsonb]).  Aggregates take no named
+-- arguments, so the options of kmeans_fit (max_iter, tol, init, init_centers, n_init, seed,
+-- device, metric, center) come as one jsonb object.  A group's rows are kept in memory
+-- (within kmeans.memory_limit) and fitted as kmeans_fit fits them.
+CREATE TYPE kmeans_model AS (
+    k         integer,
+    dim       integer,
+    metric    text,
+    centers   real[],
+    sizes     bigint[],
+    inertia   double precision,
+    n_iter    integer,
+    n_rows    bigint,
+    options   jsonb
+);
+COMMENT ON TYPE kmeans_model
+IS 'a fitted k-means model: k x dim centers (row j + 1 is cluster j), rows per cluster, inertia, iterations, rows fitted and the options';
+
+CREATE FUNCTION kmeans_agg_transfn(internal, real[], integer) RETURNS internal
+AS 'MODULE_PATHNAME', 'kmeans_agg_transfn' LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+CREATE FUNCTION kmeans_agg_transfn(internal, real[], integer, jsonb) RETURNS internal
+AS 'MODULE_PATHNAME', 'kmeans_agg_transfn' LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+CREATE FUNCTION kmeans_agg_final(internal) RETURNS kmeans_model
+AS 'MODULE_PATHNAME', 'kmeans_agg_final' LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+CREATE AGGREGATE kmeans_agg(x real[], k integer) (
+    SFUNC = kmeans_agg_transfn,
+    STYPE = internal,
+    FINALFUNC = kmeans_agg_final,
+    FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = RESTRICTED
+);
+CREATE AGGREGATE kmeans_agg(x real[], k integer, options jsonb) (
+    SFUNC = kmeans_agg_transfn,
+    STYPE = internal,
+    FINALFUNC = kmeans_agg_final,
+    FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = RESTRICTED
+);
+COMMENT ON AGGREGATE kmeans_agg(real[], integer)
+IS 'k-means of the group''s vectors, as a kmeans_model';
+COMMENT ON AGGREGATE kmeans_agg(real[], integer, jsonb)
+IS 'k-means of the group''s vectors with options (a jsonb object of kmeans_fit''s options), as a kmeans_model';
+
+-- Each row's cluster inline: kmeans_cluster(x, k [, options]) OVER (PARTITION BY ... ORDER BY ...),
+-- one fit per partition, in the partition's order.
+CREATE FUNCTION kmeans_cluster(x real[], k integer) RETURNS integer
+AS 'MODULE_PATHNAME', 'kmeans_cluster' LANGUAGE C VOLATILE WINDOW PARALLEL RESTRICTED;
+CREATE FUNCTION kmeans_cluster(x real[], k integer, options jsonb) RETURNS integer
+AS 'MODULE_PATHNAME', 'kmeans_cluster' LANGUAGE C VOLATILE WINDOW PARALLEL RESTRICTED;
+COMMENT ON FUNCTION kmeans_cluster(real[], integer)
+IS 'window function: the row''s cluster in a k-means fit of its partition (NULL for a NULL vector)';
+COMMENT ON FUNCTION kmeans_cluster(real[], integer, jsonb)
+IS 'window function: the row''s cluster in a k-means fit of its partition with options (NULL for a NULL vector)';
+
+-- A kmeans_model labels rows and is saved like a fitted model.
+CREATE FUNCTION kmeans_predict(model kmeans_model, x real[]) RETURNS integer
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+RETURN @extschema@.kmeans_predict((model).centers, x, (model).metric);
+COMMENT ON FUNCTION kmeans_predict(kmeans_model, real[])
+IS 'the nearest of the model''s centers to x, by the model''s metric';
+
+-- Saves a kmeans_model (from kmeans_agg) in kmeans_models as kmeans_fit(..., model => name)
+-- does, with the caller's privileges, under the table's policies.
+CREATE FUNCTION kmeans_save_model(name text, model kmeans_model, source text DEFAULT 'kmeans_agg')
+RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF name IS NULL OR name = '' THEN
+        RAISE EXCEPTION 'model name must not be empty or NULL'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass the name to save the model under.';
+    END IF;
+    IF model IS NULL OR model.centers IS NULL THEN
+        RAISE EXCEPTION 'the model to save as "%" is NULL', name
+            USING ERRCODE = 'null_value_not_allowed', HINT = 'kmeans_agg gives NULL for a group of only NULL vectors.';
+    END IF;
+    INSERT INTO @extschema@.kmeans_models AS m
+        (name, k, dim, metric, centers, inertia, n_iter, n_rows, options, source)
+    VALUES (kmeans_save_model.name, model.k, model.dim, coalesce(model.metric, 'euclidean'),
+            model.centers, model.inertia, model.n_iter, model.n_rows,
+            coalesce(model.options, '{}'), coalesce(kmeans_save_model.source, 'kmeans_agg'))
+    ON CONFLICT ON CONSTRAINT kmeans_models_pkey DO UPDATE SET
+        k = EXCLUDED.k, dim = EXCLUDED.dim, metric = EXCLUDED.metric, centers = EXCLUDED.centers,
+        inertia = EXCLUDED.inertia, n_iter = EXCLUDED.n_iter, n_rows = EXCLUDED.n_rows,
+        options = EXCLUDED.options, source = EXCLUDED.source, created_at = now();
+END
+$$;
+COMMENT ON FUNCTION kmeans_save_model(text, kmeans_model, text)
+IS 'saves a kmeans_model (e.g. from kmeans_agg) in kmeans_models under name, replacing a model of that name';
