@@ -368,6 +368,8 @@ IS 'one Lloyd iteration: the new k x d centers, rows and squared distances per c
 
 CREATE FUNCTION kmeans_step_transfn(kmeans_step_state, real[], real[]) RETURNS kmeans_step_state
 AS 'MODULE_PATHNAME', 'kmeans_step_transfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION kmeans_step_transfn(kmeans_step_state, real[], real[], text) RETURNS kmeans_step_state
+AS 'MODULE_PATHNAME', 'kmeans_step_transfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 CREATE FUNCTION kmeans_step_combine(kmeans_step_state, kmeans_step_state) RETURNS kmeans_step_state
 AS 'MODULE_PATHNAME', 'kmeans_step_combine' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION kmeans_step_final(kmeans_step_state) RETURNS kmeans_step_result
@@ -381,6 +383,15 @@ CREATE AGGREGATE kmeans_step(x real[], centers real[]) (
 );
 COMMENT ON AGGREGATE kmeans_step(real[], real[])
 IS 'one Lloyd iteration over the rows: each row to its nearest of the k x d centers; the new centers, sizes and inertia, the same bits however parallel';
+CREATE AGGREGATE kmeans_step(x real[], centers real[], metric text) (
+    SFUNC = kmeans_step_transfn,
+    STYPE = kmeans_step_state,
+    COMBINEFUNC = kmeans_step_combine,
+    FINALFUNC = kmeans_step_final,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE kmeans_step(real[], real[], text)
+IS 'one Lloyd iteration by a metric (''euclidean'', ''cosine'' or ''iou''): the new centers, sizes and inertia';
 
 -- One model per GROUP BY group: kmeans_agg(x, k [, options jsonb]).  Aggregates take no named
 -- arguments, so the options of kmeans_fit (max_iter, tol, init, init_centers, n_init, seed,

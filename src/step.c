@@ -22,7 +22,10 @@
  * The distance is the direct sum of squares of the uncentred values, as km_argmin_ref computes
  * it; the new centers are the exact means rounded once, so they can differ from the resident
  * engine's (which sums centred values in float64, in row order) in the last bit of float32.
- * An empty cluster keeps its center.
+ * An empty cluster keeps its center.  kmeans_step(x, centers, metric) takes the fits' metrics
+ * (metric.c): under cosine rows and centers are compared as unit vectors and a center becomes
+ * its rows' normalised mean, the inertia summing 1 - cos; under iou rows and centers are boxes
+ * (w, h), the distance 1 - IoU, the update the mean box.
  */
 #include "kmeans.h"
 
@@ -63,7 +66,9 @@ typedef struct StepState
 	int32		version;
 	int32		k;
 	int32		d;
+	int32		metric;			/* KmMetric */
 	int32		cache_gen;
+	int32		unused;
 	int64		rows;
 	int64		pending;
 } StepState;
@@ -111,9 +116,9 @@ Layout(int k, int d, StepLayout *l)
 #define STATE_SUMS(s, l) ((int64 *) ((char *) (s) + (l)->sums))
 #define STATE_INERTIA(s, l) ((int64 *) ((char *) (s) + (l)->inertia))
 
-/* A zeroed state for centers c (k x d), in the current memory context. */
+/* A zeroed state for centers c (k x d) under metric, in the current memory context. */
 static StepState *
-StateMake(const float *c, int k, int d)
+StateMake(const float *c, int k, int d, KmMetric metric)
 {
 	StepLayout	l;
 	StepState  *s;
@@ -125,6 +130,7 @@ StateMake(const float *c, int k, int d)
 	s->version = STEP_VERSION;
 	s->k = k;
 	s->d = d;
+	s->metric = metric;
 	memcpy(STATE_CENTERS(s, &l), c, sizeof(float) * (Size) k * d);
 	return s;
 }
@@ -195,6 +201,7 @@ StateSend(StepState *s)
 	pq_sendint32(&buf, STEP_VERSION);
 	pq_sendint32(&buf, s->k);
 	pq_sendint32(&buf, s->d);
+	pq_sendint32(&buf, s->metric);
 	pq_sendint64(&buf, s->rows);
 	for (int64 i = 0; i < kd; i++)
 		pq_sendfloat4(&buf, c[i]);
@@ -218,7 +225,8 @@ StateReceive(StringInfo buf)
 	int32		magic,
 				version,
 				k,
-				d;
+				d,
+				metric;
 	int64		rows,
 				total = 0;
 	StepLayout	l;
@@ -229,7 +237,7 @@ StateReceive(StringInfo buf)
 			   *inertia;
 	int64		kd;
 
-	if (buf->len - buf->cursor < 24)
+	if (buf->len - buf->cursor < 28)
 		BadState("too short for its header");
 	magic = pq_getmsgint(buf, 4);
 	version = pq_getmsgint(buf, 4);
@@ -239,9 +247,12 @@ StateReceive(StringInfo buf)
 		BadState(psprintf("version %d, this library reads version %d", version, STEP_VERSION));
 	k = pq_getmsgint(buf, 4);
 	d = pq_getmsgint(buf, 4);
+	metric = pq_getmsgint(buf, 4);
 	rows = pq_getmsgint64(buf);
 	if (k < 1 || k > KMEANS_MAX_K || d < 1 || d > MaxAllocSize / sizeof(float) || rows < 0)
 		BadState(psprintf("k = %d, d = %d, rows = " INT64_FORMAT, k, d, rows));
+	if (metric < KM_METRIC_EUCLIDEAN || metric > KM_METRIC_IOU)
+		BadState(psprintf("metric %d", metric));
 	Layout(k, d, &l);
 	kd = (int64) k * d;
 	if ((int64) (buf->len - buf->cursor) != 4 * kd + 8 * (int64) k + 8 * KM_EXACT_DIGITS * (kd + k))
@@ -252,6 +263,7 @@ StateReceive(StringInfo buf)
 	s->version = STEP_VERSION;
 	s->k = k;
 	s->d = d;
+	s->metric = metric;
 	s->rows = rows;
 	c = STATE_CENTERS(s, &l);
 	counts = STATE_COUNTS(s, &l);
@@ -336,6 +348,7 @@ typedef struct StepCache
 	int32		gen;			/* changes whenever the packed centers do */
 	int			k;
 	int			d;
+	int			metric;
 	float	   *centers;
 	float	   *packed;
 } StepCache;
@@ -352,7 +365,8 @@ Packed(FunctionCallInfo fcinfo, StepState *s, const float *c)
 		cache = fcinfo->flinfo->fn_extra = MemoryContextAllocZero(cxt, sizeof(StepCache));
 	else if (cache->gen == s->cache_gen)
 		return cache->packed;
-	if (cache->k != s->k || cache->d != s->d || memcmp(cache->centers, c, sizeof(float) * kd) != 0)
+	if (cache->k != s->k || cache->d != s->d || cache->metric != s->metric ||
+		memcmp(cache->centers, c, sizeof(float) * kd) != 0)
 	{
 		if (cache->centers)
 		{
@@ -361,10 +375,23 @@ Packed(FunctionCallInfo fcinfo, StepState *s, const float *c)
 		}
 		cache->k = s->k;
 		cache->d = s->d;
+		cache->metric = s->metric;
 		cache->centers = MemoryContextAlloc(cxt, sizeof(float) * kd);
 		memcpy(cache->centers, c, sizeof(float) * kd);
 		cache->packed = MemoryContextAlloc(cxt, sizeof(float) * km_row_packed_floats(s->k, s->d));
-		km_row_pack(c, s->k, s->d, cache->packed);
+		if (s->metric == KM_METRIC_COSINE)
+		{
+			/* unit centers: the nearest by |x - c|^2 is the largest cosine (metric.c) */
+			float	   *unit = palloc(sizeof(float) * kd);
+
+			memcpy(unit, c, sizeof(float) * kd);
+			for (int j = 0; j < s->k; j++)
+				(void) KmeansMetricPrepareRow(KM_METRIC_COSINE, unit + (Size) j * s->d, s->d);
+			km_row_pack(unit, s->k, s->d, cache->packed);
+			pfree(unit);
+		}
+		else
+			km_row_pack(c, s->k, s->d, cache->packed);
 		cache->gen++;
 	}
 	s->cache_gen = cache->gen;
@@ -382,10 +409,43 @@ CentersStable(FunctionCallInfo fcinfo)
 	Aggref	   *agg = AggGetAggref(fcinfo);
 	Node	   *arg;
 
-	if (agg == NULL || list_length(agg->args) != 2)
+	if (agg == NULL || list_length(agg->args) < 2)
 		return false;
 	arg = (Node *) ((TargetEntry *) lsecond(agg->args))->expr;
 	return IsA(arg, Const) || IsA(arg, Param);
+}
+
+/* The metric argument of kmeans_step(x, centers, metric); Euclidean without it. */
+static KmMetric
+StepMetric(FunctionCallInfo fcinfo)
+{
+	if (PG_NARGS() < 4)
+		return KM_METRIC_EUCLIDEAN;
+	if (PG_ARGISNULL(3))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("kmeans_step: metric must not be NULL"),
+				 errhint("Use 'euclidean', 'cosine' or 'iou'.")));
+	return KmeansMetricByName(text_to_cstring(PG_GETARG_TEXT_PP(3)));
+}
+
+/* The centers must be fit for the metric: of nonzero length under cosine, boxes under iou. */
+static void
+CheckCenters(const float *c, int k, int d, KmMetric metric)
+{
+	for (int j = 0; j < k && metric != KM_METRIC_EUCLIDEAN; j++)
+	{
+		float	   *row = palloc(sizeof(float) * d);
+		const char *bad;
+
+		memcpy(row, c + (Size) j * d, sizeof(float) * d);
+		if ((bad = KmeansMetricPrepareRow(metric, row, d)) != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("kmeans_step: center %d %s", j, bad),
+					 errhint("Pass centers the %s metric can compare with.", KmeansMetricName(metric))));
+		pfree(row);
+	}
 }
 
 static const char *const centers_hint =
@@ -417,16 +477,23 @@ kmeans_step_transfn(PG_FUNCTION_ARGS)
 		int			k,
 					d;
 		const float *given = KmeansCheckPredictCenters(a, &k, &d);
+		KmMetric	metric = StepMetric(fcinfo);
 		MemoryContext old;
 
 		KmeansCheckK(k, -1, "the number of centers");
+		CheckCenters(given, k, d, metric);
 		old = MemoryContextSwitchTo(aggcxt);
-		s = StateMake(given, k, d);
+		s = StateMake(given, k, d, metric);
 		MemoryContextSwitchTo(old);
 	}
 	else
 	{
 		s = (StepState *) PG_GETARG_POINTER(0);
+		if (PG_NARGS() > 3 && !CentersStable(fcinfo) && StepMetric(fcinfo) != (KmMetric) s->metric)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("kmeans_step: the metric differs between rows of one aggregate"),
+					 errhint("Pass the same metric in every row.")));
 		if (!CentersStable(fcinfo))
 		{
 			ArrayType  *a = PG_GETARG_ARRAYTYPE_P(2);
@@ -449,7 +516,38 @@ kmeans_step_transfn(PG_FUNCTION_ARGS)
 	Layout(s->k, s->d, &l);
 	c = STATE_CENTERS(s, &l);
 	x = KmeansCheckVector(PG_GETARG_ARRAYTYPE_P(1), s->d, "each center");
-	j = km_row_nearest(x, s->d, Packed(fcinfo, s, c), s->k, &dist);
+	if (s->metric != KM_METRIC_EUCLIDEAN)
+	{
+		/* the row as the metric takes it: a unit vector under cosine, a box under iou */
+		float	   *row = palloc(sizeof(float) * s->d);
+		const char *bad;
+
+		memcpy(row, x, sizeof(float) * s->d);
+		if ((bad = KmeansMetricPrepareRow((KmMetric) s->metric, row, s->d)) != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("kmeans_step: the vector %s", bad),
+					 errhint("%s", KmeansMetricRowHint((KmMetric) s->metric))));
+		x = row;
+	}
+	if (s->metric == KM_METRIC_IOU)
+	{
+		/* 1 - IoU to every center, lowest index on ties, as km_argmin_iou */
+		dist = INFINITY;
+		j = 0;
+		for (int i = 0; i < s->k; i++)
+		{
+			float		cost = km_iou_cost(x, c + (Size) i * 2);
+
+			if (cost < dist)
+			{
+				dist = cost;
+				j = i;
+			}
+		}
+	}
+	else
+		j = km_row_nearest(x, s->d, Packed(fcinfo, s, c), s->k, &dist);
 	if (!isfinite(dist))
 		ereport(ERROR,
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
@@ -484,7 +582,7 @@ kmeans_step_combine(PG_FUNCTION_ARGS)
 	b = StateArg(fcinfo, 1);
 	Layout(a->k, a->d, &l);
 	kd = (int64) a->k * a->d;
-	if (a->k != b->k || a->d != b->d ||
+	if (a->k != b->k || a->d != b->d || a->metric != b->metric ||
 		memcmp(STATE_CENTERS(a, &l), STATE_CENTERS(b, &l), sizeof(float) * kd) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -544,6 +642,7 @@ kmeans_step_final(PG_FUNCTION_ARGS)
 	int			dims[2] = {k, d};
 	int			lbs[2] = {1, 1};
 	Datum	   *elems;
+	float	   *zero;
 
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "kmeans_step_final must return a composite type");
@@ -553,6 +652,7 @@ kmeans_step_final(PG_FUNCTION_ARGS)
 	old = STATE_CENTERS(s, &l);
 	counts = STATE_COUNTS(s, &l);
 	c = palloc(sizeof(float) * (Size) k * d);
+	zero = palloc0(sizeof(float) * d);
 	elems = palloc(sizeof(Datum) * (Size) k * d);
 	sizes = palloc(sizeof(Datum) * k);
 	cluster = palloc(sizeof(double) * k);
@@ -567,18 +667,27 @@ kmeans_step_final(PG_FUNCTION_ARGS)
 			c[at] = counts[j] > 0 ?
 				(float) (km_exact_value(STATE_SUMS(s, &l) + at * KM_EXACT_DIGITS) / counts[j]) :
 				old[at];
+		}
+		/* under cosine the normalised mean; a mean of length 0 keeps the center */
+		if (counts[j] > 0)
+			KmeansMetricFinishCenter((KmMetric) s->metric, c + (int64) j * d, old + (int64) j * d,
+									 zero, d);
+		for (int t = 0; t < d; t++)
+		{
+			int64		at = (int64) j * d + t;
+
 			shift += ((double) c[at] - old[at]) * ((double) c[at] - old[at]);
 			elems[at] = Float4GetDatum(c[at]);
 		}
 		sizes[j] = Int64GetDatum(counts[j]);
-		cluster[j] = km_exact_value(inertia);
+		cluster[j] = KmeansMetricInertia((KmMetric) s->metric, km_exact_value(inertia));
 		km_exact_merge(total, inertia);
 	}
 	values[0] = PointerGetDatum(construct_md_array(elems, NULL, 2, dims, lbs, FLOAT4OID,
 												   sizeof(float4), true, TYPALIGN_INT));
 	values[1] = PointerGetDatum(construct_array(sizes, k, INT8OID, sizeof(int64), FLOAT8PASSBYVAL,
 												TYPALIGN_DOUBLE));
-	values[2] = Float8GetDatum(km_exact_value(total));
+	values[2] = Float8GetDatum(KmeansMetricInertia((KmMetric) s->metric, km_exact_value(total)));
 	values[3] = Float8Array(cluster, k);
 	values[4] = Int64GetDatum(s->rows);
 	values[5] = Float8GetDatum(shift);

@@ -21,6 +21,25 @@ SELECT sizes FROM (SELECT (kmeans_step(x, '{{10,10},{0,0},{0,0}}')).* FROM six) 
 -- no rows: no state, no result
 SELECT kmeans_step(x, '{{0,0}}') IS NULL AS no_rows FROM six WHERE false;
 
+-- Metrics.  Cosine: (1,0) and (0,2) sit on the unit centers (1,0) and (0,1); (3,3), at 45
+-- degrees from both, ties and goes to the first.  The first center becomes the normalised mean
+-- of (1,0) and (0.7071,0.7071): (cos 22.5, sin 22.5) = (0.92388, 0.38268); its inertia is
+-- 1 - cos 45 = 0.29289.
+SELECT centers, sizes, round(inertia::numeric, 5) AS inertia
+FROM (SELECT (kmeans_step(v, '{{1,0},{0,1}}', 'cosine')).*
+      FROM (VALUES ('{1,0}'::real[]), ('{0,2}'), ('{3,3}')) t(v)) s;
+-- IoU: (2,2) overlaps (1,1) by 1/4 and (10,10) by 4/100, so it joins (1,1): the mean box
+-- (1.5,1.5), inertia 1 - 1/4.
+SELECT centers, sizes, inertia
+FROM (SELECT (kmeans_step(v, '{{1,1},{10,10}}', 'iou')).*
+      FROM (VALUES ('{1,1}'::real[]), ('{2,2}'), ('{10,10}')) t(v)) s;
+SELECT * FROM try($$SELECT kmeans_step(v, '{{1,0}}', 'cosine') FROM (VALUES ('{0,0}'::real[])) t(v)$$);
+SELECT * FROM try($$SELECT kmeans_step(v, '{{0,0}}', 'cosine') FROM (VALUES ('{1,0}'::real[])) t(v)$$);
+SELECT * FROM try($$SELECT kmeans_step(v, '{{1,1}}', 'iou') FROM (VALUES ('{1,-1}'::real[])) t(v)$$);
+SELECT * FROM try($$SELECT kmeans_step(v, '{{1,1,1}}', 'iou') FROM (VALUES ('{1,1,1}'::real[])) t(v)$$);
+SELECT * FROM try($$SELECT kmeans_step(v, '{{1,1}}', 'manhattan') FROM (VALUES ('{1,1}'::real[])) t(v)$$);
+SELECT * FROM try($$SELECT kmeans_step(v, '{{1,1}}', NULL) FROM (VALUES ('{1,1}'::real[])) t(v)$$);
+
 -- The sums are exact: 1e17 + 1 - 1e17 is 1 (float64 in row order would say 0), so the mean is
 -- 1/3.  The squared distances to the center 0 are float4 squares: twice 1e17 * 1e17 in float4,
 -- and 1 (lost when the exact sum is read as a float8).
@@ -94,15 +113,18 @@ SELECT s::text AS small FROM (SELECT step_state(x, '{{0,0}}') s FROM six) q \gse
 -- the version (bytes 5..8)
 SELECT * FROM try(format('SELECT %L::kmeans_step_state',
     '\x' || encode(overlay(decode(substr(:'small', 3), 'hex') PLACING '\x00000002'::bytea FROM 5 FOR 4), 'hex')));
--- rows (bytes 17..24) no longer the sum of the counts
+-- rows (bytes 21..28, after magic, version, k, d and metric) no longer the sum of the counts
 SELECT * FROM try(format('SELECT %L::kmeans_step_state',
-    '\x' || encode(overlay(decode(substr(:'small', 3), 'hex') PLACING '\x0000000000000009'::bytea FROM 17 FOR 8), 'hex')));
--- a center (bytes 25..28) that is NaN
+    '\x' || encode(overlay(decode(substr(:'small', 3), 'hex') PLACING '\x0000000000000009'::bytea FROM 21 FOR 8), 'hex')));
+-- a center (bytes 29..32) that is NaN
 SELECT * FROM try(format('SELECT %L::kmeans_step_state',
-    '\x' || encode(overlay(decode(substr(:'small', 3), 'hex') PLACING '\x7fc00000'::bytea FROM 25 FOR 4), 'hex')));
--- the lowest digit of the first sum (bytes 41..48, after 2 centers and 1 count) out of range
+    '\x' || encode(overlay(decode(substr(:'small', 3), 'hex') PLACING '\x7fc00000'::bytea FROM 29 FOR 4), 'hex')));
+-- the lowest digit of the first sum (bytes 45..52, after 2 centers and 1 count) out of range
 SELECT * FROM try(format('SELECT %L::kmeans_step_state',
-    '\x' || encode(overlay(decode(substr(:'small', 3), 'hex') PLACING '\xffffffffffffffff'::bytea FROM 41 FOR 8), 'hex')));
+    '\x' || encode(overlay(decode(substr(:'small', 3), 'hex') PLACING '\xffffffffffffffff'::bytea FROM 45 FOR 8), 'hex')));
+-- an unknown metric (bytes 17..20)
+SELECT * FROM try(format('SELECT %L::kmeans_step_state',
+    '\x' || encode(overlay(decode(substr(:'small', 3), 'hex') PLACING '\x00000007'::bytea FROM 17 FOR 4), 'hex')));
 -- a byte short
 SELECT * FROM try(format('SELECT %L::kmeans_step_state', substr(:'small', 1, length(:'small') - 2)));
 -- states of different centers do not combine
