@@ -1,11 +1,187 @@
--- kmeans 0.4.0 -> 0.5.0: the aggregate and window forms.  kmeans_step(x, centers), one Lloyd
--- iteration as a parallel-safe aggregate with a combine function; kmeans_agg(x, k, options),
--- one model per GROUP BY group, as a kmeans_model; kmeans_cluster(x, k, options) OVER (...),
--- each row's cluster; kmeans_predict and kmeans_save_model for a kmeans_model.  Only new
--- objects, so the update touches nothing that exists.  The result equals a fresh 0.5.0 install
--- (test/sql/upgrade.sql compares the two).
+-- kmeans 0.4.0 -> 0.5.0: the aggregate and window forms, and the aggregate strategy.
+-- kmeans_step(x, centers [, metric]), one Lloyd iteration as a parallel-safe aggregate with a
+-- combine function; kmeans_agg(x, k, options), one model per GROUP BY group, as a kmeans_model;
+-- kmeans_cluster(x, k, options) OVER (...), each row's cluster; kmeans_predict and
+-- kmeans_save_model for a kmeans_model; kmeans_step_partial and kmeans_sample_partial, the
+-- passes of strategy => 'aggregate', which kmeans_fit, kmeans_labels and kmeans_elbow take now.
+-- A function's arguments cannot grow in place, so those six are dropped and created again; a
+-- view or materialized view over one of them must be dropped before the update and created
+-- again after it (the DROP below stops the update and names it).  The result equals a fresh
+-- 0.5.0 install (test/sql/upgrade.sql compares the two).
 
 \echo Use "ALTER EXTENSION kmeans UPDATE TO '0.5.0'" to load this file. \quit
+
+DROP FUNCTION kmeans_fit(text, text, integer, integer, double precision, text, real[], integer,
+    bigint, text, text, text, text, text, text);
+DROP FUNCTION kmeans_labels(text, text, integer, integer, double precision, text, real[], integer,
+    bigint, text, text, text, text, text, text);
+DROP FUNCTION kmeans_elbow(text, text, integer, integer, integer, integer, double precision, text,
+    integer, bigint, text, integer, text, text, text, text);
+DROP FUNCTION kmeans_fit(regclass, text, integer, integer, double precision, text, real[],
+    integer, bigint, text, text, text, text, text, text);
+DROP FUNCTION kmeans_labels(regclass, text, integer, integer, double precision, text, real[],
+    integer, bigint, text, text, text, text, text, text);
+DROP FUNCTION kmeans_elbow(regclass, text, integer, integer, integer, integer, double precision,
+    text, integer, bigint, text, integer, text, text, text, text);
+
+CREATE FUNCTION kmeans_fit(
+    source       text,
+    column_name  text,
+    k            integer,
+    max_iter     integer DEFAULT 300,
+    tol          double precision DEFAULT 1e-4,
+    init         text DEFAULT 'k-means++',
+    init_centers real[] DEFAULT NULL,
+    n_init       integer DEFAULT 1,
+    seed         bigint DEFAULT 0,
+    device       text DEFAULT NULL,
+    id           text DEFAULT NULL,
+    model        text DEFAULT NULL,
+    weight       text DEFAULT NULL,
+    metric       text DEFAULT 'euclidean',
+    center       text DEFAULT 'mean',
+    strategy     text DEFAULT NULL)
+RETURNS TABLE (cluster integer, center real[], size bigint, inertia double precision)
+AS 'MODULE_PATHNAME', 'kmeans_fit'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION kmeans_fit(text, text, integer, integer, double precision, text, real[],
+    integer, bigint, text, text, text, text, text, text, text)
+IS 'k-means of the vectors in column_name of source: one row per cluster';
+
+CREATE FUNCTION kmeans_labels(
+    source       text,
+    column_name  text,
+    k            integer,
+    max_iter     integer DEFAULT 300,
+    tol          double precision DEFAULT 1e-4,
+    init         text DEFAULT 'k-means++',
+    init_centers real[] DEFAULT NULL,
+    n_init       integer DEFAULT 1,
+    seed         bigint DEFAULT 0,
+    device       text DEFAULT NULL,
+    id           text DEFAULT NULL,
+    model        text DEFAULT NULL,
+    weight       text DEFAULT NULL,
+    metric       text DEFAULT 'euclidean',
+    center       text DEFAULT 'mean',
+    strategy     text DEFAULT NULL)
+RETURNS TABLE (id bigint, cluster integer, distance double precision)
+AS 'MODULE_PATHNAME', 'kmeans_labels'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION kmeans_labels(text, text, integer, integer, double precision, text, real[],
+    integer, bigint, text, text, text, text, text, text, text)
+IS 'k-means of the vectors in column_name of source: every row''s id, cluster and distance';
+
+CREATE FUNCTION kmeans_elbow(
+    source            text,
+    column_name       text,
+    k_min             integer,
+    k_max             integer,
+    k_step            integer DEFAULT 1,
+    max_iter          integer DEFAULT 300,
+    tol               double precision DEFAULT 1e-4,
+    init              text DEFAULT 'k-means++',
+    n_init            integer DEFAULT 1,
+    seed              bigint DEFAULT 0,
+    device            text DEFAULT NULL,
+    silhouette_sample integer DEFAULT 2000,
+    id                text DEFAULT NULL,
+    weight            text DEFAULT NULL,
+    metric            text DEFAULT 'euclidean',
+    center            text DEFAULT 'mean',
+    strategy          text DEFAULT NULL)
+RETURNS TABLE (k integer, inertia double precision, mean_inertia double precision,
+               n_iter integer, silhouette double precision,
+               calinski_harabasz double precision, davies_bouldin double precision,
+               elbow boolean)
+AS 'MODULE_PATHNAME', 'kmeans_elbow'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION kmeans_elbow(text, text, integer, integer, integer, integer,
+    double precision, text, integer, bigint, text, integer, text, text, text, text, text)
+IS 'k-means for every k of a range in shared passes: inertia, quality indices, suggested k';
+
+CREATE FUNCTION kmeans_fit(
+    source       regclass,
+    column_name  text,
+    k            integer,
+    max_iter     integer DEFAULT 300,
+    tol          double precision DEFAULT 1e-4,
+    init         text DEFAULT 'k-means++',
+    init_centers real[] DEFAULT NULL,
+    n_init       integer DEFAULT 1,
+    seed         bigint DEFAULT 0,
+    device       text DEFAULT NULL,
+    id           text DEFAULT NULL,
+    model        text DEFAULT NULL,
+    weight       text DEFAULT NULL,
+    metric       text DEFAULT 'euclidean',
+    center       text DEFAULT 'mean',
+    strategy     text DEFAULT NULL)
+RETURNS TABLE (cluster integer, center real[], size bigint, inertia double precision)
+AS 'MODULE_PATHNAME', 'kmeans_fit'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION kmeans_fit(regclass, text, integer, integer, double precision, text, real[],
+    integer, bigint, text, text, text, text, text, text, text)
+IS 'k-means of the vectors in column_name of source: one row per cluster, from a table, view or materialized view named by OID';
+
+CREATE FUNCTION kmeans_labels(
+    source       regclass,
+    column_name  text,
+    k            integer,
+    max_iter     integer DEFAULT 300,
+    tol          double precision DEFAULT 1e-4,
+    init         text DEFAULT 'k-means++',
+    init_centers real[] DEFAULT NULL,
+    n_init       integer DEFAULT 1,
+    seed         bigint DEFAULT 0,
+    device       text DEFAULT NULL,
+    id           text DEFAULT NULL,
+    model        text DEFAULT NULL,
+    weight       text DEFAULT NULL,
+    metric       text DEFAULT 'euclidean',
+    center       text DEFAULT 'mean',
+    strategy     text DEFAULT NULL)
+RETURNS TABLE (id bigint, cluster integer, distance double precision)
+AS 'MODULE_PATHNAME', 'kmeans_labels'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION kmeans_labels(regclass, text, integer, integer, double precision, text, real[],
+    integer, bigint, text, text, text, text, text, text, text)
+IS 'k-means of the vectors in column_name of source: every row''s id, cluster and distance, from a table, view or materialized view named by OID';
+
+CREATE FUNCTION kmeans_elbow(
+    source            regclass,
+    column_name       text,
+    k_min             integer,
+    k_max             integer,
+    k_step            integer DEFAULT 1,
+    max_iter          integer DEFAULT 300,
+    tol               double precision DEFAULT 1e-4,
+    init              text DEFAULT 'k-means++',
+    n_init            integer DEFAULT 1,
+    seed              bigint DEFAULT 0,
+    device            text DEFAULT NULL,
+    silhouette_sample integer DEFAULT 2000,
+    id                text DEFAULT NULL,
+    weight            text DEFAULT NULL,
+    metric            text DEFAULT 'euclidean',
+    center            text DEFAULT 'mean',
+    strategy          text DEFAULT NULL)
+RETURNS TABLE (k integer, inertia double precision, mean_inertia double precision,
+               n_iter integer, silhouette double precision,
+               calinski_harabasz double precision, davies_bouldin double precision,
+               elbow boolean)
+AS 'MODULE_PATHNAME', 'kmeans_elbow'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION kmeans_elbow(regclass, text, integer, integer, integer, integer,
+    double precision, text, integer, bigint, text, integer, text, text, text, text, text)
+IS 'k-means for every k of a range in shared passes: inertia, quality indices, suggested k, from a table, view or materialized view named by OID';
+
 
 -- One Lloyd iteration as an ordinary aggregate: kmeans_step(x, centers) assigns every row to
 -- its nearest center and sums the clusters; its combine function lets PostgreSQL run it in
@@ -159,3 +335,50 @@ END
 $$;
 COMMENT ON FUNCTION kmeans_save_model(text, kmeans_model, text)
 IS 'saves a kmeans_model (e.g. from kmeans_agg) in kmeans_models under name, replacing a model of that name';
+
+-- The passes of strategy => 'aggregate', as aggregates that parallel workers and Citus nodes
+-- run and combine: kmeans_step_partial is kmeans_step without its final function (the raw
+-- state, whose exact sums the engine reads); kmeans_sample_partial draws the seeding sample.
+CREATE AGGREGATE kmeans_step_partial(x real[], centers real[], metric text) (
+    SFUNC = kmeans_step_transfn,
+    STYPE = kmeans_step_state,
+    COMBINEFUNC = kmeans_step_combine,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE kmeans_step_partial(real[], real[], text)
+IS 'kmeans_step''s state without its final function: what strategy => ''aggregate'' reads from each pass';
+
+CREATE TYPE kmeans_sample_state;
+CREATE FUNCTION kmeans_sample_state_in(cstring) RETURNS kmeans_sample_state
+AS 'MODULE_PATHNAME', 'kmeans_sample_state_in' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION kmeans_sample_state_out(kmeans_sample_state) RETURNS cstring
+AS 'MODULE_PATHNAME', 'kmeans_sample_state_out' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION kmeans_sample_state_recv(internal) RETURNS kmeans_sample_state
+AS 'MODULE_PATHNAME', 'kmeans_sample_state_recv' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION kmeans_sample_state_send(kmeans_sample_state) RETURNS bytea
+AS 'MODULE_PATHNAME', 'kmeans_sample_state_send' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE TYPE kmeans_sample_state (
+    INPUT = kmeans_sample_state_in,
+    OUTPUT = kmeans_sample_state_out,
+    RECEIVE = kmeans_sample_state_recv,
+    SEND = kmeans_sample_state_send,
+    INTERNALLENGTH = VARIABLE,
+    ALIGNMENT = double,
+    STORAGE = extended
+);
+COMMENT ON TYPE kmeans_sample_state
+IS 'the partial state of kmeans_sample_partial: row statistics and a hash-drawn sample of rows';
+CREATE FUNCTION kmeans_sample_transfn(kmeans_sample_state, real[], real[], text, integer, bigint, integer)
+RETURNS kmeans_sample_state
+AS 'MODULE_PATHNAME', 'kmeans_sample_transfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION kmeans_sample_combine(kmeans_sample_state, kmeans_sample_state) RETURNS kmeans_sample_state
+AS 'MODULE_PATHNAME', 'kmeans_sample_combine' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE AGGREGATE kmeans_sample_partial(x real[], centers real[], metric text, m integer,
+                                       seed bigint, round integer) (
+    SFUNC = kmeans_sample_transfn,
+    STYPE = kmeans_sample_state,
+    COMBINEFUNC = kmeans_sample_combine,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE kmeans_sample_partial(real[], real[], text, integer, bigint, integer)
+IS 'the seeding pass of strategy => ''aggregate'': row statistics and m rows drawn by a hash of their values (by D^2 to centers in a k-means|| round)';

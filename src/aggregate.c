@@ -80,7 +80,7 @@ ModelDatum(FunctionCallInfo fcinfo, KmeansGroupFit *g)
 	values[6] = Int32GetDatum(g->ms->n_iter[0]);
 	values[7] = Int64GetDatum(g->data->n);
 	values[8] = DirectFunctionCall1(jsonb_in,
-									CStringGetDatum(KmeansOptionsJson(&g->opt, g->data->src)));
+									CStringGetDatum(KmeansOptionsJson(&g->opt, g->data->src, false)));
 	return HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
 }
 

@@ -42,12 +42,13 @@ enum
 	ARG_ID,
 	ARG_WEIGHT,
 	ARG_METRIC,
-	ARG_CENTER
+	ARG_CENTER,
+	ARG_STRATEGY
 };
 
 static const KmeansArgPos elbow_args = {
 	ARG_MAX_ITER, ARG_TOL, ARG_INIT, -1, ARG_N_INIT, ARG_SEED, ARG_DEVICE, ARG_WEIGHT, ARG_METRIC,
-	ARG_CENTER
+	ARG_CENTER, ARG_STRATEGY
 };
 
 /* The arguments of one call: the range of k, the options, and what the fit will hold. */

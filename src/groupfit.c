@@ -83,6 +83,7 @@ KmeansGroupFitRun(KmeansGroupFit *g, KmeansLabelFn fn, void *arg)
 {
 	MemoryContext old = MemoryContextSwitchTo(g->cxt);
 
+	KmeansStepLogReset();
 	g->data = KmeansFeedStart(g->feed, &g->plan);
 	if (g->opt.metric == KM_METRIC_IOU)
 	{

@@ -48,8 +48,17 @@ typedef enum KmeansInit
 {
 	KMEANS_INIT_PLUSPLUS,
 	KMEANS_INIT_RANDOM,
-	KMEANS_INIT_EXPLICIT
+	KMEANS_INIT_EXPLICIT,
+	KMEANS_INIT_PARALLEL		/* k-means|| (Bahmani et al. 2012): strategy => 'aggregate' */
 } KmeansInit;
+
+/* How a fit reads its source (strategy.c). */
+typedef enum KmeansStrategy
+{
+	KMEANS_STRATEGY_AUTO,		/* the aggregate one where it is the only sensible one */
+	KMEANS_STRATEGY_ENGINE,		/* the rows read into the engine, kept or streamed */
+	KMEANS_STRATEGY_AGGREGATE	/* every pass an aggregate query over the source */
+} KmeansStrategy;
 
 /* GUCs (gucs.c) */
 extern int	kmeans_device;
@@ -81,6 +90,8 @@ typedef struct KmeansOptions
 	char	   *weight;			/* the weight column or expression, or NULL */
 	KmMetric	metric;
 	bool		median;			/* center => 'median': each center the per-dimension median */
+	KmeansStrategy strategy;
+	Oid			ext_namespace;	/* the extension's schema, for the aggregate strategy's queries */
 } KmeansOptions;
 
 /*
@@ -135,6 +146,8 @@ typedef struct KmeansSource
 	KmeansInputKind kind;		/* not an array: the column is read without the cast */
 	Oid			vector_type;	/* then the column's type */
 	KmMetric	metric;			/* what the reader does to each row (metric.c) */
+	Oid			relid;			/* a relation source: the relation (InvalidOid for a query) */
+	char		relkind;
 } KmeansSource;
 
 /* One batch of rows handed to a pass callback. */
@@ -187,6 +200,7 @@ typedef struct KmeansData
 	KmBackend  *be;
 	int			guc_nest;		/* the GUC nest level of the scan settings */
 	bool		fed;			/* rows handed over one at a time: never read again */
+	struct KmeansAggregate *agg;	/* strategy => 'aggregate': the passes are queries (strategy.c) */
 } KmeansData;
 
 /* budget.c */
@@ -211,6 +225,8 @@ typedef struct KmeansFeed KmeansFeed;
 extern KmeansFeed *KmeansFeedBegin(KmeansSource *src, const KmeansPlan *plan, bool gpu);
 extern void KmeansFeedRow(KmeansFeed *f, Datum value, bool isnull);
 extern KmeansData *KmeansFeedEnd(KmeansFeed *f);
+extern void KmeansFeedRowWeighted(KmeansFeed *f, Datum value, float w);
+extern void KmeansDataOutside(KmeansData *data, const KmeansPlan *plan, bool gpu, int d, int64 n);
 
 /* vector.c: every real[] checked in one place */
 typedef struct KmeansArrayView
@@ -230,6 +246,8 @@ extern int64 KmeansCopyFinite(const char *values, int64 m, float *dst);
 extern const float *KmeansCheckStartCenters(ArrayType *a, int k, int d);
 extern const float *KmeansCheckPredictCenters(ArrayType *a, int *k, int *d);
 extern const float *KmeansCheckVector(ArrayType *x, int d, const char *against);
+extern const float *KmeansCheckVectorHint(ArrayType *x, int d, const char *against,
+										  const char *length_hint);
 extern const float *KmeansCheckModelCenters(ArrayType *a, const char *name, const char *table,
 											int k, int d);
 
@@ -314,6 +332,47 @@ extern void KmeansGroupFitRun(KmeansGroupFit *g, KmeansLabelFn fn, void *arg);
 extern void KmeansGroupFitFree(KmeansGroupFit *g);
 extern void KmeansNotAggregate(const char *function, const char *aggregate) pg_attribute_noreturn();
 
+/* step.c: a kmeans_step_state read into arrays */
+typedef struct KmeansStepSums
+{
+	int			k;
+	int			d;
+	int64		rows;
+	int64	   *counts;			/* k */
+	double	   *sums;			/* k x d */
+	double	   *inertia;		/* k, before KmeansMetricInertia */
+	float	   *far;			/* k x d: each cluster's farthest row */
+	float	   *far_dist;		/* k: its distance, -1 for an empty cluster */
+} KmeansStepSums;
+
+extern void KmeansStepStateRead(Datum state, KmeansStepSums *out);
+
+/* sample.c: a kmeans_sample_state read into arrays */
+typedef struct KmeansSample
+{
+	int			d;
+	int64		rows;
+	double	   *sums;			/* d: the values' sums */
+	double		sumsq;			/* the sum of their squares */
+	double		phi;			/* the sum of D^2 to the centers (0 without centers) */
+	int			n;				/* sampled rows, first key first */
+	double	   *keys;
+	float	   *x;				/* n x d */
+} KmeansSample;
+
+extern void KmeansSampleStateRead(Datum state, KmeansSample *out);
+
+/* strategy.c: strategy => 'aggregate' */
+struct LloydState;
+extern bool KmeansUseAggregate(const KmeansSource *src, const KmeansOptions *opt);
+extern KmeansData *KmeansAggregateOpen(KmeansSource *src, const KmeansPlan *plan,
+									   const KmeansOptions *opt, bool gpu);
+extern void KmeansAggregatePass(KmeansData *data, struct LloydState *ls);
+extern void KmeansAggregateRepair(KmeansData *data, struct LloydState *ls);
+extern void KmeansAggregateSeed(KmeansData *data, const KmeansOptions *opt, int k, int run,
+								float *centers);
+extern uint64 KmeansRunSeed(const KmeansOptions *opt, int run);
+
 /* steplog.c: the steps of this session's last fit, for kmeans_last_fit() */
 typedef enum KmeansPhase
 {
@@ -345,6 +404,7 @@ typedef struct KmeansArgPos
 	int			weight;
 	int			metric;
 	int			center;
+	int			strategy;
 } KmeansArgPos;
 
 extern void KmeansParseOptions(FunctionCallInfo fcinfo, const KmeansArgPos *pos,
@@ -353,7 +413,7 @@ extern void KmeansParseJsonOptions(Jsonb *options, const char *what, KmeansOptio
 extern void KmeansRequireArgs(FunctionCallInfo fcinfo, int nargs, const char *names,
 							  const char *hint);
 extern void KmeansCheckK(int k, int64 n, const char *what);
-extern char *KmeansOptionsJson(const KmeansOptions *opt, const KmeansSource *src);
+extern char *KmeansOptionsJson(const KmeansOptions *opt, const KmeansSource *src, bool aggregate);
 
 /* models.c */
 extern char *KmeansModelsTable(FunctionCallInfo fcinfo);

@@ -130,6 +130,14 @@ LloydPass(LloydState *ls, bool reset, bool exact)
 	RunSet	   *rs = ls->rs;
 	KmError		err = {0};
 
+	/* strategy => 'aggregate': a query over the source, unless every row's label is wanted */
+	if (data->agg != NULL && ls->sink == NULL)
+	{
+		KmeansAggregatePass(data, ls);
+		return;
+	}
+	/* the backend has no state of the rows until the first pass it sees */
+	reset |= data->agg != NULL;
 	KmeansCheckStatus(be->ops->pass_begin(be, data->n, ls->ms->nseg, rs->segs, reset, exact,
 										  &err), &err);
 	KmeansScan(data, PassBatch, ls);
@@ -183,7 +191,10 @@ KmeansLloyd(KmeansData *data, const KmeansOptions *opt, KmeansModelSet *ms)
 		memset(ls.changed, 0, sizeof(int64) * rs->nrun);
 		LloydPass(&ls, it == 1, false);
 		med = opt->median ? KmeansMedianCenters(data, &ls) : NULL;
-		KmeansRepairEmpty(data, &ls);
+		if (data->agg != NULL)
+			KmeansAggregateRepair(data, &ls);
+		else
+			KmeansRepairEmpty(data, &ls);
 
 		for (int r = 0; r < rs->nrun; r++)
 		{

@@ -32,6 +32,7 @@ typedef struct LloydState
 	float	   *dist;
 	KmeansLabelFn sink;
 	void	   *sink_arg;
+	struct KmeansStepSums *agg_sums;	/* strategy => 'aggregate': the pass's states, per running segment */
 } LloydState;
 
 extern void KmeansLloydBuffers(LloydState *ls);

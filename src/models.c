@@ -131,7 +131,7 @@ KmeansModelSave(const char *table, const char *name, const KmeansSource *src, co
 	values[4] = Float8GetDatum(inertia);
 	values[5] = Int32GetDatum(ms->n_iter[seg]);
 	values[6] = Int64GetDatum(data->n);
-	values[7] = CStringGetTextDatum(KmeansOptionsJson(opt, src));
+	values[7] = CStringGetTextDatum(KmeansOptionsJson(opt, src, data->agg != NULL));
 	values[8] = CStringGetTextDatum(src->source);
 	values[9] = CStringGetTextDatum(KmeansMetricName(opt->metric));
 	sql = psprintf("INSERT INTO %s AS m (name, k, dim, metric, centers, inertia, n_iter, n_rows, "

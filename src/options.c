@@ -10,6 +10,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
+#include "utils/lsyscache.h"
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
 
@@ -26,10 +27,10 @@ Required(FunctionCallInfo fcinfo, int i, const char *name)
 }
 
 /* The names of the init and device options, in the order of their enum values. */
-static const char *const init_names[] = {"k-means++", "random", "explicit"};
+static const char *const init_names[] = {"k-means++", "random", "explicit", "k-means||"};
 static const char *const device_names[] = {"auto", "cpu", "gpu"};
 
-StaticAssertDecl(lengthof(init_names) == KMEANS_INIT_EXPLICIT + 1, "one name per KmeansInit");
+StaticAssertDecl(lengthof(init_names) == KMEANS_INIT_PARALLEL + 1, "one name per KmeansInit");
 StaticAssertDecl(lengthof(device_names) == KMEANS_DEVICE_GPU + 1, "one name per KmeansDevice");
 
 /*
@@ -74,7 +75,7 @@ KmeansParseOptions(FunctionCallInfo fcinfo, const KmeansArgPos *pos, KmeansOptio
 	init = text_to_cstring(DatumGetTextPP(Required(fcinfo, pos->init, "init")));
 	opt->init_name = init;
 	opt->init = (KmeansInit) NameIndex("init", init, init_names, lengthof(init_names), false,
-									   "Use 'k-means++', 'random', or pass starting centers in init_centers.");
+									   "Use 'k-means++', 'random', 'k-means||' (with strategy => 'aggregate'), or pass starting centers in init_centers.");
 
 	if (pos->init_centers >= 0 && !PG_ARGISNULL(pos->init_centers))
 	{
@@ -153,6 +154,18 @@ KmeansParseOptions(FunctionCallInfo fcinfo, const KmeansArgPos *pos, KmeansOptio
 					 errmsg("center 'median' does not take weights"),
 					 errhint("Leave weight out, or use center => 'mean' for a weighted fit.")));
 	}
+	opt->strategy = KMEANS_STRATEGY_AUTO;
+	if (pos->strategy >= 0 && pos->strategy < PG_NARGS() && !PG_ARGISNULL(pos->strategy))
+	{
+		static const char *const strategy_names[] = {"engine", "aggregate"};
+		char	   *strategy = text_to_cstring(PG_GETARG_TEXT_PP(pos->strategy));
+
+		opt->strategy = NameIndex("strategy", strategy, strategy_names, lengthof(strategy_names),
+								  false, "Use 'engine' or 'aggregate', or leave strategy out to choose by the source.") == 0 ?
+			KMEANS_STRATEGY_ENGINE : KMEANS_STRATEGY_AGGREGATE;
+	}
+	if (fcinfo->flinfo != NULL && OidIsValid(fcinfo->flinfo->fn_oid))
+		opt->ext_namespace = get_func_namespace(fcinfo->flinfo->fn_oid);
 }
 
 /* ERRORs when one of the first nargs arguments, which have no default, is NULL. */
@@ -188,9 +201,12 @@ KmeansCheckK(int k, int64 n, const char *what)
 				 errhint("Ask for at most as many clusters as there are non-NULL vectors.")));
 }
 
-/* The options as a JSON object, for the models table. */
+/*
+ * The options as a JSON object, for the models table; "strategy": "aggregate" when the fit
+ * read its source by aggregate queries.
+ */
 char *
-KmeansOptionsJson(const KmeansOptions *opt, const KmeansSource *src)
+KmeansOptionsJson(const KmeansOptions *opt, const KmeansSource *src, bool aggregate)
 {
 	StringInfoData s;
 
@@ -204,6 +220,8 @@ KmeansOptionsJson(const KmeansOptions *opt, const KmeansSource *src)
 	escape_json(&s, KmeansMetricName(opt->metric));
 	if (opt->median)
 		appendStringInfoString(&s, ", \"center\": \"median\"");
+	if (aggregate)
+		appendStringInfoString(&s, ", \"strategy\": \"aggregate\"");
 	appendStringInfoString(&s, ", \"column\": ");
 	escape_json(&s, src->column);
 	if (src->weight)
@@ -336,7 +354,7 @@ KmeansParseJsonOptions(Jsonb *options, const char *what, KmeansOptions *opt)
 	LOCAL_FCINFO(args, JOPT_COUNT);
 	static const KmeansArgPos pos = {
 		JOPT_MAX_ITER, JOPT_TOL, JOPT_INIT, JOPT_INIT_CENTERS, JOPT_N_INIT, JOPT_SEED, JOPT_DEVICE,
-		-1, JOPT_METRIC, JOPT_CENTER
+		-1, JOPT_METRIC, JOPT_CENTER, -1
 	};
 	FmgrInfo	flinfo;
 

@@ -889,6 +889,50 @@ KmeansFeedRow(KmeansFeed *f, Datum value, bool isnull)
 	MemoryContextSwitchTo(old);
 }
 
+/* One row with its weight (the feed's plan is weighted): both checked as a source's are. */
+void
+KmeansFeedRowWeighted(KmeansFeed *f, Datum value, float w)
+{
+	MemoryContext old = MemoryContextSwitchTo(f->data->cxt);
+
+	f->r.has_weight = true;
+	ReceiveRow(&f->r, value, false, (Datum) 0, true, Float8GetDatum((double) w), false);
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * The data of a fit whose passes do not go through this reader (strategy.c): d and n known
+ * from an aggregate pass.  Set up as a streamed first pass would leave it, so that what needs
+ * every row's label (the final pass of kmeans_labels and kmeans_elbow) can stream the source:
+ * no offset (the rows are not centred), no range to stay within, the budget of streaming.
+ */
+void
+KmeansDataOutside(KmeansData *data, const KmeansPlan *plan, bool gpu, int d, int64 n)
+{
+	Reader		r;
+
+	data->fit = plan;
+	data->gpu = gpu;
+	data->chunk_rows = gpu ? KM_CUDA_BLOCK_ROWS : KMEANS_CHUNK_ROWS;
+	data->cxt = CurrentMemoryContext;
+	data->batch_rows = (kmeans_batch_rows + KM_SUB_ROWS - 1) / KM_SUB_ROWS * KM_SUB_ROWS;
+	data->d = d;
+	memset(&r, 0, sizeof(r));
+	r.data = data;
+	r.has_id = data->src->id_column != NULL;
+	FirstRow(&r);
+	data->resident = false;
+	data->n = n;
+	data->mean = MemoryContextAllocZero(data->cxt, sizeof(float) * d);
+	for (int j = 0; j < d; j++)
+	{
+		data->lo[j] = -FLT_MAX;
+		data->hi[j] = FLT_MAX;
+	}
+	r.n = n;
+	CheckBudget(&r, true);
+}
+
 /* The rows handed over, as KmeansDataLoad would give them. */
 KmeansData *
 KmeansFeedEnd(KmeansFeed *f)

@@ -138,8 +138,8 @@ TotalPotential(const SeedState *ss, int64 n)
  * run number.  Each run starts afresh, so a run seeds every k the same way whatever k the
  * previous runs drew; kmeans_elbow relies on it.
  */
-static uint64
-RunSeed(const KmeansOptions *opt, int run)
+uint64
+KmeansRunSeed(const KmeansOptions *opt, int run)
 {
 	uint64		seed = (uint64) opt->seed;
 
@@ -359,13 +359,15 @@ SeedRandom(KmeansData *data, int k, uint64 seed, float *centers)
 static void
 SeedCenters(KmeansData *data, const KmeansOptions *opt, int k, int run, float *centers)
 {
-	if (opt->init == KMEANS_INIT_RANDOM)
-		SeedRandom(data, k, RunSeed(opt, run), centers);
+	if (data->agg != NULL)
+		KmeansAggregateSeed(data, opt, k, run, centers);	/* strategy.c: few passes */
+	else if (opt->init == KMEANS_INIT_RANDOM)
+		SeedRandom(data, k, KmeansRunSeed(opt, run), centers);
 	else
 	{
 		KmRng		rng;
 
-		km_rng_seed(&rng, RunSeed(opt, run));
+		km_rng_seed(&rng, KmeansRunSeed(opt, run));
 		SeedPlusPlus(data, k, &rng, centers);
 	}
 }

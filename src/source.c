@@ -330,6 +330,8 @@ KmeansSourceMake(text *source, text *column, text *id_column, const char *weight
 					 errhint("Pass a relation name or a query starting with SELECT, WITH, VALUES or TABLE.")));
 		from = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
 										  get_rel_name(relid));
+		src->relid = relid;
+		src->relkind = relkind;
 	}
 	CheckExpression("column_name", src->column,
 					"Pass a column name or an expression such as dvs[1:10]; to filter, join or "

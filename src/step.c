@@ -16,7 +16,8 @@
  * Sums are exact (km_exact.h): each cluster's sums and inertia are integer multiples of 2^-149
  * held without rounding, so the result does not depend on how many workers ran, how the rows
  * were split among them, or in what order the parts were combined: bit for bit.  The price is
- * the state's size, KM_EXACT_DIGITS int64 per value (72 bytes per center coordinate), which is
+ * the state's size, KM_EXACT_DIGITS int64 per value (72 bytes per center coordinate, 80 with the
+ * center and the cluster's farthest row, kept for the aggregate strategy's repair), which is
  * estimated and refused, with the sizes, before it is allocated.
  *
  * The distance is the direct sum of squares of the uncentred values, as km_argmin_ref computes
@@ -80,6 +81,8 @@ typedef struct StepLayout
 	Size		counts;
 	Size		sums;
 	Size		inertia;
+	Size		far;			/* per cluster its farthest row (k x d float4) */
+	Size		far_dist;		/* and that row's distance (k float4; -1: no row) */
 	Size		total;
 } StepLayout;
 
@@ -92,7 +95,7 @@ static void
 Layout(int k, int d, StepLayout *l)
 {
 	double		kd = (double) k * d;
-	double		bytes = MAXALIGN(sizeof(StepState)) + 4.0 * kd + 8.0 + 8.0 * k +
+	double		bytes = MAXALIGN(sizeof(StepState)) + 8.0 * kd + 16.0 + 12.0 * k +
 		8.0 * KM_EXACT_DIGITS * (kd + k);
 	double		limit = Min((double) MaxAllocSize, (double) kmeans_max_memory * 1024.0);
 
@@ -101,20 +104,48 @@ Layout(int k, int d, StepLayout *l)
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("kmeans_step's state for %d centers of dimension %d needs %.0f MB, more than %.0f MB",
 						k, d, bytes / (1024.0 * 1024.0), limit / (1024.0 * 1024.0)),
-				 errdetail("Each center coordinate takes %d bytes of exact sums; the limit is the smaller of "
-						   "1 GB and kmeans.max_memory.", 8 * KM_EXACT_DIGITS),
+				 errdetail("Each center coordinate takes %d bytes (its exact sum, the center and its "
+						   "cluster's farthest row); the limit is the smaller of 1 GB and kmeans.max_memory.",
+						   8 * KM_EXACT_DIGITS + 8),
 				 errhint("Use fewer centers or fewer dimensions per step.")));
 	l->centers = MAXALIGN(sizeof(StepState));
 	l->counts = l->centers + MAXALIGN(sizeof(float) * (Size) k * d);
 	l->sums = l->counts + sizeof(int64) * (Size) k;
 	l->inertia = l->sums + sizeof(int64) * KM_EXACT_DIGITS * (Size) k * d;
-	l->total = l->inertia + sizeof(int64) * KM_EXACT_DIGITS * (Size) k;
+	l->far = l->inertia + sizeof(int64) * KM_EXACT_DIGITS * (Size) k;
+	l->far_dist = l->far + MAXALIGN(sizeof(float) * (Size) k * d);
+	l->total = l->far_dist + MAXALIGN(sizeof(float) * (Size) k);
 }
 
 #define STATE_CENTERS(s, l) ((float *) ((char *) (s) + (l)->centers))
 #define STATE_COUNTS(s, l) ((int64 *) ((char *) (s) + (l)->counts))
 #define STATE_SUMS(s, l) ((int64 *) ((char *) (s) + (l)->sums))
 #define STATE_INERTIA(s, l) ((int64 *) ((char *) (s) + (l)->inertia))
+#define STATE_FAR(s, l) ((float *) ((char *) (s) + (l)->far))
+#define STATE_FAR_DIST(s, l) ((float *) ((char *) (s) + (l)->far_dist))
+
+/*
+ * Whether row x (distance dist) is farther than the farthest row kept so far (fx, fdist): by
+ * distance, then by the rows' bits in order, so that the farthest row of a cluster is one row
+ * whatever order the rows came in.
+ */
+static bool
+Farther(float dist, const float *x, float fdist, const float *fx, int d)
+{
+	if (dist != fdist)
+		return dist > fdist;
+	for (int t = 0; t < d; t++)
+	{
+		uint32		a,
+					b;
+
+		memcpy(&a, x + t, sizeof(a));
+		memcpy(&b, fx + t, sizeof(b));
+		if (a != b)
+			return a > b;
+	}
+	return false;
+}
 
 /* A zeroed state for centers c (k x d) under metric, in the current memory context. */
 static StepState *
@@ -132,6 +163,8 @@ StateMake(const float *c, int k, int d, KmMetric metric)
 	s->d = d;
 	s->metric = metric;
 	memcpy(STATE_CENTERS(s, &l), c, sizeof(float) * (Size) k * d);
+	for (int j = 0; j < k; j++)
+		STATE_FAR_DIST(s, &l)[j] = -1.0f;
 	return s;
 }
 
@@ -211,6 +244,10 @@ StateSend(StepState *s)
 		pq_sendint64(&buf, sums[i]);
 	for (int64 i = 0; i < (int64) s->k * KM_EXACT_DIGITS; i++)
 		pq_sendint64(&buf, inertia[i]);
+	for (int64 i = 0; i < kd; i++)
+		pq_sendfloat4(&buf, STATE_FAR(s, &l)[i]);
+	for (int j = 0; j < s->k; j++)
+		pq_sendfloat4(&buf, STATE_FAR_DIST(s, &l)[j]);
 	return pq_endtypsend(&buf);
 }
 
@@ -255,7 +292,7 @@ StateReceive(StringInfo buf)
 		BadState(psprintf("metric %d", metric));
 	Layout(k, d, &l);
 	kd = (int64) k * d;
-	if ((int64) (buf->len - buf->cursor) != 4 * kd + 8 * (int64) k + 8 * KM_EXACT_DIGITS * (kd + k))
+	if ((int64) (buf->len - buf->cursor) != 8 * kd + 12 * (int64) k + 8 * KM_EXACT_DIGITS * (kd + k))
 		BadState(psprintf("%d bytes for k = %d, d = %d", buf->len, k, d));
 	s = palloc0(l.total);
 	SET_VARSIZE(s, l.total);
@@ -285,6 +322,18 @@ StateReceive(StringInfo buf)
 		sums[i] = pq_getmsgint64(buf);
 	for (int64 i = 0; i < (int64) k * KM_EXACT_DIGITS; i++)
 		inertia[i] = pq_getmsgint64(buf);
+	for (int64 i = 0; i < kd; i++)
+		if (!isfinite(STATE_FAR(s, &l)[i] = pq_getmsgfloat4(buf)))
+			BadState("a farthest row is not finite");
+	for (int j = 0; j < k; j++)
+	{
+		float		fd = pq_getmsgfloat4(buf);
+
+		/* -1 exactly for a cluster without rows, a distance >= 0 for one with */
+		if (counts[j] == 0 ? fd != -1.0f : !(fd >= 0.0f && isfinite(fd)))
+			BadState("a farthest distance does not fit its cluster's count");
+		STATE_FAR_DIST(s, &l)[j] = fd;
+	}
 	for (int64 i = 0; i < kd; i++)
 		if (!km_exact_is_normal(sums + i * KM_EXACT_DIGITS))
 			BadState("a sum is not in normal form");
@@ -515,7 +564,8 @@ kmeans_step_transfn(PG_FUNCTION_ARGS)
 
 	Layout(s->k, s->d, &l);
 	c = STATE_CENTERS(s, &l);
-	x = KmeansCheckVector(PG_GETARG_ARRAYTYPE_P(1), s->d, "each center");
+	x = KmeansCheckVectorHint(PG_GETARG_ARRAYTYPE_P(1), s->d, "each center",
+							  "Pass vectors of the centers' length; slice them (col[1:n]) or filter them in a query.");
 	if (s->metric != KM_METRIC_EUCLIDEAN)
 	{
 		/* the row as the metric takes it: a unit vector under cosine, a box under iou */
@@ -560,6 +610,11 @@ kmeans_step_transfn(PG_FUNCTION_ARGS)
 	for (int t = 0; t < s->d; t++)
 		km_exact_add(sums + (int64) t * KM_EXACT_DIGITS, x[t]);
 	km_exact_add(STATE_INERTIA(s, &l) + (int64) j * KM_EXACT_DIGITS, dist);
+	if (Farther(dist, x, STATE_FAR_DIST(s, &l)[j], STATE_FAR(s, &l) + (int64) j * s->d, s->d))
+	{
+		STATE_FAR_DIST(s, &l)[j] = dist;
+		memcpy(STATE_FAR(s, &l) + (int64) j * s->d, x, sizeof(float) * s->d);
+	}
 	STATE_COUNTS(s, &l)[j]++;
 	s->rows++;
 	s->pending++;
@@ -600,6 +655,13 @@ kmeans_step_combine(PG_FUNCTION_ARGS)
 		km_exact_merge(STATE_INERTIA(a, &l) + (int64) j * KM_EXACT_DIGITS,
 					   STATE_INERTIA(b, &l) + (int64) j * KM_EXACT_DIGITS);
 		STATE_COUNTS(a, &l)[j] += STATE_COUNTS(b, &l)[j];
+		if (Farther(STATE_FAR_DIST(b, &l)[j], STATE_FAR(b, &l) + (int64) j * a->d,
+					STATE_FAR_DIST(a, &l)[j], STATE_FAR(a, &l) + (int64) j * a->d, a->d))
+		{
+			STATE_FAR_DIST(a, &l)[j] = STATE_FAR_DIST(b, &l)[j];
+			memcpy(STATE_FAR(a, &l) + (int64) j * a->d, STATE_FAR(b, &l) + (int64) j * a->d,
+				   sizeof(float) * a->d);
+		}
 	}
 	a->rows += b->rows;
 	PG_RETURN_POINTER(a);
@@ -692,4 +754,40 @@ kmeans_step_final(PG_FUNCTION_ARGS)
 	values[4] = Int64GetDatum(s->rows);
 	values[5] = Float8GetDatum(shift);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
+}
+
+/*
+ * A kmeans_step_state as plain arrays (the aggregate strategy reads its passes so): rows per
+ * cluster, the sums and the inertia read from their exact form (the inertia as the squared
+ * distances or 1 - IoU summed, before KmeansMetricInertia), and each cluster's farthest row.
+ * Allocated in the current memory context.
+ */
+void
+KmeansStepStateRead(Datum state, KmeansStepSums *out)
+{
+	StepState  *s = (StepState *) pg_detoast_datum_copy((struct varlena *) DatumGetPointer(state));
+	StepLayout	l;
+	int64		kd;
+
+	if (s->magic != STEP_MAGIC || s->version != STEP_VERSION)
+		elog(ERROR, "kmeans: a pass returned something other than a kmeans_step_state (this is a bug)");
+	StateNormalize(s);
+	Layout(s->k, s->d, &l);
+	kd = (int64) s->k * s->d;
+	out->k = s->k;
+	out->d = s->d;
+	out->rows = s->rows;
+	out->counts = palloc(sizeof(int64) * s->k);
+	out->sums = palloc(sizeof(double) * kd);
+	out->inertia = palloc(sizeof(double) * s->k);
+	out->far = palloc(sizeof(float) * kd);
+	out->far_dist = palloc(sizeof(float) * s->k);
+	memcpy(out->counts, STATE_COUNTS(s, &l), sizeof(int64) * s->k);
+	memcpy(out->far, STATE_FAR(s, &l), sizeof(float) * kd);
+	memcpy(out->far_dist, STATE_FAR_DIST(s, &l), sizeof(float) * s->k);
+	for (int64 i = 0; i < kd; i++)
+		out->sums[i] = km_exact_value(STATE_SUMS(s, &l) + i * KM_EXACT_DIGITS);
+	for (int j = 0; j < s->k; j++)
+		out->inertia[j] = km_exact_value(STATE_INERTIA(s, &l) + (int64) j * KM_EXACT_DIGITS);
+	pfree(s);
 }

@@ -174,6 +174,13 @@ KmeansCheckPredictCenters(ArrayType *a, int *k, int *d)
 const float *
 KmeansCheckVector(ArrayType *x, int d, const char *against)
 {
+	return KmeansCheckVectorHint(x, d, against, "Label vectors of the length the model was fitted on.");
+}
+
+/* The same, with the hint for a vector of another length. */
+const float *
+KmeansCheckVectorHint(ArrayType *x, int d, const char *against, const char *length_hint)
+{
 	KmeansArrayView v;
 	int64		bad;
 
@@ -182,7 +189,7 @@ KmeansCheckVector(ArrayType *x, int d, const char *against)
 		ereport(ERROR,
 				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
 				 errmsg("vector has %d values, %s has dimension %d", (int) v.nitems, against, d),
-				 errhint("Label vectors of the length the model was fitted on.")));
+				 errhint("%s", length_hint)));
 	if (KmeansArrayFirstNull(&v) >= 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),

@@ -125,6 +125,10 @@ SELECT * FROM try(format('SELECT %L::kmeans_step_state',
 -- an unknown metric (bytes 17..20)
 SELECT * FROM try(format('SELECT %L::kmeans_step_state',
     '\x' || encode(overlay(decode(substr(:'small', 3), 'hex') PLACING '\x00000007'::bytea FROM 17 FOR 4), 'hex')));
+-- the farthest row's distance (the last 4 bytes) of a cluster with rows set to -1, "no row"
+SELECT * FROM try(format('SELECT %L::kmeans_step_state',
+    '\x' || encode(overlay(decode(substr(:'small', 3), 'hex') PLACING '\xbf800000'::bytea
+                            FROM length(decode(substr(:'small', 3), 'hex')) - 3 FOR 4), 'hex')));
 -- a byte short
 SELECT * FROM try(format('SELECT %L::kmeans_step_state', substr(:'small', 1, length(:'small') - 2)));
 -- states of different centers do not combine
