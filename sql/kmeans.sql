@@ -417,6 +417,8 @@ CREATE TYPE kmeans_model AS (
 COMMENT ON TYPE kmeans_model
 IS 'a fitted k-means model: k x dim centers (row j + 1 is cluster j), rows per cluster, inertia, iterations, rows fitted and the options';
 
+-- SSPACE: a group's state holds its rows, so the planner is told it is large and sorts many
+-- groups rather than hashing them all into memory at once.
 CREATE FUNCTION kmeans_agg_transfn(internal, real[], integer) RETURNS internal
 AS 'MODULE_PATHNAME', 'kmeans_agg_transfn' LANGUAGE C VOLATILE PARALLEL RESTRICTED;
 CREATE FUNCTION kmeans_agg_transfn(internal, real[], integer, jsonb) RETURNS internal
@@ -428,6 +430,7 @@ CREATE AGGREGATE kmeans_agg(x real[], k integer) (
     STYPE = internal,
     FINALFUNC = kmeans_agg_final,
     FINALFUNC_MODIFY = READ_WRITE,
+    SSPACE = 262144,
     PARALLEL = RESTRICTED
 );
 CREATE AGGREGATE kmeans_agg(x real[], k integer, options jsonb) (
@@ -435,6 +438,7 @@ CREATE AGGREGATE kmeans_agg(x real[], k integer, options jsonb) (
     STYPE = internal,
     FINALFUNC = kmeans_agg_final,
     FINALFUNC_MODIFY = READ_WRITE,
+    SSPACE = 262144,
     PARALLEL = RESTRICTED
 );
 COMMENT ON AGGREGATE kmeans_agg(real[], integer)

@@ -30,6 +30,8 @@
  * common cases (k x d up to 2^19, as 1,024 centers of 128 values) keep KMEANS_CHUNK_ROWS.
  */
 #define KMEANS_WORK_PER_CALL ((double) ((int64) 1 << 33))
+/* Multiply-adds per pass below which a fit starts no compute threads (session.c). */
+#define KMEANS_WORK_PER_THREAD ((double) (1 << 22))
 /* A resident chunk starts at about this size and doubles; a streamed batch stays near 64 MB. */
 #define KMEANS_FIRST_CHUNK_BYTES (1024 * 1024)
 #define KMEANS_BATCH_BYTES (64 * 1024 * 1024)
@@ -248,6 +250,8 @@ extern const float *KmeansCheckPredictCenters(ArrayType *a, int *k, int *d);
 extern const float *KmeansCheckVector(ArrayType *x, int d, const char *against);
 extern const float *KmeansCheckVectorHint(ArrayType *x, int d, const char *against,
 										  const char *length_hint);
+extern void KmeansReadVector(Datum x, int d, float *dst, const char *against,
+							 const char *length_hint);
 extern const float *KmeansCheckModelCenters(ArrayType *a, const char *name, const char *table,
 											int k, int d);
 

@@ -275,7 +275,9 @@ StartChunk(Reader *r)
 {
 	KmeansData *data = r->data;
 	Size		row_bytes = sizeof(float) * data->d + (r->has_id ? sizeof(int64) : 0);
-	int64		first = Max((int64) 1, (int64) (KMEANS_FIRST_CHUNK_BYTES / row_bytes));
+	/* a group's rows handed over by an aggregate start smaller: there can be many groups */
+	int64		first = Max((int64) 1, (int64) ((data->fed ? KMEANS_FIRST_CHUNK_BYTES / 64 :
+												 KMEANS_FIRST_CHUNK_BYTES) / row_bytes));
 	int64		rows = r->cap > 0 && r->cap < data->chunk_rows ?
 		Min(2 * r->cap, data->chunk_rows) : Min(first, data->chunk_rows);
 	int64		added = r->cap > 0 && r->cap < data->chunk_rows ? rows - r->cap : rows;

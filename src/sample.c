@@ -405,7 +405,6 @@ kmeans_sample_transfn(PG_FUNCTION_ARGS)
 	MemoryContext aggcxt;
 	SampleState *s;
 	SampleLayout l;
-	const float *x;
 	float	   *row;
 	SampleEntry *e;
 	double		dist = 0.0;
@@ -474,10 +473,9 @@ kmeans_sample_transfn(PG_FUNCTION_ARGS)
 		Layout(s->d, s->kc, s->m, &l);
 	}
 
-	x = KmeansCheckVectorHint(PG_GETARG_ARRAYTYPE_P(1), s->d, "the first row",
-							  "All vectors must have the same length; slice them (col[1:n]) or filter them in a query.");
 	row = palloc(sizeof(float) * s->d);
-	memcpy(row, x, sizeof(float) * s->d);
+	KmeansReadVector(PG_GETARG_DATUM(1), s->d, row, "the first row",
+					 "All vectors must have the same length; slice them (col[1:n]) or filter them in a query.");
 	{
 		const char *bad = KmeansMetricPrepareRow((KmMetric) s->metric, row, s->d);
 

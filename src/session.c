@@ -123,6 +123,13 @@ EngineStart(KmeansData *data, bool gpu)
 	KmError		err = {0};
 	int			threads = KmeansThreads();
 
+	/*
+	 * A pass of less work than starting a thread costs (about half a millisecond) runs on this
+	 * thread alone: a fit per GROUP BY group of a few thousand rows starts no threads.  Results
+	 * do not depend on the thread count.
+	 */
+	if ((double) data->n * Max(data->fit->centers, 1) * Max(data->d, 1) < KMEANS_WORK_PER_THREAD)
+		threads = 1;
 	if (gpu)
 		KmeansCheckStatus(km_cuda_backend_create(kmeans_gpu_id, data->d,
 												 (size_t) kmeans_gpu_memory_limit * 1024,

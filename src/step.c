@@ -512,6 +512,8 @@ kmeans_step_transfn(PG_FUNCTION_ARGS)
 	float		dist;
 	int32		j;
 	int64	   *sums;
+	float		stack_row[256];
+	float	   *row;
 
 	if (!AggCheckCallContext(fcinfo, &aggcxt))
 		KmeansNotAggregate("kmeans_step_transfn", "kmeans_step");
@@ -564,22 +566,22 @@ kmeans_step_transfn(PG_FUNCTION_ARGS)
 
 	Layout(s->k, s->d, &l);
 	c = STATE_CENTERS(s, &l);
-	x = KmeansCheckVectorHint(PG_GETARG_ARRAYTYPE_P(1), s->d, "each center",
-							  "Pass vectors of the centers' length; slice them (col[1:n]) or filter them in a query.");
+	/* the row, read in place into a buffer of the transition's own (no copy to detoast) */
+	row = s->d <= lengthof(stack_row) ? stack_row : palloc(sizeof(float) * s->d);
+	KmeansReadVector(PG_GETARG_DATUM(1), s->d, row, "each center",
+					 "Pass vectors of the centers' length; slice them (col[1:n]) or filter them in a query.");
 	if (s->metric != KM_METRIC_EUCLIDEAN)
 	{
 		/* the row as the metric takes it: a unit vector under cosine, a box under iou */
-		float	   *row = palloc(sizeof(float) * s->d);
 		const char *bad;
 
-		memcpy(row, x, sizeof(float) * s->d);
 		if ((bad = KmeansMetricPrepareRow((KmMetric) s->metric, row, s->d)) != NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_EXCEPTION),
 					 errmsg("kmeans_step: the vector %s", bad),
 					 errhint("%s", KmeansMetricRowHint((KmMetric) s->metric))));
-		x = row;
 	}
+	x = row;
 	if (s->metric == KM_METRIC_IOU)
 	{
 		/* 1 - IoU to every center, lowest index on ties, as km_argmin_iou */

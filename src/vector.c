@@ -205,6 +205,39 @@ KmeansCheckVectorHint(ArrayType *x, int d, const char *against, const char *leng
 }
 
 /*
+ * A vector argument checked as KmeansCheckVectorHint checks it and copied into dst (d floats),
+ * read in place: an aggregate's transition function sees a row per call, and a short array
+ * would otherwise be copied once to be detoasted and again to be used.  Only a compressed or
+ * out-of-line value is detoasted.
+ */
+void
+KmeansReadVector(Datum x, int d, float *dst, const char *against, const char *length_hint)
+{
+	struct varlena *raw = (struct varlena *) DatumGetPointer(x);
+	KmeansArrayView v;
+	int64		bad;
+
+	if (VARATT_IS_EXTERNAL(raw) || VARATT_IS_COMPRESSED(raw))
+		raw = pg_detoast_datum(raw);
+	KmeansArrayViewRaw(VARDATA_ANY(raw), &v);
+	if (v.ndim != 1 || v.nitems != d)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("vector has %d values, %s has dimension %d", (int) v.nitems, against, d),
+				 errhint("%s", length_hint)));
+	if (KmeansArrayFirstNull(&v) >= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("vector contains a NULL"),
+				 errhint("Replace or drop NULL elements first.")));
+	if ((bad = KmeansCopyFinite(v.values, d, dst)) >= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("vector has %s at position %d", KmeansNonFiniteName(dst[bad]), (int) bad + 1),
+				 errhint("Only finite values can be clustered.")));
+}
+
+/*
  * A saved model's centers (model `name` in `table`, k x d): anything else is a damaged row,
  * since the table's constraints and the extension only ever store finite k x d arrays.
  */

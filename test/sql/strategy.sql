@@ -128,7 +128,7 @@ SELECT * FROM try(format('SELECT %L::kmeans_sample_state',
 -- Errors.
 SELECT * FROM try($$SELECT * FROM kmeans_fit('test_strategy.pts', 'x', 2, strategy => 'cluster')$$);
 SELECT * FROM try($$SELECT * FROM kmeans_fit('test_strategy.pts', 'x', 2, init => 'k-means||')$$);
-SELECT * FROM try($$SELECT * FROM kmeans_fit('test_strategy.pts', 'x', 2, strategy => 'aggregate', weight => 'id')$$);
+SELECT * FROM try($$SELECT * FROM kmeans_fit('test_strategy.pts', 'x', 2, strategy => 'aggregate', weight => 'id', device => 'cpu')$$);
 SELECT * FROM try($$SELECT * FROM kmeans_fit('SELECT ARRAY[1, 1]::real[] AS b', 'b', 1, metric => 'iou',
                                             center => 'median', strategy => 'aggregate')$$);
 SELECT * FROM try($$SELECT * FROM kmeans_fit('SELECT x FROM test_strategy.pts WHERE false', 'x', 2, strategy => 'aggregate')$$);
