@@ -56,24 +56,17 @@ ModelDatum(FunctionCallInfo fcinfo, KmeansGroupFit *g)
 	bool		nulls[9] = {false};
 	int			k = g->k,
 				d = g->data->d;
-	float	   *centers = KmeansCentersOut(g->data, g->ms, 0);
-	Datum	   *elems = palloc(sizeof(Datum) * (Size) k * d);
 	Datum	   *sizes = palloc(sizeof(Datum) * k);
-	int			dims[2] = {k, d};
-	int			lbs[2] = {1, 1};
 
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "kmeans_agg_final must return a composite type");
 	desc = BlessTupleDesc(desc);
-	for (int64 i = 0; i < (int64) k * d; i++)
-		elems[i] = Float4GetDatum(centers[i]);
 	for (int j = 0; j < k; j++)
 		sizes[j] = Int64GetDatum(g->ms->sizes[j]);
 	values[0] = Int32GetDatum(k);
 	values[1] = Int32GetDatum(d);
 	values[2] = CStringGetTextDatum(KmeansMetricName(g->opt.metric));
-	values[3] = PointerGetDatum(construct_md_array(elems, NULL, 2, dims, lbs, FLOAT4OID,
-												   sizeof(float4), true, TYPALIGN_INT));
+	values[3] = KmeansCentersDatum(KmeansCentersOut(g->data, g->ms, 0), k, d);
 	values[4] = PointerGetDatum(construct_array(sizes, k, INT8OID, sizeof(int64), FLOAT8PASSBYVAL,
 												TYPALIGN_DOUBLE));
 	values[5] = Float8GetDatum(KmeansSegmentInertia(g->ms, 0));

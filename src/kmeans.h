@@ -7,6 +7,7 @@
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "lib/stringinfo.h"
 #include "access/tupdesc.h"
 #include "utils/array.h"
 #include "utils/jsonb.h"
@@ -350,6 +351,8 @@ typedef struct KmeansStepSums
 } KmeansStepSums;
 
 extern void KmeansStepStateRead(Datum state, KmeansStepSums *out);
+extern char *KmeansStateTextOut(bytea *binary);
+extern bool KmeansStateTextIn(const char *in, StringInfo buf);
 
 /* sample.c: a kmeans_sample_state read into arrays */
 typedef struct KmeansSample
@@ -433,6 +436,7 @@ extern void KmeansModelSave(const char *table, const char *name, const KmeansSou
 /* results.c */
 extern struct Tuplestorestate *KmeansResultStore(FunctionCallInfo fcinfo, TupleDesc *desc);
 extern Datum KmeansVectorDatum(const float *v, int d);
+extern Datum KmeansCentersDatum(const float *c, int k, int d);
 extern float *KmeansCentersOut(KmeansData *data, KmeansModelSet *ms, int seg);
 
 #endif							/* KMEANS_H */

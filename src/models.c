@@ -89,20 +89,6 @@ UnpinSearchPath(int nest)
 	AtEOXact_GUC(true, nest);
 }
 
-/* A k x d real[] of centers. */
-static ArrayType *
-CentersArray(const float *c, int k, int d)
-{
-	Datum	   *elems = palloc(sizeof(Datum) * k * d);
-	int			dims[2] = {k, d};
-	int			lbs[2] = {1, 1};
-
-	for (int64 i = 0; i < (int64) k * d; i++)
-		elems[i] = Float4GetDatum(c[i]);
-	return construct_md_array(elems, NULL, 2, dims, lbs, FLOAT4OID, sizeof(float4), true,
-							  TYPALIGN_INT);
-}
-
 /*
  * Saves segment seg of a fit as model name, replacing a model of that name.  The statement
  * runs in the caller's transaction with the caller's privileges, so the replacement commits or
@@ -127,7 +113,7 @@ KmeansModelSave(const char *table, const char *name, const KmeansSource *src, co
 	values[0] = CStringGetTextDatum(name);
 	values[1] = Int32GetDatum(k);
 	values[2] = Int32GetDatum(ms->d);
-	values[3] = PointerGetDatum(CentersArray(KmeansCentersOut(data, ms, seg), k, ms->d));
+	values[3] = KmeansCentersDatum(KmeansCentersOut(data, ms, seg), k, ms->d);
 	values[4] = Float8GetDatum(inertia);
 	values[5] = Int32GetDatum(ms->n_iter[seg]);
 	values[6] = Int64GetDatum(data->n);

@@ -51,6 +51,23 @@ KmeansVectorDatum(const float *v, int d)
 	return PointerGetDatum(a);
 }
 
+/* A k x d real[] of centers (row j + 1 is center j), as the models table and the results hold them. */
+Datum
+KmeansCentersDatum(const float *c, int k, int d)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * Max((int64) k * d, 1));
+	int			dims[2] = {k, d};
+	int			lbs[2] = {1, 1};
+	ArrayType  *a;
+
+	for (int64 i = 0; i < (int64) k * d; i++)
+		elems[i] = Float4GetDatum(c[i]);
+	a = construct_md_array(elems, NULL, 2, dims, lbs, FLOAT4OID, sizeof(float4), true,
+						   TYPALIGN_INT);
+	pfree(elems);
+	return PointerGetDatum(a);
+}
+
 /* The centers of segment seg, un-centred: what users see. */
 float *
 KmeansCentersOut(KmeansData *data, KmeansModelSet *ms, int seg)

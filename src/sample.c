@@ -111,6 +111,24 @@ Layout(int d, int kc, int m, SampleLayout *l)
 #define S_PHI(s, l) ((int64 *) ((char *) (s) + (l)->phi))
 #define S_ENTRY(s, l, i) ((SampleEntry *) ((char *) (s) + (l)->entries + (l)->entry * (Size) (i)))
 
+/* An empty state of layout l, in the current memory context. */
+static SampleState *
+StateMake(const SampleLayout *l, int d, int kc, int metric, int m, int64 seed, int round)
+{
+	SampleState *s = palloc0(l->total);
+
+	SET_VARSIZE(s, l->total);
+	s->magic = SAMPLE_MAGIC;
+	s->version = SAMPLE_VERSION;
+	s->d = d;
+	s->kc = kc;
+	s->metric = metric;
+	s->m = m;
+	s->seed = seed;
+	s->round = round;
+	return s;
+}
+
 /* splitmix64's finaliser */
 static inline uint64
 Mix(uint64 z)
@@ -315,16 +333,7 @@ StateReceive(StringInfo buf)
 	if ((int64) (buf->len - buf->cursor) !=
 		4 * (int64) kc * d + 8 * (int64) (d + 2) * KM_EXACT_DIGITS + (int64) nkept * (16 + 4 * d))
 		BadState("its length does not match its sizes");
-	s = palloc0(l.total);
-	SET_VARSIZE(s, l.total);
-	s->magic = SAMPLE_MAGIC;
-	s->version = SAMPLE_VERSION;
-	s->d = d;
-	s->kc = kc;
-	s->metric = metric;
-	s->m = m;
-	s->round = round;
-	s->seed = seed;
+	s = StateMake(&l, d, kc, metric, m, seed, round);
 	s->rows = rows;
 	for (int64 i = 0; i < (int64) kc * d; i++)
 		if (!isfinite(S_CENTERS(s, &l)[i] = pq_getmsgfloat4(buf)))
@@ -368,29 +377,16 @@ kmeans_sample_state_recv(PG_FUNCTION_ARGS)
 Datum
 kmeans_sample_state_out(PG_FUNCTION_ARGS)
 {
-	bytea	   *b = StateSend((SampleState *) PG_DETOAST_DATUM(PG_GETARG_DATUM(0)));
-	Size		len = VARSIZE(b) - VARHDRSZ;
-	char	   *out = palloc(2 * len + 3);
-
-	out[0] = '\\';
-	out[1] = 'x';
-	hex_encode(VARDATA(b), len, out + 2);
-	out[2 * len + 2] = '\0';
-	PG_RETURN_CSTRING(out);
+	PG_RETURN_CSTRING(KmeansStateTextOut(StateSend((SampleState *) PG_DETOAST_DATUM(PG_GETARG_DATUM(0)))));
 }
 
 Datum
 kmeans_sample_state_in(PG_FUNCTION_ARGS)
 {
-	char	   *in = PG_GETARG_CSTRING(0);
-	Size		len = strlen(in);
 	StringInfoData buf;
 
-	if (len < 2 || in[0] != '\\' || in[1] != 'x' || (len - 2) % 2 != 0)
+	if (!KmeansStateTextIn(PG_GETARG_CSTRING(0), &buf))
 		BadState("the text form is \\x and an even number of hex digits");
-	initStringInfo(&buf);
-	enlargeStringInfo(&buf, (int) ((len - 2) / 2));
-	buf.len = (int) hex_decode(in + 2, len - 2, buf.data);
 	PG_RETURN_POINTER(StateReceive(&buf));
 }
 
@@ -448,17 +444,8 @@ kmeans_sample_transfn(PG_FUNCTION_ARGS)
 					 errmsg("kmeans_sample_partial: m must be in [0, %d], got %d", SAMPLE_MAX_M, m)));
 		Layout(d, kc, m, &l);
 		old = MemoryContextSwitchTo(aggcxt);
-		s = palloc0(l.total);
+		s = StateMake(&l, d, kc, metric, m, PG_GETARG_INT64(5), PG_NARGS() > 6 ? PG_GETARG_INT32(6) : 0);
 		MemoryContextSwitchTo(old);
-		SET_VARSIZE(s, l.total);
-		s->magic = SAMPLE_MAGIC;
-		s->version = SAMPLE_VERSION;
-		s->d = d;
-		s->kc = kc;
-		s->metric = metric;
-		s->m = m;
-		s->seed = PG_GETARG_INT64(5);
-		s->round = PG_NARGS() > 6 ? PG_GETARG_INT32(6) : 0;
 		if (kc > 0)
 		{
 			memcpy(S_CENTERS(s, &l), c, sizeof(float) * (Size) kc * d);

@@ -357,33 +357,50 @@ kmeans_step_state_recv(PG_FUNCTION_ARGS)
 	PG_RETURN_POINTER(StateReceive((StringInfo) PG_GETARG_POINTER(0)));
 }
 
-/* The text form: the binary form in hex, as bytea prints it. */
-Datum
-kmeans_step_state_out(PG_FUNCTION_ARGS)
+/*
+ * The text form of a state type: its binary form in hex after "\\x", as bytea prints it
+ * in hex (whatever bytea_output says).  kmeans_sample_state's text form is the same.
+ */
+char *
+KmeansStateTextOut(bytea *binary)
 {
-	bytea	   *b = StateSend(StateArg(fcinfo, 0));
-	Size		len = VARSIZE(b) - VARHDRSZ;
+	Size		len = VARSIZE(binary) - VARHDRSZ;
 	char	   *out = palloc(2 * len + 3);
 
 	out[0] = '\\';
 	out[1] = 'x';
-	hex_encode(VARDATA(b), len, out + 2);
+	hex_encode(VARDATA(binary), len, out + 2);
 	out[2 * len + 2] = '\0';
-	PG_RETURN_CSTRING(out);
+	return out;
+}
+
+/* Reads the text form into buf; false when it is not "\\x" and an even number of hex digits. */
+bool
+KmeansStateTextIn(const char *in, StringInfo buf)
+{
+	Size		len = strlen(in);
+
+	if (len < 2 || in[0] != '\\' || in[1] != 'x' || (len - 2) % 2 != 0)
+		return false;
+	initStringInfo(buf);
+	enlargeStringInfo(buf, (int) ((len - 2) / 2));
+	buf->len = (int) hex_decode(in + 2, len - 2, buf->data);
+	return true;
+}
+
+Datum
+kmeans_step_state_out(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_CSTRING(KmeansStateTextOut(StateSend(StateArg(fcinfo, 0))));
 }
 
 Datum
 kmeans_step_state_in(PG_FUNCTION_ARGS)
 {
-	char	   *in = PG_GETARG_CSTRING(0);
-	Size		len = strlen(in);
 	StringInfoData buf;
 
-	if (len < 2 || in[0] != '\\' || in[1] != 'x' || (len - 2) % 2 != 0)
+	if (!KmeansStateTextIn(PG_GETARG_CSTRING(0), &buf))
 		BadState("the text form is \\x and an even number of hex digits");
-	initStringInfo(&buf);
-	enlargeStringInfo(&buf, (int) ((len - 2) / 2));
-	buf.len = (int) hex_decode(in + 2, len - 2, buf.data);
 	PG_RETURN_POINTER(StateReceive(&buf));
 }
 
@@ -703,9 +720,6 @@ kmeans_step_final(PG_FUNCTION_ARGS)
 	double	   *cluster;
 	int64		total[KM_EXACT_DIGITS] = {0};
 	double		shift = 0.0;
-	int			dims[2] = {k, d};
-	int			lbs[2] = {1, 1};
-	Datum	   *elems;
 	float	   *zero;
 
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
@@ -717,7 +731,6 @@ kmeans_step_final(PG_FUNCTION_ARGS)
 	counts = STATE_COUNTS(s, &l);
 	c = palloc(sizeof(float) * (Size) k * d);
 	zero = palloc0(sizeof(float) * d);
-	elems = palloc(sizeof(Datum) * (Size) k * d);
 	sizes = palloc(sizeof(Datum) * k);
 	cluster = palloc(sizeof(double) * k);
 	for (int j = 0; j < k; j++)
@@ -741,14 +754,12 @@ kmeans_step_final(PG_FUNCTION_ARGS)
 			int64		at = (int64) j * d + t;
 
 			shift += ((double) c[at] - old[at]) * ((double) c[at] - old[at]);
-			elems[at] = Float4GetDatum(c[at]);
 		}
 		sizes[j] = Int64GetDatum(counts[j]);
 		cluster[j] = KmeansMetricInertia((KmMetric) s->metric, km_exact_value(inertia));
 		km_exact_merge(total, inertia);
 	}
-	values[0] = PointerGetDatum(construct_md_array(elems, NULL, 2, dims, lbs, FLOAT4OID,
-												   sizeof(float4), true, TYPALIGN_INT));
+	values[0] = KmeansCentersDatum(c, k, d);
 	values[1] = PointerGetDatum(construct_array(sizes, k, INT8OID, sizeof(int64), FLOAT8PASSBYVAL,
 												TYPALIGN_DOUBLE));
 	values[2] = Float8GetDatum(KmeansMetricInertia((KmMetric) s->metric, km_exact_value(total)));

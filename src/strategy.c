@@ -91,20 +91,6 @@ KmeansUseAggregate(const KmeansSource *src, const KmeansOptions *opt)
 		CitusDistributed(src->relid);
 }
 
-/* A real[] of k x d values (the centers a pass compares with). */
-static Datum
-CentersDatum(const float *c, int k, int d)
-{
-	Datum	   *e = palloc(sizeof(Datum) * (Size) k * d);
-	int			dims[2] = {k, d};
-	int			lbs[2] = {1, 1};
-
-	for (int64 i = 0; i < (int64) k * d; i++)
-		e[i] = Float4GetDatum(c[i]);
-	return PointerGetDatum(construct_md_array(e, NULL, 2, dims, lbs, FLOAT4OID, sizeof(float4),
-											  true, TYPALIGN_INT));
-}
-
 /*
  * Runs one pass: the query, its one result row of ncols states of type type, checked.  A state
  * is NULL where the source has no non-NULL vector.
@@ -157,7 +143,7 @@ SamplePass(KmeansData *data, const float *centers, int kc, int d, int m, uint64 
 							   agg->ext, FromSource(data));
 	int			rc;
 
-	values[0] = kc > 0 ? CentersDatum(centers, kc, d) : (Datum) 0;
+	values[0] = kc > 0 ? KmeansCentersDatum(centers, kc, d) : (Datum) 0;
 	if (kc == 0)
 		nulls[0] = 'n';
 	values[1] = CStringGetTextDatum(agg->metric);
@@ -265,7 +251,7 @@ KmeansAggregatePass(KmeansData *data, LloydState *ls)
 		appendStringInfo(&sql, "%s%s.kmeans_step_partial(CAST(x AS pg_catalog.float4[]), $%d, $%d)",
 						 r > 0 ? ", " : "", agg->ext, r + 1, nrun + 1);
 		types[r] = FLOAT4ARRAYOID;
-		values[r] = CentersDatum(ms->centers + (int64) ms->seg_off[s] * d,
+		values[r] = KmeansCentersDatum(ms->centers + (int64) ms->seg_off[s] * d,
 								 ms->seg_off[s + 1] - ms->seg_off[s], d);
 	}
 	types[nrun] = TEXTOID;
@@ -503,7 +489,7 @@ KmeansAggregateSeed(KmeansData *data, const KmeansOptions *opt, int k, int run, 
 		HeapTuple	tup;
 		bool		isnull;
 
-		values[0] = CentersDatum(c, nc, d);
+		values[0] = KmeansCentersDatum(c, nc, d);
 		values[1] = CStringGetTextDatum(agg->metric);
 		tup = RunPass(data, psprintf("SELECT %s.kmeans_step_partial(CAST(x AS pg_catalog.float4[]), $1, $2) %s",
 									 agg->ext, FromSource(data)),
