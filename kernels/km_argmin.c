@@ -24,20 +24,7 @@
 
 #define BLOCK_ROWS 16
 
-/* Squared distance of row x to center c, summed in index order with fused multiply-adds. */
-static inline float
-Dist2(const float *x, const float *c, int d)
-{
-	float		diff = x[0] - c[0];
-	float		sum = diff * diff;
-
-	for (int t = 1; t < d; t++)
-	{
-		diff = x[t] - c[t];
-		sum = KM_FMAF(diff, diff, sum);
-	}
-	return sum;
-}
+#define Dist2 km_dist2_seq
 
 /* |row|^2 of every row, summed in index order in float32. */
 void
@@ -54,24 +41,28 @@ km_row_norms(const float *x, int64_t n, int d, float *norms)
 	}
 }
 
-/* Reference: a plain loop over rows, segments and centers. */
-void
-km_argmin_ref(const float *x, int64_t n, int d, const float *c, const float *cnorm,
-			  int nseg, const int *seg_off, int32_t *labels, float *best)
+/*
+ * The reference loop over rows, segments and centers; with second, also the least distance
+ * to any other center of the segment (the minimum again on a tie, +Inf for one center).
+ */
+static void
+ArgminRef(const float *x, int64_t n, int d, const float *c, int nseg, const int *seg_off,
+		  int32_t *labels, float *best, float *second)
 {
-	(void) cnorm;
-
 	for (int64_t i = 0; i < n; i++)
 	{
 		for (int s = 0; s < nseg; s++)
 		{
 			int			arg = seg_off[s];
 			float		min = INFINITY;
+			float		next = INFINITY;
 
 			for (int j = seg_off[s]; j < seg_off[s + 1]; j++)
 			{
 				float		v = Dist2(x + i * d, c + (int64_t) j * d, d);
 
+				/* the larger of the old minimum and v is a candidate for the second */
+				next = fminf(next, fmaxf(min, v));
 				if (v < min)
 				{
 					min = v;
@@ -80,8 +71,19 @@ km_argmin_ref(const float *x, int64_t n, int d, const float *c, const float *cno
 			}
 			labels[i * nseg + s] = arg;
 			best[i * nseg + s] = min;
+			if (second)
+				second[i * nseg + s] = next;
 		}
 	}
+}
+
+/* Reference: a plain loop over rows, segments and centers. */
+void
+km_argmin_ref(const float *x, int64_t n, int d, const float *c, const float *cnorm,
+			  int nseg, const int *seg_off, int32_t *labels, float *best)
+{
+	(void) cnorm;
+	ArgminRef(x, n, d, c, nseg, seg_off, labels, best, NULL);
 }
 
 /* True when (d, k) goes to the GEMM kernel rather than the small-d one. */
@@ -112,7 +114,7 @@ BlockCoordinate(const float *x, int rows, const int D, int t, float *tmp)
  */
 static inline __attribute__((always_inline)) void
 BlockAvx512(const float *x, int rows, const int D, const float *c,
-			int nseg, const int *seg_off, int32_t *labels, float *best)
+			int nseg, const int *seg_off, int32_t *labels, float *best, float *second)
 {
 	__m512		xv[KM_SMALL_D_MAX];
 	float		tmp[BLOCK_ROWS] __attribute__((aligned(64)));
@@ -127,6 +129,7 @@ BlockAvx512(const float *x, int rows, const int D, const float *c,
 	for (int s = 0; s < nseg; s++)
 	{
 		__m512		minv = _mm512_set1_ps(INFINITY);
+		__m512		nextv = minv;
 		__m512i		argv = _mm512_set1_epi32(seg_off[s]);
 
 		for (int j = seg_off[s]; j < seg_off[s + 1]; j++)
@@ -141,6 +144,8 @@ BlockAvx512(const float *x, int rows, const int D, const float *c,
 				diff = _mm512_sub_ps(xv[t], _mm512_set1_ps(cj[t]));
 				v = _mm512_fmadd_ps(diff, diff, v);
 			}
+			if (second)
+				nextv = _mm512_min_ps(nextv, _mm512_max_ps(minv, v));
 			lt = _mm512_cmp_ps_mask(v, minv, _CMP_LT_OQ);
 			minv = _mm512_mask_mov_ps(minv, lt, v);
 			argv = _mm512_mask_mov_epi32(argv, lt, _mm512_set1_epi32(j));
@@ -152,6 +157,12 @@ BlockAvx512(const float *x, int rows, const int D, const float *c,
 			labels[(int64_t) l * nseg + s] = itmp[l];
 			best[(int64_t) l * nseg + s] = tmp[l];
 		}
+		if (second)
+		{
+			_mm512_store_ps(tmp, nextv);
+			for (int l = 0; l < rows; l++)
+				second[(int64_t) l * nseg + s] = tmp[l];
+		}
 	}
 }
 
@@ -162,7 +173,7 @@ BlockAvx512(const float *x, int rows, const int D, const float *c,
 /* The AVX2 form of the block kernel: two 8-lane halves per block of 16 rows. */
 static inline __attribute__((always_inline)) void
 BlockAvx2(const float *x, int rows, const int D, const float *c,
-		  int nseg, const int *seg_off, int32_t *labels, float *best)
+		  int nseg, const int *seg_off, int32_t *labels, float *best, float *second)
 {
 	__m256		xa[KM_SMALL_D_MAX],
 				xb[KM_SMALL_D_MAX];
@@ -179,7 +190,9 @@ BlockAvx2(const float *x, int rows, const int D, const float *c,
 	for (int s = 0; s < nseg; s++)
 	{
 		__m256		mina = _mm256_set1_ps(INFINITY),
-					minb = mina;
+					minb = mina,
+					nexta = mina,
+					nextb = mina;
 		__m256i		arga = _mm256_set1_epi32(seg_off[s]),
 					argb = arga;
 
@@ -204,6 +217,11 @@ BlockAvx2(const float *x, int rows, const int D, const float *c,
 				va = _mm256_fmadd_ps(da, da, va);
 				vb = _mm256_fmadd_ps(db, db, vb);
 			}
+			if (second)
+			{
+				nexta = _mm256_min_ps(nexta, _mm256_max_ps(mina, va));
+				nextb = _mm256_min_ps(nextb, _mm256_max_ps(minb, vb));
+			}
 			lta = _mm256_cmp_ps(va, mina, _CMP_LT_OQ);
 			ltb = _mm256_cmp_ps(vb, minb, _CMP_LT_OQ);
 			mina = _mm256_blendv_ps(mina, va, lta);
@@ -222,6 +240,13 @@ BlockAvx2(const float *x, int rows, const int D, const float *c,
 			labels[(int64_t) l * nseg + s] = itmp[l];
 			best[(int64_t) l * nseg + s] = tmp[l];
 		}
+		if (second)
+		{
+			_mm256_store_ps(tmp, nexta);
+			_mm256_store_ps(tmp + 8, nextb);
+			for (int l = 0; l < rows; l++)
+				second[(int64_t) l * nseg + s] = tmp[l];
+		}
 	}
 }
 
@@ -234,20 +259,20 @@ BlockAvx2(const float *x, int rows, const int D, const float *c,
 /* Walks the rows block by block with the register kernel specialised for D. */
 static inline __attribute__((always_inline)) void
 RowsSmall(const float *x, int64_t n, const int D, const float *c,
-		  int nseg, const int *seg_off, int32_t *labels, float *best)
+		  int nseg, const int *seg_off, int32_t *labels, float *best, float *second)
 {
 	for (int64_t i = 0; i < n; i += BLOCK_ROWS)
 	{
 		int			rows = n - i < BLOCK_ROWS ? (int) (n - i) : BLOCK_ROWS;
 
 		BLOCK_KERNEL(x + i * D, rows, D, c, nseg, seg_off,
-					 labels + i * nseg, best + i * nseg);
+					 labels + i * nseg, best + i * nseg, second ? second + i * nseg : NULL);
 	}
 }
 
 #define CASE_D(DV) \
 	case DV: \
-		RowsSmall(x, n, DV, c, nseg, seg_off, labels, best); \
+		RowsSmall(x, n, DV, c, nseg, seg_off, labels, best, SECOND); \
 		return
 
 /* Nearest center per segment for d <= KM_SMALL_D_MAX, register-blocked. */
@@ -256,6 +281,7 @@ km_argmin_small(const float *x, int64_t n, int d, const float *c, const float *c
 				int nseg, const int *seg_off, int32_t *labels, float *best)
 {
 	(void) cnorm;
+#define SECOND NULL
 	switch (d)
 	{
 			CASE_D(1);
@@ -275,8 +301,39 @@ km_argmin_small(const float *x, int64_t n, int d, const float *c, const float *c
 			CASE_D(15);
 			CASE_D(16);
 		default:
-			km_argmin_ref(x, n, d, c, cnorm, nseg, seg_off, labels, best);
+			ArgminRef(x, n, d, c, nseg, seg_off, labels, best, NULL);
 	}
+#undef SECOND
+}
+
+/* The same with the second least distance of each row and segment (km_bounds.c's rescans). */
+void
+km_argmin_small2(const float *x, int64_t n, int d, const float *c, int nseg,
+				 const int *seg_off, int32_t *labels, float *best, float *second)
+{
+#define SECOND second
+	switch (d)
+	{
+			CASE_D(1);
+			CASE_D(2);
+			CASE_D(3);
+			CASE_D(4);
+			CASE_D(5);
+			CASE_D(6);
+			CASE_D(7);
+			CASE_D(8);
+			CASE_D(9);
+			CASE_D(10);
+			CASE_D(11);
+			CASE_D(12);
+			CASE_D(13);
+			CASE_D(14);
+			CASE_D(15);
+			CASE_D(16);
+		default:
+			ArgminRef(x, n, d, c, nseg, seg_off, labels, best, second);
+	}
+#undef SECOND
 }
 
 #else
@@ -286,7 +343,15 @@ void
 km_argmin_small(const float *x, int64_t n, int d, const float *c, const float *cnorm,
 				int nseg, const int *seg_off, int32_t *labels, float *best)
 {
-	km_argmin_ref(x, n, d, c, cnorm, nseg, seg_off, labels, best);
+	(void) cnorm;
+	ArgminRef(x, n, d, c, nseg, seg_off, labels, best, NULL);
+}
+
+void
+km_argmin_small2(const float *x, int64_t n, int d, const float *c, int nseg,
+				 const int *seg_off, int32_t *labels, float *best, float *second)
+{
+	ArgminRef(x, n, d, c, nseg, seg_off, labels, best, second);
 }
 
 #endif

@@ -17,6 +17,7 @@
  * k-means++ sums are taken per run of KM_SUB_ROWS rows in fixed lanes and the runs added in
  * order.  No result depends on the number of threads.
  */
+#include "km_bounds.h"
 #include "km_kernels.h"
 #include "km_quality.h"
 #include "km_state.h"
@@ -43,9 +44,10 @@ typedef struct Pool
 	pthread_mutex_t mutex;
 	pthread_cond_t wake;
 	pthread_cond_t done;
-	uint64_t	generation;
-	int			pending;
-	int			quit;
+	/* read without the mutex while a thread spins, written with it held */
+	atomic_uint_fast64_t generation;
+	atomic_int	pending;
+	atomic_int	quit;
 	StepFn		fn;
 	void	   *arg;
 } Pool;
@@ -95,11 +97,34 @@ typedef struct CpuBackend
 
 	/* each row's label and distance between passes, and its k-means++ distance */
 	KmHostState state;
+
+	/* the open pass skips what its bounds settle (km_bounds.c) */
+	int			pruning;
+	KmBounds	bounds;
 } CpuBackend;
 
 /* ---------------------------------------------------------------------------------------------
  * The pool
  * ------------------------------------------------------------------------------------------- */
+
+/*
+ * Steps follow each other closely in a pass (an assignment, then its accumulation, block after
+ * block), and waking a sleeping thread costs a system call on each side, tens of microseconds
+ * on a virtual machine: more than a step of a small block.  So a thread that waits first
+ * spins for about this many pause instructions (some tens of microseconds), watching the
+ * counter it waits on, and sleeps on the condition variable only after that.
+ */
+#define POOL_SPINS 4096
+
+static inline void
+CpuRelax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
+}
 
 /* Worker loop: wait for a new generation, run its share, report back. */
 static void *
@@ -109,21 +134,28 @@ WorkerMain(void *p)
 	Pool	   *pool = ws->pool;
 	uint64_t	seen = 0;
 
-	pthread_mutex_lock(&pool->mutex);
 	for (;;)
 	{
-		while (!pool->quit && pool->generation == seen)
+		for (int i = 0; i < POOL_SPINS && atomic_load(&pool->generation) == seen &&
+			 !atomic_load(&pool->quit); i++)
+			CpuRelax();
+		pthread_mutex_lock(&pool->mutex);
+		while (!atomic_load(&pool->quit) && atomic_load(&pool->generation) == seen)
 			pthread_cond_wait(&pool->wake, &pool->mutex);
-		if (pool->quit)
+		if (atomic_load(&pool->quit))
 			break;
-		seen = pool->generation;
+		seen = atomic_load(&pool->generation);
 		pthread_mutex_unlock(&pool->mutex);
 
 		pool->fn(pool->arg, ws->share, pool->nthreads);
 
-		pthread_mutex_lock(&pool->mutex);
-		if (--pool->pending == 0)
+		/* the last share to finish wakes the caller, should it sleep already */
+		if (atomic_fetch_sub(&pool->pending, 1) == 1)
+		{
+			pthread_mutex_lock(&pool->mutex);
 			pthread_cond_signal(&pool->done);
+			pthread_mutex_unlock(&pool->mutex);
+		}
 	}
 	pthread_mutex_unlock(&pool->mutex);
 	return NULL;
@@ -141,17 +173,22 @@ PoolRun(Pool *pool, StepFn fn, void *arg)
 	pthread_mutex_lock(&pool->mutex);
 	pool->fn = fn;
 	pool->arg = arg;
-	pool->pending = pool->nthreads - 1;
-	pool->generation++;
+	atomic_store(&pool->pending, pool->nthreads - 1);
+	atomic_fetch_add(&pool->generation, 1);
 	pthread_cond_broadcast(&pool->wake);
 	pthread_mutex_unlock(&pool->mutex);
 
 	fn(arg, 0, pool->nthreads);
 
-	pthread_mutex_lock(&pool->mutex);
-	while (pool->pending > 0)
-		pthread_cond_wait(&pool->done, &pool->mutex);
-	pthread_mutex_unlock(&pool->mutex);
+	for (int i = 0; i < POOL_SPINS && atomic_load(&pool->pending) > 0; i++)
+		CpuRelax();
+	if (atomic_load(&pool->pending) > 0)
+	{
+		pthread_mutex_lock(&pool->mutex);
+		while (atomic_load(&pool->pending) > 0)
+			pthread_cond_wait(&pool->done, &pool->mutex);
+		pthread_mutex_unlock(&pool->mutex);
+	}
 }
 
 /* Stops and joins the workers that were started. */
@@ -161,7 +198,7 @@ PoolStop(Pool *pool)
 	if (pool->threads == NULL)
 		return;
 	pthread_mutex_lock(&pool->mutex);
-	pool->quit = 1;
+	atomic_store(&pool->quit, 1);
 	pthread_cond_broadcast(&pool->wake);
 	pthread_mutex_unlock(&pool->mutex);
 	for (int i = 0; i < pool->started; i++)
@@ -300,6 +337,7 @@ CpuDestroy(KmBackend *be)
 	free(cb->order_row);
 	free(cb->start);
 	km_host_state_free(&cb->state);
+	km_bounds_free(&cb->bounds);
 	free(cb);
 }
 
@@ -1252,29 +1290,98 @@ CpuAssignAccumulate(KmBackend *be, KmBlock *blk, int32_t *labels, float *dist, i
 	return CpuAccumulate(be, blk, cb->nseg, labels, dist, acc, err);
 }
 
-/* The passes and the seeding keep each row's state in host memory (km_state.c). */
+/*
+ * The passes and the seeding keep each row's state in host memory (km_state.c); a pass of the
+ * small-d kernel also keeps and tests each row's bounds (km_bounds.c) unless told not to.
+ */
 static KmStatus
 CpuPassBegin(KmBackend *be, int64_t n, int nseg, const int *segs, int reset, int exact,
 			 KmError *err)
 {
 	CpuBackend *cb = (CpuBackend *) be;
+	KmStatus	st;
 
 	if (cb->c == NULL)
 		return KM_FAIL(err, KM_ERR_ARGUMENT, "pass_begin before set_centers");
-	return km_host_pass_begin(&cb->state, n, nseg, segs, cb->nseg, cb->seg_off, be->d, reset,
-							  exact, err);
+	if ((st = km_host_pass_begin(&cb->state, n, nseg, segs, cb->nseg, cb->seg_off, be->d, reset,
+								 exact, err)) != KM_OK)
+		return st;
+	be->pass_scanned = NULL;
+	be->pass_rows = 0;
+	cb->pruning = be->prune != KM_PRUNE_OFF && !cb->use_gemm && be->metric != KM_METRIC_IOU;
+	if (!cb->pruning)
+	{
+		/* this pass's labels leave any kept bounds behind */
+		km_bounds_forget(&cb->bounds);
+		return KM_OK;
+	}
+	return km_bounds_begin(&cb->bounds, n, nseg, segs, cb->nseg, cb->seg_off, cb->c, be->d,
+						   cb->state.fresh, be->prune, cb->pool.nthreads, err);
+}
+
+typedef struct BoundsStep
+{
+	CpuBackend *cb;
+	KmBlock    *blk;
+	int64_t		first;
+	atomic_int_fast64_t next;
+} BoundsStep;
+
+static void
+BoundsShare(void *arg, int share, int nshares)
+{
+	BoundsStep *st = arg;
+	CpuBackend *cb = st->cb;
+	KmHostState *hs = &cb->state;
+	int			d = cb->base.d;
+	int64_t		p,
+				lo,
+				hi;
+
+	(void) nshares;
+	while ((p = ClaimPiece(&st->next, PIECES(st->blk->n))) >= 0)
+	{
+		PieceRows(p, st->blk->n, &lo, &hi);
+		km_bounds_rows(&cb->bounds, share, st->blk->x + lo * d, st->first + lo, hi - lo, cb->c,
+					   hs->labels, hs->dist, hs->blk_labels + lo * cb->nseg,
+					   hs->blk_dist + lo * cb->nseg);
+	}
 }
 
 static KmStatus
 CpuPassBlock(KmBackend *be, KmBlock *blk, int64_t first, KmError *err)
 {
-	return km_host_pass_block(&((CpuBackend *) be)->state, be, blk, first, blk->n, err);
+	CpuBackend *cb = (CpuBackend *) be;
+	KmHostState *hs = &cb->state;
+	BoundsStep	st = {.cb = cb, .blk = blk, .first = first};
+	KmStatus	s;
+
+	if (!cb->pruning)
+		return km_host_pass_block(hs, be, blk, first, blk->n, err);
+	if ((s = km_host_pass_prepare(hs, first, blk->n, err)) != KM_OK || blk->n == 0)
+		return s;
+	/* each row's state is read, compared and replaced by the thread that assigns it */
+	atomic_init(&st.next, 0);
+	PoolRun(&cb->pool, BoundsShare, &st);
+	return CpuAccumulate(be, blk, cb->nseg, hs->blk_labels, hs->blk_dist, &hs->acc, err);
 }
 
 static KmStatus
 CpuPassEnd(KmBackend *be, KmAccum *acc, int64_t *changed, KmError *err)
 {
-	return km_host_pass_end(&((CpuBackend *) be)->state, acc, changed, err);
+	CpuBackend *cb = (CpuBackend *) be;
+
+	if (cb->pruning)
+	{
+		km_bounds_end(&cb->bounds);
+		be->pass_scanned = cb->bounds.last_scanned;
+		be->pass_rows = cb->bounds.last_rows;
+		if (cb->state.open && cb->bounds.last_changed != NULL)
+			for (int r = 0; r < cb->state.nrun; r++)
+				cb->state.changed[r] += cb->bounds.last_changed[r];
+	}
+	cb->pruning = 0;
+	return km_host_pass_end(&cb->state, acc, changed, err);
 }
 
 static KmStatus
@@ -1287,6 +1394,8 @@ CpuStateFetch(KmBackend *be, int64_t first, int64_t m, int32_t *labels, float *d
 static KmStatus
 CpuSeedBegin(KmBackend *be, int64_t n, KmError *err)
 {
+	/* a new fit: its first pass starts the labels afresh, and the bounds with them */
+	km_bounds_forget(&((CpuBackend *) be)->bounds);
 	return km_host_seed_begin(&((CpuBackend *) be)->state, n, err);
 }
 
@@ -1356,6 +1465,7 @@ km_cpu_backend_create(int threads, int d, KmBackend **out, KmError *err)
 	cb->base.steps = &CpuSteps;
 	cb->base.d = d;
 	cb->base.metric = KM_METRIC_EUCLIDEAN;
+	cb->base.prune = KM_PRUNE_ON;
 	cb->starts = calloc(threads, sizeof(WorkerStart));
 	if (cb->starts == NULL)
 	{

@@ -72,6 +72,25 @@ km_dist2(const float *__restrict x, const float *__restrict c, int d)
 	return sum + lane[0];
 }
 
+/*
+ * Squared distance of x to c summed in index order, (x_0 - c_0)^2 first and then one fused
+ * multiply-add per coordinate: the distance the small-d kernels (km_argmin.c) report, which
+ * km_bounds.c recomputes for one center with the same bits.
+ */
+static inline float
+km_dist2_seq(const float *x, const float *c, int d)
+{
+	float		diff = x[0] - c[0];
+	float		sum = diff * diff;
+
+	for (int t = 1; t < d; t++)
+	{
+		diff = x[t] - c[t];
+		sum = KM_FMAF(diff, diff, sum);
+	}
+	return sum;
+}
+
 typedef enum KmStatus
 {
 	KM_OK = 0,
@@ -134,6 +153,14 @@ void		km_argmin_ref(const float *x, int64_t n, int d, const float *c, const floa
 						  int nseg, const int *seg_off, int32_t *labels, float *best);
 void		km_argmin_small(const float *x, int64_t n, int d, const float *c, const float *cnorm,
 							int nseg, const int *seg_off, int32_t *labels, float *best);
+
+/*
+ * km_argmin_small with, in second, each row's least distance to another center of the segment
+ * (the least again where two tie; +Inf in a segment of one center).  labels and best are
+ * km_argmin_small's bits.
+ */
+void		km_argmin_small2(const float *x, int64_t n, int d, const float *c, int nseg,
+							 const int *seg_off, int32_t *labels, float *best, float *second);
 
 /* Largest d served by km_argmin_small's register-blocked kernel. */
 #define KM_SMALL_D_MAX 16
@@ -396,12 +423,34 @@ typedef struct KmStepOps
 							   const float *mindist, double *pot, KmError *err);
 } KmStepOps;
 
+/*
+ * Whether a backend's passes may skip distance computations that bounds prove unnecessary
+ * (km_bounds.h): the CPU backend does for the small-d kernel; labels, distances and totals are
+ * the same bits either way.  The FAULT modes plant a defect that the engine tests must catch.
+ */
+typedef enum KmPrune
+{
+	KM_PRUNE_OFF = 0,
+	KM_PRUNE_ON,
+	KM_PRUNE_FAULT_MARGIN,		/* bounds without their rounding margins */
+	KM_PRUNE_FAULT_MOVE			/* bounds not loosened by the centers' movement */
+} KmPrune;
+
 struct KmBackend
 {
 	const KmBackendOps *ops;
 	const KmStepOps *steps;
 	int			d;
 	KmMetric	metric;
+	/* set by the caller before a pass; read at pass_begin */
+	KmPrune		prune;
+	/*
+	 * After pass_end: the rows of each installed segment compared with every center of it
+	 * (pass_scanned[r], owned by the backend until its next pass_begin) out of pass_rows; NULL
+	 * where the pass kept no bounds.
+	 */
+	const int64_t *pass_scanned;
+	int64_t		pass_rows;
 };
 
 /*

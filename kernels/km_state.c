@@ -127,6 +127,7 @@ km_host_pass_begin(KmHostState *hs, int64_t n, int nseg, const int *segs, int nr
 	memcpy(hs->off, off, sizeof(int) * (nrun + 1));
 	if (reset)
 		memset(hs->labels, 0xff, sizeof(int32_t) * (size_t) n * nseg);
+	hs->fresh = reset;
 	hs->nrun = nrun;
 	hs->exact = exact;
 	hs->open = 1;
@@ -151,22 +152,23 @@ BlockBuffers(KmHostState *hs, int64_t entries, KmError *err)
 }
 
 KmStatus
-km_host_pass_block(KmHostState *hs, KmBackend *be, KmBlock *blk, int64_t first, int64_t rows,
-				   KmError *err)
+km_host_pass_prepare(KmHostState *hs, int64_t first, int64_t rows, KmError *err)
 {
-	int			nrun = hs->nrun;
 	KmStatus	st;
 
 	if (!hs->open)
 		return KM_FAIL(err, KM_ERR_ARGUMENT, "pass_block outside a pass");
 	if ((st = km_rows_within("pass_block", first, rows, hs->n, err)) != KM_OK)
 		return st;
-	if (rows == 0)
-		return KM_OK;
-	if ((st = BlockBuffers(hs, rows * nrun, err)) != KM_OK ||
-		(st = be->steps->assign_accumulate(be, blk, hs->blk_labels, hs->blk_dist, hs->exact,
-										   &hs->acc, err)) != KM_OK)
-		return st;
+	return BlockBuffers(hs, rows * hs->nrun, err);
+}
+
+/* The state updated from a block's labels and distances, the changes counted. */
+static void
+PassRecord(KmHostState *hs, int64_t first, int64_t rows)
+{
+	int			nrun = hs->nrun;
+
 	for (int64_t i = 0; i < rows; i++)
 		for (int r = 0; r < nrun; r++)
 		{
@@ -180,6 +182,20 @@ km_host_pass_block(KmHostState *hs, KmBackend *be, KmBlock *blk, int64_t first, 
 			}
 			hs->dist[at] = hs->blk_dist[i * nrun + r];
 		}
+}
+
+KmStatus
+km_host_pass_block(KmHostState *hs, KmBackend *be, KmBlock *blk, int64_t first, int64_t rows,
+				   KmError *err)
+{
+	KmStatus	st;
+
+	if ((st = km_host_pass_prepare(hs, first, rows, err)) != KM_OK || rows == 0)
+		return st;
+	if ((st = be->steps->assign_accumulate(be, blk, hs->blk_labels, hs->blk_dist, hs->exact,
+										   &hs->acc, err)) != KM_OK)
+		return st;
+	PassRecord(hs, first, rows);
 	return KM_OK;
 }
 

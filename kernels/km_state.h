@@ -30,6 +30,7 @@ typedef struct KmHostState
 
 	/* the open pass: installed segment r (of nrun) is state segment segs[r] */
 	int			open;
+	int			fresh;			/* the open pass started every label at -1 */
 	int			exact;
 	int			nrun;
 	int		   *segs;
@@ -66,6 +67,14 @@ KmStatus	km_host_pass_begin(KmHostState *hs, int64_t n, int nseg, const int *seg
  */
 KmStatus	km_host_pass_block(KmHostState *hs, KmBackend *be, KmBlock *blk, int64_t first,
 							   int64_t rows, KmError *err);
+
+/*
+ * km_host_pass_block's first half, for a backend that assigns the rows and updates their state
+ * itself (the CPU backend's pruned passes, km_bounds.h): the checks, and room for the block's
+ * labels and distances (blk_labels, blk_dist, rows * nrun).  Such a backend adds the changes it
+ * counted into changed[] before km_host_pass_end.
+ */
+KmStatus	km_host_pass_prepare(KmHostState *hs, int64_t first, int64_t rows, KmError *err);
 
 /* Closes the pass: its totals added into acc, changed[r] set per installed segment. */
 KmStatus	km_host_pass_end(KmHostState *hs, KmAccum *acc, int64_t *changed, KmError *err);

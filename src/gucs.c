@@ -19,6 +19,7 @@ int			kmeans_max_memory = 4 * 1024 * 1024;	/* kB: 4 GB */
 int			kmeans_threads = 0;
 bool		kmeans_trace = false;
 bool		kmeans_match_clusters = true;
+bool		kmeans_prune = true;
 int			kmeans_model_versions = 10;
 bool		kmeans_verbose = false;	/* the old name of kmeans.trace */
 int			kmeans_gpu_id = 0;
@@ -115,6 +116,11 @@ _PG_init(void)
 							 "Each new center takes the number of the old center it is matched to "
 							 "(least total squared distance), so stored labels keep their meaning.",
 							 &kmeans_match_clusters, true,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable("kmeans.prune",
+							 "Lloyd passes skip the rows that bounds prove keep their cluster.",
+							 "Results are the same bits either way; off is for comparison and tests.",
+							 &kmeans_prune, true,
 							 PGC_USERSET, 0, NULL, NULL, NULL);
 	/* read by the models table's trigger (sql/kmeans.sql), defined here so it is checked */
 	DefineCustomIntVariable("kmeans.model_versions",

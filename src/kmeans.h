@@ -71,6 +71,7 @@ extern int	kmeans_max_memory;	/* kB */
 extern int	kmeans_threads;
 extern bool kmeans_trace;
 extern bool kmeans_match_clusters;
+extern bool kmeans_prune;
 extern bool kmeans_verbose;
 /* kmeans.trace, or its old name kmeans.verbose: a NOTICE per iteration */
 #define KmeansTracing() (kmeans_trace || kmeans_verbose)

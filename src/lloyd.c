@@ -133,6 +133,8 @@ LloydPass(LloydState *ls, bool reset, bool exact)
 	/* strategy => 'aggregate': a query over the source, unless every row's label is wanted */
 	if (data->agg != NULL && ls->sink == NULL)
 	{
+		if (data->be != NULL)
+			data->be->pass_scanned = NULL;	/* no bounds in a query's pass */
 		KmeansAggregatePass(data, ls);
 		return;
 	}
@@ -227,7 +229,12 @@ KmeansLloyd(KmeansData *data, const KmeansOptions *opt, KmeansModelSet *ms)
 			inertia = KmeansMetricInertia(data->src->metric, inertia);
 			pass_inertia += inertia;
 			ms->n_iter[s] = it;
-			if (KmeansTracing())
+			if (KmeansTracing() && data->be->pass_scanned != NULL)
+				ereport(NOTICE,
+						(errmsg("kmeans: k=%d iteration %d: inertia %.6g, " INT64_FORMAT " labels changed, center shift %.6g, " INT64_FORMAT " of " INT64_FORMAT " rows compared with every center",
+								rs->off[r + 1] - rs->off[r], it, inertia, ls.changed[r], shift,
+								data->be->pass_scanned[r], data->be->pass_rows)));
+			else if (KmeansTracing())
 				ereport(NOTICE,
 						(errmsg("kmeans: k=%d iteration %d: inertia %.6g, " INT64_FORMAT " labels changed, center shift %.6g",
 								rs->off[r + 1] - rs->off[r], it, inertia, ls.changed[r], shift)));

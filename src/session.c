@@ -137,6 +137,8 @@ EngineStart(KmeansData *data, bool gpu)
 	else
 		KmeansCheckStatus(km_cpu_backend_create(threads, data->d, &be, &err), &err);
 
+	/* the CPU backend prunes where its kernel allows (km_bounds.c); the GPU's ignores it */
+	be->prune = kmeans_prune ? KM_PRUNE_ON : KM_PRUNE_OFF;
 	cb = MemoryContextAlloc(data->cxt, sizeof(MemoryContextCallback));
 	cb->func = ReleaseBackend;
 	cb->arg = data;
