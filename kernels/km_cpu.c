@@ -1309,6 +1309,8 @@ CpuPassBegin(KmBackend *be, int64_t n, int nseg, const int *segs, int reset, int
 	be->pass_scanned = NULL;
 	be->pass_rows = 0;
 	cb->pruning = be->prune != KM_PRUNE_OFF && !cb->use_gemm && be->metric != KM_METRIC_IOU;
+	for (int r = 0; r < cb->nseg && cb->nseg > 1 && cb->pruning; r++)
+		cb->pruning = cb->seg_off[r + 1] - cb->seg_off[r] >= KM_BOUNDS_MIN_K;
 	if (!cb->pruning)
 	{
 		/* this pass's labels leave any kept bounds behind */

@@ -80,7 +80,7 @@ KmeansBudgetMake(KmeansBudget *b, const KmeansPlan *plan, int64 n, int d, bool s
 	if (plan->final_labels)
 		Add(b, "final labels for the quality indices", n, nseg * (int64) sizeof(int32));
 	/* the CPU backend's pruning bounds (km_bounds.h), where its small-d kernel serves */
-	if (kmeans_prune && d <= KM_SMALL_D_MAX)
+	if (kmeans_prune && d <= KM_SMALL_D_MAX && (plan->nseg == 1 || plan->k_min >= KM_BOUNDS_MIN_K))
 		Add(b, "per-row labels and distances", n, KM_BOUNDS_ROW_BYTES(nseg));
 	if (plan->weighted)
 		Add(b, "per-row weights", n, sizeof(float));
@@ -114,7 +114,7 @@ KmeansBudgetMake(KmeansBudget *b, const KmeansPlan *plan, int64 n, int d, bool s
 	/* the k-means++ candidates' scratch: a run of rows per thread and candidate, run sums */
 	Add(b, "per-batch buffers", threads * KM_SUB_ROWS * trials, sizeof(int32) + sizeof(float));
 	/* the pruning bounds' rows gathered for a full scan, a run per thread */
-	if (kmeans_prune && d <= KM_SMALL_D_MAX)
+	if (kmeans_prune && d <= KM_SMALL_D_MAX && (plan->nseg == 1 || plan->k_min >= KM_BOUNDS_MIN_K))
 		Add(b, "per-batch buffers", threads * KM_SUB_ROWS, (int64) (d + 4) * sizeof(float));
 	Add(b, "per-row labels and distances", n / KM_SUB_ROWS + 1, trials * (int64) sizeof(double));
 

@@ -232,6 +232,7 @@ ReadArgs(FunctionCallInfo fcinfo, ElbowCall *ec)
 	memset(&plan, 0, sizeof(plan));
 	plan.what = "kmeans_elbow";
 	plan.k_max = ks[nseg - 1];
+	plan.k_min = ks[0];
 	plan.k_name = "k_max";
 	plan.nseg = nseg;
 	for (int s = 0; s < nseg; s++)

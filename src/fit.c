@@ -79,7 +79,7 @@ FitBegin(FunctionCallInfo fcinfo, FitCall *fc, bool need_id, KmeansLabelFn fn, v
 		KmeansModelCheckSave(fcinfo, fc->model);
 
 	fc->plan.what = need_id ? "kmeans_labels" : "kmeans_fit";
-	fc->plan.k_max = fc->k;
+	fc->plan.k_max = fc->plan.k_min = fc->k;
 	fc->plan.k_name = "k";
 	fc->plan.nseg = 1;
 	fc->plan.centers = fc->k;

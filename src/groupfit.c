@@ -30,7 +30,7 @@ KmeansGroupFitBegin(MemoryContext parent, const char *what, int k, Jsonb *option
 	if (options != NULL)
 		g->options = (Jsonb *) pg_detoast_datum_copy((struct varlena *) options);
 	g->plan.what = what;
-	g->plan.k_max = k;
+	g->plan.k_max = g->plan.k_min = k;
 	g->plan.k_name = "k";
 	g->plan.nseg = 1;
 	g->plan.centers = k;

@@ -106,6 +106,7 @@ typedef struct KmeansPlan
 {
 	const char *what;			/* the SQL function, for messages */
 	int			k_max;			/* checked against the rows (KmeansCheckK) */
+	int			k_min;			/* the smallest k (see KM_BOUNDS_MIN_K) */
 	const char *k_name;			/* "k" or "k_max" */
 	int			nseg;			/* k fitted together */
 	int64		centers;		/* their k added up */

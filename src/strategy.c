@@ -391,7 +391,7 @@ PlusPlusOnCandidates(const KmeansOptions *opt, const float *c, const double *w, 
 
 	memset(&plan, 0, sizeof(plan));
 	plan.what = "k-means|| seeding";
-	plan.k_max = k;
+	plan.k_max = plan.k_min = k;
 	plan.k_name = "k";
 	plan.nseg = 1;
 	plan.centers = k;

@@ -28,7 +28,8 @@ VALGRIND ?= valgrind
 # --track-origins=yes tells where an uninitialised value came from, at twice the time.
 VALGRIND_FLAGS ?= -q --error-exitcode=1 --leak-check=full
 
-ENGINE_HEADERS = kernels/km_kernels.h kernels/km_quality.h kernels/km_simd.h kernels/km_exact.h
+ENGINE_HEADERS = kernels/km_kernels.h kernels/km_quality.h kernels/km_simd.h kernels/km_exact.h \
+                 kernels/km_state.h kernels/km_bounds.h
 
 # The rules of one build: kernel objects compiled once, then the tests linked against them as
 # in the Makefile's own rules (test_quality includes km_quality.c; test_cuda_emu is km_cuda.cu
@@ -67,12 +68,14 @@ SAN_FIRST = $(SAN_DIR)/test_screen $(SAN_DIR)/test_cuda_emu
 SAN_TESTS = $(SAN_FIRST) $(filter-out $(SAN_FIRST),$(patsubst test/engine/bin/%,$(SAN_DIR)/%, \
             $(filter-out test/engine/bin/test_cuda,$(ENGINE_TESTS))))
 
-# Under valgrind, 10 to 150 times slower here: the CPU backend whole (test_kernels) and the GPU
-# backend's quick cases (KM_TEST_QUICK, test_cuda.c).  The others would take minutes each
-# (test_quality about four), and the sanitizer run reads them all for memory errors;
-# test_screen would skip anyway, the baseline build having no AVX512-BF16.
-VG_TESTS = $(VG_DIR)/test_cuda_emu $(VG_DIR)/test_kernels $(VG_DIR)/test_exact
-$(VG_DIR)/test_cuda_emu.run: VG_ENV = KM_TEST_QUICK=1
+# Under valgrind, 10 to 150 times slower here: the CPU backend whole (test_kernels) and the
+# quick cases (KM_TEST_QUICK) of the GPU backend (test_cuda.c) and of the pruning bounds
+# (test_bounds.c, which in this portable build also meets the kernels without FMA).  The
+# others would take minutes each (test_quality about four), and the sanitizer run reads them
+# all for memory errors; test_screen would skip anyway, the baseline build having no
+# AVX512-BF16.
+VG_TESTS = $(VG_DIR)/test_cuda_emu $(VG_DIR)/test_kernels $(VG_DIR)/test_exact $(VG_DIR)/test_bounds
+$(VG_DIR)/test_cuda_emu.run $(VG_DIR)/test_bounds.run: VG_ENV = KM_TEST_QUICK=1
 
 $(SAN_TESTS:%=%.run): %.run: %
 	@$(SAN_ENV) $< > $<.log 2>&1; status=$$?; echo "== $< (ASan, UBSan)"; cat $<.log; exit $$status

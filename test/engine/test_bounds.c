@@ -16,6 +16,7 @@
  * KM_PRUNE_FAULT_MOVE: bounds not loosened by the centers' movement) run the same cases, and
  * each must be caught: some pass must differ.
  */
+#include "km_bounds.h"
 #include "km_kernels.h"
 #include "test_util.h"
 #include "test_backend.h"
@@ -269,6 +270,9 @@ RunCase(enum Kind kind, int64_t n, int d, int nseg, const int *ks, int passes, K
 	return out;
 }
 
+/* KM_TEST_QUICK (the valgrind run): only the cases of at most this many (row, center) pairs */
+static int64_t max_pairs = INT64_MAX;
+
 /* The cases, each run in mode; returns the number of cases where some pass differed. */
 static int
 RunSuite(KmPrune mode, int report)
@@ -300,6 +304,8 @@ RunSuite(KmPrune mode, int report)
 		int			k = cases[q].k;
 		Outcome		o;
 
+		if (cases[q].n * k > max_pairs)
+			continue;
 		rng_state = 1000 + q;
 		o = RunCase(cases[q].kind, cases[q].n, cases[q].d, 1, &k, cases[q].passes, mode);
 		caught += o.passes_differing > 0;
@@ -314,25 +320,33 @@ RunSuite(KmPrune mode, int report)
 		}
 	}
 
-	/* elbow-like: k = 2..13 and k = 3..49 together, segments dropping out as they settle */
-	for (int e = 0; e < 4; e++)
+	/*
+	 * Elbow-like sets of segments, which drop out as they settle: k = 32..43 and 32..78 keep
+	 * bounds (every k >= KM_BOUNDS_MIN_K); k = 3..49 does not, and must agree all the same.
+	 */
+	for (int e = 0; e < 5; e++)
 	{
 		int			ks[47],
-					nseg = e % 2 == 0 ? 12 : 47;
-		enum Kind	kind = e < 2 ? CLUSTERED : NEAR_TIE;
+					nseg = e == 4 || e % 2 == 1 ? 47 : 12;
+		int			kmin = e == 4 ? 3 : 32;
+		enum Kind	kind = e < 2 || e == 4 ? CLUSTERED : NEAR_TIE;
 		Outcome		o;
 
+		if (max_pairs < INT64_MAX && nseg > 12)
+			continue;
 		for (int s = 0; s < nseg; s++)
-			ks[s] = (nseg == 12 ? 2 : 3) + s;
+			ks[s] = kmin + s;
 		rng_state = 77 + e;
 		o = RunCase(kind, 5000, nseg == 12 ? 3 : 10, nseg, ks, 12, mode);
 		caught += o.passes_differing > 0;
 		if (report)
 		{
-			CHECK(o.passes_differing == 0, "%s elbow of %d k: %d passes differ", kind_name[kind],
-				  nseg, o.passes_differing);
-			printf("%-10s elbow of %d k  full scans after pass 1: %5.1f%%\n", kind_name[kind],
-				   nseg, o.pairs ? 100.0 * o.scanned / o.pairs : 0.0);
+			CHECK(o.passes_differing == 0, "%s elbow k = %d..%d: %d passes differ",
+				  kind_name[kind], kmin, kmin + nseg - 1, o.passes_differing);
+			CHECK((o.pairs > 0) == (kmin >= KM_BOUNDS_MIN_K), "%s elbow k = %d..%d: %s bounds",
+				  kind_name[kind], kmin, kmin + nseg - 1, o.pairs > 0 ? "kept" : "no");
+			printf("%-10s elbow k = %d..%d  full scans after pass 1: %5.1f%%\n", kind_name[kind],
+				   kmin, kmin + nseg - 1, o.pairs ? 100.0 * o.scanned / o.pairs : 0.0);
 		}
 	}
 	return caught;
@@ -395,8 +409,12 @@ main(void)
 	int			margin,
 				move;
 
+	if (getenv("KM_TEST_QUICK"))
+		max_pairs = 100000;
 	TestSecond();
 	RunSuite(KM_PRUNE_ON, 1);
+	if (max_pairs < INT64_MAX)
+		return TestReport();	/* the quick run: no skipping check, no planted faults */
 
 	/* pruning must skip work where it can: settled clustered data after a few passes */
 	{

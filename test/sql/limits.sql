@@ -16,12 +16,12 @@ SELECT * FROM kmeans_elbow('five', 'v', 2, 20000, silhouette_sample => 0);
 -- k = 1..10^6 is 5 * 10^11 centers, more than the engine numbers whatever the memory limit
 SELECT * FROM kmeans_elbow('five', 'v', 1, 1000000);
 
--- Per-row state: 20,000 rows x 199 k of labels, distances and pruning bounds (12 bytes each,
--- 46 MB), the final labels (4 bytes, 15 MB) and a batch's labels, distances and their grouping
--- (20 bytes per row and k) exceed 32 MB long before the last row.  Refused while the first pass
--- reads, at the first multiple of 1024 rows where the estimate is over: for 4096 rows,
--- 4096 x 199 x 12 bytes = 9.3 MB of per-row state and 3.1 MB of final labels, 2.4 MB of centers
--- (20,099 of them) and the batch buffers; each term is shown rounded up to whole MB.
+-- Per-row state: 20,000 rows x 199 k of labels and distances (8 bytes each, 30 MB), the final
+-- labels (4 bytes, 15 MB) and a batch's labels, distances and their grouping (20 bytes per row
+-- and k) exceed 32 MB long before the last row.  Refused while the first pass reads, at the
+-- first multiple of 1024 rows where the estimate is over: at 5120 rows, 7.8 + 3.9 MB of
+-- per-row state, 2.4 MB of centers (20,099 of them) and 19.4 MB of batch buffers (5120 rows);
+-- each term is shown rounded up to whole MB.
 CREATE TABLE many AS
 SELECT i AS id, ARRAY[sin(i), cos(i)]::real[] AS v FROM generate_series(1, 20000) i;
 SET kmeans.max_memory = '32MB';

@@ -34,7 +34,11 @@ LANGUAGE sql AS $$
     FROM kmeans_labels('test_prune.blobs', 'v', 9, id => 'id', seed => 1)
     UNION ALL
     SELECT label || ' elbow', k::text, format('%s %s %s %s', inertia, n_iter, silhouette, calinski_harabasz)
-    FROM kmeans_elbow('test_prune.blobs', 'v', 2, 14, seed => 4, silhouette_sample => 2000)
+    FROM kmeans_elbow('test_prune.blobs', 'v', 32, 36, seed => 4, silhouette_sample => 2000)
+    UNION ALL
+    -- an elbow with a k below 32 keeps no bounds (km_bounds.h, KM_BOUNDS_MIN_K): the same too
+    SELECT label || ' small elbow', k::text, format('%s %s %s', inertia, n_iter, silhouette)
+    FROM kmeans_elbow('test_prune.blobs', 'v', 2, 6, seed => 4, silhouette_sample => 500)
 $$;
 
 -- on unless set (the setting exists once the library is loaded)
