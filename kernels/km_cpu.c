@@ -631,6 +631,19 @@ SumColumns16W(const float *x, const float *w, int d, int lo, const int32_t *rows
 #endif
 }
 
+/* Unweighted rows of one segment into their clusters' sums, rows in order, for a constant D. */
+static inline __attribute__((always_inline)) void
+SumRows(const float *x, int64_t n, const int D, const int32_t *labels, double *sums)
+{
+	for (int64_t i = 0; i < n; i++)
+	{
+		double	   *restrict sp = sums + (int64_t) labels[i] * D;
+
+		for (int t = 0; t < D; t++)
+			sp[t] += (double) x[i * D + t];
+	}
+}
+
 /*
  * Narrow rows (d <= ACCUM_COLUMNS): one column piece holds the whole row, so each (row,
  * segment) adds its row straight into its cluster's sums, rows in order; grouping first would
@@ -664,20 +677,43 @@ AccumNarrow(AccumStep *st)
 			}
 			continue;
 		}
-		for (int64_t i = 0; i < n; i++)
+		switch (w == NULL && nseg == 1 ? d : 0)
 		{
-			const float *r = st->blk->x + i * d;
-			double		rd[ACCUM_COLUMNS];
+				/* the common shapes with d known, so that a row's adds become a few vector ops */
+			case 2:
+				SumRows(st->blk->x, n, 2, st->labels, st->acc->sums);
+				break;
+			case 3:
+				SumRows(st->blk->x, n, 3, st->labels, st->acc->sums);
+				break;
+			case 4:
+				SumRows(st->blk->x, n, 4, st->labels, st->acc->sums);
+				break;
+			case 8:
+				SumRows(st->blk->x, n, 8, st->labels, st->acc->sums);
+				break;
+			case 10:
+				SumRows(st->blk->x, n, 10, st->labels, st->acc->sums);
+				break;
+			case 16:
+				SumRows(st->blk->x, n, 16, st->labels, st->acc->sums);
+				break;
+			default:
+				for (int64_t i = 0; i < n; i++)
+				{
+					const float *r = st->blk->x + i * d;
+					double		rd[ACCUM_COLUMNS];
 
-			for (int t = 0; t < d; t++)
-				rd[t] = w == NULL ? (double) r[t] : (double) w[i] * r[t];
-			for (int s = 0; s < nseg; s++)
-			{
-				double	   *restrict sp = st->acc->sums + (int64_t) st->labels[i * nseg + s] * d;
+					for (int t = 0; t < d; t++)
+						rd[t] = w == NULL ? (double) r[t] : (double) w[i] * r[t];
+					for (int s = 0; s < nseg; s++)
+					{
+						double	   *restrict sp = st->acc->sums + (int64_t) st->labels[i * nseg + s] * d;
 
-				for (int t = 0; t < d; t++)
-					sp[t] += rd[t];
-			}
+						for (int t = 0; t < d; t++)
+							sp[t] += rd[t];
+					}
+				}
 		}
 	}
 }

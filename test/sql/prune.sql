@@ -71,6 +71,23 @@ UNION ALL
 SELECT 'pruned, streamed', count(*)
 FROM ((TABLE unpruned EXCEPT TABLE pruned_streamed) UNION ALL (TABLE pruned_streamed EXCEPT TABLE unpruned)) d;
 
+-- The trace says how many rows each pass compared with every center.  By hand, for the eight
+-- points 0, 1, 2, 3, 8, 9, 10, 25 from centers 2 and 3 (the inertia, changes and shifts are
+-- worked out in gucs.sql): pass 1 compares all 8 and keeps each row's distance to the other
+-- center as its bound (0: 3, 1: 2, 2: 1, 3: 1, 8: 6, 9: 7, 10: 8, 25: 23).  The centers move to 1
+-- and 11 (by 1 and 8), 10 apart.  Pass 2: a row of center 1 has bound max(l - 8, 10 - |x - 1|),
+-- and one of center 11 max(l - 1, 10 - |x - 11|).  For 0, 1, 2 that is 9, 10, 9, above their
+-- distances 1, 0, 1; for 8, 9, 10, 25 it is 7, 8, 9, 22 against 3, 2, 1, 14.  Only 3 (bound
+-- max(0, 10 - 8) = 2 against its distance 8) is compared, and moves to center 1: 1 of 8.
+-- The centers move to 1.5 and 13 (by 0.5 and 2), 11.5 apart.  Pass 3: every bound holds, for
+-- example 3 at max(8 - 2, 11.5 - 1.5) = 10 against 1.5, and 8 at max(7 - 0.5, 11.5 - 5) = 6.5
+-- against 5: 0 of 8.
+CREATE TABLE line (v real[]);
+INSERT INTO line VALUES ('{0}'), ('{1}'), ('{2}'), ('{3}'), ('{8}'), ('{9}'), ('{10}'), ('{25}');
+SET kmeans.trace = on;
+SELECT cluster, center FROM kmeans_fit('line', 'v', 2, init_centers => '{{2},{3}}', device => 'cpu');
+RESET kmeans.trace;
+
 -- and the comparison can fail: another seed's labels differ from these
 SELECT count(*) > 0 AS another_fit_differs
 FROM (SELECT id::text, cluster::text FROM kmeans_labels('blobs', 'v', 9, id => 'id', seed => 2)
