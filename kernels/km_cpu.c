@@ -631,16 +631,26 @@ SumColumns16W(const float *x, const float *w, int d, int lo, const int32_t *rows
 #endif
 }
 
-/* Unweighted rows of one segment into their clusters' sums, rows in order, for a constant D. */
+/*
+ * Unweighted rows into their clusters' sums in each of nseg segments, rows in order, for a
+ * constant D.
+ */
 static inline __attribute__((always_inline)) void
-SumRows(const float *x, int64_t n, const int D, const int32_t *labels, double *sums)
+SumRows(const float *x, int64_t n, const int D, int nseg, const int32_t *labels, double *sums)
 {
 	for (int64_t i = 0; i < n; i++)
 	{
-		double	   *restrict sp = sums + (int64_t) labels[i] * D;
+		double		rd[KM_SMALL_D_MAX];
 
 		for (int t = 0; t < D; t++)
-			sp[t] += (double) x[i * D + t];
+			rd[t] = (double) x[i * D + t];
+		for (int s = 0; s < nseg; s++)
+		{
+			double	   *restrict sp = sums + (int64_t) labels[i * nseg + s] * D;
+
+			for (int t = 0; t < D; t++)
+				sp[t] += rd[t];
+		}
 	}
 }
 
@@ -677,26 +687,26 @@ AccumNarrow(AccumStep *st)
 			}
 			continue;
 		}
-		switch (w == NULL && nseg == 1 ? d : 0)
+		switch (w == NULL ? d : 0)
 		{
-				/* the common shapes with d known, so that a row's adds become a few vector ops */
+				/* the common d known, so that a row's adds become a few vector ops */
 			case 2:
-				SumRows(st->blk->x, n, 2, st->labels, st->acc->sums);
+				SumRows(st->blk->x, n, 2, nseg, st->labels, st->acc->sums);
 				break;
 			case 3:
-				SumRows(st->blk->x, n, 3, st->labels, st->acc->sums);
+				SumRows(st->blk->x, n, 3, nseg, st->labels, st->acc->sums);
 				break;
 			case 4:
-				SumRows(st->blk->x, n, 4, st->labels, st->acc->sums);
+				SumRows(st->blk->x, n, 4, nseg, st->labels, st->acc->sums);
 				break;
 			case 8:
-				SumRows(st->blk->x, n, 8, st->labels, st->acc->sums);
+				SumRows(st->blk->x, n, 8, nseg, st->labels, st->acc->sums);
 				break;
 			case 10:
-				SumRows(st->blk->x, n, 10, st->labels, st->acc->sums);
+				SumRows(st->blk->x, n, 10, nseg, st->labels, st->acc->sums);
 				break;
 			case 16:
-				SumRows(st->blk->x, n, 16, st->labels, st->acc->sums);
+				SumRows(st->blk->x, n, 16, nseg, st->labels, st->acc->sums);
 				break;
 			default:
 				for (int64_t i = 0; i < n; i++)

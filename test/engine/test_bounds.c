@@ -1,7 +1,8 @@
 /*
  * test_bounds.c -- the CPU backend's pruned passes (km_bounds.c) against its unpruned ones,
  * bit for bit: every pass's sums, counts, inertia, changed counts, and each row's label and
- * distance, over whole fits.
+ * distance, over whole fits; and the two kernels the pruned passes lean on (the second least
+ * distance, the accumulation of several segments) against plain loops.
  *
  * Each case runs the same sequence of passes on three backends over the same rows: unpruned on
  * one thread, pruned on one thread and pruned on three (blocks of another size, so that rows
@@ -403,6 +404,70 @@ TestSecond(void)
 		}
 }
 
+/*
+ * The accumulation of a pass's labels in several segments at once (an elbow's), on one thread
+ * and on two, against a plain loop in row order: the same float64 sums, counts and inertia bit
+ * for bit, for the d that have loops of their own (km_cpu.c, SumRows) and one that has not.
+ */
+static void
+TestAccumulateSegments(void)
+{
+	static const int ds[] = {2, 3, 4, 5, 10, 16};
+
+	for (size_t q = 0; q < sizeof(ds) / sizeof(ds[0]); q++)
+		for (int threads = 1; threads <= 2; threads++)
+		{
+			int			d = ds[q],
+						nseg = 3,
+						off[4] = {0, 4, 11, 40},
+						k = off[nseg];
+			int64_t		n = 5000;
+			float	   *x = Alloc(sizeof(float) * n * d);
+			float	   *dist = Alloc(sizeof(float) * n * nseg);
+			int32_t    *lab = Alloc(sizeof(int32_t) * n * nseg);
+			double	   *sums = calloc((size_t) k * d, sizeof(double));
+			double	   *inertia = calloc(k, sizeof(double));
+			int64_t    *counts = calloc(k, sizeof(int64_t));
+			KmBackend  *be;
+			KmBlock    *blk;
+			KmAccum		acc;
+
+			rng_state = 500 + q;
+			RandFill(x, (size_t) n * d, 3.0f);
+			RandFill(dist, (size_t) n * nseg, 1.5f);
+			for (int64_t i = 0; i < n; i++)
+				for (int s = 0; s < nseg; s++)
+				{
+					int32_t		j = off[s] + RandBelow(off[s + 1] - off[s]);
+
+					lab[i * nseg + s] = j;
+					counts[j]++;
+					inertia[j] += dist[i * nseg + s];
+					for (int t = 0; t < d; t++)
+						sums[(size_t) j * d + t] += (double) x[i * d + t];
+				}
+			MUST(km_cpu_backend_create(threads, d, &be, ERR));
+			MUST(be->ops->block_create(be, x, NULL, n, NULL, &blk, ERR));
+			MUST(be->ops->set_centers(be, x, d, nseg, off, ERR));
+			AccumAlloc(&acc, k, d);
+			MUST(be->steps->accumulate(be, blk, nseg, lab, dist, &acc, ERR));
+			CHECK(memcmp(acc.sums, sums, sizeof(double) * k * d) == 0 &&
+				  memcmp(acc.counts, counts, sizeof(int64_t) * k) == 0 &&
+				  memcmp(acc.inertia, inertia, sizeof(double) * k) == 0,
+				  "accumulate of %d segments, d=%d, %d threads: not the plain loop's bits", nseg,
+				  d, threads);
+			AccumFree(&acc);
+			be->ops->block_destroy(be, blk);
+			be->ops->destroy(be);
+			free(x);
+			free(dist);
+			free(lab);
+			free(sums);
+			free(inertia);
+			free(counts);
+		}
+}
+
 int
 main(void)
 {
@@ -412,6 +477,7 @@ main(void)
 	if (getenv("KM_TEST_QUICK"))
 		max_pairs = 100000;
 	TestSecond();
+	TestAccumulateSegments();
 	RunSuite(KM_PRUNE_ON, 1);
 	if (max_pairs < INT64_MAX)
 		return TestReport();	/* the quick run: no skipping check, no planted faults */
