@@ -275,6 +275,12 @@ RowsSmall(const float *x, int64_t n, const int D, const float *c,
 		RowsSmall(x, n, DV, c, nseg, seg_off, labels, best, SECOND); \
 		return
 
+/* every d the register kernel is specialised for, 1 .. KM_SMALL_D_MAX */
+#define CASES_D \
+	CASE_D(1); CASE_D(2); CASE_D(3); CASE_D(4); CASE_D(5); CASE_D(6); CASE_D(7); CASE_D(8); \
+	CASE_D(9); CASE_D(10); CASE_D(11); CASE_D(12); CASE_D(13); CASE_D(14); CASE_D(15); \
+	CASE_D(16)
+
 /* Nearest center per segment for d <= KM_SMALL_D_MAX, register-blocked. */
 void
 km_argmin_small(const float *x, int64_t n, int d, const float *c, const float *cnorm,
@@ -284,22 +290,7 @@ km_argmin_small(const float *x, int64_t n, int d, const float *c, const float *c
 #define SECOND NULL
 	switch (d)
 	{
-			CASE_D(1);
-			CASE_D(2);
-			CASE_D(3);
-			CASE_D(4);
-			CASE_D(5);
-			CASE_D(6);
-			CASE_D(7);
-			CASE_D(8);
-			CASE_D(9);
-			CASE_D(10);
-			CASE_D(11);
-			CASE_D(12);
-			CASE_D(13);
-			CASE_D(14);
-			CASE_D(15);
-			CASE_D(16);
+			CASES_D;
 		default:
 			ArgminRef(x, n, d, c, nseg, seg_off, labels, best, NULL);
 	}
@@ -314,22 +305,7 @@ km_argmin_small2(const float *x, int64_t n, int d, const float *c, int nseg,
 #define SECOND second
 	switch (d)
 	{
-			CASE_D(1);
-			CASE_D(2);
-			CASE_D(3);
-			CASE_D(4);
-			CASE_D(5);
-			CASE_D(6);
-			CASE_D(7);
-			CASE_D(8);
-			CASE_D(9);
-			CASE_D(10);
-			CASE_D(11);
-			CASE_D(12);
-			CASE_D(13);
-			CASE_D(14);
-			CASE_D(15);
-			CASE_D(16);
+			CASES_D;
 		default:
 			ArgminRef(x, n, d, c, nseg, seg_off, labels, best, second);
 	}
