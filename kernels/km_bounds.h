@@ -111,6 +111,17 @@ void		km_bounds_free(KmBounds *b);
  */
 #define KM_BOUNDS_MIN_K 32
 
+/*
+ * Whether a pass keeps bounds, the one rule for the backend (at pass_begin) and the memory
+ * estimate: rows the small-d kernel serves, and one segment or nseg of at least
+ * KM_BOUNDS_MIN_K centers each (k_min the fewest).
+ */
+static inline int
+km_bounds_serve(int d, int nseg, int k_min)
+{
+	return d <= KM_SMALL_D_MAX && (nseg == 1 || k_min >= KM_BOUNDS_MIN_K);
+}
+
 /* Bytes the bounds of n rows in nseg segments take, beside the state's labels and distances. */
 #define KM_BOUNDS_ROW_BYTES(nseg) ((int64_t) (nseg) * (int64_t) sizeof(float))
 

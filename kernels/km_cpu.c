@@ -1354,9 +1354,15 @@ CpuPassBegin(KmBackend *be, int64_t n, int nseg, const int *segs, int reset, int
 		return st;
 	be->pass_scanned = NULL;
 	be->pass_rows = 0;
-	cb->pruning = be->prune != KM_PRUNE_OFF && !cb->use_gemm && be->metric != KM_METRIC_IOU;
-	for (int r = 0; r < cb->nseg && cb->nseg > 1 && cb->pruning; r++)
-		cb->pruning = cb->seg_off[r + 1] - cb->seg_off[r] >= KM_BOUNDS_MIN_K;
+	{
+		int			k_min = cb->seg_off[1] - cb->seg_off[0];
+
+		for (int r = 1; r < cb->nseg; r++)
+			if (cb->seg_off[r + 1] - cb->seg_off[r] < k_min)
+				k_min = cb->seg_off[r + 1] - cb->seg_off[r];
+		cb->pruning = be->prune != KM_PRUNE_OFF && be->metric != KM_METRIC_IOU &&
+			km_bounds_serve(be->d, cb->nseg, k_min);
+	}
 	if (!cb->pruning)
 	{
 		/* this pass's labels leave any kept bounds behind */

@@ -65,6 +65,8 @@ KmeansBudgetMake(KmeansBudget *b, const KmeansPlan *plan, int64 n, int d, bool s
 	int64		threads = KmeansThreads();
 	int64		model_sets = plan->n_init > 1 ? 2 : 1;
 	int64		trials = 2 + (int64) log((double) Max(plan->k_max, 1));	/* k-means++ candidates */
+	/* the CPU backend's pruning bounds (km_bounds.h) */
+	bool		bounds = kmeans_prune && km_bounds_serve(d, plan->nseg, plan->k_min);
 
 	memset(b, 0, sizeof(*b));
 	b->plan = plan;
@@ -79,8 +81,7 @@ KmeansBudgetMake(KmeansBudget *b, const KmeansPlan *plan, int64 n, int d, bool s
 	Add(b, "per-row labels and distances", n, sizeof(float));
 	if (plan->final_labels)
 		Add(b, "final labels for the quality indices", n, nseg * (int64) sizeof(int32));
-	/* the CPU backend's pruning bounds (km_bounds.h), where its small-d kernel serves */
-	if (kmeans_prune && d <= KM_SMALL_D_MAX && (plan->nseg == 1 || plan->k_min >= KM_BOUNDS_MIN_K))
+	if (bounds)
 		Add(b, "per-row labels and distances", n, KM_BOUNDS_ROW_BYTES(nseg));
 	if (plan->weighted)
 		Add(b, "per-row weights", n, sizeof(float));
@@ -114,7 +115,7 @@ KmeansBudgetMake(KmeansBudget *b, const KmeansPlan *plan, int64 n, int d, bool s
 	/* the k-means++ candidates' scratch: a run of rows per thread and candidate, run sums */
 	Add(b, "per-batch buffers", threads * KM_SUB_ROWS * trials, sizeof(int32) + sizeof(float));
 	/* the pruning bounds' rows gathered for a full scan, a run per thread */
-	if (kmeans_prune && d <= KM_SMALL_D_MAX && (plan->nseg == 1 || plan->k_min >= KM_BOUNDS_MIN_K))
+	if (bounds)
 		Add(b, "per-batch buffers", threads * KM_SUB_ROWS, (int64) (d + 4) * sizeof(float));
 	Add(b, "per-row labels and distances", n / KM_SUB_ROWS + 1, trials * (int64) sizeof(double));
 

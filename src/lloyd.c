@@ -229,15 +229,19 @@ KmeansLloyd(KmeansData *data, const KmeansOptions *opt, KmeansModelSet *ms)
 			inertia = KmeansMetricInertia(data->src->metric, inertia);
 			pass_inertia += inertia;
 			ms->n_iter[s] = it;
-			if (KmeansTracing() && data->be->pass_scanned != NULL)
+			if (KmeansTracing())
+			{
+				/* where the pass kept bounds, how many rows they left to compare in full */
+				const int64_t *scanned = data->be->pass_scanned;
+				char	   *pruned = scanned == NULL ? "" :
+					psprintf(", " INT64_FORMAT " of " INT64_FORMAT " rows compared with every center",
+							 scanned[r], data->be->pass_rows);
+
 				ereport(NOTICE,
-						(errmsg("kmeans: k=%d iteration %d: inertia %.6g, " INT64_FORMAT " labels changed, center shift %.6g, " INT64_FORMAT " of " INT64_FORMAT " rows compared with every center",
+						(errmsg("kmeans: k=%d iteration %d: inertia %.6g, " INT64_FORMAT " labels changed, center shift %.6g%s",
 								rs->off[r + 1] - rs->off[r], it, inertia, ls.changed[r], shift,
-								data->be->pass_scanned[r], data->be->pass_rows)));
-			else if (KmeansTracing())
-				ereport(NOTICE,
-						(errmsg("kmeans: k=%d iteration %d: inertia %.6g, " INT64_FORMAT " labels changed, center shift %.6g",
-								rs->off[r + 1] - rs->off[r], it, inertia, ls.changed[r], shift)));
+								pruned)));
+			}
 			if (ls.changed[r] == 0 || shift <= tol_abs)
 				ms->converged[s] = true;
 		}
