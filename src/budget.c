@@ -119,6 +119,19 @@ KmeansBudgetMake(KmeansBudget *b, const KmeansPlan *plan, int64 n, int d, bool s
 		Add(b, "per-batch buffers", threads * KM_SUB_ROWS, (int64) (d + 4) * sizeof(float));
 	Add(b, "per-row labels and distances", n / KM_SUB_ROWS + 1, trials * (int64) sizeof(double));
 
+	/* algorithm => 'minibatch': a window of rows with their permutation, and one batch */
+	if (plan->minibatch_rows > 0)
+	{
+		int64		window = KmeansMiniBatchWindow(n, plan->minibatch_rows, d, plan->weighted);
+		int64		batch = Min(n, plan->minibatch_rows);
+
+		Add(b, "mini-batch window", window, (int64) d * sizeof(float) + 2 * sizeof(float) +
+			sizeof(int32));
+		Add(b, "mini-batch window", batch, (int64) d * sizeof(float) + 2 * sizeof(float) +
+			sizeof(int32));
+		Add(b, "mini-batch window", k, sizeof(double) + (int64) d * sizeof(float));
+	}
+
 	if (stream)
 		Add(b, "stream buffer", rows, (int64) d * sizeof(float) + sizeof(float) +
 			(has_id ? sizeof(int64) : 0));

@@ -43,12 +43,14 @@ enum
 	ARG_WEIGHT,
 	ARG_METRIC,
 	ARG_CENTER,
-	ARG_STRATEGY
+	ARG_STRATEGY,
+	ARG_ALGORITHM,
+	ARG_BATCH_SIZE
 };
 
 static const KmeansArgPos elbow_args = {
 	ARG_MAX_ITER, ARG_TOL, ARG_INIT, -1, ARG_N_INIT, ARG_SEED, ARG_DEVICE, ARG_WEIGHT, ARG_METRIC,
-	ARG_CENTER, ARG_STRATEGY
+	ARG_CENTER, ARG_STRATEGY, ARG_ALGORITHM, ARG_BATCH_SIZE
 };
 
 /* The arguments of one call: the range of k, the options, and what the fit will hold. */
@@ -248,6 +250,7 @@ ReadArgs(FunctionCallInfo fcinfo, ElbowCall *ec)
 	plan.final_labels = true;
 	plan.weighted = ec->opt.weight != NULL;
 	plan.median = ec->opt.median;
+	plan.minibatch_rows = ec->opt.minibatch ? ec->opt.batch_size : 0;
 	plan.silhouette_rows = sample_size;
 	ec->plan = plan;
 	ec->nseg = nseg;
@@ -384,6 +387,7 @@ kmeans_elbow(PG_FUNCTION_ARGS)
 	fl.labels = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int32) * data->n * ec.nseg);
 	ms = KmeansRuns(data, &ec.opt, ec.nseg, ec.ks, KeepLabels, &fl);
 	start = KmeansStepStart();
+	KmeansProgressSetPhase(KMEANS_PROGRESS_QUALITY, 0, 0);
 	MeasureQuality(data, ms, &ec, fl.labels, &q);
 	KmeansStepEnd(KMEANS_PHASE_QUALITY, start, 0, ec.nseg, NAN);
 	EmitRows(store, desc, data, ms, &ec, &q);

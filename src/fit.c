@@ -27,12 +27,15 @@ enum
 	ARG_WEIGHT,
 	ARG_METRIC,
 	ARG_CENTER,
-	ARG_STRATEGY
+	ARG_STRATEGY,
+	ARG_ALGORITHM,
+	ARG_BATCH_SIZE
 };
 
 static const KmeansArgPos fit_args = {
 	ARG_OPTIONS, ARG_OPTIONS + 1, ARG_OPTIONS + 2, ARG_OPTIONS + 3, ARG_OPTIONS + 4,
-	ARG_OPTIONS + 5, ARG_OPTIONS + 6, ARG_WEIGHT, ARG_METRIC, ARG_CENTER, ARG_STRATEGY
+	ARG_OPTIONS + 5, ARG_OPTIONS + 6, ARG_WEIGHT, ARG_METRIC, ARG_CENTER, ARG_STRATEGY,
+	ARG_ALGORITHM, ARG_BATCH_SIZE
 };
 
 typedef struct FitCall
@@ -86,6 +89,7 @@ FitBegin(FunctionCallInfo fcinfo, FitCall *fc, bool need_id, KmeansLabelFn fn, v
 	fc->plan.n_init = fc->opt.n_init;
 	fc->plan.weighted = fc->opt.weight != NULL;
 	fc->plan.median = fc->opt.median;
+	fc->plan.minibatch_rows = fc->opt.minibatch ? fc->opt.batch_size : 0;
 	fc->data = KmeansBegin(source, column, PG_ARGISNULL(ARG_ID) ? NULL : PG_GETARG_TEXT_PP(ARG_ID),
 						   &fc->opt, &fc->plan);
 	if (fc->opt.metric == KM_METRIC_IOU)

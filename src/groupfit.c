@@ -36,6 +36,7 @@ KmeansGroupFitBegin(MemoryContext parent, const char *what, int k, Jsonb *option
 	g->plan.centers = k;
 	g->plan.n_init = g->opt.n_init;
 	g->plan.median = g->opt.median;
+	g->plan.minibatch_rows = g->opt.minibatch ? g->opt.batch_size : 0;
 	g->feed = KmeansFeedOpen(what, &g->opt, &g->plan);
 	MemoryContextSwitchTo(old);
 	return g;

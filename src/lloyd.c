@@ -15,8 +15,8 @@
 #include "utils/memutils.h"
 
 /* Installs the centers of the running segments (all segments when all is true). */
-static RunSet *
-RunSetMake(KmeansData *data, KmeansModelSet *ms, bool all)
+RunSet *
+KmeansRunSetMake(KmeansData *data, KmeansModelSet *ms, bool all)
 {
 	RunSet	   *rs = palloc0(sizeof(RunSet));
 	int			d = ms->d;
@@ -56,8 +56,8 @@ RunSetMake(KmeansData *data, KmeansModelSet *ms, bool all)
 	return rs;
 }
 
-static void
-RunSetReset(RunSet *rs)
+void
+KmeansRunSetReset(RunSet *rs)
 {
 	memset(rs->acc.sums, 0, sizeof(double) * rs->k * rs->acc.d);
 	memset(rs->acc.counts, 0, sizeof(int64) * rs->k);
@@ -66,8 +66,8 @@ RunSetReset(RunSet *rs)
 		memset(rs->acc.mass, 0, sizeof(double) * rs->k);
 }
 
-static void
-RunSetFree(RunSet *rs)
+void
+KmeansRunSetFree(RunSet *rs)
 {
 	if (rs->nrun > 0)
 	{
@@ -181,15 +181,16 @@ KmeansLloyd(KmeansData *data, const KmeansOptions *opt, KmeansModelSet *ms)
 		double		start = KmeansStepStart();
 		double		pass_inertia = 0.0;
 		double	   *med;			/* center => 'median': the pass's medians */
-		RunSet	   *rs = RunSetMake(data, ms, false);
+		RunSet	   *rs = KmeansRunSetMake(data, ms, false);
 
 		if (rs->nrun == 0)
 		{
-			RunSetFree(rs);
+			KmeansRunSetFree(rs);
 			break;
 		}
 		ls.rs = rs;
-		RunSetReset(rs);
+		KmeansProgressSetPhase(KMEANS_PROGRESS_ITERATING, 0, it);
+		KmeansRunSetReset(rs);
 		memset(ls.changed, 0, sizeof(int64) * rs->nrun);
 		LloydPass(&ls, it == 1, false);
 		med = opt->median ? KmeansMedianCenters(data, &ls) : NULL;
@@ -246,9 +247,10 @@ KmeansLloyd(KmeansData *data, const KmeansOptions *opt, KmeansModelSet *ms)
 				ms->converged[s] = true;
 		}
 		KmeansStepEnd(KMEANS_PHASE_ITERATE, start, it, rs->nrun, pass_inertia);
+		KmeansProgressInertia(pass_inertia);
 		if (med)
 			pfree(med);
-		RunSetFree(rs);
+		KmeansRunSetFree(rs);
 	}
 
 	MemoryContextSwitchTo(old);
@@ -265,8 +267,10 @@ KmeansFinalPass(KmeansData *data, KmeansModelSet *ms, KmeansLabelFn fn, void *ar
 	LloydState	ls;
 	double		start = KmeansStepStart();
 	double		total = 0.0;
-	RunSet	   *rs = RunSetMake(data, ms, true);
+	RunSet	   *rs;
 
+	KmeansProgressSetPhase(KMEANS_PROGRESS_LABELLING, 0, 0);
+	rs = KmeansRunSetMake(data, ms, true);
 	memset(&ls, 0, sizeof(ls));
 	ls.data = data;
 	ls.ms = ms;
@@ -276,7 +280,7 @@ KmeansFinalPass(KmeansData *data, KmeansModelSet *ms, KmeansLabelFn fn, void *ar
 	ls.sink_arg = arg;
 	if (fn != NULL)
 		KmeansLloydBuffers(&ls);
-	RunSetReset(rs);
+	KmeansRunSetReset(rs);
 	/* every row's state is written afresh; the changes are not needed */
 	LloydPass(&ls, false, true);
 	memcpy(ms->sizes, rs->acc.counts, sizeof(int64) * rs->k);
@@ -289,7 +293,7 @@ KmeansFinalPass(KmeansData *data, KmeansModelSet *ms, KmeansLabelFn fn, void *ar
 		pfree(ls.dist);
 	}
 	pfree(ls.changed);
-	RunSetFree(rs);
+	KmeansRunSetFree(rs);
 
 	/* finish with the invariants every result relies on */
 	for (int64 i = 0; i < (int64) ms->seg_off[ms->nseg] * ms->d; i++)

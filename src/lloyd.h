@@ -35,6 +35,9 @@ typedef struct LloydState
 	struct KmeansStepSums *agg_sums;	/* strategy => 'aggregate': the pass's states, per running segment */
 } LloydState;
 
+extern RunSet *KmeansRunSetMake(KmeansData *data, KmeansModelSet *ms, bool all);
+extern void KmeansRunSetReset(RunSet *rs);
+extern void KmeansRunSetFree(RunSet *rs);
 extern void KmeansLloydBuffers(LloydState *ls);
 extern void KmeansRepairEmpty(KmeansData *data, LloydState *ls);
 extern double *KmeansMedianCenters(KmeansData *data, LloydState *ls);

@@ -65,12 +65,6 @@ KmeansParseOptions(FunctionCallInfo fcinfo, const KmeansArgPos *pos, KmeansOptio
 				 errmsg("max_iter must be at least 1, got %d", opt->max_iter),
 				 errhint("The default is 300.")));
 
-	opt->tol = DatumGetFloat8(Required(fcinfo, pos->tol, "tol"));
-	if (!(opt->tol >= 0.0) || isinf(opt->tol))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("tol must be a finite number >= 0, got %g", opt->tol),
-				 errhint("tol is relative to the data's mean variance; the default is 1e-4.")));
 
 	init = text_to_cstring(DatumGetTextPP(Required(fcinfo, pos->init, "init")));
 	opt->init_name = init;
@@ -164,6 +158,47 @@ KmeansParseOptions(FunctionCallInfo fcinfo, const KmeansArgPos *pos, KmeansOptio
 								  false, "Use 'engine' or 'aggregate', or leave strategy out to choose by the source.") == 0 ?
 			KMEANS_STRATEGY_ENGINE : KMEANS_STRATEGY_AGGREGATE;
 	}
+	opt->batch_size = 1024;
+	if (pos->algorithm >= 0 && pos->algorithm < PG_NARGS())
+	{
+		static const char *const algorithm_names[] = {"lloyd", "minibatch"};
+		char	   *algorithm = text_to_cstring(DatumGetTextPP(Required(fcinfo, pos->algorithm,
+																		"algorithm")));
+
+		opt->minibatch = NameIndex("algorithm", algorithm, algorithm_names,
+								   lengthof(algorithm_names), false,
+								   "Use 'lloyd' or 'minibatch'.") == 1;
+	}
+	if (pos->batch_size >= 0 && pos->batch_size < PG_NARGS())
+	{
+		opt->batch_size = DatumGetInt32(Required(fcinfo, pos->batch_size, "batch_size"));
+		if (opt->batch_size < 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("batch_size must be at least 1, got %d", opt->batch_size),
+					 errhint("batch_size is the rows of one mini-batch; the default is 1024.")));
+	}
+	/* NULL: the algorithm's default, 1e-4 for Lloyd and 0 (no such stop) for mini-batch */
+	if (PG_ARGISNULL(pos->tol))
+		opt->tol = opt->minibatch ? 0.0 : 1e-4;
+	else
+		opt->tol = PG_GETARG_FLOAT8(pos->tol);
+	if (!(opt->tol >= 0.0) || isinf(opt->tol))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("tol must be a finite number >= 0, got %g", opt->tol),
+				 errhint("tol is relative to the data's mean variance; the default is 1e-4 for Lloyd and 0 for mini-batch.")));
+	if (opt->minibatch && opt->median)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("algorithm 'minibatch' does not take center 'median'"),
+				 errhint("Use algorithm => 'lloyd' for median anchors, or leave center out.")));
+	if (opt->minibatch && opt->strategy == KMEANS_STRATEGY_AGGREGATE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("algorithm 'minibatch' runs with strategy 'engine' only"),
+				 errdetail("Its steps follow one another over batches of rows; an aggregate query makes a whole pass."),
+				 errhint("Leave strategy out, or use algorithm => 'lloyd' with strategy => 'aggregate'.")));
 	if (fcinfo->flinfo != NULL && OidIsValid(fcinfo->flinfo->fn_oid))
 		opt->ext_namespace = get_func_namespace(fcinfo->flinfo->fn_oid);
 }
@@ -222,6 +257,8 @@ KmeansOptionsJson(const KmeansOptions *opt, const KmeansSource *src, bool aggreg
 		appendStringInfoString(&s, ", \"center\": \"median\"");
 	if (aggregate)
 		appendStringInfoString(&s, ", \"strategy\": \"aggregate\"");
+	if (opt->minibatch)
+		appendStringInfo(&s, ", \"algorithm\": \"minibatch\", \"batch_size\": %d", opt->batch_size);
 	appendStringInfoString(&s, ", \"column\": ");
 	escape_json(&s, src->column);
 	if (src->weight)
@@ -251,11 +288,14 @@ enum
 	JOPT_DEVICE,
 	JOPT_METRIC,
 	JOPT_CENTER,
+	JOPT_ALGORITHM,
+	JOPT_BATCH_SIZE,
 	JOPT_COUNT
 };
 
 static const char *const json_option_names[JOPT_COUNT] = {
-	"max_iter", "tol", "init", "init_centers", "n_init", "seed", "device", "metric", "center"
+	"max_iter", "tol", "init", "init_centers", "n_init", "seed", "device", "metric", "center",
+	"algorithm", "batch_size"
 };
 
 static void
@@ -265,7 +305,7 @@ BadJsonOption(const char *what, const char *key, const char *why)
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("%s: option \"%s\" %s", what, key, why),
 			 errhint("The options are a jsonb object with the keys max_iter, tol, init, init_centers, "
-					 "n_init, seed, device, metric and center.")));
+					 "n_init, seed, device, metric, center, algorithm and batch_size.")));
 }
 
 /* A JSON number that must be an integer within [lo, hi]. */
@@ -354,7 +394,7 @@ KmeansParseJsonOptions(Jsonb *options, const char *what, KmeansOptions *opt)
 	LOCAL_FCINFO(args, JOPT_COUNT);
 	static const KmeansArgPos pos = {
 		JOPT_MAX_ITER, JOPT_TOL, JOPT_INIT, JOPT_INIT_CENTERS, JOPT_N_INIT, JOPT_SEED, JOPT_DEVICE,
-		-1, JOPT_METRIC, JOPT_CENTER, -1
+		-1, JOPT_METRIC, JOPT_CENTER, -1, JOPT_ALGORITHM, JOPT_BATCH_SIZE
 	};
 	FmgrInfo	flinfo;
 
@@ -364,7 +404,7 @@ KmeansParseJsonOptions(Jsonb *options, const char *what, KmeansOptions *opt)
 	for (int i = 0; i < JOPT_COUNT; i++)
 		args->args[i].isnull = false;
 	args->args[JOPT_MAX_ITER].value = Int32GetDatum(300);
-	args->args[JOPT_TOL].value = Float8GetDatum(1e-4);
+	args->args[JOPT_TOL].isnull = true;
 	args->args[JOPT_INIT].value = CStringGetTextDatum("k-means++");
 	args->args[JOPT_INIT_CENTERS].isnull = true;
 	args->args[JOPT_N_INIT].value = Int32GetDatum(1);
@@ -372,6 +412,8 @@ KmeansParseJsonOptions(Jsonb *options, const char *what, KmeansOptions *opt)
 	args->args[JOPT_DEVICE].isnull = true;
 	args->args[JOPT_METRIC].value = CStringGetTextDatum("euclidean");
 	args->args[JOPT_CENTER].value = CStringGetTextDatum("mean");
+	args->args[JOPT_ALGORITHM].value = CStringGetTextDatum("lloyd");
+	args->args[JOPT_BATCH_SIZE].value = Int32GetDatum(1024);
 
 	if (options != NULL)
 	{
@@ -408,6 +450,7 @@ KmeansParseJsonOptions(Jsonb *options, const char *what, KmeansOptions *opt)
 			{
 				case JOPT_MAX_ITER:
 				case JOPT_N_INIT:
+				case JOPT_BATCH_SIZE:
 					args->args[o].value = Int32GetDatum((int32) JsonInteger(what, key, &v, PG_INT32_MIN,
 																			 PG_INT32_MAX));
 					break;
@@ -420,6 +463,7 @@ KmeansParseJsonOptions(Jsonb *options, const char *what, KmeansOptions *opt)
 						BadJsonOption(what, key, "must be a number");
 					args->args[o].value = DirectFunctionCall1(numeric_float8,
 															  NumericGetDatum(v.val.numeric));
+					args->args[o].isnull = false;
 					break;
 				case JOPT_INIT_CENTERS:
 					args->args[o].value = JsonCenters(what, key, &v);

@@ -8,6 +8,16 @@
  */
 #include "kmeans.h"
 
+/* A run's iterations from its seeded centers: Lloyd's, or mini-batch steps (minibatch.c). */
+static void
+Iterate(KmeansData *data, const KmeansOptions *opt, KmeansModelSet *ms, int run)
+{
+	if (opt->minibatch)
+		KmeansMiniBatch(data, opt, ms, run);
+	else
+		KmeansLloyd(data, opt, ms);
+}
+
 /*
  * The fit of every k of ks together, best of n_init runs.  The kept centers' final pass hands
  * its labels to fn (when given); with one run that is the run's own final pass.
@@ -24,7 +34,7 @@ KmeansRuns(KmeansData *data, const KmeansOptions *opt, int nseg, const int *ks,
 	{
 		KmeansStepLogRun(0);
 		KmeansSeedRun(data, opt, best, 0);
-		KmeansLloyd(data, opt, best);
+		Iterate(data, opt, best, 0);
 		KmeansFinalPass(data, best, fn, arg);
 		return best;
 	}
@@ -35,7 +45,7 @@ KmeansRuns(KmeansData *data, const KmeansOptions *opt, int nseg, const int *ks,
 
 		KmeansStepLogRun(run);
 		KmeansSeedRun(data, opt, ms, run);
-		KmeansLloyd(data, opt, ms);
+		Iterate(data, opt, ms, run);
 		KmeansFinalPass(data, ms, NULL, NULL);
 		for (int s = 0; s < nseg; s++)
 		{

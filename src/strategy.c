@@ -85,7 +85,8 @@ KmeansUseAggregate(const KmeansSource *src, const KmeansOptions *opt)
 {
 	if (opt->strategy != KMEANS_STRATEGY_AUTO)
 		return opt->strategy == KMEANS_STRATEGY_AGGREGATE;
-	if (!OidIsValid(src->relid))
+	/* mini-batch steps follow one another over the rows as the engine reads them */
+	if (!OidIsValid(src->relid) || opt->minibatch)
 		return false;
 	return src->relkind == RELKIND_PARTITIONED_TABLE || src->relkind == RELKIND_FOREIGN_TABLE ||
 		CitusDistributed(src->relid);
