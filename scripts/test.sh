@@ -72,7 +72,7 @@ for t in test/hostile/check_*.py; do
     "$py" "$t"; record "$(basename "$t")" $?
 done
 
-echo "== workflows: dump and restore (${SECONDS}s)"
+echo "== workflows: dump and restore, progress seen from a second session (${SECONDS}s)"
 for t in test/workflow/check_*.py; do
     [ -e "$t" ] || continue
     "$py" "$t"; record "$(basename "$t")" $?

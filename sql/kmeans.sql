@@ -137,7 +137,7 @@ CREATE FUNCTION kmeans_fit(
     column_name  text,
     k            integer,
     max_iter     integer DEFAULT 300,
-    tol          double precision DEFAULT 1e-4,
+    tol          double precision DEFAULT NULL,
     init         text DEFAULT 'k-means++',
     init_centers real[] DEFAULT NULL,
     n_init       integer DEFAULT 1,
@@ -148,13 +148,15 @@ CREATE FUNCTION kmeans_fit(
     weight       text DEFAULT NULL,
     metric       text DEFAULT 'euclidean',
     center       text DEFAULT 'mean',
-    strategy     text DEFAULT NULL)
+    strategy     text DEFAULT NULL,
+    algorithm    text DEFAULT 'lloyd',
+    batch_size   integer DEFAULT 1024)
 RETURNS TABLE (cluster integer, center real[], size bigint, inertia double precision)
 AS 'MODULE_PATHNAME', 'kmeans_fit'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION kmeans_fit(text, text, integer, integer, double precision, text, real[],
-    integer, bigint, text, text, text, text, text, text, text)
+    integer, bigint, text, text, text, text, text, text, text, text, integer)
 IS 'k-means of the vectors in column_name of source: one row per cluster';
 
 CREATE FUNCTION kmeans_labels(
@@ -162,7 +164,7 @@ CREATE FUNCTION kmeans_labels(
     column_name  text,
     k            integer,
     max_iter     integer DEFAULT 300,
-    tol          double precision DEFAULT 1e-4,
+    tol          double precision DEFAULT NULL,
     init         text DEFAULT 'k-means++',
     init_centers real[] DEFAULT NULL,
     n_init       integer DEFAULT 1,
@@ -173,13 +175,15 @@ CREATE FUNCTION kmeans_labels(
     weight       text DEFAULT NULL,
     metric       text DEFAULT 'euclidean',
     center       text DEFAULT 'mean',
-    strategy     text DEFAULT NULL)
+    strategy     text DEFAULT NULL,
+    algorithm    text DEFAULT 'lloyd',
+    batch_size   integer DEFAULT 1024)
 RETURNS TABLE (id bigint, cluster integer, distance double precision)
 AS 'MODULE_PATHNAME', 'kmeans_labels'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION kmeans_labels(text, text, integer, integer, double precision, text, real[],
-    integer, bigint, text, text, text, text, text, text, text)
+    integer, bigint, text, text, text, text, text, text, text, text, integer)
 IS 'k-means of the vectors in column_name of source: every row''s id, cluster and distance';
 
 CREATE FUNCTION kmeans_predict(model text, x real[])
@@ -221,7 +225,7 @@ CREATE FUNCTION kmeans_elbow(
     k_max             integer,
     k_step            integer DEFAULT 1,
     max_iter          integer DEFAULT 300,
-    tol               double precision DEFAULT 1e-4,
+    tol               double precision DEFAULT NULL,
     init              text DEFAULT 'k-means++',
     n_init            integer DEFAULT 1,
     seed              bigint DEFAULT 0,
@@ -231,7 +235,9 @@ CREATE FUNCTION kmeans_elbow(
     weight            text DEFAULT NULL,
     metric            text DEFAULT 'euclidean',
     center            text DEFAULT 'mean',
-    strategy          text DEFAULT NULL)
+    strategy          text DEFAULT NULL,
+    algorithm         text DEFAULT 'lloyd',
+    batch_size        integer DEFAULT 1024)
 RETURNS TABLE (k integer, inertia double precision, mean_inertia double precision,
                n_iter integer, silhouette double precision,
                calinski_harabasz double precision, davies_bouldin double precision,
@@ -240,7 +246,8 @@ AS 'MODULE_PATHNAME', 'kmeans_elbow'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION kmeans_elbow(text, text, integer, integer, integer, integer,
-    double precision, text, integer, bigint, text, integer, text, text, text, text, text)
+    double precision, text, integer, bigint, text, integer, text, text, text, text, text, text,
+    integer)
 IS 'k-means for every k of a range in shared passes: inertia, quality indices, suggested k';
 
 -- The same three with the source as regclass: a view or materialized view over them records
@@ -251,7 +258,7 @@ CREATE FUNCTION kmeans_fit(
     column_name  text,
     k            integer,
     max_iter     integer DEFAULT 300,
-    tol          double precision DEFAULT 1e-4,
+    tol          double precision DEFAULT NULL,
     init         text DEFAULT 'k-means++',
     init_centers real[] DEFAULT NULL,
     n_init       integer DEFAULT 1,
@@ -262,13 +269,15 @@ CREATE FUNCTION kmeans_fit(
     weight       text DEFAULT NULL,
     metric       text DEFAULT 'euclidean',
     center       text DEFAULT 'mean',
-    strategy     text DEFAULT NULL)
+    strategy     text DEFAULT NULL,
+    algorithm    text DEFAULT 'lloyd',
+    batch_size   integer DEFAULT 1024)
 RETURNS TABLE (cluster integer, center real[], size bigint, inertia double precision)
 AS 'MODULE_PATHNAME', 'kmeans_fit'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION kmeans_fit(regclass, text, integer, integer, double precision, text, real[],
-    integer, bigint, text, text, text, text, text, text, text)
+    integer, bigint, text, text, text, text, text, text, text, text, integer)
 IS 'k-means of the vectors in column_name of source: one row per cluster, from a table, view or materialized view named by OID';
 
 CREATE FUNCTION kmeans_labels(
@@ -276,7 +285,7 @@ CREATE FUNCTION kmeans_labels(
     column_name  text,
     k            integer,
     max_iter     integer DEFAULT 300,
-    tol          double precision DEFAULT 1e-4,
+    tol          double precision DEFAULT NULL,
     init         text DEFAULT 'k-means++',
     init_centers real[] DEFAULT NULL,
     n_init       integer DEFAULT 1,
@@ -287,13 +296,15 @@ CREATE FUNCTION kmeans_labels(
     weight       text DEFAULT NULL,
     metric       text DEFAULT 'euclidean',
     center       text DEFAULT 'mean',
-    strategy     text DEFAULT NULL)
+    strategy     text DEFAULT NULL,
+    algorithm    text DEFAULT 'lloyd',
+    batch_size   integer DEFAULT 1024)
 RETURNS TABLE (id bigint, cluster integer, distance double precision)
 AS 'MODULE_PATHNAME', 'kmeans_labels'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION kmeans_labels(regclass, text, integer, integer, double precision, text, real[],
-    integer, bigint, text, text, text, text, text, text, text)
+    integer, bigint, text, text, text, text, text, text, text, text, integer)
 IS 'k-means of the vectors in column_name of source: every row''s id, cluster and distance, from a table, view or materialized view named by OID';
 
 CREATE FUNCTION kmeans_elbow(
@@ -303,7 +314,7 @@ CREATE FUNCTION kmeans_elbow(
     k_max             integer,
     k_step            integer DEFAULT 1,
     max_iter          integer DEFAULT 300,
-    tol               double precision DEFAULT 1e-4,
+    tol               double precision DEFAULT NULL,
     init              text DEFAULT 'k-means++',
     n_init            integer DEFAULT 1,
     seed              bigint DEFAULT 0,
@@ -313,7 +324,9 @@ CREATE FUNCTION kmeans_elbow(
     weight            text DEFAULT NULL,
     metric            text DEFAULT 'euclidean',
     center            text DEFAULT 'mean',
-    strategy          text DEFAULT NULL)
+    strategy          text DEFAULT NULL,
+    algorithm         text DEFAULT 'lloyd',
+    batch_size        integer DEFAULT 1024)
 RETURNS TABLE (k integer, inertia double precision, mean_inertia double precision,
                n_iter integer, silhouette double precision,
                calinski_harabasz double precision, davies_bouldin double precision,
@@ -322,7 +335,8 @@ AS 'MODULE_PATHNAME', 'kmeans_elbow'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION kmeans_elbow(regclass, text, integer, integer, integer, integer,
-    double precision, text, integer, bigint, text, integer, text, text, text, text, text)
+    double precision, text, integer, bigint, text, integer, text, text, text, text, text, text,
+    integer)
 IS 'k-means for every k of a range in shared passes: inertia, quality indices, suggested k, from a table, view or materialized view named by OID';
 
 -- The engine's own account of the session's last fit, step by step: what benchmarks and
@@ -335,6 +349,29 @@ LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
 
 COMMENT ON FUNCTION kmeans_last_fit()
 IS 'the timed steps (read, seed, iterate, final, quality) of this session''s last fit';
+
+-- Every running fit of the server, as another connection sees it: kmeans_progress.  Works
+-- without shared_preload_libraries (the slots then come from the server's spare shared memory,
+-- and the function says so where there was none left).
+CREATE FUNCTION kmeans_progress()
+RETURNS TABLE (pid integer, userid oid, function text, phase text, k_min integer, k_max integer,
+               run integer, n_init integer, iteration integer, rows_done bigint,
+               rows_total bigint, inertia double precision, started timestamptz,
+               elapsed interval)
+AS 'MODULE_PATHNAME', 'kmeans_progress'
+LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+
+COMMENT ON FUNCTION kmeans_progress()
+IS 'a row per running fit of the server: phase, k, run, iteration, rows of the current pass, inertia';
+
+CREATE VIEW kmeans_progress AS
+SELECT p.pid, pg_catalog.pg_get_userbyid(p.userid) AS usename, p.function, p.phase,
+       p.k_min, p.k_max, p.run, p.n_init, p.iteration, p.rows_done, p.rows_total, p.inertia,
+       p.started, p.elapsed
+FROM @extschema@.kmeans_progress() AS p;
+
+COMMENT ON VIEW kmeans_progress
+IS 'the running fits of the server: phase (reading, seeding, iterating, labelling, quality), k, run, iteration (an epoch for mini-batch), rows done of the current pass, inertia, elapsed time';
 
 -- One Lloyd iteration as an ordinary aggregate: kmeans_step(x, centers) assigns every row to
 -- its nearest center and sums the clusters; its combine function lets PostgreSQL run it in

@@ -134,6 +134,7 @@ _PG_init(void)
 							 NULL,
 							 &kmeans_verbose, false,
 							 PGC_USERSET, 0, NULL, NULL, NULL);
+	KmeansProgressInit();
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("kmeans");
 #else

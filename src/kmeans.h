@@ -95,6 +95,8 @@ typedef struct KmeansOptions
 	KmMetric	metric;
 	bool		median;			/* center => 'median': each center the per-dimension median */
 	KmeansStrategy strategy;
+	bool		minibatch;		/* algorithm => 'minibatch' (minibatch.c) */
+	int			batch_size;		/* its rows per mini-batch */
 	Oid			ext_namespace;	/* the extension's schema, for the aggregate strategy's queries */
 } KmeansOptions;
 
@@ -115,9 +117,10 @@ typedef struct KmeansPlan
 	bool		weighted;		/* every row's weight is kept */
 	bool		median;			/* each pass gathers the rows by label for the medians */
 	int64		silhouette_rows;	/* rows of the silhouette sample; 0 for none */
+	int64		minibatch_rows; /* algorithm => 'minibatch': rows per mini-batch; 0 for Lloyd */
 } KmeansPlan;
 
-#define KMEANS_BUDGET_ITEMS 8
+#define KMEANS_BUDGET_ITEMS 10
 
 /* A fit's host memory, term by term (budget.c). */
 typedef struct KmeansBudget
@@ -206,6 +209,7 @@ typedef struct KmeansData
 	int			guc_nest;		/* the GUC nest level of the scan settings */
 	bool		fed;			/* rows handed over one at a time: never read again */
 	struct KmeansAggregate *agg;	/* strategy => 'aggregate': the passes are queries (strategy.c) */
+	struct KmeansProgressClaim *progress;	/* what kmeans_progress shows of the fit */
 } KmeansData;
 
 /* budget.c */
@@ -305,6 +309,9 @@ extern void KmeansOrderByArea(KmeansModelSet *ms, int seg);
 extern void KmeansSeedRun(KmeansData *data, const KmeansOptions *opt, KmeansModelSet *ms, int run);
 extern void KmeansFetchRows(KmeansData *data, const int64 *rows, int64 m, float *out);
 extern void KmeansLloyd(KmeansData *data, const KmeansOptions *opt, KmeansModelSet *ms);
+extern void KmeansMiniBatch(KmeansData *data, const KmeansOptions *opt, KmeansModelSet *ms, int run);
+extern bool KmeansMiniBatchRunning(const KmeansModelSet *ms);
+extern int64 KmeansMiniBatchWindow(int64 n, int64 batch, int d, bool weighted);
 extern void KmeansFinalPass(KmeansData *data, KmeansModelSet *ms, KmeansLabelFn fn, void *arg);
 extern KmeansModelSet *KmeansRuns(KmeansData *data, const KmeansOptions *opt, int nseg, const int *ks,
 								  KmeansLabelFn fn, void *arg);
@@ -398,6 +405,24 @@ extern double KmeansStepStart(void);
 extern void KmeansStepEnd(KmeansPhase phase, double start, int iteration, int k_running,
 						  double inertia);
 
+/* progress.c: what kmeans_progress shows of a running fit */
+typedef enum KmeansProgressPhase
+{
+	KMEANS_PROGRESS_READING,
+	KMEANS_PROGRESS_SEEDING,
+	KMEANS_PROGRESS_ITERATING,
+	KMEANS_PROGRESS_LABELLING,
+	KMEANS_PROGRESS_QUALITY
+} KmeansProgressPhase;
+
+typedef struct KmeansProgressClaim KmeansProgressClaim;
+extern void KmeansProgressInit(void);
+extern KmeansProgressClaim *KmeansProgressBegin(const char *what, int k_min, int k_max, int n_init);
+extern void KmeansProgressEnd(KmeansProgressClaim *c);
+extern void KmeansProgressSetPhase(KmeansProgressPhase phase, int run, int iteration);
+extern void KmeansProgressRows(int64 rows, int64 total);
+extern void KmeansProgressInertia(double inertia);
+
 /* options.c */
 
 /* Where each option sits in a function's arguments; -1 when the function has no such option. */
@@ -414,6 +439,8 @@ typedef struct KmeansArgPos
 	int			metric;
 	int			center;
 	int			strategy;
+	int			algorithm;
+	int			batch_size;
 } KmeansArgPos;
 
 extern void KmeansParseOptions(FunctionCallInfo fcinfo, const KmeansArgPos *pos,

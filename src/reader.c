@@ -231,6 +231,7 @@ EmitBatch(Reader *r)
 	PG_END_TRY();
 	r->first_row += r->fill;
 	r->fill = 0;
+	KmeansProgressRows(r->first_row, data->n);
 }
 
 /*
@@ -404,7 +405,10 @@ LoadRow(Reader *r, const char *raw, int64 id)
 	if (r->sum == NULL)
 		FirstRow(r);
 	else if ((r->n & 1023) == 0)
+	{
 		CheckBudget(r, false);
+		KmeansProgressRows(r->n, -1);
+	}
 	if (data->resident && r->fill == r->cap)
 		StartChunk(r);
 	if (data->resident)
@@ -1005,6 +1009,7 @@ KmeansScan(KmeansData *data, KmeansBatchFn fn, void *arg)
 			b.ids = data->chunk_ids[c];
 			b.blk = data->blocks[c];
 			fn(&b, arg);
+			KmeansProgressRows(b.first + b.n, data->n);
 		}
 	}
 	else

@@ -446,6 +446,7 @@ KmeansSeedRun(KmeansData *data, const KmeansOptions *opt, KmeansModelSet *ms, in
 {
 	double		start = KmeansStepStart();
 
+	KmeansProgressSetPhase(KMEANS_PROGRESS_SEEDING, run + 1, 0);
 	SeedModelSet(data, opt, ms, run);
 	KmeansStepEnd(KMEANS_PHASE_SEED, start, 0, ms->nseg, NAN);
 }

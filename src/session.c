@@ -194,6 +194,7 @@ KmeansBegin(text *source, text *column, text *id_column, const KmeansOptions *op
 	int			nest;
 	bool		gpu;
 	double		start;
+	KmeansProgressClaim *claim;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "kmeans: SPI_connect failed");
@@ -201,6 +202,7 @@ KmeansBegin(text *source, text *column, text *id_column, const KmeansOptions *op
 	/* the device comes first: it sets how many rows a resident chunk holds */
 	gpu = UseGpu(opt);
 	KmeansStepLogReset();
+	claim = KmeansProgressBegin(plan->what, plan->k_min, plan->k_max, opt->n_init);
 	start = KmeansStepStart();
 	src = KmeansSourceMake(source, column, id_column, opt->weight);
 	src->metric = opt->metric;
@@ -213,6 +215,7 @@ KmeansBegin(text *source, text *column, text *id_column, const KmeansOptions *op
 	}
 	KmeansStepEnd(KMEANS_PHASE_READ, start, 0, plan->nseg, NAN);
 	data->guc_nest = nest;
+	data->progress = claim;
 	KmeansCheckK(plan->k_max, data->n, plan->k_name);
 	CheckWeightedK(data, plan);
 	EngineStart(data, gpu);
@@ -244,6 +247,7 @@ KmeansFeedStart(KmeansFeed *feed, const KmeansPlan *plan)
 	KmeansData *data;
 
 	data = KmeansFeedEnd(feed);
+	data->progress = KmeansProgressBegin(plan->what, plan->k_min, plan->k_max, plan->n_init);
 	KmeansCheckK(plan->k_max, data->n, plan->k_name);
 	CheckWeightedK(data, plan);
 	EngineStart(data, data->gpu);
@@ -256,6 +260,8 @@ KmeansEnd(KmeansData *data)
 {
 	int			nest = data->guc_nest;
 
+	KmeansProgressEnd(data->progress);
+	data->progress = NULL;
 	EngineStop(data);
 	if (data->fed)
 		return;
