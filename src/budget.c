@@ -132,6 +132,20 @@ KmeansBudgetMake(KmeansBudget *b, const KmeansPlan *plan, int64 n, int d, bool s
 		Add(b, "mini-batch window", k, sizeof(double) + (int64) d * sizeof(float));
 	}
 
+	/*
+	 * init => 'k-means||' (seed_parallel.c): each row's D^2, the kept keys and rows (8 k), and
+	 * at most 1 + 5 rounds of them as candidates, with their float64 weighing sums
+	 */
+	if (plan->parallel_init)
+	{
+		int64		kept = Min((int64) 8 * plan->k_max, (int64) 1000000);
+
+		Add(b, "k-means|| seeding", n, sizeof(float));
+		Add(b, "k-means|| seeding", kept, (int64) d * sizeof(float) + 24);
+		Add(b, "k-means|| seeding", 1 + KMEANS_PARALLEL_ROUNDS * kept,
+			(int64) d * (sizeof(float) + 2 * sizeof(double)) + 32);
+	}
+
 	if (stream)
 		Add(b, "stream buffer", rows, (int64) d * sizeof(float) + sizeof(float) +
 			(has_id ? sizeof(int64) : 0));

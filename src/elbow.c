@@ -251,6 +251,7 @@ ReadArgs(FunctionCallInfo fcinfo, ElbowCall *ec)
 	plan.weighted = ec->opt.weight != NULL;
 	plan.median = ec->opt.median;
 	plan.minibatch_rows = ec->opt.minibatch ? ec->opt.batch_size : 0;
+	plan.parallel_init = ec->opt.init == KMEANS_INIT_PARALLEL;
 	plan.silhouette_rows = sample_size;
 	ec->plan = plan;
 	ec->nseg = nseg;

@@ -37,6 +37,7 @@ KmeansGroupFitBegin(MemoryContext parent, const char *what, int k, Jsonb *option
 	g->plan.n_init = g->opt.n_init;
 	g->plan.median = g->opt.median;
 	g->plan.minibatch_rows = g->opt.minibatch ? g->opt.batch_size : 0;
+	g->plan.parallel_init = g->opt.init == KMEANS_INIT_PARALLEL;
 	g->feed = KmeansFeedOpen(what, &g->opt, &g->plan);
 	MemoryContextSwitchTo(old);
 	return g;

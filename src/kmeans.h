@@ -118,9 +118,10 @@ typedef struct KmeansPlan
 	bool		median;			/* each pass gathers the rows by label for the medians */
 	int64		silhouette_rows;	/* rows of the silhouette sample; 0 for none */
 	int64		minibatch_rows; /* algorithm => 'minibatch': rows per mini-batch; 0 for Lloyd */
+	bool		parallel_init;	/* init => 'k-means||' with the engine's passes (seed_parallel.c) */
 } KmeansPlan;
 
-#define KMEANS_BUDGET_ITEMS 10
+#define KMEANS_BUDGET_ITEMS 12
 
 /* A fit's host memory, term by term (budget.c). */
 typedef struct KmeansBudget
@@ -388,6 +389,15 @@ extern void KmeansAggregateRepair(KmeansData *data, struct LloydState *ls);
 extern void KmeansAggregateSeed(KmeansData *data, const KmeansOptions *opt, int k, int run,
 								float *centers);
 extern uint64 KmeansRunSeed(const KmeansOptions *opt, int run);
+extern void KmeansAddCandidates(float **c, int *nc, int *cap, const float *x, int n, int d);
+extern void KmeansPlusPlusOnCandidates(const KmeansOptions *opt, const float *c, const double *w,
+									   int nc, int d, int k, uint64 seed, float *centers);
+
+/* k-means|| (Bahmani et al. 2012): rounds of rows drawn by D^2 (strategy.c, seed_parallel.c) */
+#define KMEANS_PARALLEL_ROUNDS 5
+extern void KmeansSeedRandom(KmeansData *data, int k, uint64 seed, float *centers);
+extern void KmeansSeedParallel(KmeansData *data, const KmeansOptions *opt, int k, int run,
+							   float *centers);
 
 /* steplog.c: the steps of this session's last fit, for kmeans_last_fit() */
 typedef enum KmeansPhase

@@ -69,7 +69,7 @@ KmeansParseOptions(FunctionCallInfo fcinfo, const KmeansArgPos *pos, KmeansOptio
 	init = text_to_cstring(DatumGetTextPP(Required(fcinfo, pos->init, "init")));
 	opt->init_name = init;
 	opt->init = (KmeansInit) NameIndex("init", init, init_names, lengthof(init_names), false,
-									   "Use 'k-means++', 'random', 'k-means||' (with strategy => 'aggregate'), or pass starting centers in init_centers.");
+									   "Use 'k-means++', 'random', 'k-means||', or pass starting centers in init_centers.");
 
 	if (pos->init_centers >= 0 && !PG_ARGISNULL(pos->init_centers))
 	{

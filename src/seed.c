@@ -342,8 +342,8 @@ WeightedSample(KmeansData *data, int k, uint64 seed, int64 *rows)
  * (Bentley & Floyd 1987) from the run's seed in O(k), where a scan of the rows taken so far
  * would cost O(k^2).
  */
-static void
-SeedRandom(KmeansData *data, int k, uint64 seed, float *centers)
+void
+KmeansSeedRandom(KmeansData *data, int k, uint64 seed, float *centers)
 {
 	int64	   *rows = palloc(sizeof(int64) * k);
 
@@ -362,7 +362,9 @@ SeedCenters(KmeansData *data, const KmeansOptions *opt, int k, int run, float *c
 	if (data->agg != NULL)
 		KmeansAggregateSeed(data, opt, k, run, centers);	/* strategy.c: few passes */
 	else if (opt->init == KMEANS_INIT_RANDOM)
-		SeedRandom(data, k, KmeansRunSeed(opt, run), centers);
+		KmeansSeedRandom(data, k, KmeansRunSeed(opt, run), centers);
+	else if (opt->init == KMEANS_INIT_PARALLEL)
+		KmeansSeedParallel(data, opt, k, run, centers);
 	else
 	{
 		KmRng		rng;

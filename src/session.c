@@ -156,18 +156,6 @@ EngineStop(KmeansData *data)
 	data->be = NULL;
 }
 
-/* init 'k-means||' is the aggregate strategy's (the engine's own passes have not got it yet). */
-static void
-RefuseParallelInit(const KmeansOptions *opt, const char *why)
-{
-	if (opt->init == KMEANS_INIT_PARALLEL)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("init 'k-means||' is for strategy 'aggregate'"),
-				 errdetail("Here %s.", why),
-				 errhint("Pass strategy => 'aggregate', or use init => 'k-means++'.")));
-}
-
 /* Refuses k above the rows of positive weight (k above the rows is KmeansCheckK's). */
 static void
 CheckWeightedK(KmeansData *data, const KmeansPlan *plan)
@@ -209,10 +197,7 @@ KmeansBegin(text *source, text *column, text *id_column, const KmeansOptions *op
 	if (KmeansUseAggregate(src, opt))
 		data = KmeansAggregateOpen(src, plan, opt, gpu);	/* strategy.c */
 	else
-	{
-		RefuseParallelInit(opt, "the fit reads its source with strategy 'engine'");
 		data = KmeansDataLoad(src, plan, gpu);
-	}
 	KmeansStepEnd(KMEANS_PHASE_READ, start, 0, plan->nseg, NAN);
 	data->guc_nest = nest;
 	data->progress = claim;
@@ -232,7 +217,6 @@ KmeansFeedOpen(const char *what, const KmeansOptions *opt, const KmeansPlan *pla
 {
 	KmeansSource *src = palloc0(sizeof(KmeansSource));
 
-	RefuseParallelInit(opt, "the rows are handed over one at a time");
 	src->source = pstrdup(what);
 	src->column = "x";
 	src->kind = KMEANS_INPUT_ARRAY;

@@ -43,7 +43,6 @@
 #include "utils/memutils.h"
 #include "utils/syscache.h"
 
-#define KMEANS_PARALLEL_ROUNDS 5
 
 typedef struct KmeansAggregate
 {
@@ -351,8 +350,8 @@ KmeansAggregateRepair(KmeansData *data, LloydState *ls)
 }
 
 /* Adds the rows x (n x d) to the candidates c (count *nc) that are not among them yet. */
-static void
-AddCandidates(float **c, int *nc, int *cap, const float *x, int n, int d)
+void
+KmeansAddCandidates(float **c, int *nc, int *cap, const float *x, int n, int d)
 {
 	for (int i = 0; i < n; i++)
 	{
@@ -376,8 +375,8 @@ AddCandidates(float **c, int *nc, int *cap, const float *x, int n, int d)
  * Greedy k-means++ on the candidates, each weighed by its rows: the engine's own seeding of
  * weighted rows, on rows handed over (a feed), with the fit's seed.
  */
-static void
-PlusPlusOnCandidates(const KmeansOptions *opt, const float *c, const double *w, int nc, int d,
+void
+KmeansPlusPlusOnCandidates(const KmeansOptions *opt, const float *c, const double *w, int nc, int d,
 					 int k, uint64 seed, float *centers)
 {
 	KmeansPlan	plan;
@@ -454,7 +453,7 @@ KmeansAggregateSeed(KmeansData *data, const KmeansOptions *opt, int k, int run, 
 	else
 		SamplePass(data, NULL, 0, d, 1, seed, 0, first);
 	c = palloc(sizeof(float) * (Size) cap * d);
-	AddCandidates(&c, &nc, &cap, first->x, Min(first->n, 1), d);
+	KmeansAddCandidates(&c, &nc, &cap, first->x, Min(first->n, 1), d);
 	for (int round = 1; round <= KMEANS_PARALLEL_ROUNDS; round++)
 	{
 		KmeansSample rs;
@@ -465,7 +464,7 @@ KmeansAggregateSeed(KmeansData *data, const KmeansOptions *opt, int k, int run, 
 			break;				/* every row is a candidate already */
 		while (take < rs.n && rs.keys[take] >= rs.phi / l)
 			take++;
-		AddCandidates(&c, &nc, &cap, rs.x, take, d);
+		KmeansAddCandidates(&c, &nc, &cap, rs.x, take, d);
 	}
 	if (nc < k)
 	{
@@ -473,7 +472,7 @@ KmeansAggregateSeed(KmeansData *data, const KmeansOptions *opt, int k, int run, 
 		KmeansSample more;
 
 		SamplePass(data, NULL, 0, d, k, seed, KMEANS_PARALLEL_ROUNDS + 1, &more);
-		AddCandidates(&c, &nc, &cap, more.x, more.n, d);
+		KmeansAddCandidates(&c, &nc, &cap, more.x, more.n, d);
 	}
 	if (nc <= k)
 	{
@@ -501,5 +500,5 @@ KmeansAggregateSeed(KmeansData *data, const KmeansOptions *opt, int k, int run, 
 	w = palloc(sizeof(double) * nc);
 	for (int j = 0; j < nc; j++)
 		w[j] = (double) st.counts[j];
-	PlusPlusOnCandidates(opt, c, w, nc, d, k, seed, centers);
+	KmeansPlusPlusOnCandidates(opt, c, w, nc, d, k, seed, centers);
 }

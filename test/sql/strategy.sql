@@ -127,6 +127,7 @@ SELECT * FROM try(format('SELECT %L::kmeans_sample_state',
 
 -- Errors.
 SELECT * FROM try($$SELECT * FROM kmeans_fit('test_strategy.pts', 'x', 2, strategy => 'cluster')$$);
+-- init 'k-means||' runs with the engine's own passes too (test/sql/seeding.sql): state 00000
 SELECT * FROM try($$SELECT * FROM kmeans_fit('test_strategy.pts', 'x', 2, init => 'k-means||')$$);
 SELECT * FROM try($$SELECT * FROM kmeans_fit('test_strategy.pts', 'x', 2, strategy => 'aggregate', weight => 'id', device => 'cpu')$$);
 SELECT * FROM try($$SELECT * FROM kmeans_fit('SELECT ARRAY[1, 1]::real[] AS b', 'b', 1, metric => 'iou',

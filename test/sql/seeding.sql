@@ -1,0 +1,75 @@
+-- init => 'k-means||' (Bahmani et al. 2012) with the engine's own passes: a fixed number of
+-- passes over a streamed source whatever k is, the same centers resident and streamed, and
+-- centers as good as greedy k-means++'s.
+CREATE SCHEMA test_seeding;
+SET search_path = test_seeding, public;
+SET extra_float_digits = 0;
+CREATE TABLE pts AS
+SELECT i AS id, ARRAY[(i % 9) * 5 + sin(i * 1.7), (i % 9 / 3) * 7 + cos(i * 0.9)]::real[] AS v
+FROM generate_series(1, 6000) i;
+
+-- Every row the source returns moves a sequence on, so its value counts the rows read; the
+-- memory limit makes the fit read the source again on every pass.
+CREATE SEQUENCE reads;
+CREATE FUNCTION counted(v real[]) RETURNS real[] LANGUAGE sql VOLATILE
+AS $$ SELECT v FROM (SELECT nextval('test_seeding.reads')) s $$;
+SET kmeans.memory_limit = '64kB';
+SET kmeans.batch_rows = 1024;
+-- max_iter 1: the first read, the seeding, one iteration and the final pass
+SELECT count(*) AS clusters, sum(size) AS rows
+FROM kmeans_fit('SELECT test_seeding.counted(v) AS v FROM test_seeding.pts', 'v', 40,
+                init => 'k-means||', max_iter => 1);
+-- passes over the 6,000 rows: 1 read + 7 seeding (the first row, 5 rounds, the weighing) +
+-- 1 iteration + 1 final = 10, whatever k is
+SELECT last_value / 6000 AS passes, last_value % 6000 AS stray_rows FROM reads;
+SELECT setval('reads', 1, false);
+SELECT count(*) FROM kmeans_fit('SELECT test_seeding.counted(v) AS v FROM test_seeding.pts', 'v', 400,
+                                init => 'k-means||', max_iter => 1);
+SELECT last_value / 6000 AS passes_k400 FROM reads;
+-- greedy k-means++ reads a streamed source several times per center
+SELECT setval('reads', 1, false);
+SELECT count(*) FROM kmeans_fit('SELECT test_seeding.counted(v) AS v FROM test_seeding.pts', 'v', 40,
+                                max_iter => 1);
+SELECT last_value / 6000 > 40 AS plusplus_reads_more FROM reads;
+
+-- Streamed and resident: the same centers, bit for bit.
+CREATE TABLE streamed AS
+SELECT cluster, center, size, inertia FROM kmeans_fit('pts', 'v', 9, init => 'k-means||', seed => 5);
+RESET kmeans.memory_limit;
+RESET kmeans.batch_rows;
+SELECT count(*) AS differences_resident FROM
+  (SELECT * FROM streamed EXCEPT
+   SELECT cluster, center, size, inertia FROM kmeans_fit('pts', 'v', 9, init => 'k-means||', seed => 5)) d;
+-- two threads too
+SET kmeans.threads = 2;
+SELECT count(*) AS differences_two_threads FROM
+  (SELECT * FROM streamed EXCEPT
+   SELECT cluster, center, size, inertia FROM kmeans_fit('pts', 'v', 9, init => 'k-means||', seed => 5)) d;
+RESET kmeans.threads;
+-- and another seed draws other candidates
+SELECT count(*) > 0 AS another_seed_differs FROM
+  (SELECT * FROM streamed EXCEPT
+   SELECT cluster, center, size, inertia FROM kmeans_fit('pts', 'v', 9, init => 'k-means||', seed => 6,
+                                                        max_iter => 1)) d;
+
+-- The nine groups are found from the seeding alone (one iteration): each center within 1 of a
+-- group's middle ((g % 9) * 5, (g % 9 / 3) * 7), as greedy k-means++ finds them.
+SELECT count(DISTINCT (round(center[1] / 5), round(center[2] / 7))) AS groups_found
+FROM kmeans_fit('pts', 'v', 9, init => 'k-means||', max_iter => 1);
+SELECT count(DISTINCT (round(center[1] / 5), round(center[2] / 7))) AS groups_found_plusplus
+FROM kmeans_fit('pts', 'v', 9, max_iter => 1);
+
+-- Fewer distinct rows than candidates wanted, and k as large as the distinct rows.
+CREATE TABLE few AS SELECT ARRAY[i % 4, 0]::real[] AS v FROM generate_series(1, 100) i;
+SELECT cluster, center, size FROM kmeans_fit('few', 'v', 4, init => 'k-means||') ORDER BY center[1];
+-- weights: rows of weight 0 hold no center
+SELECT count(*) FILTER (WHERE center[1] = 3) AS centers_on_weight_0
+FROM kmeans_fit('SELECT v, CASE WHEN v[1] = 3 THEN 0 ELSE 1 END AS w FROM test_seeding.few', 'v', 3,
+                init => 'k-means||', weight => 'w', max_iter => 1, device => 'cpu');
+-- in the elbow and the aggregate form too
+SELECT k, inertia > 0 AS fitted FROM kmeans_elbow('pts', 'v', 8, 10, init => 'k-means||', silhouette_sample => 0)
+ORDER BY k;
+SELECT (m).k FROM (SELECT kmeans_agg(v, 9, '{"init": "k-means||"}') AS m FROM pts) s;
+
+RESET search_path;
+DROP SCHEMA test_seeding CASCADE;
