@@ -28,18 +28,18 @@ FROM kmeans_fit('line', 'v', 2, init_centers => '{{0},{3}}', algorithm => 'minib
                 batch_size => 1000, max_iter => 1)
 ORDER BY cluster;
 
--- A bigger table: five groups of 4,000 points in 3-D, in an order that is not the groups'.
+-- A bigger table: five groups of 1,600 points in 3-D, in an order that is not the groups'.
 CREATE TABLE pts AS
 SELECT i AS id,
        ARRAY[(i % 5) * 10 + sin(i * 1.3), (i % 5) * 4 + cos(i * 0.7), sin(i * 0.11)]::real[] AS v
-FROM generate_series(1, 20000) i;
+FROM generate_series(1, 8000) i;
 
 -- With batch_size >= n, one epoch is one batch in row order: Lloyd's first iteration, bit for bit.
 SELECT count(*) AS differences FROM
   (SELECT cluster, center, size, inertia FROM kmeans_fit('pts', 'v', 5, max_iter => 1, seed => 3)
    EXCEPT
    SELECT cluster, center, size, inertia FROM kmeans_fit('pts', 'v', 5, max_iter => 1, seed => 3,
-                                                        algorithm => 'minibatch', batch_size => 20000)) d;
+                                                        algorithm => 'minibatch', batch_size => 8000)) d;
 
 -- The same call gives the same answer; so do two threads, and rows streamed from the table on
 -- every epoch instead of kept: the batches depend on the rows, their order and the seed only.
@@ -74,7 +74,7 @@ SELECT count(*) > 0 AS another_seed_differs FROM
 SELECT count(*) AS centers_near_a_group FROM ref
 WHERE EXISTS (SELECT 1 FROM (SELECT i % 5 AS g, avg((i % 5) * 10 + sin(i * 1.3)) AS mx,
                                     avg((i % 5) * 4 + cos(i * 0.7)) AS my
-                             FROM generate_series(1, 20000) i GROUP BY 1) m
+                             FROM generate_series(1, 8000) i GROUP BY 1) m
               WHERE abs(center[1] - mx) < 0.1 AND abs(center[2] - my) < 0.1);
 
 -- kmeans_labels and kmeans_elbow take it too; labels come from the final pass over all rows.
