@@ -63,7 +63,6 @@ typedef struct MbSegment
 typedef struct MiniBatch
 {
 	KmeansData *data;
-	const KmeansOptions *opt;
 	KmeansModelSet *ms;
 	int			d;
 	int64		batch;			/* rows per batch */
@@ -409,7 +408,6 @@ KmeansMiniBatch(KmeansData *data, const KmeansOptions *opt, KmeansModelSet *ms, 
 
 	memset(&mb, 0, sizeof(mb));
 	mb.data = data;
-	mb.opt = opt;
 	mb.ms = ms;
 	mb.d = ms->d;
 	mb.batch = Min((int64) opt->batch_size, data->n);

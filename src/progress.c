@@ -85,6 +85,19 @@ SharedSize(int nslots)
 	return add_size(offsetof(ProgressShared, slots), mul_size(sizeof(ProgressSlot), nslots));
 }
 
+/* A new table of nslots free slots. */
+static void
+InitSlots(ProgressShared *sh, int nslots)
+{
+	SpinLockInit(&sh->mutex);
+	sh->nslots = nslots;
+	for (int i = 0; i < nslots; i++)
+	{
+		pg_atomic_init_u32(&sh->slots[i].changecount, 0);
+		sh->slots[i].pid = 0;
+	}
+}
+
 /* Finds or creates the slots under AddinShmemInitLock; initialises them when new. */
 static void
 Attach(int nslots)
@@ -94,15 +107,7 @@ Attach(int nslots)
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	shared = ShmemInitStruct(KMEANS_PROGRESS_NAME, SharedSize(nslots), &found);
 	if (!found)
-	{
-		SpinLockInit(&shared->mutex);
-		shared->nslots = nslots;
-		for (int i = 0; i < nslots; i++)
-		{
-			pg_atomic_init_u32(&shared->slots[i].changecount, 0);
-			shared->slots[i].pid = 0;
-		}
-	}
+		InitSlots(shared, nslots);
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -166,15 +171,7 @@ Slots(void)
 		ProgressShared *sh = ShmemAllocNoError(SharedSize(KMEANS_PROGRESS_LAZY_SLOTS));
 
 		if (sh != NULL)
-		{
-			SpinLockInit(&sh->mutex);
-			sh->nslots = KMEANS_PROGRESS_LAZY_SLOTS;
-			for (int i = 0; i < sh->nslots; i++)
-			{
-				pg_atomic_init_u32(&sh->slots[i].changecount, 0);
-				sh->slots[i].pid = 0;
-			}
-		}
+			InitSlots(sh, KMEANS_PROGRESS_LAZY_SLOTS);
 		*where = sh;
 	}
 	shared = *where;

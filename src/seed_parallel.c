@@ -54,7 +54,7 @@ typedef struct Round
 	int64		buf_rows;
 	int32	   *labels;
 	float	   *dist;
-	KmAccum    *acc;			/* the weighting pass: the counts per candidate */
+	bool		weighing;		/* the weighting pass: the backend counts, nothing here */
 } Round;
 
 /* A uniform value in (0, 1] for row i of a round: a hash (SplitMix64's finaliser) of all three. */
@@ -154,8 +154,8 @@ RoundBatch(KmeansBatch *b, void *arg)
 	KmError		err = {0};
 
 	KmeansCheckStatus(be->ops->pass_block(be, b->blk, b->first, &err), &err);
-	if (r->acc != NULL)
-		return;					/* the weighting pass: the backend counts */
+	if (r->weighing)
+		return;
 	for (int64 off = 0; off < b->n; off += r->buf_rows)
 	{
 		int64		m = Min(r->buf_rows, b->n - off);
@@ -198,41 +198,41 @@ KeyDescending(const void *a, const void *b)
 	return (x->row > y->row) - (x->row < y->row);
 }
 
-/* A pass of the rows over the candidates c[from .. to): a round's, or the weighting one. */
+/*
+ * A pass of the rows over the candidates c[from .. to): a round's (weights NULL), or the
+ * weighting one, which sets weights[j - from] to the weight of the rows nearest candidate j.
+ */
 static void
-CandidatePass(Round *r, const float *c, int from, int to, KmAccum *acc)
+CandidatePass(Round *r, const float *c, int from, int to, double *weights)
 {
 	KmBackend  *be = r->data->be;
-	int			seg_off[2] = {0, to - from};
+	int			k = to - from;
+	int			seg_off[2] = {0, k};
 	int			segs[1] = {0};
 	int64		changed[1];
+	KmAccum		acc;
 	KmError		err = {0};
 
-	r->acc = acc;
+	acc.d = r->d;
+	acc.k = k;
+	acc.sums = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(double) * (Size) k * r->d);
+	memset(acc.sums, 0, sizeof(double) * (Size) k * r->d);
+	acc.counts = palloc0(sizeof(int64) * k);
+	acc.inertia = palloc0(sizeof(double) * k);
+	acc.mass = r->data->weights ? palloc0(sizeof(double) * k) : NULL;
+	r->weighing = weights != NULL;
 	KmeansCheckStatus(be->ops->set_centers(be, c + (int64) from * r->d, r->d, 1, seg_off, &err), &err);
 	KmeansCheckStatus(be->ops->pass_begin(be, r->data->n, 1, segs, true, false, &err), &err);
 	KmeansScan(r->data, RoundBatch, r);
-	if (acc == NULL)
-	{
-		KmAccum		scratch;
-
-		scratch.d = r->d;
-		scratch.k = to - from;
-		scratch.sums = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(double) * scratch.k * r->d);
-		scratch.counts = palloc0(sizeof(int64) * scratch.k);
-		scratch.inertia = palloc0(sizeof(double) * scratch.k);
-		scratch.mass = r->data->weights ? palloc0(sizeof(double) * scratch.k) : NULL;
-		memset(scratch.sums, 0, sizeof(double) * scratch.k * r->d);
-		acc = &scratch;
-		KmeansCheckStatus(be->ops->pass_end(be, acc, changed, &err), &err);
-		pfree(scratch.sums);
-		pfree(scratch.counts);
-		pfree(scratch.inertia);
-		if (scratch.mass)
-			pfree(scratch.mass);
-	}
-	else
-		KmeansCheckStatus(be->ops->pass_end(be, acc, changed, &err), &err);
+	KmeansCheckStatus(be->ops->pass_end(be, &acc, changed, &err), &err);
+	if (weights != NULL)
+		for (int j = 0; j < k; j++)
+			weights[j] = acc.mass ? acc.mass[j] : (double) acc.counts[j];
+	pfree(acc.sums);
+	pfree(acc.counts);
+	pfree(acc.inertia);
+	if (acc.mass)
+		pfree(acc.mass);
 }
 
 /* Starting centers (centred, k x d) for seeding run `run` by k-means||. */
@@ -253,7 +253,6 @@ KmeansSeedParallel(KmeansData *data, const KmeansOptions *opt, int k, int run, f
 	float	   *c = MemoryContextAllocHuge(cxt, sizeof(float) * (Size) cap * d);
 	float	   *first = palloc(sizeof(float) * d);
 	double	   *w;
-	KmAccum		acc;
 
 	memset(&r, 0, sizeof(r));
 	r.data = data;
@@ -330,17 +329,8 @@ KmeansSeedParallel(KmeansData *data, const KmeansOptions *opt, int k, int run, f
 	}
 
 	/* 3. each candidate weighs the rows nearest to it */
-	acc.d = d;
-	acc.k = nc;
-	acc.sums = MemoryContextAllocHuge(cxt, sizeof(double) * (Size) nc * d);
-	memset(acc.sums, 0, sizeof(double) * (Size) nc * d);
-	acc.counts = palloc0(sizeof(int64) * nc);
-	acc.inertia = palloc0(sizeof(double) * nc);
-	acc.mass = data->weights ? palloc0(sizeof(double) * nc) : NULL;
-	CandidatePass(&r, c, 0, nc, &acc);
 	w = palloc(sizeof(double) * nc);
-	for (int j = 0; j < nc; j++)
-		w[j] = acc.mass ? acc.mass[j] : (double) acc.counts[j];
+	CandidatePass(&r, c, 0, nc, w);
 
 	/* 4. greedy k-means++ on them, in the rows' own coordinates (they are centred here) */
 	for (Size i = 0; i < (Size) nc * d; i++)
