@@ -76,10 +76,11 @@ extern double km_dtw_sq_d(const double *x, int lx, const double *c, int lc, int 
  * DTW^2 of x and c with its warping path, as tslearn's dtw_path walks it back: from
  * (lx - 1, lc - 1), along the first edge when i or j is 0, else to the least of (i-1, j-1),
  * (i-1, j), (i, j-1), the first of them on ties.  path gets the pairs (i, j) from (0, 0) on,
- * 2 ints each, lx + lc - 1 pairs at most; *len their number.  cum holds lx * lc doubles.
+ * 2 ints each, lx + lc - 1 pairs at most; *len their number.  work holds 2 * (lc + 1)
+ * doubles, from lx * lc bytes.
  */
 extern double km_dtw_path(const float *x, int lx, const double *c, int lc, int band,
-						  double *cum, int32_t *path, int *len);
+						  double *work, uint8_t *from, int32_t *path, int *len);
 
 /*
  * The lower bound of DTW^2(x, c) that pruning uses: the two corner costs, which every path
@@ -127,11 +128,20 @@ extern KmStatus km_dtw_dba_pass(const KmSeries *s, int64_t r0, int64_t r1, const
 								double *sums, double *counts, double *cost, KmError *err);
 
 /*
- * DTW (not squared) between rows rows[a] and rows[b] for a in [a0, a1), every b: out[(a - a0)
- * * m + b].  The silhouette's distances.
+ * DTW (not squared) of rows rows[a] and rows[b] for a in [a0, a1) and every b > a, into
+ * out[a * m + b] of an m x m matrix, and 0 on its diagonal; the caller mirrors the lower half.
+ * The silhouette's distances.
  */
 extern KmStatus km_dtw_pairwise(const KmSeries *s, const int64_t *rows, int64_t m, int64_t a0,
 								int64_t a1, int band, int nthreads, double *out, KmError *err);
+
+/*
+ * Every center of cs against rows [r0, r1): out[(r - r0) * k + j] = DTW^2(row r, center j), or
+ * cutoff[r] where that is not below it (cutoff NULL: none), so min(DTW^2, cutoff[r]); k-means++
+ * candidates' D^2 updates.  Centers go LANES at a time where the vector code exists.
+ */
+extern KmStatus km_dtw_cross(const KmSeries *s, int64_t r0, int64_t r1, const KmDtwCenters *cs,
+							 const double *cutoff, int nthreads, double *out, KmError *err);
 
 /* Samples of x (lx) linearly resampled to len, as tslearn's TimeSeriesResampler does. */
 extern void km_dtw_resample(const float *x, int lx, double *out, int len);

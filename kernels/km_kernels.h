@@ -221,7 +221,8 @@ typedef enum KmMetric
 {
 	KM_METRIC_EUCLIDEAN = 0,
 	KM_METRIC_COSINE,
-	KM_METRIC_IOU
+	KM_METRIC_IOU,
+	KM_METRIC_DTW				/* series, not vectors: never a backend's (km_dtw.h) */
 } KmMetric;
 
 /*
