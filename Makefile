@@ -2,10 +2,10 @@
 # regression suite against a running server; `make check-engine` tests the compute code alone.
 
 EXTENSION  = kmeans
-EXTVERSION = 0.6.0
+EXTVERSION = 0.7.0
 
 MODULE_big = kmeans
-SRC_OBJS    = src/gucs.o src/options.o src/vector.o src/pgvector.o src/metric.o src/source.o src/budget.o src/reader.o src/session.o src/modelset.o src/fetch.o src/seed.o src/seed_parallel.o src/lloyd.o src/repair.o src/median.o src/minibatch.o src/progress.o src/runs.o src/match.o src/results.o src/steplog.o src/fit.o src/elbow.o src/models.o src/step.o src/sample.o src/strategy.o src/groupfit.o src/aggregate.o src/window.o
+SRC_OBJS    = src/gucs.o src/options.o src/vector.o src/pgvector.o src/metric.o src/source.o src/budget.o src/reader.o src/session.o src/modelset.o src/fetch.o src/seed.o src/seed_parallel.o src/lloyd.o src/repair.o src/median.o src/minibatch.o src/progress.o src/runs.o src/match.o src/results.o src/steplog.o src/fit.o src/elbow.o src/models.o src/step.o src/sample.o src/strategy.o src/groupfit.o src/aggregate.o src/window.o src/dtw.o
 KERNEL_C    = kernels/km_util.c kernels/km_argmin.c kernels/km_iou.c kernels/km_gemm.c kernels/km_screen.c \
               kernels/km_quality.c kernels/km_state.c kernels/km_bounds.c kernels/km_cpu.c kernels/km_exact.c kernels/km_rowwise.c \
               kernels/km_dtw.c

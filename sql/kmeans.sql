@@ -150,13 +150,15 @@ CREATE FUNCTION kmeans_fit(
     center       text DEFAULT 'mean',
     strategy     text DEFAULT NULL,
     algorithm    text DEFAULT 'lloyd',
-    batch_size   integer DEFAULT 1024)
+    batch_size   integer DEFAULT 1024,
+    dtw_band     integer DEFAULT NULL,
+    barycenter_iter integer DEFAULT 30)
 RETURNS TABLE (cluster integer, center real[], size bigint, inertia double precision)
 AS 'MODULE_PATHNAME', 'kmeans_fit'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION kmeans_fit(text, text, integer, integer, double precision, text, real[],
-    integer, bigint, text, text, text, text, text, text, text, text, integer)
+    integer, bigint, text, text, text, text, text, text, text, text, integer, integer, integer)
 IS 'k-means of the vectors in column_name of source: one row per cluster';
 
 CREATE FUNCTION kmeans_labels(
@@ -177,13 +179,15 @@ CREATE FUNCTION kmeans_labels(
     center       text DEFAULT 'mean',
     strategy     text DEFAULT NULL,
     algorithm    text DEFAULT 'lloyd',
-    batch_size   integer DEFAULT 1024)
+    batch_size   integer DEFAULT 1024,
+    dtw_band     integer DEFAULT NULL,
+    barycenter_iter integer DEFAULT 30)
 RETURNS TABLE (id bigint, cluster integer, distance double precision)
 AS 'MODULE_PATHNAME', 'kmeans_labels'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION kmeans_labels(text, text, integer, integer, double precision, text, real[],
-    integer, bigint, text, text, text, text, text, text, text, text, integer)
+    integer, bigint, text, text, text, text, text, text, text, text, integer, integer, integer)
 IS 'k-means of the vectors in column_name of source: every row''s id, cluster and distance';
 
 CREATE FUNCTION kmeans_predict(model text, x real[])
@@ -208,7 +212,15 @@ AS 'MODULE_PATHNAME', 'kmeans_predict_centers'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
 COMMENT ON FUNCTION kmeans_predict(real[], real[], text)
-IS 'the row of a k x d array of centers nearest to x by the metric (''euclidean'', ''cosine'' or ''iou'')';
+IS 'the row of a k x d array of centers nearest to x by the metric (''euclidean'', ''cosine'', ''iou'' or ''dtw'')';
+
+CREATE FUNCTION kmeans_dtw(x real[], y real[], band integer DEFAULT NULL)
+RETURNS double precision
+AS 'MODULE_PATHNAME', 'kmeans_dtw'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+
+COMMENT ON FUNCTION kmeans_dtw(real[], real[], integer)
+IS 'the dynamic time warping distance of two series, within a Sakoe-Chiba band of radius band (NULL: none)';
 
 CREATE FUNCTION kmeans_centers(model text)
 RETURNS TABLE (cluster integer, center real[])
@@ -237,7 +249,9 @@ CREATE FUNCTION kmeans_elbow(
     center            text DEFAULT 'mean',
     strategy          text DEFAULT NULL,
     algorithm         text DEFAULT 'lloyd',
-    batch_size        integer DEFAULT 1024)
+    batch_size        integer DEFAULT 1024,
+    dtw_band          integer DEFAULT NULL,
+    barycenter_iter   integer DEFAULT 30)
 RETURNS TABLE (k integer, inertia double precision, mean_inertia double precision,
                n_iter integer, silhouette double precision,
                calinski_harabasz double precision, davies_bouldin double precision,
@@ -247,7 +261,7 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION kmeans_elbow(text, text, integer, integer, integer, integer,
     double precision, text, integer, bigint, text, integer, text, text, text, text, text, text,
-    integer)
+    integer, integer, integer)
 IS 'k-means for every k of a range in shared passes: inertia, quality indices, suggested k';
 
 -- The same three with the source as regclass: a view or materialized view over them records
@@ -271,13 +285,15 @@ CREATE FUNCTION kmeans_fit(
     center       text DEFAULT 'mean',
     strategy     text DEFAULT NULL,
     algorithm    text DEFAULT 'lloyd',
-    batch_size   integer DEFAULT 1024)
+    batch_size   integer DEFAULT 1024,
+    dtw_band     integer DEFAULT NULL,
+    barycenter_iter integer DEFAULT 30)
 RETURNS TABLE (cluster integer, center real[], size bigint, inertia double precision)
 AS 'MODULE_PATHNAME', 'kmeans_fit'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION kmeans_fit(regclass, text, integer, integer, double precision, text, real[],
-    integer, bigint, text, text, text, text, text, text, text, text, integer)
+    integer, bigint, text, text, text, text, text, text, text, text, integer, integer, integer)
 IS 'k-means of the vectors in column_name of source: one row per cluster, from a table, view or materialized view named by OID';
 
 CREATE FUNCTION kmeans_labels(
@@ -298,13 +314,15 @@ CREATE FUNCTION kmeans_labels(
     center       text DEFAULT 'mean',
     strategy     text DEFAULT NULL,
     algorithm    text DEFAULT 'lloyd',
-    batch_size   integer DEFAULT 1024)
+    batch_size   integer DEFAULT 1024,
+    dtw_band     integer DEFAULT NULL,
+    barycenter_iter integer DEFAULT 30)
 RETURNS TABLE (id bigint, cluster integer, distance double precision)
 AS 'MODULE_PATHNAME', 'kmeans_labels'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION kmeans_labels(regclass, text, integer, integer, double precision, text, real[],
-    integer, bigint, text, text, text, text, text, text, text, text, integer)
+    integer, bigint, text, text, text, text, text, text, text, text, integer, integer, integer)
 IS 'k-means of the vectors in column_name of source: every row''s id, cluster and distance, from a table, view or materialized view named by OID';
 
 CREATE FUNCTION kmeans_elbow(
@@ -326,7 +344,9 @@ CREATE FUNCTION kmeans_elbow(
     center            text DEFAULT 'mean',
     strategy          text DEFAULT NULL,
     algorithm         text DEFAULT 'lloyd',
-    batch_size        integer DEFAULT 1024)
+    batch_size        integer DEFAULT 1024,
+    dtw_band          integer DEFAULT NULL,
+    barycenter_iter   integer DEFAULT 30)
 RETURNS TABLE (k integer, inertia double precision, mean_inertia double precision,
                n_iter integer, silhouette double precision,
                calinski_harabasz double precision, davies_bouldin double precision,
@@ -336,7 +356,7 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION kmeans_elbow(regclass, text, integer, integer, integer, integer,
     double precision, text, integer, bigint, text, integer, text, text, text, text, text, text,
-    integer)
+    integer, integer, integer)
 IS 'k-means for every k of a range in shared passes: inertia, quality indices, suggested k, from a table, view or materialized view named by OID';
 
 -- The engine's own account of the session's last fit, step by step: what benchmarks and

@@ -45,12 +45,14 @@ enum
 	ARG_CENTER,
 	ARG_STRATEGY,
 	ARG_ALGORITHM,
-	ARG_BATCH_SIZE
+	ARG_BATCH_SIZE,
+	ARG_DTW_BAND,
+	ARG_BARYCENTER_ITER
 };
 
 static const KmeansArgPos elbow_args = {
 	ARG_MAX_ITER, ARG_TOL, ARG_INIT, -1, ARG_N_INIT, ARG_SEED, ARG_DEVICE, ARG_WEIGHT, ARG_METRIC,
-	ARG_CENTER, ARG_STRATEGY, ARG_ALGORITHM, ARG_BATCH_SIZE
+	ARG_CENTER, ARG_STRATEGY, ARG_ALGORITHM, ARG_BATCH_SIZE, ARG_DTW_BAND, ARG_BARYCENTER_ITER
 };
 
 /* The arguments of one call: the range of k, the options, and what the fit will hold. */
@@ -77,16 +79,20 @@ typedef struct ElbowQuality
 typedef struct FinalLabels
 {
 	int32	   *labels;
+	double	   *spread;			/* metric => 'dtw': per center, the sum of its rows' DTW */
+	const int  *seg_off;		/* then the segments' first centers */
 } FinalLabels;
 
-/* Keeps a batch's final labels. */
+/* Keeps a batch's final labels (and under DTW the spread of each cluster). */
 static void
 KeepLabels(KmeansBatch *b, const int32 *labels, const float *dist, int nseg, void *arg)
 {
 	FinalLabels *fl = arg;
 
-	(void) dist;
 	memcpy(fl->labels + b->first * nseg, labels, sizeof(int32) * b->n * nseg);
+	if (fl->spread != NULL)
+		for (int64 i = 0; i < b->n * nseg; i++)
+			fl->spread[fl->seg_off[i % nseg] + labels[i]] += sqrt((double) dist[i]);
 }
 
 /* Per-segment scatter sums for Calinski-Harabasz and Davies-Bouldin. */
@@ -294,12 +300,28 @@ SuggestK(const int *ks, const double *inertia, const double *ch, int nseg)
 /* Inertia, Calinski-Harabasz, Davies-Bouldin and silhouette per k, and the suggested k. */
 static void
 MeasureQuality(KmeansData *data, KmeansModelSet *ms, const ElbowCall *ec, const int32 *labels,
-			   ElbowQuality *q)
+			   const double *spread, ElbowQuality *q)
 {
 	int			nseg = ec->nseg;
 	const int  *ks = ec->ks;
 	ScatterState sc;
 
+	if (data->series != NULL)
+	{
+		/* series under DTW: no means to scatter around, so no Calinski-Harabasz (dtw.c) */
+		q->inertia = palloc(sizeof(double) * nseg);
+		q->sil = palloc(sizeof(double) * nseg);
+		q->ch = palloc(sizeof(double) * nseg);
+		q->db = palloc(sizeof(double) * nseg);
+		for (int s = 0; s < nseg; s++)
+		{
+			q->inertia[s] = KmeansSegmentInertia(ms, s);
+			q->ch[s] = NAN;
+		}
+		KmeansDtwQuality(data, ms, &ec->opt, ks, labels, spread, ec->sample_size, q->sil, q->db);
+		q->knee = SuggestK(ks, q->inertia, q->ch, nseg);
+		return;
+	}
 	/* Calinski-Harabasz and Davies-Bouldin: the label means, then one scatter pass */
 	memset(&sc, 0, sizeof(sc));
 	sc.ms = ms;
@@ -386,10 +408,20 @@ kmeans_elbow(PG_FUNCTION_ARGS)
 	data = KmeansBegin(KmeansSourceArg(fcinfo, ARG_SOURCE), PG_GETARG_TEXT_PP(ARG_COLUMN),
 					   PG_ARGISNULL(ARG_ID) ? NULL : PG_GETARG_TEXT_PP(ARG_ID), &ec.opt, &ec.plan);
 	fl.labels = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int32) * data->n * ec.nseg);
+	fl.spread = NULL;
+	if (data->series != NULL)
+	{
+		int		   *seg_off = palloc(sizeof(int) * ec.nseg);
+
+		for (int s = 0, off = 0; s < ec.nseg; off += ec.ks[s], s++)
+			seg_off[s] = off;
+		fl.seg_off = seg_off;
+		fl.spread = palloc0(sizeof(double) * ec.plan.centers);
+	}
 	ms = KmeansRuns(data, &ec.opt, ec.nseg, ec.ks, KeepLabels, &fl);
 	start = KmeansStepStart();
 	KmeansProgressSetPhase(KMEANS_PROGRESS_QUALITY, 0, 0);
-	MeasureQuality(data, ms, &ec, fl.labels, &q);
+	MeasureQuality(data, ms, &ec, fl.labels, fl.spread, &q);
 	KmeansStepEnd(KMEANS_PHASE_QUALITY, start, 0, ec.nseg, NAN);
 	EmitRows(store, desc, data, ms, &ec, &q);
 	KmeansEnd(data);

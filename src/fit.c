@@ -29,13 +29,15 @@ enum
 	ARG_CENTER,
 	ARG_STRATEGY,
 	ARG_ALGORITHM,
-	ARG_BATCH_SIZE
+	ARG_BATCH_SIZE,
+	ARG_DTW_BAND,
+	ARG_BARYCENTER_ITER
 };
 
 static const KmeansArgPos fit_args = {
 	ARG_OPTIONS, ARG_OPTIONS + 1, ARG_OPTIONS + 2, ARG_OPTIONS + 3, ARG_OPTIONS + 4,
 	ARG_OPTIONS + 5, ARG_OPTIONS + 6, ARG_WEIGHT, ARG_METRIC, ARG_CENTER, ARG_STRATEGY,
-	ARG_ALGORITHM, ARG_BATCH_SIZE
+	ARG_ALGORITHM, ARG_BATCH_SIZE, ARG_DTW_BAND, ARG_BARYCENTER_ITER
 };
 
 typedef struct FitCall
@@ -104,7 +106,7 @@ FitBegin(FunctionCallInfo fcinfo, FitCall *fc, bool need_id, KmeansLabelFn fn, v
 			KmeansFinalPass(fc->data, fc->ms, fn, arg);
 		}
 	}
-	else if (fc->model && kmeans_match_clusters)
+	else if (fc->model && kmeans_match_clusters && fc->opt.metric != KM_METRIC_DTW)
 	{
 		int			old_k,
 					old_d;

@@ -97,6 +97,8 @@ typedef struct KmeansOptions
 	KmeansStrategy strategy;
 	bool		minibatch;		/* algorithm => 'minibatch' (minibatch.c) */
 	int			batch_size;		/* its rows per mini-batch */
+	int			dtw_band;		/* metric => 'dtw': the Sakoe-Chiba radius, -1 for none */
+	int			barycenter_iter;	/* its DBA steps per update at most (dtw.c) */
 	Oid			ext_namespace;	/* the extension's schema, for the aggregate strategy's queries */
 } KmeansOptions;
 
@@ -211,7 +213,25 @@ typedef struct KmeansData
 	bool		fed;			/* rows handed over one at a time: never read again */
 	struct KmeansAggregate *agg;	/* strategy => 'aggregate': the passes are queries (strategy.c) */
 	struct KmeansProgressClaim *progress;	/* what kmeans_progress shows of the fit */
+	struct KmeansSeriesRows *series;	/* metric => 'dtw': the rows as series (reader.c) */
 } KmeansData;
+
+/*
+ * Rows read as series (metric => 'dtw'): of any length >= 2, kept whole in host memory, never
+ * centred.  Row i is values[off[i] .. off[i + 1] - 1].
+ */
+typedef struct KmeansSeriesRows
+{
+	int64		n;
+	int64	   *off;			/* n + 1 */
+	float	   *values;
+	int64	   *ids;			/* n, or NULL without an id column */
+	int			min_len;
+	int			max_len;
+	int			first_len;		/* the first row's, the usual length of all */
+	int64		cap_values;		/* while reading: room in values */
+	int64		cap_rows;		/* and in off and ids */
+} KmeansSeriesRows;
 
 /* budget.c */
 extern void KmeansBudgetMake(KmeansBudget *b, const KmeansPlan *plan, int64 n, int d, bool stream,
@@ -227,6 +247,7 @@ extern text *KmeansSourceArg(FunctionCallInfo fcinfo, int argno);
 
 /* reader.c */
 extern KmeansData *KmeansDataLoad(KmeansSource *src, const KmeansPlan *plan, bool gpu);
+extern KmeansData *KmeansSeriesLoad(KmeansSource *src, const KmeansPlan *plan);
 extern void KmeansDataAttach(KmeansData *data, KmBackend *be);
 extern void KmeansDataDetach(KmeansData *data);
 extern void KmeansScan(KmeansData *data, KmeansBatchFn fn, void *arg);
@@ -266,6 +287,7 @@ extern const float *KmeansCheckModelCenters(ArrayType *a, const char *name, cons
 /* metric.c */
 extern KmMetric KmeansMetricByName(const char *name);
 extern const char *KmeansMetricName(KmMetric metric);
+extern void KmeansMetricVectorOnly(KmMetric metric, const char *what);
 extern const char *KmeansMetricPrepareRow(KmMetric metric, float *x, int d);
 extern const char *KmeansMetricRowHint(KmMetric metric);
 extern bool KmeansMetricCentred(KmMetric metric);
@@ -280,6 +302,21 @@ extern int	KmeansMetricNearest(KmMetric metric, const float *centers, int k, int
 extern KmeansInputKind KmeansPgvectorKind(Oid typid);
 extern const char *KmeansPgvectorValues(const struct varlena *v, KmeansInputKind kind, int *dim);
 extern int64 KmeansHalfCopyFinite(const char *values, int64 m, float *dst);
+
+/* dtw.c: metric => 'dtw' */
+struct KmeansModelSet;
+extern struct KmeansModelSet *KmeansDtwRuns(KmeansData *data, const KmeansOptions *opt, int nseg,
+											const int *ks,
+											void (*fn) (KmeansBatch *batch, const int32 *labels,
+														const float *dist, int nseg, void *arg),
+											void *arg);
+extern int	KmeansDtwCenterLength(const KmeansData *data, const KmeansOptions *opt);
+extern void KmeansDtwQuality(KmeansData *data, struct KmeansModelSet *ms, const KmeansOptions *opt,
+							 const int *ks, const int32 *labels, const double *spread,
+							 int64 sample_size, double *sil, double *db);
+extern const float *KmeansCheckSeries(ArrayType *x, const char *what, int *len);
+extern int	KmeansDtwBandArg(FunctionCallInfo fcinfo, int argno);
+extern int	KmeansDtwNearest(const float *centers, int k, int lc, const float *x, int lx, int band);
 
 /* modelset.c, seed.c, fetch.c, lloyd.c, runs.c, session.c */
 
@@ -396,6 +433,8 @@ extern void KmeansPlusPlusOnCandidates(const KmeansOptions *opt, const float *c,
 /* k-means|| (Bahmani et al. 2012): rounds of rows drawn by D^2 (strategy.c, seed_parallel.c) */
 #define KMEANS_PARALLEL_ROUNDS 5
 extern void KmeansSeedRandom(KmeansData *data, int k, uint64 seed, float *centers);
+extern void KmeansSampleRows(KmeansData *data, int k, uint64 seed, int64 *rows);
+extern int64 KmeansFirstCenterRow(KmeansData *data, KmRng *rng);
 extern void KmeansSeedParallel(KmeansData *data, const KmeansOptions *opt, int k, int run,
 							   float *centers);
 
@@ -451,6 +490,8 @@ typedef struct KmeansArgPos
 	int			strategy;
 	int			algorithm;
 	int			batch_size;
+	int			dtw_band;
+	int			barycenter_iter;
 } KmeansArgPos;
 
 extern void KmeansParseOptions(FunctionCallInfo fcinfo, const KmeansArgPos *pos,

@@ -18,9 +18,9 @@
 #include <math.h>
 
 /* The names, in the order of KmMetric. */
-static const char *const metric_names[] = {"euclidean", "cosine", "iou"};
+static const char *const metric_names[] = {"euclidean", "cosine", "iou", "dtw"};
 
-StaticAssertDecl(lengthof(metric_names) == KM_METRIC_IOU + 1, "one name per KmMetric");
+StaticAssertDecl(lengthof(metric_names) == KM_METRIC_DTW + 1, "one name per KmMetric");
 
 /* The metric called name; an ERROR naming the ones there are otherwise. */
 KmMetric
@@ -32,8 +32,22 @@ KmeansMetricByName(const char *name)
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("unknown metric \"%s\"", name),
-			 errhint("Use 'euclidean', 'cosine' or 'iou'.")));
+			 errhint("Use 'euclidean', 'cosine', 'iou' or 'dtw'.")));
 	return KM_METRIC_EUCLIDEAN;	/* not reached */
+}
+
+/*
+ * Refuses the series metric where only vectors are taken (what: the SQL function): the step
+ * and sample aggregates and the aggregate and window forms fit vectors of one length.
+ */
+void
+KmeansMetricVectorOnly(KmMetric metric, const char *what)
+{
+	if (metric == KM_METRIC_DTW)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("%s does not take metric 'dtw'", what),
+				 errhint("Fit series under DTW with kmeans_fit, kmeans_labels or kmeans_elbow.")));
 }
 
 const char *

@@ -245,11 +245,14 @@ typedef struct LoadedModel
 	int			k;
 	int			d;
 	KmMetric	metric;
+	int			dtw_band;		/* metric 'dtw': the fit's Sakoe-Chiba radius, -1 for none */
 	float	   *centers;		/* k x d */
 	/* the statement it was read in: a later one reads it again (ModelIsCurrent) */
 	LocalTransactionId lxid;
 	CommandId	cid;
 } LoadedModel;
+
+static int	ModelBand(const char *name, const char *table);
 
 /* The columns LoadModel reads, and the types it reads them as. */
 static const struct
@@ -286,7 +289,8 @@ LoadModel(const char *table, const char *name, MemoryContext cxt, bool missing_o
 		elog(ERROR, "kmeans: SPI_connect failed");
 	values[0] = CStringGetTextDatum(name);
 	nest = PinSearchPath();
-	rc = SPI_execute_with_args(psprintf("SELECT k, dim, centers, metric FROM %s "
+	rc = SPI_execute_with_args(psprintf("SELECT k, dim, centers, metric, "
+										"options OPERATOR(pg_catalog.->) 'dtw_band' FROM %s "
 										"WHERE name OPERATOR(pg_catalog.=) $1", table),
 							   1, types, values, NULL, true, 1);
 	if (rc != SPI_OK_SELECT)
@@ -331,12 +335,43 @@ LoadModel(const char *table, const char *name, MemoryContext cxt, bool missing_o
 	m->k = DatumGetInt32(cols[0]);
 	m->d = DatumGetInt32(cols[1]);
 	m->metric = KmeansMetricByName(TextDatumGetCString(cols[3]));
+	m->dtw_band = m->metric == KM_METRIC_DTW ? ModelBand(name, table) : -1;
 	a = DatumGetArrayTypeP(cols[2]);
 	c = KmeansCheckModelCenters(a, name, table, m->k, m->d);
 	m->centers = MemoryContextAlloc(cxt, sizeof(float) * m->k * m->d);
 	memcpy(m->centers, c, sizeof(float) * m->k * m->d);
 	SPI_finish();
 	return m;
+}
+
+/*
+ * The dtw_band a DTW model was fitted with, from its options (column 5 of LoadModel's query):
+ * absent or null for none, else an integer of 0 or more, or the row is damaged.
+ */
+static int
+ModelBand(const char *name, const char *table)
+{
+	bool		isnull;
+	Datum		v = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5, &isnull);
+	char	   *str;
+	char	   *end;
+	long		band;
+
+	if (isnull)
+		return -1;
+	str = DatumGetCString(DirectFunctionCall1(jsonb_out, v));
+	if (strcmp(str, "null") == 0)
+		return -1;
+	errno = 0;
+	band = strtol(str, &end, 10);
+	if (errno != 0 || *end != '\0' || end == str || band < 0 || band > PG_INT32_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("model \"%s\" has dtw_band %s in its options, not an integer of 0 or more",
+						name, str),
+				 errdetail("Table %s holds the model.", table),
+				 errhint("Fit and save the model again.")));
+	return (int) band;
 }
 
 /*
@@ -405,6 +440,14 @@ kmeans_predict_model(PG_FUNCTION_ARGS)
 		m->cid = GetCurrentCommandId(false);
 		fcinfo->flinfo->fn_extra = m;
 	}
+	if (m->metric == KM_METRIC_DTW)
+	{
+		/* a series of any length, against centers of the fit's length */
+		int			len;
+		const float *v = KmeansCheckSeries(x, "series to label", &len);
+
+		PG_RETURN_INT32(KmeansDtwNearest(m->centers, m->k, m->d, v, len, m->dtw_band));
+	}
 	PG_RETURN_INT32(KmeansMetricNearest(m->metric, m->centers, m->k, m->d,
 										KmeansCheckVector(x, m->d, psprintf("model \"%s\"", name))));
 }
@@ -424,6 +467,13 @@ kmeans_predict_centers(PG_FUNCTION_ARGS)
 				d;
 	const float *centers = KmeansCheckPredictCenters(c, &k, &d);
 
+	if (metric == KM_METRIC_DTW)
+	{
+		int			len;
+		const float *v = KmeansCheckSeries(x, "series to label", &len);
+
+		PG_RETURN_INT32(KmeansDtwNearest(centers, k, d, v, len, -1));
+	}
 	PG_RETURN_INT32(KmeansMetricNearest(metric, centers, k, d, KmeansCheckVector(x, d, "centers")));
 }
 

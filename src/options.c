@@ -52,6 +52,9 @@ NameIndex(const char *option, const char *value, const char *const *names, int n
 }
 
 /* Reads the options from the argument positions in pos. */
+static void ParseSeriesOptions(FunctionCallInfo fcinfo, const KmeansArgPos *pos,
+							   KmeansOptions *opt);
+
 void
 KmeansParseOptions(FunctionCallInfo fcinfo, const KmeansArgPos *pos, KmeansOptions *opt)
 {
@@ -178,9 +181,13 @@ KmeansParseOptions(FunctionCallInfo fcinfo, const KmeansArgPos *pos, KmeansOptio
 					 errmsg("batch_size must be at least 1, got %d", opt->batch_size),
 					 errhint("batch_size is the rows of one mini-batch; the default is 1024.")));
 	}
-	/* NULL: the algorithm's default, 1e-4 for Lloyd and 0 (no such stop) for mini-batch */
+	ParseSeriesOptions(fcinfo, pos, opt);
+	/*
+	 * NULL: the algorithm's default, 1e-4 for Lloyd, 0 (no such stop) for mini-batch, and under
+	 * DTW tslearn's 1e-6 on the change of the mean squared distance (dtw.c)
+	 */
 	if (PG_ARGISNULL(pos->tol))
-		opt->tol = opt->minibatch ? 0.0 : 1e-4;
+		opt->tol = opt->metric == KM_METRIC_DTW ? 1e-6 : opt->minibatch ? 0.0 : 1e-4;
 	else
 		opt->tol = PG_GETARG_FLOAT8(pos->tol);
 	if (!(opt->tol >= 0.0) || isinf(opt->tol))
@@ -201,6 +208,68 @@ KmeansParseOptions(FunctionCallInfo fcinfo, const KmeansArgPos *pos, KmeansOptio
 				 errhint("Leave strategy out, or use algorithm => 'lloyd' with strategy => 'aggregate'.")));
 	if (fcinfo->flinfo != NULL && OidIsValid(fcinfo->flinfo->fn_oid))
 		opt->ext_namespace = get_func_namespace(fcinfo->flinfo->fn_oid);
+}
+
+/*
+ * dtw_band and barycenter_iter, which only the DTW metric takes, and what that metric does
+ * not combine with: series are fitted by the engine's DTW loop (dtw.c), on the CPU, with
+ * k-means++, random or given starting centers and the mean-free DBA update.
+ */
+static void
+ParseSeriesOptions(FunctionCallInfo fcinfo, const KmeansArgPos *pos, KmeansOptions *opt)
+{
+	bool		dtw = opt->metric == KM_METRIC_DTW;
+
+	opt->dtw_band = -1;
+	opt->barycenter_iter = 30;
+	if (pos->dtw_band >= 0 && pos->dtw_band < PG_NARGS() && !PG_ARGISNULL(pos->dtw_band))
+	{
+		opt->dtw_band = PG_GETARG_INT32(pos->dtw_band);
+		if (!dtw)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("dtw_band is for metric 'dtw', not \"%s\"", KmeansMetricName(opt->metric)),
+					 errhint("Pass metric => 'dtw' with dtw_band, or leave dtw_band out.")));
+		if (opt->dtw_band < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("dtw_band must be 0 or more, got %d", opt->dtw_band),
+					 errhint("dtw_band is the Sakoe-Chiba radius in samples; leave it NULL for no band.")));
+	}
+	if (pos->barycenter_iter >= 0 && pos->barycenter_iter < PG_NARGS())
+	{
+		opt->barycenter_iter = DatumGetInt32(Required(fcinfo, pos->barycenter_iter,
+													  "barycenter_iter"));
+		if (opt->barycenter_iter < 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("barycenter_iter must be at least 1, got %d", opt->barycenter_iter),
+					 errhint("barycenter_iter is the DBA steps of one center update; the default is 30.")));
+	}
+	if (!dtw)
+		return;
+	if (opt->minibatch)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("algorithm 'minibatch' does not take metric 'dtw'"),
+				 errhint("Leave algorithm out: series are fitted by Lloyd iterations with DBA centers.")));
+	if (opt->strategy == KMEANS_STRATEGY_AGGREGATE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("metric 'dtw' runs with strategy 'engine' only"),
+				 errdetail("A DBA update aligns every row with its center; an aggregate query sums vectors."),
+				 errhint("Leave strategy out.")));
+	if (opt->init == KMEANS_INIT_PARALLEL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("init 'k-means||' does not take metric 'dtw'"),
+				 errhint("Use init => 'k-means++' or 'random', or pass init_centers.")));
+	/* kmeans.device = 'gpu' alone leaves a DTW fit on the CPU; asking for the GPU is refused */
+	if (opt->device == KMEANS_DEVICE_GPU && pos->device >= 0 && !PG_ARGISNULL(pos->device))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("metric 'dtw' runs on the CPU only"),
+				 errhint("Use device => 'cpu' or 'auto' for a DTW fit.")));
 }
 
 /* ERRORs when one of the first nargs arguments, which have no default, is NULL. */
@@ -259,6 +328,12 @@ KmeansOptionsJson(const KmeansOptions *opt, const KmeansSource *src, bool aggreg
 		appendStringInfoString(&s, ", \"strategy\": \"aggregate\"");
 	if (opt->minibatch)
 		appendStringInfo(&s, ", \"algorithm\": \"minibatch\", \"batch_size\": %d", opt->batch_size);
+	if (opt->metric == KM_METRIC_DTW)
+	{
+		if (opt->dtw_band >= 0)
+			appendStringInfo(&s, ", \"dtw_band\": %d", opt->dtw_band);
+		appendStringInfo(&s, ", \"barycenter_iter\": %d", opt->barycenter_iter);
+	}
 	appendStringInfoString(&s, ", \"column\": ");
 	escape_json(&s, src->column);
 	if (src->weight)
@@ -394,7 +469,7 @@ KmeansParseJsonOptions(Jsonb *options, const char *what, KmeansOptions *opt)
 	LOCAL_FCINFO(args, JOPT_COUNT);
 	static const KmeansArgPos pos = {
 		JOPT_MAX_ITER, JOPT_TOL, JOPT_INIT, JOPT_INIT_CENTERS, JOPT_N_INIT, JOPT_SEED, JOPT_DEVICE,
-		-1, JOPT_METRIC, JOPT_CENTER, -1, JOPT_ALGORITHM, JOPT_BATCH_SIZE
+		-1, JOPT_METRIC, JOPT_CENTER, -1, JOPT_ALGORITHM, JOPT_BATCH_SIZE, -1, -1
 	};
 	FmgrInfo	flinfo;
 
@@ -477,4 +552,5 @@ KmeansParseJsonOptions(Jsonb *options, const char *what, KmeansOptions *opt)
 		}
 	}
 	KmeansParseOptions(args, &pos, opt);
+	KmeansMetricVectorOnly(opt->metric, what);
 }

@@ -46,6 +46,8 @@ typedef struct Reader
 	int64		rowno;			/* rows seen, NULL vectors included */
 	int64		n;				/* non-NULL rows seen */
 	MemoryContext rowcxt;		/* detoasted values, reset per row */
+	KmeansSeriesRows *series;	/* metric => 'dtw': rows kept whole, of any length */
+	int			row_len;		/* then the length of the row at hand */
 
 	/* the batch being filled: a resident chunk or a streaming buffer */
 	float	   *buf;
@@ -136,7 +138,21 @@ ParseVector(Reader *r, Datum value, int64 id)
 			   psprintf("is a %d-dimensional array", view.ndim),
 			   "Each row must hold one vector as a one-dimensional array.");
 
-	if (data->d == 0)
+	if (r->series != NULL)
+	{
+		/* a series: any length from two samples on, which DTW needs for a path */
+		if (view.nitems < 2)
+			BadRow(r, id, ERRCODE_ARRAY_SUBSCRIPT_ERROR,
+				   "has 1 value, but the dtw metric takes series of at least 2 samples",
+				   "Filter out series shorter than two samples, e.g. WHERE cardinality(col) >= 2 in a query.");
+		if (view.nitems > PG_INT32_MAX / 2)
+			BadRow(r, id, ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+				   psprintf("has " INT64_FORMAT " samples, more than the dtw metric takes (%d)",
+							view.nitems, PG_INT32_MAX / 2),
+				   "Resample the series to fewer samples in a query.");
+		r->row_len = (int) view.nitems;
+	}
+	else if (data->d == 0)
 	{
 		data->d = (int) view.nitems;
 		r->first_rowno = r->rowno;
@@ -456,6 +472,87 @@ LoadRow(Reader *r, const char *raw, int64 id)
 }
 
 /*
+ * The memory of the series read so far, checked against kmeans.max_memory: the values and
+ * their offsets and ids, and what the DTW fit keeps per row (a label and a distance per k,
+ * kmeans_elbow's final labels).  Sizes are summed in float64, which cannot overflow.
+ */
+static void
+CheckSeriesBudget(Reader *r, int64 more_values)
+{
+	KmeansSeriesRows *s = r->series;
+	double		per_row = sizeof(int64) * (1 + r->has_id) + sizeof(float) * r->has_weight +
+		(sizeof(int32) + sizeof(double)) * 2 +
+		(r->data->fit->final_labels ? sizeof(int32) * r->data->fit->nseg : 0);
+	double		bytes = (double) sizeof(float) * (s->off[s->n] + more_values) +
+		per_row * (s->n + 1);
+	double		limit = (double) kmeans_max_memory * 1024;
+
+	if (bytes > limit)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("%s: the series need %.0f MB, more than kmeans.max_memory (%d MB)",
+						r->data->fit->what, bytes / (1024 * 1024), kmeans_max_memory / 1024),
+				 errdetail("After " INT64_FORMAT " series of " INT64_FORMAT " samples in all; "
+						   "series under the dtw metric are kept in memory.",
+						   s->n, s->off[s->n] + more_values),
+				 errhint("Raise kmeans.max_memory, or fit fewer or shorter series.")));
+}
+
+/* A series row: checked, copied whole, its offset and id kept (metric => 'dtw'). */
+static void
+LoadSeriesRow(Reader *r, const char *raw, int64 id)
+{
+	KmeansSeriesRows *s = r->series;
+	KmeansData *data = r->data;
+	int			len = r->row_len;
+	float	   *dst;
+	int64		bad;
+
+	if ((s->n & 1023) == 0)
+	{
+		KmeansProgressRows(s->n, -1);
+		CheckSeriesBudget(r, len);
+	}
+	if (s->off[s->n] + len > s->cap_values)
+	{
+		int64		cap = Max(Max((int64) 4096, 2 * s->cap_values), s->off[s->n] + len);
+
+		CheckSeriesBudget(r, cap - s->off[s->n]);
+		s->values = s->values == NULL ? MemoryContextAllocHuge(data->cxt, sizeof(float) * cap) :
+			repalloc_huge(s->values, sizeof(float) * cap);
+		s->cap_values = cap;
+	}
+	if (s->n + 1 >= s->cap_rows)
+	{
+		int64		cap = Max((int64) 1024, 2 * s->cap_rows);
+
+		s->off = repalloc_huge(s->off, sizeof(int64) * (cap + 1));
+		if (r->has_id)
+			s->ids = s->ids == NULL ? MemoryContextAllocHuge(data->cxt, sizeof(int64) * cap) :
+				repalloc_huge(s->ids, sizeof(int64) * cap);
+		s->cap_rows = cap;
+	}
+	dst = s->values + s->off[s->n];
+	bad = data->src->kind == KMEANS_INPUT_HALFVEC ? KmeansHalfCopyFinite(raw, len, dst) :
+		KmeansCopyFinite(raw, len, dst);
+	if (bad >= 0)
+		BadRow(r, id, ERRCODE_DATA_EXCEPTION,
+			   psprintf("has %s at position %d", KmeansNonFiniteName(dst[bad]), (int) bad + 1),
+			   "Only finite values can be clustered; filter or replace them in a query.");
+	if (r->has_id)
+		s->ids[s->n] = id;
+	if (s->n == 0)
+	{
+		s->first_len = s->min_len = s->max_len = len;
+		r->first_rowno = r->rowno;
+	}
+	s->min_len = Min(s->min_len, len);
+	s->max_len = Max(s->max_len, len);
+	s->off[s->n + 1] = s->off[s->n] + len;
+	s->n++;
+}
+
+/*
  * A row's weight: in the first pass checked and kept (data->weights), in later passes compared
  * with the first pass's, which every pass uses.
  */
@@ -547,7 +644,9 @@ ReceiveRow(Reader *r, Datum value, bool isnull, Datum idv, bool idnull, Datum wv
 	raw = ParseVector(r, value, id);
 	if (r->has_weight && (r->loading || r->n < data->n))
 		ReceiveWeight(r, wv, wnull, id);
-	if (r->loading)
+	if (r->series != NULL)
+		LoadSeriesRow(r, raw, id);
+	else if (r->loading)
 		LoadRow(r, raw, id);
 	else
 	{
@@ -829,6 +928,35 @@ KmeansDataLoad(KmeansSource *src, const KmeansPlan *plan, bool gpu)
 				 errdetail("Column \"%s\" of source \"%s\" is NULL in those rows.",
 						   src->column, src->source)));
 	FinishFirstPass(data, &r);
+	return data;
+}
+
+/*
+ * Reads the source once as series (metric => 'dtw'): every row checked and kept whole, of any
+ * length from 2 on.  The data has no vectors: d is the centers' length, which the fit sets.
+ */
+KmeansData *
+KmeansSeriesLoad(KmeansSource *src, const KmeansPlan *plan)
+{
+	KmeansData *data = DataMake(src, plan, false);
+	KmeansSeriesRows *s = palloc0(sizeof(KmeansSeriesRows));
+	Reader		r;
+
+	StableScanSettings();
+	s->off = palloc0(sizeof(int64));
+	memset(&r, 0, sizeof(r));
+	r.loading = true;
+	r.series = s;
+	RunSource(data, &r);
+	if (data->nulls > 0)
+		ereport(NOTICE,
+				(errmsg("skipped " INT64_FORMAT " rows with a NULL vector", data->nulls),
+				 errdetail("Column \"%s\" of source \"%s\" is NULL in those rows.",
+						   src->column, src->source)));
+	CheckSeriesBudget(&r, 0);
+	data->series = s;
+	data->n = s->n;
+	data->resident = true;
 	return data;
 }
 

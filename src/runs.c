@@ -27,9 +27,12 @@ KmeansRuns(KmeansData *data, const KmeansOptions *opt, int nseg, const int *ks,
 		   KmeansLabelFn fn, void *arg)
 {
 	int			n_init = opt->n_init;
-	KmeansModelSet *best = KmeansModelSetMake(data->d, nseg, ks);
+	KmeansModelSet *best;
 	double	   *best_inertia;
 
+	if (data->series != NULL)
+		return KmeansDtwRuns(data, opt, nseg, ks, fn, arg);	/* dtw.c: series, no backend */
+	best = KmeansModelSetMake(data->d, nseg, ks);
 	if (n_init == 1)
 	{
 		KmeansStepLogRun(0);

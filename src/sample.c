@@ -437,6 +437,7 @@ kmeans_sample_transfn(PG_FUNCTION_ARGS)
 						 errmsg("vector has %d values, each center has dimension %d", d, cd)));
 		}
 		metric = KmeansMetricByName(text_to_cstring(PG_GETARG_TEXT_PP(3)));
+		KmeansMetricVectorOnly(metric, "kmeans_sample");
 		m = PG_GETARG_INT32(4);
 		if (m < 0 || m > SAMPLE_MAX_M || d < 1)
 			ereport(ERROR,

@@ -160,8 +160,8 @@ Trials(int k)
  * weight (as scikit-learn draws it), by the running sum of the weights in row order, the order
  * data->weight_total was summed in.
  */
-static int64
-FirstCenterRow(KmeansData *data, KmRng *rng)
+int64
+KmeansFirstCenterRow(KmeansData *data, KmRng *rng)
 {
 	double		target,
 				cum = 0.0;
@@ -211,7 +211,7 @@ SeedPlusPlus(KmeansData *data, int k, KmRng *rng, float *centers)
 	ss.pot = palloc(sizeof(double) * t);
 	KmeansCheckStatus(data->be->ops->seed_begin(data->be, n, &err), &err);
 
-	first = FirstCenterRow(data, rng);
+	first = KmeansFirstCenterRow(data, rng);
 	KmeansFetchRows(data, &first, 1, centers);
 	ss.cand = centers;
 	KmeansScan(data, MindistBatch, &ss);
@@ -347,12 +347,19 @@ KmeansSeedRandom(KmeansData *data, int k, uint64 seed, float *centers)
 {
 	int64	   *rows = palloc(sizeof(int64) * k);
 
+	KmeansSampleRows(data, k, seed, rows);
+	KmeansFetchRows(data, rows, k, centers);
+	pfree(rows);
+}
+
+/* The rows random seeding takes: k distinct ones, by weight where rows carry weights. */
+void
+KmeansSampleRows(KmeansData *data, int k, uint64 seed, int64 *rows)
+{
 	if (data->weights != NULL)
 		WeightedSample(data, k, seed, rows);
 	else
 		km_sample_rows(data->n, k, seed, rows);
-	KmeansFetchRows(data, rows, k, centers);
-	pfree(rows);
 }
 
 /* Starting centers for k clusters (centred) of seeding run `run`, by the option's method. */

@@ -188,13 +188,15 @@ KmeansBegin(text *source, text *column, text *id_column, const KmeansOptions *op
 		elog(ERROR, "kmeans: SPI_connect failed");
 	nest = NewGUCNestLevel();
 	/* the device comes first: it sets how many rows a resident chunk holds */
-	gpu = UseGpu(opt);
+	gpu = opt->metric != KM_METRIC_DTW && UseGpu(opt);
 	KmeansStepLogReset();
 	claim = KmeansProgressBegin(plan->what, plan->k_min, plan->k_max, opt->n_init);
 	start = KmeansStepStart();
 	src = KmeansSourceMake(source, column, id_column, opt->weight);
 	src->metric = opt->metric;
-	if (KmeansUseAggregate(src, opt))
+	if (opt->metric == KM_METRIC_DTW)
+		data = KmeansSeriesLoad(src, plan);	/* fitted by dtw.c, without a backend */
+	else if (KmeansUseAggregate(src, opt))
 		data = KmeansAggregateOpen(src, plan, opt, gpu);	/* strategy.c */
 	else
 		data = KmeansDataLoad(src, plan, gpu);
@@ -203,7 +205,8 @@ KmeansBegin(text *source, text *column, text *id_column, const KmeansOptions *op
 	data->progress = claim;
 	KmeansCheckK(plan->k_max, data->n, plan->k_name);
 	CheckWeightedK(data, plan);
-	EngineStart(data, gpu);
+	if (data->series == NULL)
+		EngineStart(data, gpu);
 	return data;
 }
 

@@ -492,7 +492,12 @@ StepMetric(FunctionCallInfo fcinfo)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("kmeans_step: metric must not be NULL"),
 				 errhint("Use 'euclidean', 'cosine' or 'iou'.")));
-	return KmeansMetricByName(text_to_cstring(PG_GETARG_TEXT_PP(3)));
+	{
+		KmMetric	metric = KmeansMetricByName(text_to_cstring(PG_GETARG_TEXT_PP(3)));
+
+		KmeansMetricVectorOnly(metric, "kmeans_step");
+		return metric;
+	}
 }
 
 /* The centers must be fit for the metric: of nonzero length under cosine, boxes under iou. */
