@@ -22,46 +22,18 @@ cd "$(dirname "$0")/.."
 kmeans_require $KMEANS_BENCH_PACKAGES
 
 venv=${KMEANS_BENCH_VENV:-$HOME/.cache/kmeans/bench-venv}
-base_python=/usr/bin/python3
-[ -x "$base_python" ] || base_python=$(command -v python3)
+. scripts/_venv.sh
+base_python=$kmeans_venv_base
 gpu=0
 for a in "$@"; do [ "$a" = --gpu ] && gpu=1; done
-
-# Installs requirements file $1 into the environment unless its stamp says that exact file is
-# already installed there.
-venv_install() {
-    local req=$1 stamp sum
-    stamp="$venv/.kmeans-$(basename "$req" .txt).sha1"
-    sum=$(sha1sum <"$req" | cut -d' ' -f1)
-    [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$sum" ] && return 0
-    echo "== installing $req into $venv (pip, from PyPI)" >&2
-    rm -f "$stamp"
-    # wheels only: nothing is compiled; short timeouts, so that a machine without PyPI gives up soon
-    if "$venv/bin/python" -m pip install --disable-pip-version-check --no-input --quiet \
-            --only-binary=:all: --timeout 30 --retries 1 -r "$req" >"$venv/pip.log" 2>&1; then
-        echo "$sum" >"$stamp"
-    else
-        tail -5 "$venv/pip.log" | sed 's/^/    /' >&2
-        echo "pip could not install $req (the whole log: $venv/pip.log)" >&2
-        return 1
-    fi
-}
 
 # Makes (or reuses) the environment and sets $python to its interpreter; returns 1 when it
 # cannot be made or bench/requirements.txt cannot be installed.
 bench_venv() {
-    if [ -e "$venv" ] && ! "$venv/bin/python" -c 'import sys' >/dev/null 2>&1; then
-        # e.g. made by a Python that has since been replaced
-        echo "== $venv does not run; making it again" >&2
-        rm -rf "$venv"
-    fi
-    if [ ! -e "$venv/bin/python" ]; then
-        echo "== making the bench's virtual environment $venv from $base_python" >&2
-        "$base_python" -m venv "$venv" || { rm -rf "$venv"; return 1; }
-    fi
-    venv_install bench/requirements.txt || return 1
+    kmeans_venv_make "$venv" || return 1
+    kmeans_venv_install "$venv" bench/requirements.txt || return 1
     python=$venv/bin/python
-    if [ $gpu = 1 ] && ! venv_install bench/requirements-gpu.txt; then
+    if [ $gpu = 1 ] && ! kmeans_venv_install "$venv" bench/requirements-gpu.txt; then
         echo "note: without torch, the PyTorch rows of --gpu read \"not installed\"" >&2
     fi
     return 0

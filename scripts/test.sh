@@ -19,7 +19,7 @@ cd "$(dirname "$0")/.."
 # the build, the server, valgrind for the engine tests, libpq for the fuzz cases, and what the
 # reference checks and the hostile-input tests run on
 kmeans_require $KMEANS_BUILD_PACKAGES valgrind libpq-dev python3 python3-numpy python3-sklearn \
-    python3-psycopg2
+    python3-psycopg2 python3-venv
 # pg_cron for test/cron, before the private tree copies the server's files (as another user a
 # missing package is named, and that check skips)
 kmeans_want postgresql-15-cron
@@ -81,7 +81,22 @@ done
 echo "== reference comparisons (scikit-learn) (${SECONDS}s)"
 for t in test/reference/check_*.py test/engine/check_*.py; do
     [ -e "$t" ] || continue
+    case $t in *_tslearn.py) continue ;; esac
     "$py" "$t"; record "$(basename "$t")" $?
+done
+
+# tslearn comes from PyPI only: into a virtual environment of its own (scripts/_venv.sh),
+# pinned by test/reference/requirements-tslearn.txt; without PyPI the check says it skips
+echo "== reference comparisons (tslearn, from PyPI) (${SECONDS}s)"
+. scripts/_venv.sh
+test_venv=${KMEANS_TEST_VENV:-$HOME/.cache/kmeans/test-venv}
+tpy=$py
+if kmeans_venv_make "$test_venv" &&
+        kmeans_venv_install "$test_venv" test/reference/requirements-tslearn.txt; then
+    tpy=$test_venv/bin/python
+fi
+for t in test/reference/check_*_tslearn.py; do
+    "$tpy" -W ignore::UserWarning "$t"; record "$(basename "$t")" $?
 done
 
 echo "== the pg_cron recipe: a scheduled refit, run twice (${SECONDS}s)"
