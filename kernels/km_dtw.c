@@ -243,13 +243,11 @@ km_dtw_path(const float *x, int lx, const double *c, int lc, int band, double *w
  */
 #define TILE 32
 
-static void
-PathTiled(const double *xt, int lx, const double *c, int lc, double *work, double *bound,
-		  uint32_t *from, double *sq)
+/* The column left of the first tile: C(-1, -1) = 0 and C(i, -1) = inf, in every lane. */
+static inline void
+TilesBegin(double *bound, int lx)
 {
 	const __m512d inf = _mm512_set1_pd(INFINITY);
-	double	   *prev = work,
-			   *cur = work + (size_t) ((lc < TILE ? lc : TILE) + 1) * LANES;	/* within 2 (lc + 1) */
 
 	for (int i = 0; i <= lx; i++)
 	{
@@ -258,19 +256,41 @@ PathTiled(const double *xt, int lx, const double *c, int lc, double *work, doubl
 	}
 	ST(bound, _mm512_setzero_pd());
 	ST(bound + 8, _mm512_setzero_pd());
+}
+
+/*
+ * The row above a tile of w columns: C(-1, j) = inf, and its left cell C(-1, j0 - 1) from
+ * bound[0], which then becomes C(-1, j0 + w - 1) = inf for the next tile.
+ */
+static inline void
+TileBegin(double *prev, double *bound, int w)
+{
+	const __m512d inf = _mm512_set1_pd(INFINITY);
+
+	for (int j = 0; j <= w; j++)
+	{
+		ST(prev + (size_t) j * LANES, inf);
+		ST(prev + (size_t) j * LANES + 8, inf);
+	}
+	ST(prev, LD(bound));
+	ST(prev + 8, LD(bound + 8));
+	ST(bound, inf);
+	ST(bound + 8, inf);
+}
+
+static void
+PathTiled(const double *xt, int lx, const double *c, int lc, double *work, double *bound,
+		  uint32_t *from, double *sq)
+{
+	double	   *prev = work,
+			   *cur = work + (size_t) ((lc < TILE ? lc : TILE) + 1) * LANES;	/* within 2 (lc + 1) */
+
+	TilesBegin(bound, lx);
 	for (int j0 = 0; j0 < lc; j0 += TILE)
 	{
 		int			w = lc - j0 < TILE ? lc - j0 : TILE;
 
-		for (int j = 0; j <= w; j++)
-		{
-			ST(prev + (size_t) j * LANES, inf);
-			ST(prev + (size_t) j * LANES + 8, inf);
-		}
-		ST(prev, LD(bound));
-		ST(prev + 8, LD(bound + 8));
-		ST(bound, inf);
-		ST(bound + 8, inf);
+		TileBegin(prev, bound, w);
 		for (int i = 0; i < lx; i++)
 		{
 			const __m512d xa = LD(xt + (size_t) i * LANES),
@@ -328,30 +348,15 @@ static void
 DistTiled(const double *xt, int lx, const double *ct, int lc, double *work, double *bound,
 		  double *out)
 {
-	const __m512d inf = _mm512_set1_pd(INFINITY);
 	double	   *prev = work,
 			   *cur = work + (size_t) ((lc < TILE ? lc : TILE) + 1) * LANES;	/* within 2 (lc + 1) */
 
-	for (int i = 0; i <= lx; i++)
-	{
-		ST(bound + (size_t) i * LANES, inf);
-		ST(bound + (size_t) i * LANES + 8, inf);
-	}
-	ST(bound, _mm512_setzero_pd());
-	ST(bound + 8, _mm512_setzero_pd());
+	TilesBegin(bound, lx);
 	for (int j0 = 0; j0 < lc; j0 += TILE)
 	{
 		int			w = lc - j0 < TILE ? lc - j0 : TILE;
 
-		for (int j = 0; j <= w; j++)
-		{
-			ST(prev + (size_t) j * LANES, inf);
-			ST(prev + (size_t) j * LANES + 8, inf);
-		}
-		ST(prev, LD(bound));
-		ST(prev + 8, LD(bound + 8));
-		ST(bound, inf);
-		ST(bound + 8, inf);
+		TileBegin(prev, bound, w);
 		for (int i = 0; i < lx; i++)
 		{
 			const __m512d xa = LD(xt + (size_t) i * LANES),
