@@ -1402,10 +1402,11 @@ PairPiece(void *arg, int64_t piece, int share)
 	double	   *w = p->work + p->stride * share;
 	double	   *xt = w + 2 * ((size_t) p->maxlen + 1) * LANES;
 	double	   *cb = xt + (size_t) p->maxlen * LANES;
-	double	   *cuts = cb + (size_t) p->maxlen * LANES;
 	double	   *row = p->out + a * p->m;
 
 #if defined(__AVX512F__)
+	double	   *cuts = cb + (size_t) p->maxlen * LANES;
+
 	for (int t = 0; t < la; t++)
 		for (int l = 0; l < LANES; l++)
 			xt[(size_t) t * LANES + l] = (double) xa[t];
