@@ -41,7 +41,8 @@ km_dtw_band(int i, int lx, int lc, int band, int *lo, int *hi)
 	int			a,
 				b;
 
-	if (band < 0)
+	/* a radius of the longer length or more allows every j: no band, and no int overflow below */
+	if (band < 0 || band >= (lx > lc ? lx : lc))
 	{
 		*lo = 0;
 		*hi = lc - 1;

@@ -18,6 +18,9 @@ SELECT kmeans_dtw('{1,2,3}', '{1,2,2,3}') AS zero,
        kmeans_dtw('{0,0,1}', '{0,1,1}', 1) AS band1, kmeans_dtw('{0,1}', '{0,0,1}', 0) AS ragged,
        kmeans_dtw('{0,1}', '{0,0,1}', 0) = kmeans_dtw('{0,0,1}', '{0,1}', 0) AS symmetric,
        kmeans_dtw(NULL, '{1,2}') IS NULL AS null_in_null_out;
+-- a band wider than both series is no band, up to the largest integer: (3 - 4)^2 = 1 either way
+SELECT kmeans_dtw('{1,2,3}', '{1,2,3,4}', 2147483647) AS widest,
+       kmeans_dtw('{1,2,3,4}', '{1,2,3}', 4) AS wide, kmeans_dtw('{1,2,3}', '{1,2,3,4}') AS none;
 SELECT * FROM try($$SELECT kmeans_dtw('{1,2}', '{1,2}', -1)$$);
 SELECT * FROM try($$SELECT kmeans_dtw('{1}', '{1,2}')$$);
 SELECT * FROM try($$SELECT kmeans_dtw('{1,2}', '{{1,2},{3,4}}')$$);
