@@ -38,13 +38,11 @@
 #pragma GCC optimize ("fp-contract=off")
 
 #include "km_dtw.h"
+#include "km_crew.h"
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #endif
-#include <pthread.h>
-#include <signal.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -735,101 +733,6 @@ km_dtw_resample(const float *x, int lx, double *out, int len)
 }
 
 /* ---------------------------------------------------------------------------------------------
- * Threads
- * ------------------------------------------------------------------------------------------- */
-
-typedef void (*PieceFn) (void *arg, int64_t piece, int share);
-
-typedef struct Crew
-{
-	PieceFn		fn;
-	void	   *arg;
-	int64_t		npieces;
-	atomic_int_fast64_t next;
-} Crew;
-
-typedef struct CrewStart
-{
-	Crew	   *crew;
-	int			share;
-} CrewStart;
-
-static void
-CrewWork(Crew *crew, int share)
-{
-	for (;;)
-	{
-		int64_t		p = atomic_fetch_add_explicit(&crew->next, 1, memory_order_relaxed);
-
-		if (p >= crew->npieces)
-			return;
-		crew->fn(crew->arg, p, share);
-	}
-}
-
-static void *
-CrewMain(void *arg)
-{
-	CrewStart  *st = arg;
-
-	CrewWork(st->crew, st->share);
-	return NULL;
-}
-
-/*
- * Runs fn on every piece with up to nthreads threads (the caller one of them); share tells a
- * thread its scratch.  A thread that cannot start leaves its pieces to the others.
- */
-static void
-RunCrew(int nthreads, int64_t npieces, PieceFn fn, void *arg)
-{
-	Crew		crew;
-	pthread_t	threads[256];
-	CrewStart	starts[256];
-	int			started = 0;
-
-	crew.fn = fn;
-	crew.arg = arg;
-	crew.npieces = npieces;
-	atomic_init(&crew.next, 0);
-	if (nthreads > 256)
-		nthreads = 256;
-	if (nthreads > npieces)
-		nthreads = (int) (npieces > 0 ? npieces : 1);
-	if (nthreads > 1)
-	{
-		sigset_t	all,
-					old;
-
-		sigfillset(&all);
-		pthread_sigmask(SIG_BLOCK, &all, &old);
-		for (int t = 1; t < nthreads; t++)
-		{
-			starts[started].crew = &crew;
-			starts[started].share = t;
-			if (pthread_create(&threads[started], NULL, CrewMain, &starts[started]) != 0)
-				break;
-			started++;
-		}
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
-	}
-	CrewWork(&crew, 0);
-	for (int t = 0; t < started; t++)
-		pthread_join(threads[t], NULL);
-}
-
-/* The threads a pass of m rows may use: none beyond its pieces. */
-static int
-CrewSize(int nthreads, int64_t pieces)
-{
-	if (nthreads < 1)
-		nthreads = 1;
-	if (nthreads > 256)
-		nthreads = 256;
-	return pieces < nthreads ? (int) (pieces > 0 ? pieces : 1) : nthreads;
-}
-
-/* ---------------------------------------------------------------------------------------------
  * Assignment
  * ------------------------------------------------------------------------------------------- */
 
@@ -1121,7 +1024,7 @@ km_dtw_assign(const KmSeries *s, int64_t r0, int64_t r1, const KmDtwCenters *cs,
 {
 	AssignArg	a;
 	int64_t		pieces = (r1 - r0 + PIECE_ROWS - 1) / PIECE_ROWS;
-	int			nt = CrewSize(nthreads, pieces);
+	int			nt = km_crew_size(nthreads, pieces);
 	size_t		stride;
 
 	if (r1 <= r0)
@@ -1151,7 +1054,7 @@ km_dtw_assign(const KmSeries *s, int64_t r0, int64_t r1, const KmDtwCenters *cs,
 		return KM_FAIL(err, KM_ERR_NOMEM, "could not allocate %zu bytes of DTW scratch",
 					   sizeof(double) * stride * nt);
 	}
-	RunCrew(nt, pieces, AssignPiece, &a);
+	km_crew_run(nt, pieces, AssignPiece, &a);
 	for (int t = 0; t < nt && computed != NULL; t++)
 		*computed += a.computed[t * 8];
 	free(a.work);
@@ -1272,7 +1175,7 @@ km_dtw_dba_pass(const KmSeries *s, int64_t r0, int64_t r1, const int32_t *labels
 		return KM_OK;
 	maxlen = LongestRow(s, r0, r1);
 	slice = r1 - r0 < DBA_SLICE_ROWS ? r1 - r0 : DBA_SLICE_ROWS;
-	nt = CrewSize(nthreads, (slice + LANES - 1) / LANES);
+	nt = km_crew_size(nthreads, (slice + LANES - 1) / LANES);
 	memset(&a, 0, sizeof(a));
 	a.s = s;
 	a.cs = cs;
@@ -1328,7 +1231,7 @@ km_dtw_dba_pass(const KmSeries *s, int64_t r0, int64_t r1, const int32_t *labels
 				order[q].len != order[q - 1].len)
 				jobs[njobs++] = q;
 		jobs[njobs] = nrows;
-		RunCrew(nt, njobs, DbaPiece, &a);
+		km_crew_run(nt, njobs, DbaPiece, &a);
 		/* in row order, then path order: independent of the threads and the grouping */
 		for (int64_t i = 0; i < m; i++)
 		{
@@ -1455,7 +1358,7 @@ km_dtw_pairwise(const KmSeries *s, const int64_t *rows, int64_t m, int64_t a0, i
 				int band, int nthreads, double *out, KmError *err)
 {
 	PairArg		p;
-	int			nt = CrewSize(nthreads, a1 - a0);
+	int			nt = km_crew_size(nthreads, a1 - a0);
 	int			maxlen = 1;
 
 	if (a1 <= a0)
@@ -1478,7 +1381,7 @@ km_dtw_pairwise(const KmSeries *s, const int64_t *rows, int64_t m, int64_t a0, i
 					   sizeof(double) * p.stride * nt);
 	for (int64_t a = a0; a < a1; a++)
 		out[a * m + a] = 0.0;
-	RunCrew(nt, a1 - a0, PairPiece, &p);
+	km_crew_run(nt, a1 - a0, PairPiece, &p);
 	free(p.work);
 	return KM_OK;
 }
@@ -1544,7 +1447,7 @@ km_dtw_cross(const KmSeries *s, int64_t r0, int64_t r1, const KmDtwCenters *cs,
 {
 	CrossArg	a;
 	int64_t		pieces = (r1 - r0 + PIECE_ROWS - 1) / PIECE_ROWS;
-	int			nt = CrewSize(nthreads, pieces);
+	int			nt = km_crew_size(nthreads, pieces);
 
 	if (r1 <= r0)
 		return KM_OK;
@@ -1565,7 +1468,7 @@ km_dtw_cross(const KmSeries *s, int64_t r0, int64_t r1, const KmDtwCenters *cs,
 
 		part.n = r1;
 		a.s = &part;
-		RunCrew(nt, pieces, CrossPiece, &a);
+		km_crew_run(nt, pieces, CrossPiece, &a);
 	}
 	free(a.work);
 	return KM_OK;
