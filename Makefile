@@ -2,13 +2,13 @@
 # regression suite against a running server; `make check-engine` tests the compute code alone.
 
 EXTENSION  = kmeans
-EXTVERSION = 0.7.0
+EXTVERSION = 0.8.0
 
 MODULE_big = kmeans
-SRC_OBJS    = src/gucs.o src/options.o src/vector.o src/pgvector.o src/metric.o src/source.o src/budget.o src/reader.o src/session.o src/modelset.o src/fetch.o src/seed.o src/seed_parallel.o src/lloyd.o src/repair.o src/median.o src/minibatch.o src/progress.o src/runs.o src/match.o src/results.o src/steplog.o src/fit.o src/elbow.o src/models.o src/step.o src/sample.o src/strategy.o src/groupfit.o src/aggregate.o src/window.o src/dtw.o
+SRC_OBJS    = src/gucs.o src/options.o src/vector.o src/pgvector.o src/metric.o src/source.o src/budget.o src/reader.o src/session.o src/modelset.o src/fetch.o src/seed.o src/seed_parallel.o src/lloyd.o src/repair.o src/median.o src/minibatch.o src/progress.o src/runs.o src/match.o src/results.o src/steplog.o src/fit.o src/elbow.o src/models.o src/step.o src/sample.o src/strategy.o src/groupfit.o src/aggregate.o src/window.o src/dtw.o src/softdtw.o
 KERNEL_C    = kernels/km_util.c kernels/km_argmin.c kernels/km_iou.c kernels/km_gemm.c kernels/km_screen.c \
               kernels/km_quality.c kernels/km_state.c kernels/km_bounds.c kernels/km_cpu.c kernels/km_exact.c kernels/km_rowwise.c \
-              kernels/km_dtw.c kernels/km_crew.c kernels/km_lbfgs.c
+              kernels/km_dtw.c kernels/km_crew.c kernels/km_softdtw.c kernels/km_lbfgs.c
 
 # The CUDA backend is built when nvcc is found (on PATH or in /usr/local/cuda); USE_CUDA=0
 # builds the CPU-only library, whose GPU entry points (km_nocuda.c) say so.
@@ -51,8 +51,8 @@ $(KERNEL_OBJS): CFLAGS += -O3
 
 # PGXS tracks no header dependencies: a changed interface must rebuild every object using it.
 $(OBJS): kernels/km_kernels.h kernels/km_quality.h kernels/km_simd.h kernels/km_state.h kernels/km_exact.h kernels/km_bounds.h kernels/km_dtw.h \
-         kernels/km_crew.h kernels/km_lbfgs.h
-$(SRC_OBJS): src/kmeans.h src/lloyd.h
+         kernels/km_crew.h kernels/km_softdtw.h kernels/km_lbfgs.h
+$(SRC_OBJS): src/kmeans.h src/lloyd.h src/dtw.h
 
 sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql
 	cp $< $@
@@ -116,7 +116,7 @@ ENGINE_TESTS = $(patsubst test/engine/%.c,test/engine/bin/%,$(filter-out test/en
                test/engine/bin/test_cuda_emu $(if $(filter 1,$(USE_CUDA)),test/engine/bin/test_cuda)
 
 test/engine/bin/%: test/engine/%.c test/engine/test_util.h test/engine/test_backend.h $(KERNEL_C) kernels/km_nocuda.c kernels/km_kernels.h kernels/km_quality.h kernels/km_state.h kernels/km_exact.h kernels/km_bounds.h kernels/km_dtw.h \
-                    kernels/km_crew.h kernels/km_lbfgs.h
+                    kernels/km_crew.h kernels/km_softdtw.h kernels/km_lbfgs.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ENGINE_CFLAGS) -o $@ $< $(KERNEL_C) kernels/km_nocuda.c -lm
 

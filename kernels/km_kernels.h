@@ -222,8 +222,16 @@ typedef enum KmMetric
 	KM_METRIC_EUCLIDEAN = 0,
 	KM_METRIC_COSINE,
 	KM_METRIC_IOU,
-	KM_METRIC_DTW				/* series, not vectors: never a backend's (km_dtw.h) */
+	KM_METRIC_DTW,				/* series, not vectors: never a backend's (km_dtw.h) */
+	KM_METRIC_SOFTDTW			/* series too (km_softdtw.h) */
 } KmMetric;
+
+/* Whether the metric takes series of any length, fitted outside the backends. */
+static inline int
+km_metric_series(KmMetric metric)
+{
+	return metric == KM_METRIC_DTW || metric == KM_METRIC_SOFTDTW;
+}
 
 /*
  * 1 - IoU of boxes x = (w, h) and c = (w, h) placed at a common corner; both of positive area.

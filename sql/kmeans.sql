@@ -152,13 +152,15 @@ CREATE FUNCTION kmeans_fit(
     algorithm    text DEFAULT 'lloyd',
     batch_size   integer DEFAULT 1024,
     dtw_band     integer DEFAULT NULL,
-    barycenter_iter integer DEFAULT 30)
+    barycenter_iter integer DEFAULT 30,
+    gamma        double precision DEFAULT NULL)
 RETURNS TABLE (cluster integer, center real[], size bigint, inertia double precision)
 AS 'MODULE_PATHNAME', 'kmeans_fit'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION kmeans_fit(text, text, integer, integer, double precision, text, real[],
-    integer, bigint, text, text, text, text, text, text, text, text, integer, integer, integer)
+    integer, bigint, text, text, text, text, text, text, text, text, integer, integer, integer,
+    double precision)
 IS 'k-means of the vectors in column_name of source: one row per cluster';
 
 CREATE FUNCTION kmeans_labels(
@@ -181,13 +183,15 @@ CREATE FUNCTION kmeans_labels(
     algorithm    text DEFAULT 'lloyd',
     batch_size   integer DEFAULT 1024,
     dtw_band     integer DEFAULT NULL,
-    barycenter_iter integer DEFAULT 30)
+    barycenter_iter integer DEFAULT 30,
+    gamma        double precision DEFAULT NULL)
 RETURNS TABLE (id bigint, cluster integer, distance double precision)
 AS 'MODULE_PATHNAME', 'kmeans_labels'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION kmeans_labels(text, text, integer, integer, double precision, text, real[],
-    integer, bigint, text, text, text, text, text, text, text, text, integer, integer, integer)
+    integer, bigint, text, text, text, text, text, text, text, text, integer, integer, integer,
+    double precision)
 IS 'k-means of the vectors in column_name of source: every row''s id, cluster and distance';
 
 CREATE FUNCTION kmeans_predict(model text, x real[])
@@ -212,7 +216,7 @@ AS 'MODULE_PATHNAME', 'kmeans_predict_centers'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
 COMMENT ON FUNCTION kmeans_predict(real[], real[], text)
-IS 'the row of a k x d array of centers nearest to x by the metric (''euclidean'', ''cosine'', ''iou'' or ''dtw'')';
+IS 'the row of a k x d array of centers nearest to x by the metric (''euclidean'', ''cosine'', ''iou'', ''dtw'' or ''softdtw'' with gamma 1)';
 
 CREATE FUNCTION kmeans_dtw(x real[], y real[], band integer DEFAULT NULL)
 RETURNS double precision
@@ -221,6 +225,15 @@ LANGUAGE C IMMUTABLE PARALLEL SAFE;
 
 COMMENT ON FUNCTION kmeans_dtw(real[], real[], integer)
 IS 'the dynamic time warping distance of two series, within a Sakoe-Chiba band of radius band (NULL: none)';
+
+CREATE FUNCTION kmeans_softdtw(x real[], y real[], gamma double precision DEFAULT 1.0,
+    band integer DEFAULT NULL)
+RETURNS double precision
+AS 'MODULE_PATHNAME', 'kmeans_softdtw'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+
+COMMENT ON FUNCTION kmeans_softdtw(real[], real[], double precision, integer)
+IS 'the soft-DTW of two series with smoothing gamma (Cuturi and Blondel 2017; tends to DTW squared as gamma tends to 0, and can be negative), within a Sakoe-Chiba band of radius band (NULL: none)';
 
 CREATE FUNCTION kmeans_centers(model text)
 RETURNS TABLE (cluster integer, center real[])
@@ -251,7 +264,8 @@ CREATE FUNCTION kmeans_elbow(
     algorithm         text DEFAULT 'lloyd',
     batch_size        integer DEFAULT 1024,
     dtw_band          integer DEFAULT NULL,
-    barycenter_iter   integer DEFAULT 30)
+    barycenter_iter   integer DEFAULT 30,
+    gamma             double precision DEFAULT NULL)
 RETURNS TABLE (k integer, inertia double precision, mean_inertia double precision,
                n_iter integer, silhouette double precision,
                calinski_harabasz double precision, davies_bouldin double precision,
@@ -261,7 +275,7 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION kmeans_elbow(text, text, integer, integer, integer, integer,
     double precision, text, integer, bigint, text, integer, text, text, text, text, text, text,
-    integer, integer, integer)
+    integer, integer, integer, double precision)
 IS 'k-means for every k of a range in shared passes: inertia, quality indices, suggested k';
 
 -- The same three with the source as regclass: a view or materialized view over them records
@@ -287,13 +301,15 @@ CREATE FUNCTION kmeans_fit(
     algorithm    text DEFAULT 'lloyd',
     batch_size   integer DEFAULT 1024,
     dtw_band     integer DEFAULT NULL,
-    barycenter_iter integer DEFAULT 30)
+    barycenter_iter integer DEFAULT 30,
+    gamma        double precision DEFAULT NULL)
 RETURNS TABLE (cluster integer, center real[], size bigint, inertia double precision)
 AS 'MODULE_PATHNAME', 'kmeans_fit'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION kmeans_fit(regclass, text, integer, integer, double precision, text, real[],
-    integer, bigint, text, text, text, text, text, text, text, text, integer, integer, integer)
+    integer, bigint, text, text, text, text, text, text, text, text, integer, integer, integer,
+    double precision)
 IS 'k-means of the vectors in column_name of source: one row per cluster, from a table, view or materialized view named by OID';
 
 CREATE FUNCTION kmeans_labels(
@@ -316,13 +332,15 @@ CREATE FUNCTION kmeans_labels(
     algorithm    text DEFAULT 'lloyd',
     batch_size   integer DEFAULT 1024,
     dtw_band     integer DEFAULT NULL,
-    barycenter_iter integer DEFAULT 30)
+    barycenter_iter integer DEFAULT 30,
+    gamma        double precision DEFAULT NULL)
 RETURNS TABLE (id bigint, cluster integer, distance double precision)
 AS 'MODULE_PATHNAME', 'kmeans_labels'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION kmeans_labels(regclass, text, integer, integer, double precision, text, real[],
-    integer, bigint, text, text, text, text, text, text, text, text, integer, integer, integer)
+    integer, bigint, text, text, text, text, text, text, text, text, integer, integer, integer,
+    double precision)
 IS 'k-means of the vectors in column_name of source: every row''s id, cluster and distance, from a table, view or materialized view named by OID';
 
 CREATE FUNCTION kmeans_elbow(
@@ -346,7 +364,8 @@ CREATE FUNCTION kmeans_elbow(
     algorithm         text DEFAULT 'lloyd',
     batch_size        integer DEFAULT 1024,
     dtw_band          integer DEFAULT NULL,
-    barycenter_iter   integer DEFAULT 30)
+    barycenter_iter   integer DEFAULT 30,
+    gamma             double precision DEFAULT NULL)
 RETURNS TABLE (k integer, inertia double precision, mean_inertia double precision,
                n_iter integer, silhouette double precision,
                calinski_harabasz double precision, davies_bouldin double precision,
@@ -356,7 +375,7 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION kmeans_elbow(regclass, text, integer, integer, integer, integer,
     double precision, text, integer, bigint, text, integer, text, text, text, text, text, text,
-    integer, integer, integer)
+    integer, integer, integer, double precision)
 IS 'k-means for every k of a range in shared passes: inertia, quality indices, suggested k, from a table, view or materialized view named by OID';
 
 -- The engine's own account of the session's last fit, step by step: what benchmarks and

@@ -1,5 +1,6 @@
 /*
- * dtw.c -- k-means of series under dynamic time warping (metric => 'dtw'): the fit loop of
+ * dtw.c -- k-means of series under dynamic time warping (metric => 'dtw', and the loop of
+ * metric => 'softdtw' too, whose own steps are in softdtw.c): the fit loop of
  * tslearn's TimeSeriesKMeans(metric="dtw") over rows the reader kept whole (KmeansSeriesRows),
  * its k-means++ and random seeding, the quality indices kmeans_elbow shows, the nearest center
  * of a saved model, and kmeans_dtw(x, y [, band]).  The arithmetic is in km_dtw.c.
@@ -21,15 +22,20 @@
  * another length is resampled linearly to it where it becomes a center, as tslearn's
  * TimeSeriesResampler does; distances take rows as they are.
  *
+ * Under metric => 'softdtw' the loop is the same with soft-DTW (gamma) in place of DTW^2 for
+ * the assignment, the inertia and the stop rule, and soft-DTW barycenters (softdtw.c) in
+ * place of DBA; seeding keeps DTW^2, since soft-DTW can be negative and k-means++ draws rows
+ * in proportion to a cost that is not.
+ *
  * Every pass runs on kmeans.threads threads in slices of about 2^27 matrix cells, with a
  * cancel check between slices; results never depend on the thread count.
  */
-#include "kmeans.h"
+#include "dtw.h"
 
 #include <math.h>
 
-#include "km_dtw.h"
 #include "km_quality.h"
+#include "km_softdtw.h"
 
 #include "miscadmin.h"
 #include "utils/array.h"
@@ -43,31 +49,13 @@ PG_FUNCTION_INFO_V1(kmeans_dtw);
 /* tslearn's stop rule for the DBA steps of one update: the mean cost changed by less */
 #define DBA_TOL 1e-5
 
-/* One DTW fit: the rows, the center length and the per-row state of the current run. */
-typedef struct DtwFit
-{
-	KmeansData *data;
-	const KmeansOptions *opt;
-	KmSeries	s;
-	int64		n;
-	int			lc;				/* the centers' length */
-	int			max_len;		/* the longest row */
-	int			nthreads;
-	bool		same_len;		/* every row has lc samples: envelopes are computed per center */
-	int32	   *labels;			/* n */
-	double	   *dist;			/* n: DTW^2 to the row's center */
-	double	   *env;			/* k_max x lc x 2: the centers' envelopes when same_len */
-	int		   *queue;			/* 2 lc: the envelopes' scratch */
-	int64		computed;		/* DTWs started in this run's passes */
-} DtwFit;
-
 /* ---------------------------------------------------------------------------------------------
  * Passes
  * ------------------------------------------------------------------------------------------- */
 
 /* Rows of a slice for work of cells_per_row cells each. */
-static int64
-SliceRows(double cells_per_row)
+int64
+KmeansDtwSliceRows(double cells_per_row)
 {
 	double		rows = (double) SLICE_CELLS / Max(cells_per_row, 1.0);
 
@@ -84,7 +72,7 @@ AssignRange(DtwFit *f, int k, const double *c, int64 r0, int64 r1, const double 
 {
 	KmDtwCenters cs;
 	KmError		err = {0};
-	int64		slice = SliceRows((double) f->max_len * f->lc * (kmeans_prune ? Min(k, 4) : k));
+	int64		slice = KmeansDtwSliceRows((double) f->max_len * f->lc * (kmeans_prune ? Min(k, 4) : k));
 
 	cs.k = k;
 	cs.lc = f->lc;
@@ -121,7 +109,7 @@ CrossRange(DtwFit *f, int k, const double *c, const double *cutoff, double *out)
 {
 	KmDtwCenters cs;
 	KmError		err = {0};
-	int64		slice = SliceRows((double) f->max_len * f->lc * k);
+	int64		slice = KmeansDtwSliceRows((double) f->max_len * f->lc * k);
 
 	memset(&cs, 0, sizeof(cs));
 	cs.k = k;
@@ -140,10 +128,17 @@ CrossRange(DtwFit *f, int k, const double *c, const double *cutoff, double *out)
 	f->computed += f->n * k;
 }
 
-static inline double
-RowWeight(const DtwFit *f, int64 i)
+/*
+ * Each row of [r0, r1)'s center of least cost: DTW^2 (pruned, exact) or soft-DTW, by the
+ * fit's metric.  Seeding keeps DTW^2 under both (SeedPlusPlus).
+ */
+static void
+CostRange(DtwFit *f, int k, const double *c, int64 r0, int64 r1, int32 *labels, double *dist)
 {
-	return f->s.w != NULL ? (double) f->s.w[i] : 1.0;
+	if (f->opt->metric == KM_METRIC_SOFTDTW)
+		KmeansSoftDtwAssign(f, k, c, r0, r1, labels, dist);
+	else
+		AssignRange(f, k, c, r0, r1, NULL, labels, dist);
 }
 
 /* A row as a center of lc samples: itself, or resampled to lc. */
@@ -198,9 +193,9 @@ SeedPlusPlus(DtwFit *f, int k, int t, KmRng *rng, double *c)
 		int			best = 0;
 
 		for (int64 i = 0; i < n; i++)
-			total += RowWeight(f, i) * mind[i];
+			total += KmeansDtwRowWeight(f, i) * mind[i];
 		for (int64 i = n - 1; i >= 0; i--)
-			if (RowWeight(f, i) * mind[i] > 0.0)
+			if (KmeansDtwRowWeight(f, i) * mind[i] > 0.0)
 			{
 				fallback = i;
 				break;
@@ -213,7 +208,7 @@ SeedPlusPlus(DtwFit *f, int k, int t, KmRng *rng, double *c)
 			rows[j] = fallback;
 			for (int64 i = 0; i < n; i++)
 			{
-				double		v = RowWeight(f, i) * mind[i];
+				double		v = KmeansDtwRowWeight(f, i) * mind[i];
 
 				cum += v;
 				if (v > 0.0 && cum > target)
@@ -231,7 +226,7 @@ SeedPlusPlus(DtwFit *f, int k, int t, KmRng *rng, double *c)
 		{
 			pot[j] = 0.0;
 			for (int64 i = 0; i < n; i++)
-				pot[j] += RowWeight(f, i) * cand_d[i * t + j];
+				pot[j] += KmeansDtwRowWeight(f, i) * cand_d[i * t + j];
 			if (pot[j] < pot[best])
 				best = j;
 		}
@@ -326,20 +321,24 @@ RepairEmpty(DtwFit *f, int k, double *c, double *mass, int64 *members)
 		if (members[j] > 0)
 			continue;
 		for (int64 i = 0; i < f->n; i++)
-			if (RowWeight(f, i) > 0.0 && members[f->labels[i]] > 1 &&
+			if (KmeansDtwRowWeight(f, i) > 0.0 && members[f->labels[i]] > 1 &&
 				(far < 0 || f->dist[i] > f->dist[far]))
 				far = i;
 		if (far < 0)
 			continue;			/* fewer rows of positive weight than k: refused before */
 		members[f->labels[far]]--;
-		mass[f->labels[far]] -= RowWeight(f, far);
+		mass[f->labels[far]] -= KmeansDtwRowWeight(f, far);
 		RowAsCenter(f, far, c + (int64) j * f->lc);
 		f->labels[far] = j;
-		f->dist[far] = km_dtw_sq(f->s.values + f->s.off[far],
-								 (int) (f->s.off[far + 1] - f->s.off[far]), c + (int64) j * f->lc,
-								 f->lc, f->opt->dtw_band, INFINITY, work);
+		if (f->opt->metric == KM_METRIC_SOFTDTW)
+			f->dist[far] = KmeansSoftDtwRow(f, far, c + (int64) j * f->lc);
+		else
+			f->dist[far] = km_dtw_sq(f->s.values + f->s.off[far],
+									 (int) (f->s.off[far + 1] - f->s.off[far]),
+									 c + (int64) j * f->lc, f->lc, f->opt->dtw_band, INFINITY,
+									 work);
 		members[j] = 1;
-		mass[j] = RowWeight(f, far);
+		mass[j] = KmeansDtwRowWeight(f, far);
 		repaired++;
 	}
 	pfree(work);
@@ -364,7 +363,7 @@ UpdateCenters(DtwFit *f, int k, double *c, const double *mass)
 	uint8	   *active = palloc(sizeof(uint8) * k);
 	int			nactive = 0;
 	int64		steps = 0;
-	int64		slice = SliceRows((double) f->max_len * lc);
+	int64		slice = KmeansDtwSliceRows((double) f->max_len * lc);
 	KmError		err = {0};
 
 	for (int j = 0; j < k; j++)
@@ -433,13 +432,13 @@ FinalAssign(DtwFit *f, int k, double *c, float *out, int64 *sizes, double *inert
 		out[i] = (float) c[i];
 		c[i] = (double) out[i];
 	}
-	AssignRange(f, k, c, 0, f->n, NULL, f->labels, f->dist);
+	CostRange(f, k, c, 0, f->n, f->labels, f->dist);
 	memset(sizes, 0, sizeof(int64) * k);
 	memset(inertia, 0, sizeof(double) * k);
 	for (int64 i = 0; i < f->n; i++)
 	{
 		sizes[f->labels[i]]++;
-		inertia[f->labels[i]] += RowWeight(f, i) * f->dist[i];
+		inertia[f->labels[i]] += KmeansDtwRowWeight(f, i) * f->dist[i];
 	}
 }
 
@@ -458,7 +457,7 @@ IterateSegment(DtwFit *f, KmeansModelSet *ms, int s, int run, double *c)
 	double		start;
 
 	for (int64 i = 0; i < f->n; i++)
-		weight_total += RowWeight(f, i);
+		weight_total += KmeansDtwRowWeight(f, i);
 	ms->n_iter[s] = 0;
 	ms->converged[s] = false;
 	for (int it = 1; it <= opt->max_iter; it++)
@@ -467,35 +466,48 @@ IterateSegment(DtwFit *f, KmeansModelSet *ms, int s, int run, double *c)
 					mean;
 		int64		changed = 0;
 		int			repaired;
-		int64		dba_steps;
 
 		start = KmeansStepStart();
 		KmeansProgressSetPhase(KMEANS_PROGRESS_ITERATING, run + 1, it);
 		f->computed = 0;
-		AssignRange(f, k, c, 0, f->n, NULL, f->labels, f->dist);
+		CostRange(f, k, c, 0, f->n, f->labels, f->dist);
 		memset(mass, 0, sizeof(double) * k);
 		memset(members, 0, sizeof(int64) * k);
 		for (int64 i = 0; i < f->n; i++)
-			if (RowWeight(f, i) > 0.0)
+			if (KmeansDtwRowWeight(f, i) > 0.0)
 			{
-				mass[f->labels[i]] += RowWeight(f, i);
+				mass[f->labels[i]] += KmeansDtwRowWeight(f, i);
 				members[f->labels[i]]++;
 			}
 		repaired = RepairEmpty(f, k, c, mass, members);
 		for (int64 i = 0; i < f->n; i++)
 		{
-			sum += RowWeight(f, i) * f->dist[i];
+			sum += KmeansDtwRowWeight(f, i) * f->dist[i];
 			changed += it == 1 || prev[i] != f->labels[i];
 			prev[i] = f->labels[i];
 		}
 		mean = sum / weight_total;
-		dba_steps = UpdateCenters(f, k, c, mass);
 		ms->n_iter[s] = it;
-		if (KmeansTracing())
-			ereport(NOTICE,
-					(errmsg("kmeans: k=%d iteration %d: inertia %.9g, " INT64_FORMAT " labels changed, " INT64_FORMAT " of " INT64_FORMAT " DTWs computed, " INT64_FORMAT " DBA steps%s",
-							k, it, sum, changed, f->computed, f->n * k, dba_steps,
-							repaired > 0 ? psprintf(", %d empty clusters given a row", repaired) : "")));
+		if (opt->metric == KM_METRIC_SOFTDTW)
+		{
+			int64		lbfgs_iters = KmeansSoftDtwUpdate(f, k, c, mass);
+
+			if (KmeansTracing())
+				ereport(NOTICE,
+						(errmsg("kmeans: k=%d iteration %d: inertia %.9g, " INT64_FORMAT " labels changed, " INT64_FORMAT " L-BFGS iterations%s",
+								k, it, sum, changed, lbfgs_iters,
+								repaired > 0 ? psprintf(", %d empty clusters given a row", repaired) : "")));
+		}
+		else
+		{
+			int64		dba_steps = UpdateCenters(f, k, c, mass);
+
+			if (KmeansTracing())
+				ereport(NOTICE,
+						(errmsg("kmeans: k=%d iteration %d: inertia %.9g, " INT64_FORMAT " labels changed, " INT64_FORMAT " of " INT64_FORMAT " DTWs computed, " INT64_FORMAT " DBA steps%s",
+								k, it, sum, changed, f->computed, f->n * k, dba_steps,
+								repaired > 0 ? psprintf(", %d empty clusters given a row", repaired) : "")));
+		}
 		KmeansStepEnd(KMEANS_PHASE_ITERATE, start, it, 1, sum);
 		KmeansProgressInertia(sum);
 		if (fabs(old - mean) < opt->tol)
@@ -543,8 +555,7 @@ EmitLabels(DtwFit *f, const KmeansModelSet *ms, KmeansLabelFn fn, void *arg)
 		{
 			int			k = ms->seg_off[s + 1] - ms->seg_off[s];
 
-			AssignRange(f, k, c + (int64) ms->seg_off[s] * f->lc, r0, r0 + m, NULL, f->labels,
-						f->dist);
+			CostRange(f, k, c + (int64) ms->seg_off[s] * f->lc, r0, r0 + m, f->labels, f->dist);
 			for (int64 i = 0; i < m; i++)
 			{
 				lab[i * nseg + s] = f->labels[r0 + i];
@@ -574,22 +585,27 @@ KmeansDtwCenterLength(const KmeansData *data, const KmeansOptions *opt)
 }
 
 /*
- * The threads a fit uses and the memory they need: every thread holds an lx x lc matrix of
- * four bytes a cell for the warping paths of DBA, refused beyond kmeans.max_memory with the sizes.
+ * The threads a fit uses and the memory they need: every thread holds an lx x lc matrix for
+ * a barycenter, of four bytes a cell for the warping paths of DBA and of 8 x 8 (each cell's
+ * softmin, for the 8 rows of a vector) for a soft-DTW gradient (km_softdtw.c), refused beyond
+ * kmeans.max_memory with the sizes.
  */
 static int
 FitThreads(const DtwFit *f)
 {
-	double		per_thread = (double) f->max_len * f->lc * sizeof(uint32);
+	bool		soft = f->opt->metric == KM_METRIC_SOFTDTW;
+	/* soft-DTW's objective keeps the softmin of every cell for the 8 rows of its lanes */
+	double		per_thread = (double) f->max_len * f->lc *
+		(soft ? 8 * sizeof(double) : sizeof(uint32));
 	double		limit = (double) kmeans_max_memory * 1024;
 	int			nthreads = KmeansThreads();
 
 	if (per_thread > limit)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("%s: a DTW barycenter of series of %d and centers of %d samples needs %.0f MB, more than kmeans.max_memory (%d MB)",
-						f->data->fit->what, f->max_len, f->lc, per_thread / (1024 * 1024),
-						kmeans_max_memory / 1024),
+				 errmsg("%s: a %s barycenter of series of %d and centers of %d samples needs %.0f MB, more than kmeans.max_memory (%d MB)",
+						f->data->fit->what, soft ? "soft-DTW" : "DTW", f->max_len, f->lc,
+						per_thread / (1024 * 1024), kmeans_max_memory / 1024),
 				 errhint("Raise kmeans.max_memory, or resample the series to fewer samples.")));
 	/* a thread only where its matrix fits too; small passes need none */
 	nthreads = (int) Min((double) nthreads, Max(1.0, floor(limit / per_thread)));
@@ -686,9 +702,10 @@ KmeansDtwRuns(KmeansData *data, const KmeansOptions *opt, int nseg, const int *k
 /*
  * Davies-Bouldin under DTW per segment: each cluster's spread is the mean DTW of its rows to
  * its center (spread holds their sums per center), the separation of two clusters the DTW of
- * their centers; NaN for k < 2.  The silhouette (sample_size > 0) is scikit-learn's on the
- * same rows kmeans_elbow samples for vectors, with DTW between them: the matrix of the sample
- * is computed once for every k, within kmeans.max_memory.
+ * their centers; NaN for k < 2 and under softdtw.  The silhouette (sample_size > 0) is
+ * scikit-learn's on the same rows kmeans_elbow samples for vectors, with DTW between them (under
+ * softdtw tslearn's normalised soft-DTW): the matrix of the sample is computed once for every k,
+ * within kmeans.max_memory.
  */
 void
 KmeansDtwQuality(KmeansData *data, KmeansModelSet *ms, const KmeansOptions *opt, const int *ks,
@@ -709,8 +726,8 @@ KmeansDtwQuality(KmeansData *data, KmeansModelSet *ms, const KmeansOptions *opt,
 		double		total = 0.0;
 
 		db[s] = NAN;
-		if (k < 2)
-			continue;
+		if (k < 2 || opt->metric == KM_METRIC_SOFTDTW)
+			continue;			/* soft-DTW is no distance to spread and separate by */
 		for (int i = 0; i < k; i++)
 		{
 			double		si = ms->sizes[off + i] > 0 ? spread[off + i] / ms->sizes[off + i] : 0.0,
@@ -771,14 +788,26 @@ KmeansDtwQuality(KmeansData *data, KmeansModelSet *ms, const KmeansOptions *opt,
 		ks_rows.values = rows->values;
 		ks_rows.off = rows->off;
 		ks_rows.w = NULL;
-		slice = SliceRows((double) m * rows->max_len * rows->max_len);
+		slice = KmeansDtwSliceRows((double) m * rows->max_len * rows->max_len);
 		for (int64 a = 0; a < m; a += slice)
 		{
 			CHECK_FOR_INTERRUPTS();
-			KmeansCheckStatus(km_dtw_pairwise(&ks_rows, idx, m, a, Min(m, a + slice), band,
-											  KmeansThreads(), dm, &err), &err);
+			if (opt->metric == KM_METRIC_SOFTDTW)
+				KmeansCheckStatus(km_softdtw_pairwise(&ks_rows, idx, m, a, Min(m, a + slice),
+													  band, opt->gamma, KmeansThreads(), dm,
+													  &err), &err);
+			else
+				KmeansCheckStatus(km_dtw_pairwise(&ks_rows, idx, m, a, Min(m, a + slice), band,
+												  KmeansThreads(), dm, &err), &err);
 		}
-		/* the upper half was computed: DTW is symmetric */
+		/*
+		 * Under softdtw, tslearn's normalised soft-DTW: D(a, b) - (D(a, a) + D(b, b)) / 2, 0 on
+		 * the diagonal.  The upper half was computed: both are symmetric.
+		 */
+		if (opt->metric == KM_METRIC_SOFTDTW)
+			for (int64 a = 0; a < m; a++)
+				for (int64 b = m - 1; b >= a; b--)
+					dm[a * m + b] -= 0.5 * (dm[a * m + a] + dm[b * m + b]);
 		for (int64 a = 0; a < m; a++)
 			for (int64 b = 0; b < a; b++)
 				dm[a * m + b] = dm[b * m + a];
@@ -829,9 +858,13 @@ KmeansDtwQuality(KmeansData *data, KmeansModelSet *ms, const KmeansOptions *opt,
  * Labelling and the distance function
  * ------------------------------------------------------------------------------------------- */
 
-/* The nearest of k centers (k x lc, as saved) to x by DTW, in float64, lowest index on ties. */
+/*
+ * The nearest of k centers (k x lc, as saved) to x by DTW, or by soft-DTW with gamma, in
+ * float64, lowest index on ties.
+ */
 int
-KmeansDtwNearest(const float *centers, int k, int lc, const float *x, int lx, int band)
+KmeansSeriesNearest(KmMetric metric, const float *centers, int k, int lc, const float *x, int lx,
+					int band, double gamma)
 {
 	double	   *c = palloc(sizeof(double) * lc);
 	double	   *work = palloc(sizeof(double) * 2 * (lc + 1));
@@ -844,7 +877,8 @@ KmeansDtwNearest(const float *centers, int k, int lc, const float *x, int lx, in
 
 		for (int t = 0; t < lc; t++)
 			c[t] = (double) centers[(int64) j * lc + t];
-		v = km_dtw_sq(x, lx, c, lc, band, INFINITY, work);
+		v = metric == KM_METRIC_SOFTDTW ? km_softdtw(x, lx, c, lc, band, gamma, work) :
+			km_dtw_sq(x, lx, c, lc, band, INFINITY, work);
 		if (j == 0 || v < best_v)
 		{
 			best_v = v;

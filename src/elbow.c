@@ -47,12 +47,14 @@ enum
 	ARG_ALGORITHM,
 	ARG_BATCH_SIZE,
 	ARG_DTW_BAND,
-	ARG_BARYCENTER_ITER
+	ARG_BARYCENTER_ITER,
+	ARG_GAMMA
 };
 
 static const KmeansArgPos elbow_args = {
 	ARG_MAX_ITER, ARG_TOL, ARG_INIT, -1, ARG_N_INIT, ARG_SEED, ARG_DEVICE, ARG_WEIGHT, ARG_METRIC,
-	ARG_CENTER, ARG_STRATEGY, ARG_ALGORITHM, ARG_BATCH_SIZE, ARG_DTW_BAND, ARG_BARYCENTER_ITER
+	ARG_CENTER, ARG_STRATEGY, ARG_ALGORITHM, ARG_BATCH_SIZE, ARG_DTW_BAND, ARG_BARYCENTER_ITER,
+	ARG_GAMMA
 };
 
 /* The arguments of one call: the range of k, the options, and what the fit will hold. */
@@ -409,7 +411,7 @@ kmeans_elbow(PG_FUNCTION_ARGS)
 					   PG_ARGISNULL(ARG_ID) ? NULL : PG_GETARG_TEXT_PP(ARG_ID), &ec.opt, &ec.plan);
 	fl.labels = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int32) * data->n * ec.nseg);
 	fl.spread = NULL;
-	if (data->series != NULL)
+	if (ec.opt.metric == KM_METRIC_DTW)
 	{
 		int		   *seg_off = palloc(sizeof(int) * ec.nseg);
 

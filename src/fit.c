@@ -31,13 +31,15 @@ enum
 	ARG_ALGORITHM,
 	ARG_BATCH_SIZE,
 	ARG_DTW_BAND,
-	ARG_BARYCENTER_ITER
+	ARG_BARYCENTER_ITER,
+	ARG_GAMMA
 };
 
 static const KmeansArgPos fit_args = {
 	ARG_OPTIONS, ARG_OPTIONS + 1, ARG_OPTIONS + 2, ARG_OPTIONS + 3, ARG_OPTIONS + 4,
 	ARG_OPTIONS + 5, ARG_OPTIONS + 6, ARG_WEIGHT, ARG_METRIC, ARG_CENTER, ARG_STRATEGY,
-	ARG_ALGORITHM, ARG_BATCH_SIZE, ARG_DTW_BAND, ARG_BARYCENTER_ITER
+	ARG_ALGORITHM, ARG_BATCH_SIZE, ARG_DTW_BAND, ARG_BARYCENTER_ITER,
+	ARG_GAMMA
 };
 
 typedef struct FitCall
@@ -106,7 +108,7 @@ FitBegin(FunctionCallInfo fcinfo, FitCall *fc, bool need_id, KmeansLabelFn fn, v
 			KmeansFinalPass(fc->data, fc->ms, fn, arg);
 		}
 	}
-	else if (fc->model && kmeans_match_clusters && fc->opt.metric != KM_METRIC_DTW)
+	else if (fc->model && kmeans_match_clusters && !km_metric_series(fc->opt.metric))
 	{
 		int			old_k,
 					old_d;

@@ -98,7 +98,9 @@ typedef struct KmeansOptions
 	bool		minibatch;		/* algorithm => 'minibatch' (minibatch.c) */
 	int			batch_size;		/* its rows per mini-batch */
 	int			dtw_band;		/* metric => 'dtw': the Sakoe-Chiba radius, -1 for none */
-	int			barycenter_iter;	/* its DBA steps per update at most (dtw.c) */
+	int			barycenter_iter;	/* its DBA steps per update at most (dtw.c), or under
+								 * softdtw its L-BFGS iterations (softdtw.c) */
+	double		gamma;			/* metric => 'softdtw': the softmin's smoothing */
 	Oid			ext_namespace;	/* the extension's schema, for the aggregate strategy's queries */
 } KmeansOptions;
 
@@ -316,7 +318,9 @@ extern void KmeansDtwQuality(KmeansData *data, struct KmeansModelSet *ms, const 
 							 int64 sample_size, double *sil, double *db);
 extern const float *KmeansCheckSeries(ArrayType *x, const char *what, int *len);
 extern int	KmeansDtwBandArg(FunctionCallInfo fcinfo, int argno);
-extern int	KmeansDtwNearest(const float *centers, int k, int lc, const float *x, int lx, int band);
+extern int	KmeansSeriesNearest(KmMetric metric, const float *centers, int k, int lc,
+								const float *x, int lx, int band, double gamma);
+extern void KmeansCheckGamma(double gamma);
 
 /* modelset.c, seed.c, fetch.c, lloyd.c, runs.c, session.c */
 
@@ -492,6 +496,7 @@ typedef struct KmeansArgPos
 	int			batch_size;
 	int			dtw_band;
 	int			barycenter_iter;
+	int			gamma;
 } KmeansArgPos;
 
 extern void KmeansParseOptions(FunctionCallInfo fcinfo, const KmeansArgPos *pos,

@@ -18,9 +18,9 @@
 #include <math.h>
 
 /* The names, in the order of KmMetric. */
-static const char *const metric_names[] = {"euclidean", "cosine", "iou", "dtw"};
+static const char *const metric_names[] = {"euclidean", "cosine", "iou", "dtw", "softdtw"};
 
-StaticAssertDecl(lengthof(metric_names) == KM_METRIC_DTW + 1, "one name per KmMetric");
+StaticAssertDecl(lengthof(metric_names) == KM_METRIC_SOFTDTW + 1, "one name per KmMetric");
 
 /* The metric called name; an ERROR naming the ones there are otherwise. */
 KmMetric
@@ -32,7 +32,7 @@ KmeansMetricByName(const char *name)
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("unknown metric \"%s\"", name),
-			 errhint("Use 'euclidean', 'cosine', 'iou' or 'dtw'.")));
+			 errhint("Use 'euclidean', 'cosine', 'iou', 'dtw' or 'softdtw'.")));
 	return KM_METRIC_EUCLIDEAN;	/* not reached */
 }
 
@@ -43,11 +43,12 @@ KmeansMetricByName(const char *name)
 void
 KmeansMetricVectorOnly(KmMetric metric, const char *what)
 {
-	if (metric == KM_METRIC_DTW)
+	if (km_metric_series(metric))
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("%s does not take metric 'dtw'", what),
-				 errhint("Fit series under DTW with kmeans_fit, kmeans_labels or kmeans_elbow.")));
+				 errmsg("%s does not take metric '%s'", what, KmeansMetricName(metric)),
+				 errhint("Fit series under %s with kmeans_fit, kmeans_labels or kmeans_elbow.",
+						 KmeansMetricName(metric))));
 }
 
 const char *
@@ -180,11 +181,14 @@ KmeansMetricFinishCenter(KmMetric metric, float *c, const float *prev, const flo
 		c[t] = (float) (((double) c[t] + mean[t]) / norm - mean[t]);
 }
 
-/* A row's reported distance from what the backend gives (a squared distance, or 1 - IoU). */
+/*
+ * A row's reported distance from what the fit gives (a squared distance, 1 - IoU, or under
+ * softdtw the soft-DTW itself, which has no square root and can be negative).
+ */
 double
 KmeansMetricDistance(KmMetric metric, float squared)
 {
-	if (metric == KM_METRIC_IOU)
+	if (metric == KM_METRIC_IOU || metric == KM_METRIC_SOFTDTW)
 		return (double) squared;
 	return metric == KM_METRIC_COSINE ? 0.5 * (double) squared : sqrt((double) squared);
 }

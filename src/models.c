@@ -245,7 +245,8 @@ typedef struct LoadedModel
 	int			k;
 	int			d;
 	KmMetric	metric;
-	int			dtw_band;		/* metric 'dtw': the fit's Sakoe-Chiba radius, -1 for none */
+	int			dtw_band;		/* a series metric's Sakoe-Chiba radius, -1 for none */
+	double		gamma;			/* metric 'softdtw': the fit's gamma */
 	float	   *centers;		/* k x d */
 	/* the statement it was read in: a later one reads it again (ModelIsCurrent) */
 	LocalTransactionId lxid;
@@ -253,6 +254,7 @@ typedef struct LoadedModel
 } LoadedModel;
 
 static int	ModelBand(const char *name, const char *table);
+static double ModelGamma(const char *name, const char *table);
 
 /* The columns LoadModel reads, and the types it reads them as. */
 static const struct
@@ -290,7 +292,8 @@ LoadModel(const char *table, const char *name, MemoryContext cxt, bool missing_o
 	values[0] = CStringGetTextDatum(name);
 	nest = PinSearchPath();
 	rc = SPI_execute_with_args(psprintf("SELECT k, dim, centers, metric, "
-										"options OPERATOR(pg_catalog.->) 'dtw_band' FROM %s "
+										"options OPERATOR(pg_catalog.->) 'dtw_band', "
+										"options OPERATOR(pg_catalog.->) 'gamma' FROM %s "
 										"WHERE name OPERATOR(pg_catalog.=) $1", table),
 							   1, types, values, NULL, true, 1);
 	if (rc != SPI_OK_SELECT)
@@ -335,7 +338,8 @@ LoadModel(const char *table, const char *name, MemoryContext cxt, bool missing_o
 	m->k = DatumGetInt32(cols[0]);
 	m->d = DatumGetInt32(cols[1]);
 	m->metric = KmeansMetricByName(TextDatumGetCString(cols[3]));
-	m->dtw_band = m->metric == KM_METRIC_DTW ? ModelBand(name, table) : -1;
+	m->dtw_band = km_metric_series(m->metric) ? ModelBand(name, table) : -1;
+	m->gamma = m->metric == KM_METRIC_SOFTDTW ? ModelGamma(name, table) : 1.0;
 	a = DatumGetArrayTypeP(cols[2]);
 	c = KmeansCheckModelCenters(a, name, table, m->k, m->d);
 	m->centers = MemoryContextAlloc(cxt, sizeof(float) * m->k * m->d);
@@ -372,6 +376,31 @@ ModelBand(const char *name, const char *table)
 				 errdetail("Table %s holds the model.", table),
 				 errhint("Fit and save the model again.")));
 	return (int) band;
+}
+
+/*
+ * The gamma a soft-DTW model was fitted with, from its options (column 6 of LoadModel's
+ * query): a finite number > 0, or the row is damaged.
+ */
+static double
+ModelGamma(const char *name, const char *table)
+{
+	bool		isnull;
+	Datum		v = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 6, &isnull);
+	char	   *str = isnull ? "null" : DatumGetCString(DirectFunctionCall1(jsonb_out, v));
+	char	   *end;
+	double		gamma;
+
+	errno = 0;
+	gamma = strtod(str, &end);
+	if (errno != 0 || *end != '\0' || end == str || !(gamma > 0.0) || isinf(gamma))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("model \"%s\" has gamma %s in its options, not a finite number > 0",
+						name, str),
+				 errdetail("Table %s holds the model.", table),
+				 errhint("Fit and save the model again.")));
+	return gamma;
 }
 
 /*
@@ -440,13 +469,14 @@ kmeans_predict_model(PG_FUNCTION_ARGS)
 		m->cid = GetCurrentCommandId(false);
 		fcinfo->flinfo->fn_extra = m;
 	}
-	if (m->metric == KM_METRIC_DTW)
+	if (km_metric_series(m->metric))
 	{
 		/* a series of any length, against centers of the fit's length */
 		int			len;
 		const float *v = KmeansCheckSeries(x, "series to label", &len);
 
-		PG_RETURN_INT32(KmeansDtwNearest(m->centers, m->k, m->d, v, len, m->dtw_band));
+		PG_RETURN_INT32(KmeansSeriesNearest(m->metric, m->centers, m->k, m->d, v, len,
+											m->dtw_band, m->gamma));
 	}
 	PG_RETURN_INT32(KmeansMetricNearest(m->metric, m->centers, m->k, m->d,
 										KmeansCheckVector(x, m->d, psprintf("model \"%s\"", name))));
@@ -467,12 +497,12 @@ kmeans_predict_centers(PG_FUNCTION_ARGS)
 				d;
 	const float *centers = KmeansCheckPredictCenters(c, &k, &d);
 
-	if (metric == KM_METRIC_DTW)
+	if (km_metric_series(metric))
 	{
 		int			len;
 		const float *v = KmeansCheckSeries(x, "series to label", &len);
 
-		PG_RETURN_INT32(KmeansDtwNearest(centers, k, d, v, len, -1));
+		PG_RETURN_INT32(KmeansSeriesNearest(metric, centers, k, d, v, len, -1, 1.0));
 	}
 	PG_RETURN_INT32(KmeansMetricNearest(metric, centers, k, d, KmeansCheckVector(x, d, "centers")));
 }

@@ -9,6 +9,7 @@
 #include "lib/stringinfo.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/float.h"
 #include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/jsonb.h"
@@ -184,10 +185,10 @@ KmeansParseOptions(FunctionCallInfo fcinfo, const KmeansArgPos *pos, KmeansOptio
 	ParseSeriesOptions(fcinfo, pos, opt);
 	/*
 	 * NULL: the algorithm's default, 1e-4 for Lloyd, 0 (no such stop) for mini-batch, and under
-	 * DTW tslearn's 1e-6 on the change of the mean squared distance (dtw.c)
+	 * DTW and soft-DTW tslearn's 1e-6 on the change of the mean cost (dtw.c)
 	 */
 	if (PG_ARGISNULL(pos->tol))
-		opt->tol = opt->metric == KM_METRIC_DTW ? 1e-6 : opt->minibatch ? 0.0 : 1e-4;
+		opt->tol = km_metric_series(opt->metric) ? 1e-6 : opt->minibatch ? 0.0 : 1e-4;
 	else
 		opt->tol = PG_GETARG_FLOAT8(pos->tol);
 	if (!(opt->tol >= 0.0) || isinf(opt->tol))
@@ -211,25 +212,27 @@ KmeansParseOptions(FunctionCallInfo fcinfo, const KmeansArgPos *pos, KmeansOptio
 }
 
 /*
- * dtw_band and barycenter_iter, which only the DTW metric takes, and what that metric does
- * not combine with: series are fitted by the engine's DTW loop (dtw.c), on the CPU, with
- * k-means++, random or given starting centers and the mean-free DBA update.
+ * dtw_band, barycenter_iter and gamma, which only the series metrics take (gamma softdtw
+ * alone), and what those metrics do not combine with: series are fitted by the engine's own
+ * loop (dtw.c), on the CPU, with k-means++, random or given starting centers.
  */
 static void
 ParseSeriesOptions(FunctionCallInfo fcinfo, const KmeansArgPos *pos, KmeansOptions *opt)
 {
-	bool		dtw = opt->metric == KM_METRIC_DTW;
+	bool		series = km_metric_series(opt->metric);
+	const char *name = KmeansMetricName(opt->metric);
 
 	opt->dtw_band = -1;
 	opt->barycenter_iter = 30;
+	opt->gamma = 1.0;
 	if (pos->dtw_band >= 0 && pos->dtw_band < PG_NARGS() && !PG_ARGISNULL(pos->dtw_band))
 	{
 		opt->dtw_band = PG_GETARG_INT32(pos->dtw_band);
-		if (!dtw)
+		if (!series)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("dtw_band is for metric 'dtw', not \"%s\"", KmeansMetricName(opt->metric)),
-					 errhint("Pass metric => 'dtw' with dtw_band, or leave dtw_band out.")));
+					 errmsg("dtw_band is for metrics 'dtw' and 'softdtw', not \"%s\"", name),
+					 errhint("Pass metric => 'dtw' or 'softdtw' with dtw_band, or leave dtw_band out.")));
 		if (opt->dtw_band < 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -244,32 +247,53 @@ ParseSeriesOptions(FunctionCallInfo fcinfo, const KmeansArgPos *pos, KmeansOptio
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("barycenter_iter must be at least 1, got %d", opt->barycenter_iter),
-					 errhint("barycenter_iter is the DBA steps of one center update; the default is 30.")));
+					 errhint("barycenter_iter is the DBA steps (dtw) or L-BFGS iterations (softdtw) of one center update; the default is 30.")));
 	}
-	if (!dtw)
+	if (pos->gamma >= 0 && pos->gamma < PG_NARGS() && !PG_ARGISNULL(pos->gamma))
+	{
+		opt->gamma = PG_GETARG_FLOAT8(pos->gamma);
+		if (opt->metric != KM_METRIC_SOFTDTW)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("gamma is for metric 'softdtw', not \"%s\"", name),
+					 errhint("Pass metric => 'softdtw' with gamma, or leave gamma out.")));
+		KmeansCheckGamma(opt->gamma);
+	}
+	if (!series)
 		return;
 	if (opt->minibatch)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("algorithm 'minibatch' does not take metric 'dtw'"),
-				 errhint("Leave algorithm out: series are fitted by Lloyd iterations with DBA centers.")));
+				 errmsg("algorithm 'minibatch' does not take metric '%s'", name),
+				 errhint("Leave algorithm out: series are fitted by Lloyd iterations with barycenter updates.")));
 	if (opt->strategy == KMEANS_STRATEGY_AGGREGATE)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("metric 'dtw' runs with strategy 'engine' only"),
-				 errdetail("A DBA update aligns every row with its center; an aggregate query sums vectors."),
+				 errmsg("metric '%s' runs with strategy 'engine' only", name),
+				 errdetail("A barycenter update aligns every row with its center; an aggregate query sums vectors."),
 				 errhint("Leave strategy out.")));
 	if (opt->init == KMEANS_INIT_PARALLEL)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("init 'k-means||' does not take metric 'dtw'"),
+				 errmsg("init 'k-means||' does not take metric '%s'", name),
 				 errhint("Use init => 'k-means++' or 'random', or pass init_centers.")));
-	/* kmeans.device = 'gpu' alone leaves a DTW fit on the CPU; asking for the GPU is refused */
+	/* kmeans.device = 'gpu' alone leaves a series fit on the CPU; asking for the GPU is refused */
 	if (opt->device == KMEANS_DEVICE_GPU && pos->device >= 0 && !PG_ARGISNULL(pos->device))
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("metric 'dtw' runs on the CPU only"),
-				 errhint("Use device => 'cpu' or 'auto' for a DTW fit.")));
+				 errmsg("metric '%s' runs on the CPU only", name),
+				 errhint("Use device => 'cpu' or 'auto' for a %s fit.", name)));
+}
+
+/* soft-DTW's gamma: finite and > 0 (22023 otherwise). */
+void
+KmeansCheckGamma(double gamma)
+{
+	if (!(gamma > 0.0) || isinf(gamma))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("gamma must be a finite number > 0, got %g", gamma),
+				 errhint("gamma is soft-DTW's smoothing: small values approach DTW; the default is 1.")));
 }
 
 /* ERRORs when one of the first nargs arguments, which have no default, is NULL. */
@@ -328,11 +352,16 @@ KmeansOptionsJson(const KmeansOptions *opt, const KmeansSource *src, bool aggreg
 		appendStringInfoString(&s, ", \"strategy\": \"aggregate\"");
 	if (opt->minibatch)
 		appendStringInfo(&s, ", \"algorithm\": \"minibatch\", \"batch_size\": %d", opt->batch_size);
-	if (opt->metric == KM_METRIC_DTW)
+	if (km_metric_series(opt->metric))
 	{
 		if (opt->dtw_band >= 0)
 			appendStringInfo(&s, ", \"dtw_band\": %d", opt->dtw_band);
 		appendStringInfo(&s, ", \"barycenter_iter\": %d", opt->barycenter_iter);
+	}
+	if (opt->metric == KM_METRIC_SOFTDTW)
+	{
+		appendStringInfoString(&s, ", \"gamma\": ");
+		appendStringInfoString(&s, float8out_internal(opt->gamma));
 	}
 	appendStringInfoString(&s, ", \"column\": ");
 	escape_json(&s, src->column);
@@ -469,7 +498,7 @@ KmeansParseJsonOptions(Jsonb *options, const char *what, KmeansOptions *opt)
 	LOCAL_FCINFO(args, JOPT_COUNT);
 	static const KmeansArgPos pos = {
 		JOPT_MAX_ITER, JOPT_TOL, JOPT_INIT, JOPT_INIT_CENTERS, JOPT_N_INIT, JOPT_SEED, JOPT_DEVICE,
-		-1, JOPT_METRIC, JOPT_CENTER, -1, JOPT_ALGORITHM, JOPT_BATCH_SIZE, -1, -1
+		-1, JOPT_METRIC, JOPT_CENTER, -1, JOPT_ALGORITHM, JOPT_BATCH_SIZE, -1, -1, -1
 	};
 	FmgrInfo	flinfo;
 

@@ -46,7 +46,7 @@ typedef struct Reader
 	int64		rowno;			/* rows seen, NULL vectors included */
 	int64		n;				/* non-NULL rows seen */
 	MemoryContext rowcxt;		/* detoasted values, reset per row */
-	KmeansSeriesRows *series;	/* metric => 'dtw': rows kept whole, of any length */
+	KmeansSeriesRows *series;	/* metric 'dtw' or 'softdtw': rows kept whole, of any length */
 	int			row_len;		/* then the length of the row at hand */
 
 	/* the batch being filled: a resident chunk or a streaming buffer */
@@ -143,12 +143,13 @@ ParseVector(Reader *r, Datum value, int64 id)
 		/* a series: any length from two samples on, which DTW needs for a path */
 		if (view.nitems < 2)
 			BadRow(r, id, ERRCODE_ARRAY_SUBSCRIPT_ERROR,
-				   "has 1 value, but the dtw metric takes series of at least 2 samples",
+				   psprintf("has 1 value, but the %s metric takes series of at least 2 samples",
+							KmeansMetricName(data->src->metric)),
 				   "Filter out series shorter than two samples, e.g. WHERE cardinality(col) >= 2 in a query.");
 		if (view.nitems > PG_INT32_MAX / 2)
 			BadRow(r, id, ERRCODE_PROGRAM_LIMIT_EXCEEDED,
-				   psprintf("has " INT64_FORMAT " samples, more than the dtw metric takes (%d)",
-							view.nitems, PG_INT32_MAX / 2),
+				   psprintf("has " INT64_FORMAT " samples, more than the %s metric takes (%d)",
+							view.nitems, KmeansMetricName(data->src->metric), PG_INT32_MAX / 2),
 				   "Resample the series to fewer samples in a query.");
 		r->row_len = (int) view.nitems;
 	}
@@ -473,14 +474,15 @@ LoadRow(Reader *r, const char *raw, int64 id)
 
 /*
  * The memory of the series read so far, checked against kmeans.max_memory: the values and
- * their offsets and ids, and what the DTW fit keeps per row (a label and a distance per k,
- * kmeans_elbow's final labels).  Sizes are summed in float64, which cannot overflow.
+ * their offsets and ids, and what the series fit keeps per row (a label and a distance per k,
+ * kmeans_elbow's final labels, the soft-DTW barycenters' row lists).  Sizes are summed in
+ * float64, which cannot overflow.
  */
 static void
 CheckSeriesBudget(Reader *r, int64 more_values)
 {
 	KmeansSeriesRows *s = r->series;
-	double		per_row = sizeof(int64) * (1 + r->has_id) + sizeof(float) * r->has_weight +
+	double		per_row = sizeof(int64) * (2 + r->has_id) + sizeof(float) * r->has_weight +
 		(sizeof(int32) + sizeof(double)) * 2 +
 		(r->data->fit->final_labels ? sizeof(int32) * r->data->fit->nseg : 0);
 	double		bytes = (double) sizeof(float) * (s->off[s->n] + more_values) +
@@ -493,12 +495,13 @@ CheckSeriesBudget(Reader *r, int64 more_values)
 				 errmsg("%s: the series need %.0f MB, more than kmeans.max_memory (%d MB)",
 						r->data->fit->what, bytes / (1024 * 1024), kmeans_max_memory / 1024),
 				 errdetail("After " INT64_FORMAT " series of " INT64_FORMAT " samples in all; "
-						   "series under the dtw metric are kept in memory.",
-						   s->n, s->off[s->n] + more_values),
+						   "series under the %s metric are kept in memory.",
+						   s->n, s->off[s->n] + more_values,
+						   KmeansMetricName(r->data->src->metric)),
 				 errhint("Raise kmeans.max_memory, or fit fewer or shorter series.")));
 }
 
-/* A series row: checked, copied whole, its offset and id kept (metric => 'dtw'). */
+/* A series row: checked, copied whole, its offset and id kept (the series metrics). */
 static void
 LoadSeriesRow(Reader *r, const char *raw, int64 id)
 {
@@ -932,8 +935,8 @@ KmeansDataLoad(KmeansSource *src, const KmeansPlan *plan, bool gpu)
 }
 
 /*
- * Reads the source once as series (metric => 'dtw'): every row checked and kept whole, of any
- * length from 2 on.  The data has no vectors: d is the centers' length, which the fit sets.
+ * Reads the source once as series (metric 'dtw' or 'softdtw'): every row checked and kept
+ * whole, of any length from 2 on.  The data has no vectors: d is the centers' length, which the fit sets.
  */
 KmeansData *
 KmeansSeriesLoad(KmeansSource *src, const KmeansPlan *plan)

@@ -188,13 +188,13 @@ KmeansBegin(text *source, text *column, text *id_column, const KmeansOptions *op
 		elog(ERROR, "kmeans: SPI_connect failed");
 	nest = NewGUCNestLevel();
 	/* the device comes first: it sets how many rows a resident chunk holds */
-	gpu = opt->metric != KM_METRIC_DTW && UseGpu(opt);
+	gpu = !km_metric_series(opt->metric) && UseGpu(opt);
 	KmeansStepLogReset();
 	claim = KmeansProgressBegin(plan->what, plan->k_min, plan->k_max, opt->n_init);
 	start = KmeansStepStart();
 	src = KmeansSourceMake(source, column, id_column, opt->weight);
 	src->metric = opt->metric;
-	if (opt->metric == KM_METRIC_DTW)
+	if (km_metric_series(opt->metric))
 		data = KmeansSeriesLoad(src, plan);	/* fitted by dtw.c, without a backend */
 	else if (KmeansUseAggregate(src, opt))
 		data = KmeansAggregateOpen(src, plan, opt, gpu);	/* strategy.c */

@@ -30,7 +30,7 @@ VALGRIND_FLAGS ?= -q --error-exitcode=1 --leak-check=full
 
 ENGINE_HEADERS = kernels/km_kernels.h kernels/km_quality.h kernels/km_simd.h kernels/km_exact.h \
                  kernels/km_state.h kernels/km_bounds.h kernels/km_dtw.h \
-                 kernels/km_crew.h kernels/km_lbfgs.h
+                 kernels/km_crew.h kernels/km_softdtw.h kernels/km_lbfgs.h
 
 # The rules of one build: kernel objects compiled once, then the tests linked against them as
 # in the Makefile's own rules (test_quality includes km_quality.c; test_cuda_emu is km_cuda.cu

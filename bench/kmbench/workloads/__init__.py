@@ -51,5 +51,5 @@ def register(w: Workload):
 
 # each module registers its workload on import, in this order: the default order of --workloads
 for _module in ("batch", "embed", "seed", "wide", "pgvector", "cosine", "anchors", "step",
-                "groups", "converge", "minibatch", "dtw"):
+                "groups", "converge", "minibatch", "dtw", "softdtw"):
     importlib.import_module("." + _module, __name__)
