@@ -89,7 +89,7 @@ comma := ,
 SHLIB_LINK += kernels/km_cuda.o -L$(CUDA_LIBDIR) -lcudart_static -ldl -lrt -lstdc++
 $(MODULE_big)$(DLSUFFIX): kernels/km_cuda.o
 
-kernels/km_cuda.o: $(CUDA_SRC) kernels/km_kernels.h kernels/km_quality.h kernels/km_state.h
+kernels/km_cuda.o: $(CUDA_SRC) kernels/km_kernels.h kernels/km_quality.h kernels/km_state.h kernels/km_dtw.h
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
 endif
 
@@ -105,7 +105,7 @@ ifeq ($(USE_CUDA),emu)
 SHLIB_LINK += kernels/km_cuda_emu.o -lstdc++
 $(MODULE_big)$(DLSUFFIX): kernels/km_cuda_emu.o
 
-kernels/km_cuda_emu.o: $(CUDA_SRC) kernels/km_cuda_emu.h kernels/km_kernels.h kernels/km_quality.h kernels/km_state.h
+kernels/km_cuda_emu.o: $(CUDA_SRC) kernels/km_cuda_emu.h kernels/km_kernels.h kernels/km_quality.h kernels/km_state.h kernels/km_dtw.h
 	$(CXX) -O2 $(OPTFLAGS) -std=c++17 -ffp-contract=off -fPIC -Wall -Wextra $(if $(filter 1,$(WERROR)),-Werror) \
 		-DKM_CUDA_EMU -Ikernels -x c++ -c $< -o $@
 endif
@@ -127,7 +127,7 @@ test/engine/bin/test_quality: test/engine/test_quality.c test/engine/test_util.h
 
 # The GPU backend's kernels run on the CPU (km_cuda_emu.h), so their logic is tested anywhere.
 CXX ?= g++
-test/engine/bin/test_cuda_emu: test/engine/test_cuda.c test/engine/test_util.h test/engine/test_backend.h $(CUDA_SRC) kernels/km_cuda_emu.h $(KERNEL_C) kernels/km_kernels.h kernels/km_quality.h kernels/km_state.h
+test/engine/bin/test_cuda_emu: test/engine/test_cuda.c test/engine/test_util.h test/engine/test_backend.h $(CUDA_SRC) kernels/km_cuda_emu.h $(KERNEL_C) kernels/km_kernels.h kernels/km_quality.h kernels/km_state.h kernels/km_dtw.h
 	@mkdir -p $(dir $@)
 	$(CXX) $(filter-out -std=gnu11,$(ENGINE_CFLAGS)) -std=c++17 -ffp-contract=off -DKM_CUDA_EMU -x c++ -c kernels/km_cuda.cu -o $@.cuda.o
 	$(CC) $(ENGINE_CFLAGS) -DKM_CUDA_EMU -c test/engine/test_cuda.c -o $@.test.o
@@ -135,7 +135,7 @@ test/engine/bin/test_cuda_emu: test/engine/test_cuda.c test/engine/test_util.h t
 	@rm -f $@.cuda.o $@.test.o
 
 # The same test on a real GPU, where nvcc built the backend; it skips without a usable device.
-test/engine/bin/test_cuda: test/engine/test_cuda.c test/engine/test_util.h test/engine/test_backend.h kernels/km_cuda.o $(KERNEL_C) kernels/km_kernels.h kernels/km_quality.h
+test/engine/bin/test_cuda: test/engine/test_cuda.c test/engine/test_util.h test/engine/test_backend.h kernels/km_cuda.o $(KERNEL_C) kernels/km_kernels.h kernels/km_quality.h kernels/km_dtw.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ENGINE_CFLAGS) -o $@ $< kernels/km_cuda.o $(KERNEL_C) -L$(CUDA_LIBDIR) -lcudart_static -ldl -lrt -lstdc++ -lm
 

@@ -18,6 +18,7 @@
  * order.  No result depends on the number of threads.
  */
 #include "km_bounds.h"
+#include "km_dtw.h"
 #include "km_kernels.h"
 #include "km_quality.h"
 #include "km_state.h"
@@ -1475,6 +1476,21 @@ CpuSeedFetch(KmBackend *be, int64_t first, int64_t m, float *out, KmError *err)
 	return km_host_seed_fetch(&((CpuBackend *) be)->state, first, m, out, err);
 }
 
+/*
+ * DTW assignment on the pool's thread count, pruned by LB_Keogh where the backend prunes:
+ * km_dtw_assign, whose labels and distances are the same bits either way.
+ */
+static KmStatus
+CpuSeriesAssign(KmBackend *be, const KmSeries *s, int64_t r0, int64_t r1, const KmDtwCenters *cs,
+				int32_t *labels, double *dist, KmError *err)
+{
+	if (r0 < 0 || r1 > s->n || r0 > r1)
+		return KM_FAIL(err, KM_ERR_ARGUMENT, "series_assign: rows %lld..%lld of %lld",
+					   (long long) r0, (long long) r1, (long long) s->n);
+	return km_dtw_assign(s, r0, r1, cs, be->prune != KM_PRUNE_OFF, NULL,
+						 ((CpuBackend *) be)->pool.nthreads, labels, dist, NULL, err);
+}
+
 static const KmBackendOps CpuOps = {
 	.name = "cpu",
 	.set_metric = km_backend_set_metric,
@@ -1492,6 +1508,7 @@ static const KmBackendOps CpuOps = {
 	.seed_potentials = CpuSeedPotentials,
 	.seed_fetch = CpuSeedFetch,
 	.silhouette = CpuSilhouette,
+	.series_assign = CpuSeriesAssign,
 };
 
 static const KmStepOps CpuSteps = {

@@ -22,7 +22,8 @@
  * fixed-point integers: each value is scaled by a power of two chosen from a bound on the
  * block's values, so that no sum can overflow, and rounded once; integer addition is
  * associative, so the totals are exact and independent of the order atomics land in.  The
- * k-means++ sums are taken per run of KM_SUB_ROWS rows by one thread in row order.  The same
+ * k-means++ sums are taken per run of KM_SUB_ROWS rows by one thread in row order.  DTW cells
+ * are km_dtw.c's operations, none fused, so DTW assignments are the CPU's bits.  The same
  * input on the same device therefore gives bit-identical results.
  *
  * Threads.  CUDA and cuBLAS start helper threads; they are created with every signal blocked
@@ -42,6 +43,7 @@
  *   km_cuda_pass.cuh      Lloyd passes with the state on the device: changes, fold
  *   km_cuda_seed.cuh      k-means++: mindist, run sums, potentials; the seed_* operations
  *   km_cuda_quality.cuh   the silhouette
+ *   km_cuda_series.cuh    DTW assignment of series: a pair per thread, or per block in waves
  *   km_cuda_backend.cuh   the operation table, the entry points, teardown
  */
 
@@ -53,4 +55,5 @@
 #include "km_cuda_pass.cuh"
 #include "km_cuda_seed.cuh"
 #include "km_cuda_quality.cuh"
+#include "km_cuda_series.cuh"
 #include "km_cuda_backend.cuh"

@@ -35,7 +35,7 @@ CudaDestroy(KmBackend *be)
 	DevBuf	   *bufs[] = {&cb->dc, &cb->dcnorm, &cb->dseg_off, &cb->stage_x[0], &cb->stage_x[1],
 		&cb->stage_norm[0], &cb->stage_norm[1], &cb->st_labels, &cb->st_dist, &cb->pass_acc,
 		&cb->pass_segs, &cb->seed_mind, &cb->labels, &cb->dist, &cb->scores, &cb->acc, &cb->dmax, &cb->mind,
-	&cb->cand, &cb->run_sums, &cb->order, &cb->cursor, &cb->sil};
+	&cb->cand, &cb->run_sums, &cb->order, &cb->cursor, &cb->sil, &cb->series};
 
 	if (cb == NULL)
 		return;
@@ -80,6 +80,7 @@ static const KmBackendOps CudaOps = {
 	CudaSeedPotentials,
 	CudaSeedFetch,
 	CudaSilhouette,
+	CudaSeriesAssign,
 };
 
 static const KmStepOps CudaSteps = {

@@ -416,6 +416,31 @@ __fdiv_rn(float a, float b)
 	return a / b;
 }
 
+/* The same in float64: each rounded once, and the fused one fused (DTW, km_cuda_series.cuh). */
+static inline double
+__dadd_rn(double a, double b)
+{
+	return a + b;
+}
+
+static inline double
+__dsub_rn(double a, double b)
+{
+	return a - b;
+}
+
+static inline double
+__dmul_rn(double a, double b)
+{
+	return a * b;
+}
+
+static inline double
+__fma_rn(double a, double b, double c)
+{
+	return fma(a, b, c);
+}
+
 static inline long long
 __double2ll_rn(double v)
 {

@@ -17,6 +17,7 @@
 	kernel<<<(grid), (block), 0, (stream)>>>(__VA_ARGS__)
 #endif
 
+#include "km_dtw.h"
 #include "km_kernels.h"
 #include "km_quality.h"
 #include "km_state.h"
@@ -184,7 +185,8 @@ typedef struct CudaBackend
 				run_sums,
 				order,			/* wide sums: entries grouped by label */
 				cursor,			/* ... and each group's next place */
-				sil;			/* silhouette inputs and outputs */
+				sil,			/* silhouette inputs and outputs */
+				series;			/* a DTW assignment's rows, centers, results and scratch */
 	unsigned long long *host_acc;
 	size_t		host_acc_cap;
 } CudaBackend;

@@ -222,11 +222,14 @@ typedef enum KmMetric
 	KM_METRIC_EUCLIDEAN = 0,
 	KM_METRIC_COSINE,
 	KM_METRIC_IOU,
-	KM_METRIC_DTW,				/* series, not vectors: never a backend's (km_dtw.h) */
+	KM_METRIC_DTW,				/* series, not vectors: no backend's metric (km_dtw.h) */
 	KM_METRIC_SOFTDTW			/* series too (km_softdtw.h) */
 } KmMetric;
 
-/* Whether the metric takes series of any length, fitted outside the backends. */
+/*
+ * Whether the metric takes series of any length, fitted outside the backends' passes (DTW's
+ * assignment alone is a backend operation: series_assign).
+ */
 static inline int
 km_metric_series(KmMetric metric)
 {
@@ -272,6 +275,9 @@ int32_t		km_row_nearest(const float *x, int d, const float *packed, int k, float
 
 typedef struct KmBackend KmBackend;
 typedef struct KmBlock KmBlock;
+/* km_dtw.h's series and DTW centers, which series_assign takes */
+struct KmSeries;
+struct KmDtwCenters;
 
 /*
  * Rows are reduced in runs of this many: each run is summed in row order and the runs are
@@ -394,6 +400,19 @@ typedef struct KmBackendOps
 	KmStatus	(*silhouette) (KmBackend *be, const float *x, int64_t s, const int32_t *labels,
 							   int nlab, const int *ks, int64_t row_begin, int64_t row_end,
 							   double *out, KmError *err);
+
+	/*
+	 * DTW assignment (km_dtw.h): for every row i of [r0, r1) of s, the nearest center of cs by
+	 * DTW^2 within cs->band (lowest index on ties) into labels[i] and that DTW^2 into dist[i]
+	 * (i global, as km_dtw_assign indexes them), bit for bit km_dtw_assign's without a cutoff.
+	 * Everything is on the host, in and out, and nothing is kept between calls: the GPU
+	 * backend copies the rows' samples and offsets and the centers to the device on every
+	 * call, and the labels and distances back (km_cuda_series.cuh).  Independent of blocks,
+	 * centers and metric set before; rows need no weights (s->w is not read).
+	 */
+	KmStatus	(*series_assign) (KmBackend *be, const struct KmSeries *s, int64_t r0, int64_t r1,
+								  const struct KmDtwCenters *cs, int32_t *labels, double *dist,
+								  KmError *err);
 } KmBackendOps;
 
 /*
@@ -445,6 +464,25 @@ typedef enum KmPrune
 	KM_PRUNE_FAULT_MOVE			/* bounds not loosened by the centers' movement */
 } KmPrune;
 
+/*
+ * Which kernel the GPU backend's series_assign runs (km_cuda_series.cuh): its choice by the
+ * shape of the call, or one of them forced, for the tests; the CPU backend ignores it.
+ */
+typedef enum KmSeriesKernel
+{
+	KM_SERIES_AUTO = 0,
+	KM_SERIES_PAIR,				/* a thread per (row, center) pair */
+	KM_SERIES_WAVE				/* a block per pair, its tiles in anti-diagonal waves */
+} KmSeriesKernel;
+
+/* A defect the GPU's series_assign can plant, which the engine tests must catch. */
+typedef enum KmSeriesFault
+{
+	KM_SERIES_FAULT_NONE = 0,
+	KM_SERIES_FAULT_BAND,		/* the Sakoe-Chiba band ignored */
+	KM_SERIES_FAULT_FMA			/* each cell's square and add fused into one rounding */
+} KmSeriesFault;
+
 struct KmBackend
 {
 	const KmBackendOps *ops;
@@ -453,6 +491,9 @@ struct KmBackend
 	KmMetric	metric;
 	/* set by the caller before a pass; read at pass_begin */
 	KmPrune		prune;
+	/* set by the caller (the tests) before series_assign; zero otherwise */
+	KmSeriesKernel series_kernel;
+	KmSeriesFault series_fault;
 	/*
 	 * After pass_end: the rows of each installed segment compared with every center of it
 	 * (pass_scanned[r], owned by the backend until its next pass_begin) out of pass_rows; NULL

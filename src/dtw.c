@@ -28,7 +28,11 @@
  * in proportion to a cost that is not.
  *
  * Every pass runs on kmeans.threads threads in slices of about 2^27 matrix cells, with a
- * cancel check between slices; results never depend on the thread count.
+ * cancel check between slices; results never depend on the thread count.  On the GPU
+ * (device => 'gpu', or 'auto' with one usable; session.c starts the backend) the assignments
+ * without a cutoff, those of the iterations, the final labels and seeding's first center, go
+ * to the backend's series_assign in the same slices, with the CPU's labels and DTW^2 bit for
+ * bit; seeding's candidate updates, DBA, the quality indices and all of soft-DTW stay here.
  */
 #include "dtw.h"
 
@@ -65,6 +69,8 @@ KmeansDtwSliceRows(double cells_per_row)
 /*
  * The nearest of k centers (k x lc, float64) for rows [r0, r1), with kmeans.prune's lower
  * bound; with cutoff, only a center strictly below a row's cutoff is taken (km_dtw_assign).
+ * Without a cutoff, on the fit's GPU backend where it has one: every DTW computed, the same
+ * labels and distances.
  */
 static void
 AssignRange(DtwFit *f, int k, const double *c, int64 r0, int64 r1, const double *cutoff,
@@ -72,7 +78,9 @@ AssignRange(DtwFit *f, int k, const double *c, int64 r0, int64 r1, const double 
 {
 	KmDtwCenters cs;
 	KmError		err = {0};
-	int64		slice = KmeansDtwSliceRows((double) f->max_len * f->lc * (kmeans_prune ? Min(k, 4) : k));
+	KmBackend  *be = cutoff == NULL ? f->data->be : NULL;
+	int64		slice = KmeansDtwSliceRows((double) f->max_len * f->lc *
+										   (kmeans_prune && be == NULL ? Min(k, 4) : k));
 
 	cs.k = k;
 	cs.lc = f->lc;
@@ -80,6 +88,20 @@ AssignRange(DtwFit *f, int k, const double *c, int64 r0, int64 r1, const double 
 	cs.c = c;
 	cs.env_len = 0;
 	cs.env_lo = cs.env_hi = NULL;
+	if (be != NULL)
+	{
+		for (int64 a = r0; a < r1; a += slice)
+		{
+			int64		b = Min(r1, a + slice);
+
+			CHECK_FOR_INTERRUPTS();
+			KmeansCheckStatus(be->ops->series_assign(be, &f->s, a, b, &cs, labels, dist, &err),
+							  &err);
+			f->computed += (b - a) * k;
+			KmeansProgressRows(b, f->n);
+		}
+		return;
+	}
 	if (f->same_len && kmeans_prune)
 	{
 		double	   *lo = f->env,

@@ -214,7 +214,8 @@ KmeansParseOptions(FunctionCallInfo fcinfo, const KmeansArgPos *pos, KmeansOptio
 /*
  * dtw_band, barycenter_iter and gamma, which only the series metrics take (gamma softdtw
  * alone), and what those metrics do not combine with: series are fitted by the engine's own
- * loop (dtw.c), on the CPU, with k-means++, random or given starting centers.
+ * loop (dtw.c), with k-means++, random or given starting centers, on the CPU but for DTW's
+ * assignments, which a GPU takes where the fit has one.
  */
 static void
 ParseSeriesOptions(FunctionCallInfo fcinfo, const KmeansArgPos *pos, KmeansOptions *opt)
@@ -277,8 +278,12 @@ ParseSeriesOptions(FunctionCallInfo fcinfo, const KmeansArgPos *pos, KmeansOptio
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("init 'k-means||' does not take metric '%s'", name),
 				 errhint("Use init => 'k-means++' or 'random', or pass init_centers.")));
-	/* kmeans.device = 'gpu' alone leaves a series fit on the CPU; asking for the GPU is refused */
-	if (opt->device == KMEANS_DEVICE_GPU && pos->device >= 0 && !PG_ARGISNULL(pos->device))
+	/*
+	 * DTW assigns on the GPU (dtw.c); soft-DTW has no GPU kernels: kmeans.device = 'gpu' alone
+	 * leaves it on the CPU, and asking for the GPU is refused
+	 */
+	if (opt->metric == KM_METRIC_SOFTDTW && opt->device == KMEANS_DEVICE_GPU &&
+		pos->device >= 0 && !PG_ARGISNULL(pos->device))
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("metric '%s' runs on the CPU only", name),

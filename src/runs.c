@@ -31,7 +31,7 @@ KmeansRuns(KmeansData *data, const KmeansOptions *opt, int nseg, const int *ks,
 	double	   *best_inertia;
 
 	if (data->series != NULL)
-		return KmeansDtwRuns(data, opt, nseg, ks, fn, arg);	/* dtw.c: series, no backend */
+		return KmeansDtwRuns(data, opt, nseg, ks, fn, arg);	/* dtw.c: series */
 	best = KmeansModelSetMake(data->d, nseg, ks);
 	if (n_init == 1)
 	{

@@ -78,8 +78,11 @@ UseGpu(const KmeansOptions *opt)
 
 	if (opt->device == KMEANS_DEVICE_CPU)
 		return false;
-	/* the GPU backend does not weigh rows yet (km_cuda_state.cuh) */
-	if (opt->weight != NULL)
+	/*
+	 * the GPU backend does not weigh rows yet (km_cuda_state.cuh); a DTW fit weighs them on the
+	 * host, the GPU only assigns them
+	 */
+	if (opt->weight != NULL && !km_metric_series(opt->metric))
 	{
 		if (opt->device == KMEANS_DEVICE_GPU)
 			ereport(ERROR,
@@ -148,6 +151,29 @@ EngineStart(KmeansData *data, bool gpu)
 	KmeansDataAttach(data, be);
 }
 
+/*
+ * Starts the GPU backend for a DTW fit, which takes only its series_assign (dtw.c): no blocks,
+ * no metric, rows copied on every call.  Released with the data's memory context, as
+ * EngineStart's backend is.
+ */
+static void
+SeriesEngineStart(KmeansData *data)
+{
+	MemoryContextCallback *cb;
+	KmBackend  *be = NULL;
+	KmError		err = {0};
+
+	KmeansCheckStatus(km_cuda_backend_create(kmeans_gpu_id, 1,
+											 (size_t) kmeans_gpu_memory_limit * 1024, &be, &err),
+					  &err);
+	cb = MemoryContextAlloc(data->cxt, sizeof(MemoryContextCallback));
+	cb->func = ReleaseBackend;
+	cb->arg = data;
+	data->be = be;
+	data->gpu = true;
+	MemoryContextRegisterResetCallback(data->cxt, cb);
+}
+
 /* Releases the backend at the end of a fit that went well. */
 static void
 EngineStop(KmeansData *data)
@@ -187,15 +213,19 @@ KmeansBegin(text *source, text *column, text *id_column, const KmeansOptions *op
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "kmeans: SPI_connect failed");
 	nest = NewGUCNestLevel();
-	/* the device comes first: it sets how many rows a resident chunk holds */
-	gpu = !km_metric_series(opt->metric) && UseGpu(opt);
+	/*
+	 * the device comes first: it sets how many rows a resident chunk holds.  Soft-DTW has no
+	 * GPU kernels: kmeans.device = 'gpu' alone leaves it on the CPU (device => 'gpu' is
+	 * refused in options.c).
+	 */
+	gpu = opt->metric != KM_METRIC_SOFTDTW && UseGpu(opt);
 	KmeansStepLogReset();
 	claim = KmeansProgressBegin(plan->what, plan->k_min, plan->k_max, opt->n_init);
 	start = KmeansStepStart();
 	src = KmeansSourceMake(source, column, id_column, opt->weight);
 	src->metric = opt->metric;
 	if (km_metric_series(opt->metric))
-		data = KmeansSeriesLoad(src, plan);	/* fitted by dtw.c, without a backend */
+		data = KmeansSeriesLoad(src, plan);	/* fitted by dtw.c, the GPU's assignment aside */
 	else if (KmeansUseAggregate(src, opt))
 		data = KmeansAggregateOpen(src, plan, opt, gpu);	/* strategy.c */
 	else
@@ -207,6 +237,8 @@ KmeansBegin(text *source, text *column, text *id_column, const KmeansOptions *op
 	CheckWeightedK(data, plan);
 	if (data->series == NULL)
 		EngineStart(data, gpu);
+	else if (gpu)
+		SeriesEngineStart(data);
 	return data;
 }
 

@@ -40,7 +40,7 @@ $(1)/obj/%.o: kernels/%.c $(ENGINE_HEADERS)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $(2) -c $$< -o $$@
 
-$(1)/obj/km_cuda_emu.o: kernels/km_cuda.cu kernels/km_cuda_emu.h $(ENGINE_HEADERS)
+$(1)/obj/km_cuda_emu.o: $(CUDA_SRC) kernels/km_cuda_emu.h $(ENGINE_HEADERS)
 	@mkdir -p $$(dir $$@)
 	$$(CXX) $(filter-out -std=gnu11,$(2)) -std=c++17 -ffp-contract=off -DKM_CUDA_EMU -x c++ -c $$< -o $$@
 

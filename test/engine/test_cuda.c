@@ -22,6 +22,7 @@
  *
  * Prints failing cases and ends with "N passed, M failed".
  */
+#include "km_dtw.h"
 #include "km_kernels.h"
 #include "test_util.h"
 #include "test_backend.h"
@@ -923,6 +924,280 @@ TestIouBackends(void)
 	free(og);
 }
 
+
+/* ---------------------------------------------------------------------------------------------
+ * DTW assignment (series_assign)
+ * ------------------------------------------------------------------------------------------- */
+
+/* n series of lmin .. lmax samples, noisy sines of random frequency and phase. */
+static void
+SeriesRows(KmSeries *s, int64_t n, int lmin, int lmax, float **values, int64_t **off)
+{
+	*off = malloc(sizeof(int64_t) * (n + 1));
+	(*off)[0] = 0;
+	for (int64_t i = 0; i < n; i++)
+		(*off)[i + 1] = (*off)[i] + lmin + RandBelow(lmax - lmin + 1);
+	*values = malloc(sizeof(float) * (*off)[n]);
+	for (int64_t i = 0; i < n; i++)
+	{
+		float		f = 0.2f + 0.1f * RandUnit(),
+					phase = 3.0f * RandUnit();
+
+		for (int64_t t = (*off)[i]; t < (*off)[i + 1]; t++)
+			(*values)[t] = sinf((float) (t - (*off)[i]) * f + phase) + 0.1f * RandUnit();
+	}
+	s->n = n;
+	s->values = *values;
+	s->off = *off;
+	s->w = NULL;
+}
+
+/*
+ * k centers of lc samples with all 53 bits in use, as DBA's means have them; every third
+ * from the third on is a copy of an earlier one, so that rows meet exact ties.
+ */
+static void
+SeriesCenters(double *c, int k, int lc)
+{
+	for (int j = 0; j < k; j++)
+	{
+		double		f = 0.2 + 0.1 * RandUnit(),
+					phase = 3.0 * RandUnit();
+
+		if (j % 3 == 2)
+		{
+			memcpy(c + (int64_t) j * lc, c + (int64_t) RandBelow(j) * lc, sizeof(double) * lc);
+			continue;
+		}
+		for (int t = 0; t < lc; t++)
+			c[(int64_t) j * lc + t] = sin(t * f + phase) + 0.1 * RandUnit() / 3.0;
+	}
+}
+
+/* Rows of [r0, r1) whose label or DTW^2 bits differ. */
+static int64_t
+SeriesDiffer(const int32_t *la, const double *da, const int32_t *lb, const double *db, int64_t r0,
+			 int64_t r1)
+{
+	int64_t		differ = 0;
+
+	for (int64_t i = r0; i < r1; i++)
+		differ += la[i] != lb[i] || memcmp(&da[i], &db[i], sizeof(double)) != 0;
+	return differ;
+}
+
+/* Rows of [r0, r1) whose label or distance was written. */
+static int64_t
+SeriesTouched(const int32_t *l, const double *d, int64_t r0, int64_t r1)
+{
+	int64_t		touched = 0;
+
+	for (int64_t i = r0; i < r1; i++)
+		touched += l[i] != -7 || d[i] != -7.0;
+	return touched;
+}
+
+static void
+SeriesClear(int32_t *l, double *d, int64_t n)
+{
+	for (int64_t i = 0; i < n; i++)
+	{
+		l[i] = -7;
+		d[i] = -7.0;
+	}
+}
+
+/*
+ * One series case: the GPU against km_dtw_assign (unpruned, and pruned: the same bits by its
+ * contract), bit for bit, for each band and k: the automatic choice on all rows, in calls cut
+ * at odd rows; the pair kernel on all rows; the wave kernel on the last `wave_rows` (the
+ * emulator runs its barriers slowly), leaving the others untouched.  The CPU backend's
+ * series_assign is km_dtw_assign too.  Ties are counted, and must occur where k > 2.
+ */
+static void
+SeriesCase(const char *name, int64_t n, int lmin, int lmax, int lc, const int *bands, int nbands,
+		   const int *ks, int nks, int64_t wave_rows)
+{
+	KmSeries	s;
+	float	   *values;
+	int64_t    *off;
+	double	   *c = malloc(sizeof(double) * 40 * lc);
+	int32_t    *lr = malloc(sizeof(int32_t) * n),
+			   *lp = malloc(sizeof(int32_t) * n),
+			   *lg = malloc(sizeof(int32_t) * n);
+	double	   *dr = malloc(sizeof(double) * n),
+			   *dp = malloc(sizeof(double) * n),
+			   *dg = malloc(sizeof(double) * n),
+			   *work = malloc(sizeof(double) * 2 * (lc + 1));
+	KmBackend  *gpu,
+			   *cpu;
+	int64_t		w0 = n - wave_rows;
+
+	SeriesRows(&s, n, lmin, lmax, &values, &off);
+	MUST(km_cuda_backend_create(0, 1, 0, &gpu, ERR));
+	MUST(km_cpu_backend_create(3, 1, &cpu, ERR));
+	for (int bi = 0; bi < nbands; bi++)
+		for (int ki = 0; ki < nks; ki++)
+		{
+			int			k = ks[ki];
+			KmDtwCenters cs = {k, lc, bands[bi], c, 0, NULL, NULL};
+			int64_t		ties = 0;
+			int64_t		cut[4] = {0, 1, 8 < n ? 8 : n, n};
+
+			SeriesCenters(c, k, lc);
+			MUST(km_dtw_assign(&s, 0, n, &cs, 0, NULL, 1, lr, dr, NULL, ERR));
+			MUST(km_dtw_assign(&s, 0, n, &cs, 1, NULL, 2, lp, dp, NULL, ERR));
+			CHECK(SeriesDiffer(lr, dr, lp, dp, 0, n) == 0, "%s band %d k %d: pruned CPU differs",
+				  name, bands[bi], k);
+			SeriesClear(lp, dp, n);
+			MUST(cpu->ops->series_assign(cpu, &s, 0, n, &cs, lp, dp, ERR));
+			CHECK(SeriesDiffer(lr, dr, lp, dp, 0, n) == 0,
+				  "%s band %d k %d: the CPU backend's series_assign differs", name, bands[bi], k);
+
+			/* the automatic choice, in calls of 1, 7 and the other rows */
+			gpu->series_kernel = KM_SERIES_AUTO;
+			SeriesClear(lg, dg, n);
+			for (int q = 0; q < 3; q++)
+				MUST(gpu->ops->series_assign(gpu, &s, cut[q], cut[q + 1], &cs, lg, dg, ERR));
+			CHECK(SeriesDiffer(lr, dr, lg, dg, 0, n) == 0,
+				  "%s band %d k %d: %lld GPU rows differ from km_dtw_assign", name, bands[bi], k,
+				  (long long) SeriesDiffer(lr, dr, lg, dg, 0, n));
+			gpu->series_kernel = KM_SERIES_PAIR;
+			SeriesClear(lg, dg, n);
+			MUST(gpu->ops->series_assign(gpu, &s, 0, n, &cs, lg, dg, ERR));
+			CHECK(SeriesDiffer(lr, dr, lg, dg, 0, n) == 0,
+				  "%s band %d k %d: %lld rows of the pair kernel differ", name, bands[bi], k,
+				  (long long) SeriesDiffer(lr, dr, lg, dg, 0, n));
+			gpu->series_kernel = KM_SERIES_WAVE;
+			SeriesClear(lg, dg, n);
+			MUST(gpu->ops->series_assign(gpu, &s, w0, n, &cs, lg, dg, ERR));
+			CHECK(SeriesDiffer(lr, dr, lg, dg, w0, n) == 0 && SeriesTouched(lg, dg, 0, w0) == 0,
+				  "%s band %d k %d: %lld rows of the wave kernel differ, %lld outside the call written",
+				  name, bands[bi], k, (long long) SeriesDiffer(lr, dr, lg, dg, w0, n),
+				  (long long) SeriesTouched(lg, dg, 0, w0));
+			gpu->series_kernel = KM_SERIES_AUTO;
+
+			/* rows at the same least DTW^2 from another center: the lowest index must win */
+			for (int64_t i = 0; i < n; i++)
+				for (int j = lr[i] + 1; j < k; j++)
+					ties += km_dtw_sq(values + off[i], (int) (off[i + 1] - off[i]), c + (int64_t) j * lc,
+									  lc, bands[bi], INFINITY, work) == dr[i];
+			CHECK(k < 3 || ties > 0, "%s band %d k %d: no row meets a tie", name, bands[bi], k);
+		}
+	cpu->ops->destroy(cpu);
+	gpu->ops->destroy(gpu);
+	free(values);
+	free(off);
+	free(c);
+	free(lr);
+	free(lp);
+	free(lg);
+	free(dr);
+	free(dp);
+	free(dg);
+	free(work);
+}
+
+/*
+ * The planted faults, each kernel: a DTW that ignores the band, or fuses each cell's square and
+ * add, must differ from km_dtw_assign on some rows (the comparison above can fail); a budget
+ * that holds the data but not the scratch it would like gives the same bits with less; one
+ * that cannot hold the data is refused with the sizes; bad rows are refused.
+ */
+static void
+TestSeriesFaults(void)
+{
+	const int64_t n = 120;
+	const int	lc = 33,
+				k = 17;
+	KmSeries	s;
+	float	   *values;
+	int64_t    *off;
+	double	   *c = malloc(sizeof(double) * k * lc);
+	KmDtwCenters cs = {k, lc, 2, c, 0, NULL, NULL};
+	int32_t		lr[120],
+				lg[120];
+	double		dr[120],
+				dg[120];
+	KmBackend  *gpu;
+	KmError		err = {0};
+	KmStatus	st;
+
+	rng_state = 777;
+	SeriesRows(&s, n, 2, 40, &values, &off);
+	SeriesCenters(c, k, lc);
+	MUST(km_dtw_assign(&s, 0, n, &cs, 0, NULL, 1, lr, dr, NULL, ERR));
+	MUST(km_cuda_backend_create(0, 1, 0, &gpu, ERR));
+	for (int kern = KM_SERIES_PAIR; kern <= KM_SERIES_WAVE; kern++)
+		for (int fault = KM_SERIES_FAULT_BAND; fault <= KM_SERIES_FAULT_FMA; fault++)
+		{
+			int64_t		r0 = kern == KM_SERIES_WAVE ? n - 30 : 0;
+			int64_t		differ;
+
+			gpu->series_kernel = (KmSeriesKernel) kern;
+			gpu->series_fault = (KmSeriesFault) fault;
+			MUST(gpu->ops->series_assign(gpu, &s, r0, n, &cs, lg, dg, ERR));
+			differ = SeriesDiffer(lr, dr, lg, dg, r0, n);
+			CHECK(differ > 0, "series: kernel %d with fault %d gives km_dtw_assign's bits: the test cannot see it",
+				  kern, fault);
+		}
+	gpu->series_kernel = KM_SERIES_AUTO;
+	gpu->series_fault = KM_SERIES_FAULT_NONE;
+	gpu->ops->destroy(gpu);
+
+	/*
+	 * The data is 33 kB (the 120 x 17 DTW^2 half of it) and the pair kernel's scratch for all
+	 * 2040 pairs 1.1 MB (8 blocks of 256 threads, 2 x 34 doubles each): within 2 MB it all
+	 * fits; within 0.7 MB the kernel runs on 4 blocks, each thread taking more pairs.
+	 */
+	for (int lim = 0; lim < 2; lim++)
+	{
+		MUST(km_cuda_backend_create(0, 1, lim == 0 ? 2 << 20 : 700 << 10, &gpu, ERR));
+		gpu->series_kernel = KM_SERIES_PAIR;
+		MUST(gpu->ops->series_assign(gpu, &s, 0, n, &cs, lg, dg, ERR));
+		CHECK(SeriesDiffer(lr, dr, lg, dg, 0, n) == 0, "series: %s budget changes the bits",
+			  lim == 0 ? "a 2 MB" : "a 0.7 MB");
+		gpu->ops->destroy(gpu);
+	}
+	/* 16 kB cannot hold the data */
+	MUST(km_cuda_backend_create(0, 1, 16 << 10, &gpu, ERR));
+	st = gpu->ops->series_assign(gpu, &s, 0, n, &cs, lg, dg, &err);
+	CHECK(st == KM_ERR_DEVICE_NOMEM && strstr(err.message, "MB of GPU memory") != NULL &&
+		  strstr(err.message, "MB budget") != NULL,
+		  "series: over the budget: status %d, \"%s\"", (int) st, err.message);
+	st = gpu->ops->series_assign(gpu, &s, 0, n + 1, &cs, lg, dg, &err);
+	CHECK(st == KM_ERR_ARGUMENT, "series: rows past the end: status %d", (int) st);
+	st = gpu->ops->series_assign(gpu, &s, 5, 5, &cs, lg, dg, &err);
+	CHECK(st == KM_OK, "series: no rows: status %d", (int) st);
+	gpu->ops->destroy(gpu);
+	free(values);
+	free(off);
+	free(c);
+}
+
+/*
+ * DTW assignment of series on the GPU: short series of mixed lengths (1 to 40 samples against
+ * centers of 33: longer and shorter rows), where the pair kernel serves; long ones (60 to 150
+ * against 128), where the wave kernel does, in several tiles of rows and columns; centers of
+ * one sample; each with and without a band.
+ */
+static void
+TestSeriesAssign(int quick)
+{
+	static const int short_bands[] = {-1, 0, 2, 7, 1000},
+				short_ks[] = {1, 2, 5, 17, 40},
+				long_bands[] = {-1, 5},
+				long_ks[] = {1, 6, 40},
+				one_bands[] = {-1, 0},
+				one_ks[] = {3};
+
+	rng_state = 2024;
+	SeriesCase("short", 300, 1, 40, 33, short_bands, quick ? 2 : 5, short_ks, 5, 37);
+	SeriesCase("long", 24, 60, 150, 128, long_bands, 2, long_ks, quick ? 2 : 3, 24);
+	SeriesCase("center of one sample", 50, 1, 5, 1, one_bands, 2, one_ks, 1, 50);
+	TestSeriesFaults();
+}
+
 int
 main(void)
 {
@@ -960,6 +1235,7 @@ main(void)
 			RunOnBackends(&cases[i], 1, 16 << 20);
 	TestBudget();
 	TestIouBackends();
+	TestSeriesAssign(quick);
 	{
 		KmBackend  *gpu;
 

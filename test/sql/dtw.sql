@@ -92,10 +92,11 @@ FROM generate_series(1, 300) i;
 SET kmeans.prune = off;
 CREATE TABLE unpruned AS SELECT * FROM kmeans_labels('waves', 'v', 40, id => 'id', metric => 'dtw');
 CREATE TABLE unpruned_fit AS SELECT * FROM kmeans_fit('waves', 'v', 40, metric => 'dtw', dtw_band => 3);
+-- the DTWs pruning skips, on the CPU (the GPU computes all of them)
 SET kmeans.trace = on;
-SELECT * FROM try($$SELECT * FROM kmeans_fit('waves', 'v', 40, metric => 'dtw', max_iter => 1)$$);
+SELECT * FROM try($$SELECT * FROM kmeans_fit('waves', 'v', 40, metric => 'dtw', max_iter => 1, device => 'cpu')$$);
 RESET kmeans.prune;
-SELECT * FROM try($$SELECT * FROM kmeans_fit('waves', 'v', 40, metric => 'dtw', max_iter => 1)$$);
+SELECT * FROM try($$SELECT * FROM kmeans_fit('waves', 'v', 40, metric => 'dtw', max_iter => 1, device => 'cpu')$$);
 RESET kmeans.trace;
 CREATE TABLE pruned AS SELECT * FROM kmeans_labels('waves', 'v', 40, id => 'id', metric => 'dtw');
 CREATE TABLE pruned_fit AS SELECT * FROM kmeans_fit('waves', 'v', 40, metric => 'dtw', dtw_band => 3);
@@ -106,6 +107,37 @@ FROM unpruned u FULL JOIN pruned p USING (id);
 SELECT count(*) AS clusters, count(*) FILTER (WHERE u.center IS DISTINCT FROM p.center
                                                 OR u.inertia IS DISTINCT FROM p.inertia) AS differ
 FROM unpruned_fit u FULL JOIN pruned_fit p USING (cluster);
+
+-- The GPU assigns by the same DTW^2: device => 'auto' (the GPU where one is usable, else the
+-- CPU) gives device => 'cpu''s labels, distances, centers, sizes and inertia bit for bit, with
+-- and without a band, for short series (the GPU's thread-per-pair kernel) and for long ones,
+-- 30 series of 70 to 100 samples (its block-per-pair kernel).  Under the emulated GPU
+-- (scripts/test.sh) every fit of this file but the two above assigns on the GPU.
+CREATE TABLE long_waves AS
+SELECT i AS id, (SELECT array_agg(sin(t * (0.05 + (i % 3) * 0.03) + i)::real ORDER BY t)
+                 FROM generate_series(1, 70 + i % 31) t) AS v
+FROM generate_series(1, 30) i;
+CREATE TABLE labels_by_device AS
+SELECT dev, src, band, l.*
+FROM (VALUES ('cpu'), ('auto')) d(dev), (VALUES ('waves', 40), ('long_waves', 4)) s(src, k),
+     (VALUES (-1), (3)) b(band),  -- -1: no band
+     LATERAL kmeans_labels(src, 'v', k, id => 'id', metric => 'dtw', dtw_band => nullif(band, -1),
+                           device => dev) l;
+SELECT src, band, count(*) AS rows,
+       count(*) FILTER (WHERE c.cluster IS DISTINCT FROM a.cluster OR c.distance IS DISTINCT FROM a.distance) AS differ,
+       count(DISTINCT c.cluster) AS clusters
+FROM labels_by_device c JOIN labels_by_device a USING (src, band, id)
+WHERE c.dev = 'cpu' AND a.dev = 'auto' GROUP BY src, band ORDER BY src, band;
+CREATE TABLE fit_by_device AS
+SELECT dev, src, band, f.*
+FROM (VALUES ('cpu'), ('auto')) d(dev), (VALUES ('waves', 40), ('long_waves', 4)) s(src, k),
+     (VALUES (-1), (3)) b(band),
+     LATERAL kmeans_fit(src, 'v', k, metric => 'dtw', dtw_band => nullif(band, -1), device => dev) f;
+SELECT src, band, count(*) AS clusters,
+       count(*) FILTER (WHERE c.center IS DISTINCT FROM a.center OR c.size IS DISTINCT FROM a.size
+                              OR c.inertia IS DISTINCT FROM a.inertia) AS differ
+FROM fit_by_device c JOIN fit_by_device a USING (src, band, cluster)
+WHERE c.dev = 'cpu' AND a.dev = 'auto' GROUP BY src, band ORDER BY src, band;
 
 -- A saved model labels series of any length from 2 samples, with the band it was fitted with.
 SELECT cluster, center FROM kmeans_fit('warped', 'v', 2, metric => 'dtw', model => 'warped_dtw',
@@ -133,7 +165,9 @@ SELECT * FROM try($$SELECT * FROM kmeans_fit('SELECT 1 AS id, ''{1,Infinity}''::
 SELECT * FROM try($$SELECT * FROM kmeans_fit('warped', 'v', 2, metric => 'dtw', algorithm => 'minibatch')$$);
 SELECT * FROM try($$SELECT * FROM kmeans_fit('warped', 'v', 2, metric => 'dtw', strategy => 'aggregate')$$);
 SELECT * FROM try($$SELECT * FROM kmeans_fit('warped', 'v', 2, metric => 'dtw', init => 'k-means||')$$);
-SELECT * FROM try($$SELECT * FROM kmeans_fit('warped', 'v', 2, metric => 'dtw', device => 'gpu')$$);
+-- device => 'gpu' takes DTW fits: the fit runs, or fails only where no GPU is usable
+SELECT state = '00000' OR (state = '0A000' AND message = 'device "gpu" is not available') AS gpu_or_none
+FROM try($$SELECT * FROM kmeans_fit('warped', 'v', 2, metric => 'dtw', device => 'gpu')$$);
 SELECT * FROM try($$SELECT * FROM kmeans_fit('warped', 'v', 2, metric => 'dtw', init_centers => '{{0,1},{2,3},{4,5}}')$$);
 SELECT * FROM try($$SELECT * FROM kmeans_fit('warped', 'v', 7, metric => 'dtw')$$);
 SELECT * FROM try($$SELECT kmeans_step(v, '{{0,1,2}}', 'dtw') FROM warped$$);
