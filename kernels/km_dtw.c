@@ -26,9 +26,10 @@
  *
  * Threads.  Each pass cuts its rows into pieces that threads started for the call claim in
  * turn (the caller works too); every result is per row, and what is summed over rows
- * (km_dtw_dba_pass) is added by the calling thread in row order afterwards, so no result
- * depends on the thread count.  Threads start with every signal blocked; one that cannot start
- * leaves its work to the others.  Scratch is malloc'd per call and freed on every path.
+ * (km_dtw_dba_pass) is added in row order afterwards, each column of the sums by one thread,
+ * so no result depends on the thread count.  Threads start with every signal blocked; one that cannot start
+ * leaves its work to the others.  Scratch is allocated per call, the lanes' on cache-line
+ * boundaries, and freed on every path.
  */
 /*
  * No fused multiply-adds: every cell is (x - c)^2 rounded, then added, as tslearn (numba without
@@ -43,6 +44,8 @@
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #endif
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,6 +53,23 @@
 #define LB_SHRINK (1.0 - 1.0 / 1099511627776.0)
 /* Rows a piece of a pass: enough work to amortise a claim and fill the lanes, few enough to balance. */
 #define PIECE_ROWS 8
+
+/* Doubles rounded up to whole cache lines: a share's scratch then starts on a line too. */
+static inline size_t
+Lines(size_t n)
+{
+	return (n + 7) & ~(size_t) 7;
+}
+
+/*
+ * n doubles of scratch from a cache-line boundary, so that the lanes' 64-byte loads and stores
+ * never straddle two lines (free() releases it).
+ */
+static inline double *
+AllocLines(size_t n)
+{
+	return aligned_alloc(64, sizeof(double) * Lines(n));
+}
 
 /*
  * C row by row over two buffers of lc + 1 columns (column j + 1 holds C(i, j), column 0 the
@@ -234,10 +254,41 @@ km_dtw_path(const float *x, int lx, const double *c, int lc, int band, double *w
 #define ST(p, v) _mm512_storeu_pd(p, v)
 
 /*
+ * One cell of a warping path's recurrence in eight lanes: (x - c)^2 + min(d, u, l) from the
+ * diagonal, up and left cells, and the way it came as the lanes of two bytes: *left those
+ * whose left cell is below both others, *diag among the rest those whose diagonal is at most
+ * the cell above; the others came from above.  That is the first least of diagonal, up, left,
+ * as tslearn's walk back picks it, and only the minimum with l and the addition wait on the
+ * previous cell.
+ */
+static inline __m512d
+PathCell(__m512d x, __m512d c, __m512d d, __m512d u, __m512d l, uint8_t *left, uint8_t *diag)
+{
+	const __m512d du = _mm512_min_pd(d, u),
+				e = _mm512_sub_pd(x, c);
+
+	*left = (uint8_t) _mm512_cmp_pd_mask(l, du, _CMP_LT_OQ);
+	*diag = (uint8_t) _mm512_cmp_pd_mask(d, u, _CMP_LE_OQ);
+	return _mm512_add_pd(_mm512_mul_pd(e, e), _mm512_min_pd(du, l));
+}
+
+/* The same without the way: a cell of a distance. */
+static inline __m512d
+DistCell(__m512d x, __m512d c, __m512d d, __m512d u, __m512d l)
+{
+	const __m512d e = _mm512_sub_pd(x, c);
+
+	return _mm512_add_pd(_mm512_mul_pd(e, e), _mm512_min_pd(_mm512_min_pd(d, u), l));
+}
+
+/*
  * Without a band the matrix is computed in tiles of TILE columns, all rows of one tile before
- * the next, so that the two rows of C in use stay in the first-level cache; bound[i + 1]
- * carries C(i, j0 - 1), the column left of the tile, from one tile to the next (bound[0] is
- * C(-1, j0 - 1)).  The cells and their order of operations are those of the untiled code.
+ * the next, so that the row of C in use stays in the first-level cache; bound[i + 1] carries
+ * C(i, j0 - 1), the column left of the tile, from one tile to the next (bound[0] is
+ * C(-1, j0 - 1)).  Within a tile rows go two at a time: row i + 1 takes row i's cells from
+ * registers as they are made, so that four chains (two rows, two halves of the lanes) wait on
+ * their previous cells at once, and only row i + 1 is stored, over row i - 1 in the one row
+ * of the tile kept.  The cells and their order of operations are those of the untiled code.
  */
 #define TILE 32
 
@@ -261,134 +312,213 @@ TilesBegin(double *bound, int lx)
  * bound[0], which then becomes C(-1, j0 + w - 1) = inf for the next tile.
  */
 static inline void
-TileBegin(double *prev, double *bound, int w)
+TileBegin(double *row, double *bound, int w)
 {
 	const __m512d inf = _mm512_set1_pd(INFINITY);
 
 	for (int j = 0; j <= w; j++)
 	{
-		ST(prev + (size_t) j * LANES, inf);
-		ST(prev + (size_t) j * LANES + 8, inf);
+		ST(row + (size_t) j * LANES, inf);
+		ST(row + (size_t) j * LANES + 8, inf);
 	}
-	ST(prev, LD(bound));
-	ST(prev + 8, LD(bound + 8));
+	ST(row, LD(bound));
+	ST(row + 8, LD(bound + 8));
 	ST(bound, inf);
 	ST(bound + 8, inf);
 }
 
-static void
-PathTiled(const double *xt, int lx, const double *c, int lc, double *work, double *bound,
-		  uint32_t *from, double *sq)
+/*
+ * PathLanes without a band, in tiles, in lanes 0 .. 8 chains - 1 (chains 1 or 2: eight series
+ * or fewer take half the work).  row (TILE + 1 cells of LANES) holds C(i - 1, j0 - 1) and the
+ * tile's cells of row i - 1 before rows i and i + 1, and row i + 1's after them.
+ */
+static inline __attribute__((always_inline)) void
+PathTiled(const double *xt, int lx, const double *ct, int lc, double *row, double *bound,
+		  uint32_t *from, double *sq, int chains)
 {
-	double	   *prev = work,
-			   *cur = work + (size_t) ((lc < TILE ? lc : TILE) + 1) * LANES;	/* within 2 (lc + 1) */
-
 	TilesBegin(bound, lx);
 	for (int j0 = 0; j0 < lc; j0 += TILE)
 	{
 		int			w = lc - j0 < TILE ? lc - j0 : TILE;
+		int			i;
 
-		TileBegin(prev, bound, w);
-		for (int i = 0; i < lx; i++)
+		TileBegin(row, bound, w);
+		for (i = 0; i + 1 < lx; i += 2)
+		{
+			const double *x1 = xt + (size_t) i * LANES;
+			const __m512d x1a = LD(x1),
+						x1b = LD(x1 + 8),
+						x2a = LD(x1 + LANES),
+						x2b = LD(x1 + LANES + 8);
+			double	   *b1 = bound + (size_t) (i + 1) * LANES,
+					   *b2 = b1 + LANES;
+			__m512d		l1a = LD(b1),
+						l1b = LD(b1 + 8),
+						l2a = LD(b2),
+						l2b = LD(b2 + 8),
+						d1a = LD(row),
+						d1b = LD(row + 8),
+						d2a = l1a,
+						d2b = l1b;
+			uint8_t    *f1 = (uint8_t *) (from + (int64_t) i * lc + j0),
+					   *f2 = f1 + (size_t) lc * sizeof(uint32_t);
+
+			/* the next pair's diagonal into the tile is row i + 1's left of it */
+			ST(row, l2a);
+			ST(row + 8, l2b);
+			for (int j = 0; j < w; j++)
+			{
+				double	   *pj = row + (size_t) (j + 1) * LANES;
+				const double *cj = ct + (size_t) (j0 + j) * LANES;
+				const __m512d ua = LD(pj),
+							ca = LD(cj);
+
+				l1a = PathCell(x1a, ca, d1a, ua, l1a, &f1[4 * j], &f1[4 * j + 1]);
+				l2a = PathCell(x2a, ca, d2a, l1a, l2a, &f2[4 * j], &f2[4 * j + 1]);
+				ST(pj, l2a);
+				d1a = ua;
+				d2a = l1a;
+				if (chains == 2)
+				{
+					const __m512d ub = LD(pj + 8),
+								cb = LD(cj + 8);
+
+					l1b = PathCell(x1b, cb, d1b, ub, l1b, &f1[4 * j + 2], &f1[4 * j + 3]);
+					l2b = PathCell(x2b, cb, d2b, l1b, l2b, &f2[4 * j + 2], &f2[4 * j + 3]);
+					ST(pj + 8, l2b);
+					d1b = ub;
+					d2b = l1b;
+				}
+			}
+			ST(b1, l1a);
+			ST(b1 + 8, l1b);
+			ST(b2, l2a);
+			ST(b2 + 8, l2b);
+		}
+		if (i < lx)
 		{
 			const __m512d xa = LD(xt + (size_t) i * LANES),
 						xb = LD(xt + (size_t) i * LANES + 8);
 			double	   *bi = bound + (size_t) (i + 1) * LANES;
 			__m512d		la = LD(bi),
 						lb = LD(bi + 8),
-						da = LD(prev),
-						db = LD(prev + 8);
+						da = LD(row),
+						db = LD(row + 8);
 			uint8_t    *f = (uint8_t *) (from + (int64_t) i * lc + j0);
-			double	   *swap;
 
 			for (int j = 0; j < w; j++)
 			{
-				const double *pj = prev + (size_t) (j + 1) * LANES;
-				__m512d		cj = _mm512_set1_pd(c[j0 + j]);
-				__m512d		ua = LD(pj),
-							ub = LD(pj + 8);
-				__m512d		ea = _mm512_sub_pd(xa, cj),
-							eb = _mm512_sub_pd(xb, cj);
-				__m512d		ma = _mm512_min_pd(_mm512_min_pd(da, ua), la),
-							mb = _mm512_min_pd(_mm512_min_pd(db, ub), lb);
-				__mmask8	mda = _mm512_cmp_pd_mask(da, ma, _CMP_EQ_OQ),
-							mdb = _mm512_cmp_pd_mask(db, mb, _CMP_EQ_OQ);
-				__mmask8	mua = (__mmask8) (~mda & _mm512_cmp_pd_mask(ua, ma, _CMP_EQ_OQ)),
-							mub = (__mmask8) (~mdb & _mm512_cmp_pd_mask(ub, mb, _CMP_EQ_OQ));
+				double	   *pj = row + (size_t) (j + 1) * LANES;
+				const double *cj = ct + (size_t) (j0 + j) * LANES;
+				const __m512d ua = LD(pj);
 
-				la = _mm512_add_pd(_mm512_mul_pd(ea, ea), ma);
-				lb = _mm512_add_pd(_mm512_mul_pd(eb, eb), mb);
-				ST(cur + (size_t) (j + 1) * LANES, la);
-				ST(cur + (size_t) (j + 1) * LANES + 8, lb);
-				f[4 * j] = (uint8_t) mda;
-				f[4 * j + 1] = (uint8_t) mua;
-				f[4 * j + 2] = (uint8_t) mdb;
-				f[4 * j + 3] = (uint8_t) mub;
+				la = PathCell(xa, LD(cj), da, ua, la, &f[4 * j], &f[4 * j + 1]);
 				da = ua;
-				db = ub;
+				if (chains == 2)
+				{
+					const __m512d ub = LD(pj + 8);
+
+					lb = PathCell(xb, LD(cj + 8), db, ub, lb, &f[4 * j + 2], &f[4 * j + 3]);
+					db = ub;
+				}
 			}
-			/* the next row's diagonal into the tile is this row's left of it */
-			ST(cur, LD(bi));
-			ST(cur + 8, LD(bi + 8));
 			ST(bi, la);
 			ST(bi + 8, lb);
-			swap = prev;
-			prev = cur;
-			cur = swap;
 		}
 	}
 	ST(sq, LD(bound + (size_t) lx * LANES));
 	ST(sq + 8, LD(bound + (size_t) lx * LANES + 8));
 }
 
-/* DistLanes without a band or a cut, in tiles as PathTiled. */
-static void
-DistTiled(const double *xt, int lx, const double *ct, int lc, double *work, double *bound,
-		  double *out)
+/* DistLanes without a band or a cut, in tiles as PathTiled, in lanes 0 .. 8 chains - 1. */
+static inline __attribute__((always_inline)) void
+DistTiled(const double *xt, int lx, const double *ct, int lc, double *row, double *bound,
+		  double *out, int chains)
 {
-	double	   *prev = work,
-			   *cur = work + (size_t) ((lc < TILE ? lc : TILE) + 1) * LANES;	/* within 2 (lc + 1) */
-
 	TilesBegin(bound, lx);
 	for (int j0 = 0; j0 < lc; j0 += TILE)
 	{
 		int			w = lc - j0 < TILE ? lc - j0 : TILE;
+		int			i;
 
-		TileBegin(prev, bound, w);
-		for (int i = 0; i < lx; i++)
+		TileBegin(row, bound, w);
+		for (i = 0; i + 1 < lx; i += 2)
+		{
+			const double *x1 = xt + (size_t) i * LANES;
+			const __m512d x1a = LD(x1),
+						x1b = LD(x1 + 8),
+						x2a = LD(x1 + LANES),
+						x2b = LD(x1 + LANES + 8);
+			double	   *b1 = bound + (size_t) (i + 1) * LANES,
+					   *b2 = b1 + LANES;
+			__m512d		l1a = LD(b1),
+						l1b = LD(b1 + 8),
+						l2a = LD(b2),
+						l2b = LD(b2 + 8),
+						d1a = LD(row),
+						d1b = LD(row + 8),
+						d2a = l1a,
+						d2b = l1b;
+
+			ST(row, l2a);
+			ST(row + 8, l2b);
+			for (int j = 0; j < w; j++)
+			{
+				double	   *pj = row + (size_t) (j + 1) * LANES;
+				const double *cj = ct + (size_t) (j0 + j) * LANES;
+				const __m512d ua = LD(pj),
+							ca = LD(cj);
+
+				l1a = DistCell(x1a, ca, d1a, ua, l1a);
+				l2a = DistCell(x2a, ca, d2a, l1a, l2a);
+				ST(pj, l2a);
+				d1a = ua;
+				d2a = l1a;
+				if (chains == 2)
+				{
+					const __m512d ub = LD(pj + 8),
+								cb = LD(cj + 8);
+
+					l1b = DistCell(x1b, cb, d1b, ub, l1b);
+					l2b = DistCell(x2b, cb, d2b, l1b, l2b);
+					ST(pj + 8, l2b);
+					d1b = ub;
+					d2b = l1b;
+				}
+			}
+			ST(b1, l1a);
+			ST(b1 + 8, l1b);
+			ST(b2, l2a);
+			ST(b2 + 8, l2b);
+		}
+		if (i < lx)
 		{
 			const __m512d xa = LD(xt + (size_t) i * LANES),
 						xb = LD(xt + (size_t) i * LANES + 8);
 			double	   *bi = bound + (size_t) (i + 1) * LANES;
 			__m512d		la = LD(bi),
 						lb = LD(bi + 8),
-						da = LD(prev),
-						db = LD(prev + 8);
-			double	   *swap;
+						da = LD(row),
+						db = LD(row + 8);
 
 			for (int j = 0; j < w; j++)
 			{
-				const double *pj = prev + (size_t) (j + 1) * LANES;
+				double	   *pj = row + (size_t) (j + 1) * LANES;
 				const double *cj = ct + (size_t) (j0 + j) * LANES;
-				__m512d		ua = LD(pj),
-							ub = LD(pj + 8);
-				__m512d		ea = _mm512_sub_pd(xa, LD(cj)),
-							eb = _mm512_sub_pd(xb, LD(cj + 8));
+				const __m512d ua = LD(pj);
 
-				la = _mm512_add_pd(_mm512_mul_pd(ea, ea), _mm512_min_pd(_mm512_min_pd(da, ua), la));
-				lb = _mm512_add_pd(_mm512_mul_pd(eb, eb), _mm512_min_pd(_mm512_min_pd(db, ub), lb));
-				ST(cur + (size_t) (j + 1) * LANES, la);
-				ST(cur + (size_t) (j + 1) * LANES + 8, lb);
+				la = DistCell(xa, LD(cj), da, ua, la);
 				da = ua;
-				db = ub;
+				if (chains == 2)
+				{
+					const __m512d ub = LD(pj + 8);
+
+					lb = DistCell(xb, LD(cj + 8), db, ub, lb);
+					db = ub;
+				}
 			}
-			ST(cur, LD(bi));
-			ST(cur + 8, LD(bi + 8));
 			ST(bi, la);
 			ST(bi + 8, lb);
-			swap = prev;
-			prev = cur;
-			cur = swap;
 		}
 	}
 	ST(out, LD(bound + (size_t) lx * LANES));
@@ -396,15 +526,16 @@ DistTiled(const double *xt, int lx, const double *ct, int lc, double *work, doub
 }
 
 /*
- * The recurrence of km_dtw_path for LANES series of one length lx against one center c, one
- * series per lane, the same operations in the same order as the scalar code in every lane.  xt
- * holds the series interleaved (xt[i * LANES + l] is sample i of lane l), work 2 (lc + 1) LANES
- * doubles; from (lx x lc) gets, per cell, four bytes: the lanes of chain A that came from the
- * diagonal, those that came from above, and the same for chain B; the others came from the
- * left.  sq gets the lanes' DTW^2.
+ * The recurrence of km_dtw_path for the series of lanes 0 .. nl - 1, all of one length lx,
+ * each against its own center of lc samples, the same operations in the same order as the
+ * scalar code in every lane.  xt holds the series interleaved (xt[i * LANES + l] is sample i
+ * of lane l), ct the centers so (ct[j * LANES + l]), work 2 (lc + 1) LANES doubles; from
+ * (lx x lc) gets, per cell, four bytes (PathCell): the lanes of chain A that came from the
+ * left, those of the rest that came from the diagonal, and the same for chain B; the others
+ * came from above.  sq gets the lanes' DTW^2.  Lanes nl .. LANES - 1 are undefined.
  */
 static void
-PathLanes(const double *xt, int lx, const double *c, int lc, int band, double *work,
+PathLanes(const double *xt, int lx, const double *ct, int lc, int band, int nl, double *work,
 		  double *bound, uint32_t *from, double *sq)
 {
 	double	   *prev = work,
@@ -415,7 +546,10 @@ PathLanes(const double *xt, int lx, const double *c, int lc, int band, double *w
 
 	if (band < 0)
 	{
-		PathTiled(xt, lx, c, lc, work, bound, from, sq);
+		if (nl <= 8)
+			PathTiled(xt, lx, ct, lc, work, bound, from, sq, 1);
+		else
+			PathTiled(xt, lx, ct, lc, work, bound, from, sq, 2);
 		return;
 	}
 	for (int j = 0; j <= lc; j++)
@@ -454,32 +588,14 @@ PathLanes(const double *xt, int lx, const double *c, int lc, int band, double *w
 		for (int j = lo; j <= hi; j++)
 		{
 			const double *pj = prev + (size_t) (j + 1) * LANES;
-			__m512d		cj = _mm512_set1_pd(c[j]);
-			__m512d		ua = LD(pj),
+			const double *cj = ct + (size_t) j * LANES;
+			const __m512d ua = LD(pj),
 						ub = LD(pj + 8);
-			__m512d		ea = _mm512_sub_pd(xa, cj),
-						eb = _mm512_sub_pd(xb, cj);
-			__m512d		ma = _mm512_min_pd(_mm512_min_pd(da, ua), la),
-						mb = _mm512_min_pd(_mm512_min_pd(db, ub), lb);
 
-			/*
-			 * the least of the three is the value whichever it is, so only the minimum with
-			 * the left cell and the addition wait for the previous cell; the direction is the
-			 * first of diagonal, up, left equal to it, off that chain
-			 */
-			__mmask8	mda = _mm512_cmp_pd_mask(da, ma, _CMP_EQ_OQ),
-						mdb = _mm512_cmp_pd_mask(db, mb, _CMP_EQ_OQ);
-			__mmask8	mua = (__mmask8) (~mda & _mm512_cmp_pd_mask(ua, ma, _CMP_EQ_OQ)),
-						mub = (__mmask8) (~mdb & _mm512_cmp_pd_mask(ub, mb, _CMP_EQ_OQ));
-
-			la = _mm512_add_pd(_mm512_mul_pd(ea, ea), ma);
-			lb = _mm512_add_pd(_mm512_mul_pd(eb, eb), mb);
+			la = PathCell(xa, LD(cj), da, ua, la, &f[4 * j], &f[4 * j + 1]);
+			lb = PathCell(xb, LD(cj + 8), db, ub, lb, &f[4 * j + 2], &f[4 * j + 3]);
 			ST(cur + (size_t) (j + 1) * LANES, la);
 			ST(cur + (size_t) (j + 1) * LANES + 8, lb);
-			f[4 * j] = (uint8_t) mda;
-			f[4 * j + 1] = (uint8_t) mua;
-			f[4 * j + 2] = (uint8_t) mdb;
-			f[4 * j + 3] = (uint8_t) mub;
 			da = ua;
 			db = ub;
 		}
@@ -494,62 +610,77 @@ PathLanes(const double *xt, int lx, const double *c, int lc, int band, double *w
 	ST(sq + 8, LD(prev + (size_t) lc * LANES + 8));
 }
 
-/* Lane l's path back through from, as km_dtw_path walks it; returns its pairs. */
-static int
-WalkLane(const uint32_t *from, int lx, int lc, int l, int32_t *path)
+/*
+ * The paths of lanes 0 .. nl - 1 back through from, as km_dtw_path walks them, as runs: a
+ * path meets every column j of the center in one run of rows, ia[j] .. ib[j], and lane l's
+ * ia goes to runs[l * rs + j], its ib to runs[l * rs + lc + j] (rs >= 2 lc).  All lanes step
+ * together, each cell's word gathered at once; walking back, ia is written at every step (the
+ * last row written is the column's first) and ib on entering a column.
+ */
+static void
+WalkLanes(const uint32_t *from, int lx, int lc, int nl, int32_t *runs, int rs)
 {
-	int			i = lx - 1,
-				j = lc - 1,
-				n = 1;
-	int			byte = l < 8 ? 0 : 2,	/* the cell's bytes: A diagonal, A up, B diagonal, B up */
-				bit = l & 7;
+	const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+	const __m512i one = _mm512_set1_epi32(1),
+				zero = _mm512_setzero_si512();
+	/* lane l's bits in its cell's word (PathCell's bytes): left at l (l + 8 in chain B), diagonal 8 up */
+	const __m512i shl = _mm512_mask_add_epi32(lane, 0xFF00, lane, _mm512_set1_epi32(8)),
+				shd = _mm512_add_epi32(shl, _mm512_set1_epi32(8));
+	const __m512i ia = _mm512_mullo_epi32(lane, _mm512_set1_epi32(rs)),
+				ib = _mm512_add_epi32(ia, _mm512_set1_epi32(lc));
+	/* the cell's index in from, in 64 bits, for lanes 0-7 and 8-15 */
+	__m512i		klo = _mm512_set1_epi64((int64_t) (lx - 1) * lc + lc - 1),
+				khi = klo;
+	__m512i		i = _mm512_set1_epi32(lx - 1),
+				j = _mm512_set1_epi32(lc - 1);
+	__mmask16	walking = (__mmask16) ((1u << nl) - 1);
 
-	path[0] = i;
-	path[1] = j;
-	while (i > 0 || j > 0)
+	_mm512_mask_i32scatter_epi32(runs, walking, _mm512_add_epi32(ia, j), i, 4);
+	_mm512_mask_i32scatter_epi32(runs, walking, _mm512_add_epi32(ib, j), i, 4);
+	walking &= _mm512_cmpgt_epi32_mask(_mm512_add_epi32(i, j), zero);
+	while (walking != 0)
 	{
-		int			k;
+		__mmask16	ipos = _mm512_cmpgt_epi32_mask(i, zero),
+					jpos = _mm512_cmpgt_epi32_mask(j, zero),
+					inner = walking & ipos & jpos,	/* on an edge the way is known */
+					left,
+					diag,
+					di,
+					dj;
+		__m512i		w = _mm512_castsi256_si512(_mm512_mask_i64gather_epi32(_mm256_setzero_si256(),
+																		   (__mmask8) inner, klo,
+																		   from, 4));
 
-		if (i == 0)
-			k = FROM_LEFT;
-		else if (j == 0)
-			k = FROM_UP;
-		else
-		{
-			const uint8_t *b = (const uint8_t *) (from + (int64_t) i * lc + j);
-
-			k = (b[byte] >> bit) & 1 ? FROM_DIAG : (b[byte + 1] >> bit) & 1 ? FROM_UP : FROM_LEFT;
-		}
-		if (k != FROM_LEFT)
-			i--;
-		if (k != FROM_UP)
-			j--;
-		path[2 * n] = i;
-		path[2 * n + 1] = j;
-		n++;
+		w = _mm512_inserti64x4(w, _mm512_mask_i64gather_epi32(_mm256_setzero_si256(),
+															  (__mmask8) (inner >> 8), khi,
+															  from, 4), 1);
+		left = _mm512_test_epi32_mask(_mm512_srlv_epi32(w, shl), one);
+		diag = _mm512_test_epi32_mask(_mm512_srlv_epi32(w, shd), one);
+		/* on the first row only left, on the first column only up */
+		di = walking & ipos & (__mmask16) ~(jpos & left);
+		dj = walking & jpos & (__mmask16) (~ipos | left | diag);
+		i = _mm512_mask_sub_epi32(i, di, i, one);
+		j = _mm512_mask_sub_epi32(j, dj, j, one);
+		klo = _mm512_mask_sub_epi64(klo, (__mmask8) di, klo, _mm512_set1_epi64(lc));
+		khi = _mm512_mask_sub_epi64(khi, (__mmask8) (di >> 8), khi, _mm512_set1_epi64(lc));
+		klo = _mm512_mask_sub_epi64(klo, (__mmask8) dj, klo, _mm512_set1_epi64(1));
+		khi = _mm512_mask_sub_epi64(khi, (__mmask8) (dj >> 8), khi, _mm512_set1_epi64(1));
+		_mm512_mask_i32scatter_epi32(runs, walking, _mm512_add_epi32(ia, j), i, 4);
+		_mm512_mask_i32scatter_epi32(runs, dj, _mm512_add_epi32(ib, j), i, 4);
+		walking &= _mm512_cmpgt_epi32_mask(_mm512_add_epi32(i, j), zero);
 	}
-	for (int a = 0, b = n - 1; a < b; a++, b--)
-	{
-		int32_t		ti = path[2 * a],
-					tj = path[2 * a + 1];
-
-		path[2 * a] = path[2 * b];
-		path[2 * a + 1] = path[2 * b + 1];
-		path[2 * b] = ti;
-		path[2 * b + 1] = tj;
-	}
-	return n;
 }
 
 /*
- * DTW^2 of LANES pairs at once: lane l's series of lx samples (xt[i * LANES + l]) against lane
- * l's center of lc samples (ct[j * LANES + l]), with DtwRows' operations in every lane.  It
- * stops once every lane's row minimum exceeds the lane's cut[l] (INFINITY: never); every lane is
- * INFINITY then, and a lane that passed its cut earlier keeps its exact, larger value.  work
- * holds 2 (lc + 1) LANES doubles.
+ * DTW^2 of the pairs of lanes 0 .. nl - 1 at once: lane l's series of lx samples
+ * (xt[i * LANES + l]) against lane l's center of lc samples (ct[j * LANES + l]), with DtwRows'
+ * operations in every lane.  It stops once every lane's row minimum exceeds the lane's cut[l]
+ * (INFINITY: never); every lane is INFINITY then, and a lane that passed its cut earlier keeps
+ * its exact, larger value.  Every lane's inputs are set; lanes nl .. LANES - 1 of out may be
+ * left undefined.  work holds 2 (lc + 1) LANES doubles.
  */
 static void
-DistLanes(const double *xt, int lx, const double *ct, int lc, int band, const double *cut,
+DistLanes(const double *xt, int lx, const double *ct, int lc, int band, int nl, const double *cut,
 		  double *work, double *bound, double *out)
 {
 	double	   *prev = work,
@@ -568,7 +699,10 @@ DistLanes(const double *xt, int lx, const double *ct, int lc, int band, const do
 			abandon |= !isinf(cut[l]);
 		if (!abandon)
 		{
-			DistTiled(xt, lx, ct, lc, work, bound, out);
+			if (nl <= 8)
+				DistTiled(xt, lx, ct, lc, work, bound, out, 1);
+			else
+				DistTiled(xt, lx, ct, lc, work, bound, out, 2);
 			return;
 		}
 	}
@@ -747,6 +881,7 @@ typedef struct AssignArg
 	int32_t    *labels;
 	double	   *dist;
 	int			maxlen;			/* longest row of the pass */
+	int			piece_rows;		/* rows a piece (AssignPieceRows) */
 	/* per share: DTW rows, envelope, bounds and the order they give */
 	double	   *work;
 	size_t		work_stride;
@@ -811,7 +946,7 @@ DistGroup(const float *x, int lx, const KmDtwCenters *cs, const int *grp, int nl
 				ct[(size_t) t * LANES + l] = c[t];
 			cuts[l] = cut;
 		}
-		DistLanes(xt, lx, ct, lc, cs->band, cuts, work, cuts + 2 * LANES, out);
+		DistLanes(xt, lx, ct, lc, cs->band, nl, cuts, work, cuts + 2 * LANES, out);
 		for (int l = 0; l < nl; l++)
 			vals[l] = out[l];
 		return;
@@ -869,7 +1004,7 @@ RowsAgainstCenters(const KmSeries *s, int64_t lo, int64_t hi, const KmDtwCenters
 				ct[(size_t) t * LANES + l] = c[t];
 			cuts[l] = cutoff != NULL ? cutoff[r] : INFINITY;
 		}
-		DistLanes(xt, lx, ct, lc, cs->band, cuts, work, cuts + 2 * LANES, out);
+		DistLanes(xt, lx, ct, lc, cs->band, nl, cuts, work, cuts + 2 * LANES, out);
 		for (int l = 0; l < nl; l++)
 			vals[p0 + l] = out[l];
 	}
@@ -961,6 +1096,23 @@ AssignRow(AssignArg *a, int64_t r, int share)
 }
 
 /*
+ * Rows an assignment piece takes: with k <= LANES / 2 centers, the fewest whose (row, center)
+ * pairs fill whole vectors (LANES / gcd(LANES, k), at most LANES), so that no lane idles but
+ * in the last piece and the pieces share out evenly; else PIECE_ROWS.
+ */
+static int
+AssignPieceRows(int k)
+{
+	int			g = LANES;
+
+	if (k > LANES / 2)
+		return PIECE_ROWS;
+	while (k % g != 0)
+		g /= 2;
+	return LANES / g;
+}
+
+/*
  * A piece of rows.  With at most LANES / 2 centers a row's bounds can skip nothing (its one
  * group holds every center), so rows of one length go together, their (row, center) pairs
  * filling the lanes, and take the nearest center by the same rule as AssignRow.
@@ -969,13 +1121,13 @@ static void
 AssignPiece(void *arg, int64_t piece, int share)
 {
 	AssignArg  *a = arg;
-	int64_t		lo = a->r0 + piece * PIECE_ROWS,
-				hi = lo + PIECE_ROWS < a->r1 ? lo + PIECE_ROWS : a->r1;
+	int64_t		lo = a->r0 + piece * a->piece_rows,
+				hi = lo + a->piece_rows < a->r1 ? lo + a->piece_rows : a->r1;
 	int			k = a->cs->k;
 
 	if (k <= LANES / 2 && OneLength(a->s, lo, hi))
 	{
-		double		vals[PIECE_ROWS * (LANES / 2)];
+		double		vals[LANES * (LANES / 2)];
 
 		RowsAgainstCenters(a->s, lo, hi, a->cs, a->cutoff, a->work + a->work_stride * share,
 						   vals);
@@ -1023,7 +1175,8 @@ km_dtw_assign(const KmSeries *s, int64_t r0, int64_t r1, const KmDtwCenters *cs,
 			  int64_t *computed, KmError *err)
 {
 	AssignArg	a;
-	int64_t		pieces = (r1 - r0 + PIECE_ROWS - 1) / PIECE_ROWS;
+	int			rows = AssignPieceRows(cs->k);
+	int64_t		pieces = (r1 - r0 + rows - 1) / rows;
 	int			nt = km_crew_size(nthreads, pieces);
 	size_t		stride;
 
@@ -1032,6 +1185,7 @@ km_dtw_assign(const KmSeries *s, int64_t r0, int64_t r1, const KmDtwCenters *cs,
 	if (cs->k < 1 || cs->lc < 1)
 		return KM_FAIL(err, KM_ERR_ARGUMENT, "no centers to assign to");
 	memset(&a, 0, sizeof(a));
+	a.piece_rows = rows;
 	a.s = s;
 	a.r0 = r0;
 	a.r1 = r1;
@@ -1044,8 +1198,9 @@ km_dtw_assign(const KmSeries *s, int64_t r0, int64_t r1, const KmDtwCenters *cs,
 	/* in doubles: the lanes' scratch, lo, hi, the bounds (2 doubles each), the queue (ints) */
 	stride = LaneScratch(a.maxlen, cs->lc) + 2 * (size_t) a.maxlen + 2 * (size_t) cs->k +
 		(size_t) cs->lc + 8;
+	stride = Lines(stride);
 	a.work_stride = stride;
-	a.work = malloc(sizeof(double) * stride * nt);
+	a.work = AllocLines(stride * nt);
 	a.computed = calloc((size_t) nt * 8, sizeof(int64_t));
 	if (a.work == NULL || a.computed == NULL)
 	{
@@ -1066,7 +1221,7 @@ km_dtw_assign(const KmSeries *s, int64_t r0, int64_t r1, const KmDtwCenters *cs,
  * DBA
  * ------------------------------------------------------------------------------------------- */
 
-/* A row of a DBA slice, to be sorted into groups of one center and one length. */
+/* A row of a DBA slice, to be sorted into groups of one length. */
 typedef struct DbaRow
 {
 	int32_t		label;
@@ -1080,8 +1235,6 @@ DbaRowCmp(const void *a, const void *b)
 	const DbaRow *x = a,
 			   *y = b;
 
-	if (x->label != y->label)
-		return x->label < y->label ? -1 : 1;
 	if (x->len != y->len)
 		return x->len < y->len ? -1 : 1;
 	return x->i < y->i ? -1 : x->i > y->i;
@@ -1090,32 +1243,39 @@ DbaRowCmp(const void *a, const void *b)
 typedef struct DbaArg
 {
 	const KmSeries *s;
-	int64_t		r0;
+	int64_t		r0;				/* the slice's first row */
+	int64_t		m;				/* and its rows */
+	const int32_t *labels;		/* global */
 	const KmDtwCenters *cs;
 	const DbaRow *order;		/* the slice's rows with an active label, grouped */
 	const int64_t *jobs;		/* njobs + 1: each job's first entry of order */
-	size_t		work_stride;	/* per share, in doubles: the rows of C (scalar or lanes) and xt */
+	int64_t		njobs;
+	int			nadd;			/* pieces after the jobs that add the paths (DbaAdd) */
+	atomic_int_fast64_t done;	/* jobs finished */
+	size_t		work_stride;	/* per share, in doubles: the rows of C (scalar or lanes), xt, ct */
 	double	   *work;
 	size_t		from_stride;	/* per share, in uint32: maxlen x lc */
 	uint32_t   *from;
-	int32_t    *paths;			/* per row of the slice: 2 (maxlen + lc) ints */
-	size_t		path_stride;
-	int		   *plen;			/* per row: pairs, 0 for a row left out */
+	int32_t    *runs;			/* per row of the slice: its path's ia[lc], ib[lc] (WalkLanes) */
+	size_t		runs_stride;
+	uint8_t    *has;			/* per row: 1 when it has a path, 0 when left out */
 	double	   *sq;				/* per row: DTW^2 */
+	double	   *sums;			/* the caller's */
+	double	   *counts;
+	double	   *cost;
 } DbaArg;
 
 /*
- * One job: up to LANES rows of one center and one length, aligned together where the vector
- * code exists (unused lanes repeat the first row and are dropped), else one by one.
+ * One job: up to LANES rows of one length, each aligned with its own center, together where
+ * the vector code exists (unused lanes repeat the first row and are dropped), else one by one.
  */
 static void
-DbaPiece(void *arg, int64_t piece, int share)
+DbaJob(DbaArg *a, int64_t job, int share)
 {
-	DbaArg	   *a = arg;
 	const KmDtwCenters *cs = a->cs;
-	const DbaRow *o = a->order + a->jobs[piece];
-	int			nl = (int) (a->jobs[piece + 1] - a->jobs[piece]);
-	const double *c = cs->c + (int64_t) o[0].label * cs->lc;
+	const DbaRow *o = a->order + a->jobs[job];
+	int			nl = (int) (a->jobs[job + 1] - a->jobs[job]);
+	int			lc = cs->lc;
 	double	   *work = a->work + a->work_stride * share;
 	uint32_t   *from = a->from + a->from_stride * share;
 
@@ -1123,24 +1283,36 @@ DbaPiece(void *arg, int64_t piece, int share)
 	if (nl > 1)
 	{
 		int			lx = o[0].len;
-		double	   *xt = work + 2 * ((size_t) cs->lc + 1) * LANES;
+		double	   *xt = work + 2 * ((size_t) lc + 1) * LANES,
+				   *bound = xt + (size_t) lx * LANES,
+				   *ct = bound + ((size_t) lx + 1) * LANES;
+		const float *x[LANES];
+		const double *c[LANES];
 		double		sq[LANES];
+		int32_t    *runs = (int32_t *) work;	/* once the rows of C are done with */
 
 		for (int l = 0; l < LANES; l++)
 		{
-			int64_t		r = a->r0 + o[l < nl ? l : 0].i;
-			const float *x = a->s->values + a->s->off[r];
+			const DbaRow *row = &o[l < nl ? l : 0];
 
-			for (int t = 0; t < lx; t++)
-				xt[(size_t) t * LANES + l] = (double) x[t];
+			x[l] = a->s->values + a->s->off[a->r0 + row->i];
+			c[l] = cs->c + (int64_t) row->label * lc;
 		}
-		PathLanes(xt, lx, c, cs->lc, cs->band, work, xt + (size_t) lx * LANES, from, sq);
+		/* interleaved a line at a time */
+		for (int t = 0; t < lx; t++)
+			for (int l = 0; l < LANES; l++)
+				xt[(size_t) t * LANES + l] = (double) x[l][t];
+		for (int t = 0; t < lc; t++)
+			for (int l = 0; l < LANES; l++)
+				ct[(size_t) t * LANES + l] = c[l][t];
+		PathLanes(xt, lx, ct, lc, cs->band, nl, work, bound, from, sq);
+		WalkLanes(from, lx, lc, nl, runs, 2 * lc);
 		for (int l = 0; l < nl; l++)
 		{
-			int64_t		i = o[l].i;
-
-			a->sq[i] = sq[l];
-			a->plen[i] = WalkLane(from, lx, cs->lc, l, a->paths + a->path_stride * i);
+			memcpy(a->runs + a->runs_stride * o[l].i, runs + (size_t) 2 * lc * l,
+				   sizeof(int32_t) * 2 * lc);
+			a->sq[o[l].i] = sq[l];
+			a->has[o[l].i] = 1;
 		}
 		return;
 	}
@@ -1149,10 +1321,145 @@ DbaPiece(void *arg, int64_t piece, int share)
 	{
 		int64_t		i = o[l].i,
 					r = a->r0 + i;
+		int32_t    *pairs = (int32_t *) (work + 2 * ((size_t) lc + 1)),
+				   *ia = a->runs + a->runs_stride * i,
+				   *ib = ia + lc;
+		int			n;
 
-		a->sq[i] = km_dtw_path(a->s->values + a->s->off[r], o[l].len, c, cs->lc, cs->band, work,
-							   (uint8_t *) from, a->paths + a->path_stride * i, &a->plen[i]);
+		a->sq[i] = km_dtw_path(a->s->values + a->s->off[r], o[l].len,
+							   cs->c + (int64_t) o[l].label * lc, lc, cs->band, work,
+							   (uint8_t *) from, pairs, &n);
+		for (int q = 0; q < n; q++)
+		{
+			if (q == 0 || pairs[2 * q + 1] != pairs[2 * q - 1])
+				ia[pairs[2 * q + 1]] = pairs[2 * q];
+			ib[pairs[2 * q + 1]] = pairs[2 * q];
+		}
+		a->has[i] = 1;
 	}
+}
+
+/*
+ * The slice's paths added into their centers' sums and counts at columns [t0, t1): row after
+ * row, and down each column's run of the path, so that every column gets the additions of the
+ * serial order whatever the split of the columns.  Columns do not meet within a row, so the
+ * vector code takes 16 at a time, a lane per column, stepping down their runs together (a lane
+ * whose run has ended adds nothing).  With t0 = 0, the costs too.
+ */
+static void
+DbaAdd(DbaArg *a, int t0, int t1)
+{
+	const KmSeries *s = a->s;
+	int			lc = a->cs->lc;
+
+	for (int64_t i = 0; i < a->m; i++)
+	{
+		int64_t		r = a->r0 + i;
+		int			j = a->labels[r];
+		const float *x = s->values + s->off[r];
+		double		w = s->w != NULL ? (double) s->w[r] : 1.0;
+		const int32_t *ia = a->runs + a->runs_stride * i,
+				   *ib = ia + lc;
+		double	   *sj = a->sums + (int64_t) j * lc,
+				   *cj = a->counts + (int64_t) j * lc;
+		int			t = t0;
+
+		if (!a->has[i])
+			continue;
+		if (t0 == 0)
+			a->cost[j] += w * a->sq[i];
+#if defined(__AVX512F__)
+		{
+			const __m512d wv = _mm512_set1_pd(w);
+
+			for (; t < t1; t += 16)
+			{
+				__mmask16	m = t1 - t >= 16 ? 0xFFFF : (__mmask16) ((1u << (t1 - t)) - 1);
+				__mmask8	mlo = (__mmask8) m,
+							mhi = (__mmask8) (m >> 8);
+				__m512i		row = _mm512_maskz_loadu_epi32(m, ia + t),
+							end = _mm512_maskz_loadu_epi32(m, ib + t);
+				__m512d		slo = _mm512_maskz_loadu_pd(mlo, sj + t),
+							shi = _mm512_maskz_loadu_pd(mhi, sj + t + 8),
+							clo = _mm512_maskz_loadu_pd(mlo, cj + t),
+							chi = _mm512_maskz_loadu_pd(mhi, cj + t + 8);
+				__mmask16	go = _mm512_mask_cmple_epi32_mask(m, row, end);
+
+				while (go != 0)
+				{
+					__m512	xv = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), go, row, x, 4);
+					__m512d		xlo = _mm512_mul_pd(wv, _mm512_cvtps_pd(_mm512_castps512_ps256(xv))),
+								xhi = _mm512_mul_pd(wv, _mm512_cvtps_pd(_mm256_castpd_ps(
+										_mm512_extractf64x4_pd(_mm512_castps_pd(xv), 1))));
+
+					slo = _mm512_mask_add_pd(slo, (__mmask8) go, slo, xlo);
+					shi = _mm512_mask_add_pd(shi, (__mmask8) (go >> 8), shi, xhi);
+					clo = _mm512_mask_add_pd(clo, (__mmask8) go, clo, wv);
+					chi = _mm512_mask_add_pd(chi, (__mmask8) (go >> 8), chi, wv);
+					row = _mm512_add_epi32(row, _mm512_set1_epi32(1));
+					go = _mm512_mask_cmple_epi32_mask(go, row, end);
+				}
+				_mm512_mask_storeu_pd(sj + t, mlo, slo);
+				_mm512_mask_storeu_pd(sj + t + 8, mhi, shi);
+				_mm512_mask_storeu_pd(cj + t, mlo, clo);
+				_mm512_mask_storeu_pd(cj + t + 8, mhi, chi);
+			}
+		}
+#endif
+		for (; t < t1; t++)
+		{
+			double		sv = sj[t],
+						cv = cj[t];
+
+			for (int q = ia[t]; q <= ib[t]; q++)
+			{
+				sv += w * (double) x[q];
+				cv += w;
+			}
+			sj[t] = sv;
+			cj[t] = cv;
+		}
+	}
+}
+
+/*
+ * A piece of a DBA slice: a job, or after the jobs a share of the columns to add (DbaAdd),
+ * which waits for every job to be done, yielding the core meanwhile.  Pieces are claimed in
+ * order, so by then every job is being worked on and the wait ends.
+ */
+static void
+DbaPiece(void *arg, int64_t piece, int share)
+{
+	DbaArg	   *a = arg;
+	int			lc = a->cs->lc;
+
+	if (piece < a->njobs)
+	{
+		DbaJob(a, piece, share);
+		atomic_fetch_add_explicit(&a->done, 1, memory_order_release);
+		return;
+	}
+	piece -= a->njobs;
+	while (atomic_load_explicit(&a->done, memory_order_acquire) < a->njobs)
+		sched_yield();
+	DbaAdd(a, (int) ((int64_t) lc * piece / a->nadd), (int) ((int64_t) lc * (piece + 1) / a->nadd));
+}
+
+/*
+ * Cuts rows [q, e) of the order, all of one length, into jobs (their first rows into
+ * jobs[njobs ..]) and returns the jobs' count so far.  A job takes LANES rows, but the last
+ * LANES (nt - 1) + 8 rows or fewer go eight at a time, half a job's work in the vector code, so
+ * that nt threads claiming them in turn finish nearly together.
+ */
+static int64_t
+DbaJobs(int64_t q, int64_t e, int nt, int64_t *jobs, int64_t njobs)
+{
+	while (q < e)
+	{
+		jobs[njobs++] = q;
+		q += e - q > (int64_t) LANES * (nt - 1) + 8 ? LANES : 8;
+	}
+	return njobs;
 }
 
 /* Rows whose paths one slice of a DBA pass keeps at a time. */
@@ -1170,6 +1477,7 @@ km_dtw_dba_pass(const KmSeries *s, int64_t r0, int64_t r1, const int32_t *labels
 	DbaRow	   *order;
 	int64_t    *jobs;
 	size_t		bytes;
+	void	   *block;
 
 	if (r1 <= r0)
 		return KM_OK;
@@ -1178,46 +1486,64 @@ km_dtw_dba_pass(const KmSeries *s, int64_t r0, int64_t r1, const int32_t *labels
 	nt = km_crew_size(nthreads, (slice + LANES - 1) / LANES);
 	memset(&a, 0, sizeof(a));
 	a.s = s;
+	a.labels = labels;
 	a.cs = cs;
-	a.work_stride = 2 * ((size_t) cs->lc + 1) * LANES + (2 * (size_t) maxlen + 1) * LANES;
+	a.sums = sums;
+	a.counts = counts;
+	a.cost = cost;
+	/* a few column shares a thread, so that the adding splits evenly too */
+	a.nadd = nt > 1 ? (cs->lc < 4 * nt ? cs->lc : 4 * nt) : 1;
+	a.work_stride = Lines((2 * ((size_t) cs->lc + 1) + 2 * (size_t) maxlen + 1 + cs->lc) * LANES);
 	a.from_stride = (size_t) maxlen * cs->lc;
-	a.path_stride = 2 * ((size_t) maxlen + cs->lc);
-	bytes = (sizeof(double) * a.work_stride + sizeof(uint32_t) * a.from_stride) * nt +
-		sizeof(int32_t) * a.path_stride * slice;
-	a.work = malloc(sizeof(double) * a.work_stride * nt);
-	a.from = malloc(sizeof(uint32_t) * a.from_stride * nt);
-	a.paths = malloc(sizeof(int32_t) * a.path_stride * slice);
-	a.plen = malloc(sizeof(int) * slice);
-	a.sq = malloc(sizeof(double) * slice);
-	order = malloc(sizeof(DbaRow) * slice);
-	jobs = malloc(sizeof(int64_t) * (slice + 1));
-	if (a.work == NULL || a.from == NULL || a.paths == NULL || a.plen == NULL || a.sq == NULL ||
-		order == NULL || jobs == NULL)
+	a.runs_stride = 2 * (size_t) cs->lc;
+	/*
+	 * One block for all of it, each part on a cache line: allocations of one size call after
+	 * call then reuse the same memory rather than map fresh pages each time.
+	 */
 	{
-		free(a.work);
-		free(a.from);
-		free(a.paths);
-		free(a.plen);
-		free(a.sq);
-		free(order);
-		free(jobs);
-		return KM_FAIL(err, KM_ERR_NOMEM, "could not allocate %zu bytes of DBA scratch", bytes);
+		size_t		parts[] = {sizeof(double) * a.work_stride * nt,
+			sizeof(uint32_t) * a.from_stride * nt, sizeof(int32_t) * a.runs_stride * slice,
+			sizeof(double) * slice, sizeof(DbaRow) * slice, sizeof(int64_t) * (slice + 1),
+		(size_t) slice};
+		char	   *p;
+
+		bytes = 0;
+		for (int q = 0; q < (int) (sizeof(parts) / sizeof(parts[0])); q++)
+			bytes += (parts[q] + 63) & ~(size_t) 63;
+		block = aligned_alloc(64, bytes);
+		if (block == NULL)
+			return KM_FAIL(err, KM_ERR_NOMEM, "could not allocate %zu bytes of DBA scratch",
+						   bytes);
+		p = block;
+		a.work = (double *) p;
+		p += (parts[0] + 63) & ~(size_t) 63;
+		a.from = (uint32_t *) p;
+		p += (parts[1] + 63) & ~(size_t) 63;
+		a.runs = (int32_t *) p;
+		p += (parts[2] + 63) & ~(size_t) 63;
+		a.sq = (double *) p;
+		p += (parts[3] + 63) & ~(size_t) 63;
+		order = (DbaRow *) p;
+		p += (parts[4] + 63) & ~(size_t) 63;
+		jobs = (int64_t *) p;
+		p += (parts[5] + 63) & ~(size_t) 63;
+		a.has = (uint8_t *) p;
 	}
 	a.order = order;
 	a.jobs = jobs;
 	for (int64_t s0 = r0; s0 < r1; s0 += slice)
 	{
-		int64_t		m = r1 - s0 < slice ? r1 - s0 : slice,
-					nrows = 0,
+		int64_t		nrows = 0,
 					njobs = 0;
 
 		a.r0 = s0;
-		/* the rows of active centers, grouped by center and length: the jobs */
-		for (int64_t i = 0; i < m; i++)
+		a.m = r1 - s0 < slice ? r1 - s0 : slice;
+		/* the rows of active centers, grouped by length: the jobs */
+		for (int64_t i = 0; i < a.m; i++)
 		{
 			int			j = labels[s0 + i];
 
-			a.plen[i] = 0;
+			a.has[i] = 0;
 			if (j < 0 || j >= cs->k || !active[j])
 				continue;
 			order[nrows].label = j;
@@ -1225,43 +1551,22 @@ km_dtw_dba_pass(const KmSeries *s, int64_t r0, int64_t r1, const int32_t *labels
 			order[nrows].i = i;
 			nrows++;
 		}
+		if (nrows == 0)
+			continue;
 		qsort(order, nrows, sizeof(DbaRow), DbaRowCmp);
-		for (int64_t q = 0; q < nrows; q++)
-			if (q == 0 || q - jobs[njobs - 1] == LANES || order[q].label != order[q - 1].label ||
-				order[q].len != order[q - 1].len)
-				jobs[njobs++] = q;
-		jobs[njobs] = nrows;
-		km_crew_run(nt, njobs, DbaPiece, &a);
-		/* in row order, then path order: independent of the threads and the grouping */
-		for (int64_t i = 0; i < m; i++)
+		for (int64_t q = 0, e; q < nrows; q = e)
 		{
-			int64_t		r = s0 + i;
-			int			j = labels[r];
-			const float *x = s->values + s->off[r];
-			double		w = s->w != NULL ? (double) s->w[r] : 1.0;
-			const int32_t *p = a.paths + a.path_stride * i;
-			double	   *sj,
-					   *cj;
-
-			if (a.plen[i] == 0)
-				continue;
-			sj = sums + (int64_t) j * cs->lc;
-			cj = counts + (int64_t) j * cs->lc;
-			for (int q = 0; q < a.plen[i]; q++)
-			{
-				sj[p[2 * q + 1]] += w * (double) x[p[2 * q]];
-				cj[p[2 * q + 1]] += w;
-			}
-			cost[j] += w * a.sq[i];
+			for (e = q; e < nrows && order[e].len == order[q].len; e++)
+				;
+			njobs = DbaJobs(q, e, nt, jobs, njobs);
 		}
+		jobs[njobs] = nrows;
+		a.njobs = njobs;
+		atomic_init(&a.done, 0);
+		/* the paths, then their sums in row order: independent of the threads and the grouping */
+		km_crew_run(nt, njobs + a.nadd, DbaPiece, &a);
 	}
-	free(a.work);
-	free(a.from);
-	free(a.paths);
-	free(a.plen);
-	free(a.sq);
-	free(order);
-	free(jobs);
+	free(block);
 	return KM_OK;
 }
 
@@ -1335,7 +1640,7 @@ PairPiece(void *arg, int64_t piece, int share)
 				for (int t = 0; t < lb; t++)
 					cb[(size_t) t * LANES + l] = (double) xb[t];
 			}
-			DistLanes(xt, la, cb, lb, p->band, cuts, w, cuts + 2 * LANES, sq);
+			DistLanes(xt, la, cb, lb, p->band, nl, cuts, w, cuts + 2 * LANES, sq);
 			for (int l = 0; l < nl; l++)
 				row[b + l] = sqrt(sq[l]);
 			b += nl;
@@ -1374,8 +1679,8 @@ km_dtw_pairwise(const KmSeries *s, const int64_t *rows, int64_t m, int64_t a0, i
 	p.band = band;
 	p.out = out;
 	p.maxlen = maxlen;
-	p.stride = LaneScratch(maxlen, maxlen) + (size_t) maxlen * LANES;
-	p.work = malloc(sizeof(double) * p.stride * nt);
+	p.stride = Lines(LaneScratch(maxlen, maxlen) + (size_t) maxlen * LANES);
+	p.work = AllocLines(p.stride * nt);
 	if (p.work == NULL)
 		return KM_FAIL(err, KM_ERR_NOMEM, "could not allocate %zu bytes of DTW scratch",
 					   sizeof(double) * p.stride * nt);
@@ -1457,8 +1762,8 @@ km_dtw_cross(const KmSeries *s, int64_t r0, int64_t r1, const KmDtwCenters *cs,
 	a.cs = cs;
 	a.cutoff = cutoff;
 	a.out = out;
-	a.stride = LaneScratch(LongestRow(s, r0, r1), cs->lc);
-	a.work = malloc(sizeof(double) * a.stride * nt);
+	a.stride = Lines(LaneScratch(LongestRow(s, r0, r1), cs->lc));
+	a.work = AllocLines(a.stride * nt);
 	if (a.work == NULL)
 		return KM_FAIL(err, KM_ERR_NOMEM, "could not allocate %zu bytes of DTW scratch",
 					   sizeof(double) * a.stride * nt);

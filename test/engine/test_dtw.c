@@ -366,6 +366,123 @@ Assignment(void)
 	free(queue);
 }
 
+/*
+ * Few centers, as a fit of small k runs: the assignment takes (row, center) pairs a vector at a
+ * time and a DBA job mixes rows of several centers, eight lanes or sixteen.  Against km_dtw_sq
+ * and km_dtw_path row by row, with weights, rows of 1 to 90 samples, on 1 and 3 threads.
+ */
+static void
+FewCenters(void)
+{
+	enum
+	{
+		n = 203,
+		lc = 70
+	};
+	static const int ks[] = {1, 3, 4, 8};
+	float	   *values = malloc(sizeof(float) * n * 90);
+	float		w[n];
+	int64_t		off[n + 1];
+	double		c[8 * lc],
+				work[256];
+	uint8_t    *from = malloc(90 * lc);
+	int32_t		path[2 * 160];
+	KmError		err = {0};
+
+	for (int same = 0; same <= 1; same++)
+		for (int band = -1; band <= 4; band += 5)
+			for (int q = 0; q < (int) (sizeof(ks) / sizeof(ks[0])); q++)
+			{
+				int			k = ks[q],
+							wrong = 0,
+							differ = 0;
+				KmSeries	s = {n, values, off, w};
+				KmDtwCenters cs = {k, lc, band, c, 0, NULL, NULL};
+				int32_t		lab[2][n];
+				double		dist[2][n],
+							sums[3][8 * lc],
+							counts[3][8 * lc],
+							cost[3][8];
+				uint8_t		active[8];
+
+				off[0] = 0;
+				for (int i = 0; i < n; i++)
+				{
+					float		phase = RandUnit() * 3.0f;
+
+					off[i + 1] = off[i] + (same ? lc : 1 + (int64_t) (Rand64() % 90));
+					for (int64_t t = off[i]; t < off[i + 1]; t++)
+						values[t] = sinf((float) (t - off[i]) * 0.3f + phase) + 0.1f * RandUnit();
+					w[i] = 0.5f + (float) (Rand64() % 4);
+				}
+				for (int j = 0; j < k; j++)
+					km_dtw_resample(values + off[j * 17], (int) (off[j * 17 + 1] - off[j * 17]),
+									c + j * lc, lc);
+				for (int v = 0; v < 2; v++)
+					CHECK(km_dtw_assign(&s, 0, n, &cs, v, NULL, v == 0 ? 1 : 3, lab[v], dist[v],
+										NULL, &err) == KM_OK, "assignment to %d centers", k);
+				for (int i = 0; i < n; i++)
+				{
+					int			lx = (int) (off[i + 1] - off[i]),
+								bj = -1;
+					double		best = INFINITY;
+
+					for (int j = 0; j < k; j++)
+					{
+						double		d = km_dtw_sq(values + off[i], lx, c + j * lc, lc, band, INFINITY,
+												  work);
+
+						if (d < best)
+						{
+							best = d;
+							bj = j;
+						}
+					}
+					for (int v = 0; v < 2; v++)
+						wrong += lab[v][i] != bj || memcmp(&dist[v][i], &best, sizeof(double)) != 0;
+				}
+				CHECK(wrong == 0, "same %d band %d k %d: %d labels or distances not the nearest",
+					  same, band, k, wrong);
+
+				/* DBA of every center but the second, weighted, against the rows one by one */
+				memset(active, 1, sizeof(active));
+				active[1 % k] = k == 1;
+				memset(sums, 0, sizeof(sums));
+				memset(counts, 0, sizeof(counts));
+				memset(cost, 0, sizeof(cost));
+				for (int v = 0; v < 2; v++)
+					CHECK(km_dtw_dba_pass(&s, 0, n, lab[0], &cs, active, v == 0 ? 1 : 3, sums[v],
+										  counts[v], cost[v], &err) == KM_OK, "DBA pass");
+				for (int i = 0; i < n; i++)
+				{
+					int			j = lab[0][i],
+								lx = (int) (off[i + 1] - off[i]),
+								len;
+					volatile double wx;	/* each product rounded before its sum, as the kernel's */
+
+					if (!active[j])
+						continue;
+					wx = (double) w[i] * km_dtw_path(values + off[i], lx, c + j * lc, lc, band,
+													 work, from, path, &len);
+					cost[2][j] += wx;
+					for (int p = 0; p < len; p++)
+					{
+						wx = (double) w[i] * (double) values[off[i] + path[2 * p]];
+						sums[2][j * lc + path[2 * p + 1]] += wx;
+						counts[2][j * lc + path[2 * p + 1]] += (double) w[i];
+					}
+				}
+				for (int v = 0; v < 2; v++)
+					differ += memcmp(sums[v], sums[2], sizeof(sums[2])) != 0 ||
+						memcmp(counts[v], counts[2], sizeof(counts[2])) != 0 ||
+						memcmp(cost[v], cost[2], sizeof(cost[2])) != 0;
+				CHECK(differ == 0, "same %d band %d k %d: DBA sums differ from row-by-row paths",
+					  same, band, k);
+			}
+	free(values);
+	free(from);
+}
+
 static void
 Pairwise(void)
 {
@@ -441,6 +558,7 @@ main(void)
 	HandCases();
 	BruteForce();
 	Assignment();
+	FewCenters();
 	Pairwise();
 	Resample();
 	return TestReport();
