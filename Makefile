@@ -2,7 +2,7 @@
 # regression suite against a running server; `make check-engine` tests the compute code alone.
 
 EXTENSION  = kmeans
-EXTVERSION = 0.8.0
+EXTVERSION = 0.9.0
 
 MODULE_big = kmeans
 SRC_OBJS    = src/gucs.o src/options.o src/vector.o src/pgvector.o src/metric.o src/source.o src/budget.o src/reader.o src/session.o src/modelset.o src/fetch.o src/seed.o src/seed_parallel.o src/lloyd.o src/repair.o src/median.o src/minibatch.o src/progress.o src/runs.o src/match.o src/results.o src/steplog.o src/fit.o src/elbow.o src/models.o src/step.o src/sample.o src/strategy.o src/groupfit.o src/aggregate.o src/window.o src/dtw.o src/softdtw.o

@@ -134,9 +134,10 @@ KmeansBudgetMake(KmeansBudget *b, const KmeansPlan *plan, int64 n, int d, bool s
 
 	/*
 	 * init => 'k-means||' (seed_parallel.c): each row's D^2, the kept keys and rows (8 k), and
-	 * at most 1 + 5 rounds of them as candidates, with their float64 weighing sums
+	 * at most 1 + 5 rounds of them as candidates, with their float64 weighing sums; without an
+	 * init, streamed rows are seeded so (KmeansBegin)
 	 */
-	if (plan->parallel_init)
+	if (plan->parallel_init || (plan->init_auto && stream))
 	{
 		int64		kept = Min((int64) 8 * plan->k_max, (int64) 1000000);
 

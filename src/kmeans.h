@@ -86,6 +86,8 @@ typedef struct KmeansOptions
 	double		tol;
 	KmeansInit	init;
 	const char *init_name;
+	bool		init_auto;		/* init not given: k-means++, or k-means|| where the engine
+								 * reads the rows again every pass (KmeansBegin) */
 	ArrayType  *init_centers;	/* k x d, when init is explicit */
 	int			n_init;
 	int64		seed;
@@ -123,6 +125,7 @@ typedef struct KmeansPlan
 	int64		silhouette_rows;	/* rows of the silhouette sample; 0 for none */
 	int64		minibatch_rows; /* algorithm => 'minibatch': rows per mini-batch; 0 for Lloyd */
 	bool		parallel_init;	/* init => 'k-means||' with the engine's passes (seed_parallel.c) */
+	bool		init_auto;		/* init not given: k-means|| if the rows are streamed */
 } KmeansPlan;
 
 #define KMEANS_BUDGET_ITEMS 12
@@ -359,8 +362,8 @@ extern KmeansModelSet *KmeansRuns(KmeansData *data, const KmeansOptions *opt, in
 								  KmeansLabelFn fn, void *arg);
 extern double KmeansSegmentInertia(const KmeansModelSet *ms, int s);
 extern void KmeansCheckStatus(KmStatus st, const KmError *err);
-extern KmeansData *KmeansBegin(text *source, text *column, text *id_column,
-								const KmeansOptions *opt, const KmeansPlan *plan);
+extern KmeansData *KmeansBegin(text *source, text *column, text *id_column, KmeansOptions *opt,
+								KmeansPlan *plan);
 extern void KmeansEnd(KmeansData *data);
 extern KmeansFeed *KmeansFeedOpen(const char *what, const KmeansOptions *opt, const KmeansPlan *plan);
 extern KmeansData *KmeansFeedStart(KmeansFeed *feed, const KmeansPlan *plan);

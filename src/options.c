@@ -70,10 +70,23 @@ KmeansParseOptions(FunctionCallInfo fcinfo, const KmeansArgPos *pos, KmeansOptio
 				 errhint("The default is 300.")));
 
 
-	init = text_to_cstring(DatumGetTextPP(Required(fcinfo, pos->init, "init")));
-	opt->init_name = init;
-	opt->init = (KmeansInit) NameIndex("init", init, init_names, lengthof(init_names), false,
-									   "Use 'k-means++', 'random', 'k-means||', or pass starting centers in init_centers.");
+	/*
+	 * init NULL (the default): k-means++, which KmeansBegin turns into k-means|| where the
+	 * engine reads the rows again on every pass (they do not fit kmeans.memory_limit)
+	 */
+	if (pos->init < 0 || PG_ARGISNULL(pos->init))
+	{
+		opt->init = KMEANS_INIT_PLUSPLUS;
+		opt->init_name = init_names[KMEANS_INIT_PLUSPLUS];
+		opt->init_auto = true;
+	}
+	else
+	{
+		init = text_to_cstring(PG_GETARG_TEXT_PP(pos->init));
+		opt->init_name = init;
+		opt->init = (KmeansInit) NameIndex("init", init, init_names, lengthof(init_names), false,
+										   "Use 'k-means++', 'random', 'k-means||', or pass starting centers in init_centers.");
+	}
 
 	if (pos->init_centers >= 0 && !PG_ARGISNULL(pos->init_centers))
 	{
@@ -89,6 +102,7 @@ KmeansParseOptions(FunctionCallInfo fcinfo, const KmeansArgPos *pos, KmeansOptio
 		opt->init_centers = a;
 		opt->init = KMEANS_INIT_EXPLICIT;
 		opt->init_name = "explicit";
+		opt->init_auto = false;
 	}
 	else if (opt->init == KMEANS_INIT_EXPLICIT && pos->init_centers < 0)
 		ereport(ERROR,
@@ -514,7 +528,7 @@ KmeansParseJsonOptions(Jsonb *options, const char *what, KmeansOptions *opt)
 		args->args[i].isnull = false;
 	args->args[JOPT_MAX_ITER].value = Int32GetDatum(300);
 	args->args[JOPT_TOL].isnull = true;
-	args->args[JOPT_INIT].value = CStringGetTextDatum("k-means++");
+	args->args[JOPT_INIT].isnull = true;
 	args->args[JOPT_INIT_CENTERS].isnull = true;
 	args->args[JOPT_N_INIT].value = Int32GetDatum(1);
 	args->args[JOPT_SEED].value = Int64GetDatum(0);

@@ -196,12 +196,31 @@ CheckWeightedK(KmeansData *data, const KmeansPlan *plan)
 }
 
 /*
+ * Rows the engine reads again on every pass (they did not fit kmeans.memory_limit) and no init
+ * given: seeded by k-means||, a few passes, not greedy k-means++'s two or three per center
+ * (seed_parallel.c).  The first pass counted its memory (budget.c's init_auto); the saved
+ * options say 'k-means||'.
+ */
+static void
+SeedStreamedRows(KmeansData *data, KmeansOptions *opt, KmeansPlan *plan)
+{
+	opt->init = KMEANS_INIT_PARALLEL;
+	opt->init_name = "k-means||";
+	plan->parallel_init = true;
+	ereport(KmeansTracing() ? NOTICE : DEBUG1,
+			(errmsg("kmeans: the rows are read again on every pass: seeded by k-means||"),
+			 errdetail(INT64_FORMAT " rows of dimension %d are not kept in memory: they exceed "
+					   "kmeans.memory_limit (%d kB) or, with the fit, kmeans.max_memory (%d kB).",
+					   data->n, data->d, kmeans_memory_limit, kmeans_max_memory),
+			 errhint("Pass init => 'k-means++' for greedy k-means++ seeding.")));
+}
+
+/*
  * Opens a fit: connects to SPI, opens a GUC nest level for the scan settings, reads the source
  * once, checks k_max against its rows and starts the backend.  KmeansEnd closes it.
  */
 KmeansData *
-KmeansBegin(text *source, text *column, text *id_column, const KmeansOptions *opt,
-			const KmeansPlan *plan)
+KmeansBegin(text *source, text *column, text *id_column, KmeansOptions *opt, KmeansPlan *plan)
 {
 	KmeansData *data;
 	KmeansSource *src;
@@ -229,7 +248,11 @@ KmeansBegin(text *source, text *column, text *id_column, const KmeansOptions *op
 	else if (KmeansUseAggregate(src, opt))
 		data = KmeansAggregateOpen(src, plan, opt, gpu);	/* strategy.c */
 	else
+	{
 		data = KmeansDataLoad(src, plan, gpu);
+		if (opt->init_auto && !data->resident)
+			SeedStreamedRows(data, opt, plan);
+	}
 	KmeansStepEnd(KMEANS_PHASE_READ, start, 0, plan->nseg, NAN);
 	data->guc_nest = nest;
 	data->progress = claim;

@@ -107,14 +107,15 @@ SELECT (SELECT array_agg(silhouette ORDER BY k) FROM kmeans_elbow('profiles', 'v
        AS repeatable_sample;
 SELECT k, silhouette IS NULL AS skipped FROM kmeans_elbow('profiles', 'v', 2, 3, silhouette_sample => 0);
 
--- Streamed data gives the same curve as resident data.
-CREATE TABLE resident AS SELECT * FROM kmeans_elbow('profiles', 'v', 2, 8, silhouette_sample => 300);
+-- Streamed data gives the same curve as resident data, from the same seeding (without an init,
+-- streamed rows are seeded by k-means||: seeding.sql).
+CREATE TABLE resident AS SELECT * FROM kmeans_elbow('profiles', 'v', 2, 8, silhouette_sample => 300, init => 'k-means++');
 SET kmeans.memory_limit = '64kB';
 SELECT count(*) AS ks, count(*) FILTER (WHERE r.inertia = s.inertia AND r.n_iter = s.n_iter
                                          AND r.silhouette = s.silhouette
                                          AND r.calinski_harabasz = s.calinski_harabasz
                                          AND r.davies_bouldin = s.davies_bouldin) AS same
-FROM resident r JOIN kmeans_elbow('profiles', 'v', 2, 8, silhouette_sample => 300) s USING (k);
+FROM resident r JOIN kmeans_elbow('profiles', 'v', 2, 8, silhouette_sample => 300, init => 'k-means++') s USING (k);
 RESET kmeans.memory_limit;
 
 -- Errors.

@@ -39,12 +39,13 @@ SELECT i AS id, ARRAY[sin(i), cos(i), sin(2 * i), cos(2 * i), sin(3 * i), cos(3 
                       sin(4 * i), cos(4 * i)]::real[] AS v
 FROM generate_series(1, 20000) i;
 CREATE SEQUENCE many8_reads;
-CREATE TABLE kept AS SELECT * FROM kmeans_fit('many8', 'v', 3, max_iter => 4);
+-- (init given: without one, streamed rows would be seeded by k-means||)
+CREATE TABLE kept AS SELECT * FROM kmeans_fit('many8', 'v', 3, max_iter => 4, init => 'k-means++');
 SET kmeans.batch_rows = 1024;
 SET kmeans.max_memory = '1MB';
 CREATE TABLE streamed AS
 SELECT * FROM kmeans_fit('SELECT v FROM test_limits.many8 WHERE nextval(''test_limits.many8_reads'') > 0',
-                         'v', 3, max_iter => 4);
+                         'v', 3, max_iter => 4, init => 'k-means++');
 RESET kmeans.max_memory;
 RESET kmeans.batch_rows;
 SELECT last_value > 20000 AS read_on_every_pass FROM many8_reads;

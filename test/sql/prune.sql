@@ -16,29 +16,30 @@ SELECT i AS id,
              sin(i * 0.11) * 0.5]::real[] AS v
 FROM generate_series(1, 12000) i;
 
--- every result of a fit, labels and an elbow, as rows to compare
+-- every result of a fit, labels and an elbow, as rows to compare (init given: without one,
+-- streamed rows are seeded by k-means||, seeding.sql)
 CREATE FUNCTION results(label text) RETURNS TABLE (what text, key text, val text)
 LANGUAGE sql AS $$
     SELECT label || ' fit', cluster::text, format('%s %s %s', center, size, inertia)
-    FROM kmeans_fit('test_prune.blobs', 'v', 12, seed => 3, tol => 0)
+    FROM kmeans_fit('test_prune.blobs', 'v', 12, init => 'k-means++', seed => 3, tol => 0)
     UNION ALL
     SELECT label || ' fit iterations', '', (SELECT count(*) FROM kmeans_last_fit() WHERE phase = 'iterate')::text
     UNION ALL
     SELECT label || ' fit n_init', cluster::text, format('%s %s %s', center, size, inertia)
-    FROM kmeans_fit('test_prune.blobs', 'v', 7, n_init => 3, seed => 5)
+    FROM kmeans_fit('test_prune.blobs', 'v', 7, init => 'k-means++', n_init => 3, seed => 5)
     UNION ALL
     SELECT label || ' cosine', cluster::text, format('%s %s %s', center, size, inertia)
-    FROM kmeans_fit('test_prune.blobs', 'v', 5, metric => 'cosine', seed => 2)
+    FROM kmeans_fit('test_prune.blobs', 'v', 5, init => 'k-means++', metric => 'cosine', seed => 2)
     UNION ALL
     SELECT label || ' labels', id::text, cluster::text
-    FROM kmeans_labels('test_prune.blobs', 'v', 9, id => 'id', seed => 1)
+    FROM kmeans_labels('test_prune.blobs', 'v', 9, init => 'k-means++', id => 'id', seed => 1)
     UNION ALL
     SELECT label || ' elbow', k::text, format('%s %s %s %s', inertia, n_iter, silhouette, calinski_harabasz)
-    FROM kmeans_elbow('test_prune.blobs', 'v', 32, 36, seed => 4, silhouette_sample => 2000)
+    FROM kmeans_elbow('test_prune.blobs', 'v', 32, 36, init => 'k-means++', seed => 4, silhouette_sample => 2000)
     UNION ALL
     -- an elbow with a k below 32 keeps no bounds (km_bounds.h, KM_BOUNDS_MIN_K): the same too
     SELECT label || ' small elbow', k::text, format('%s %s %s', inertia, n_iter, silhouette)
-    FROM kmeans_elbow('test_prune.blobs', 'v', 2, 6, seed => 4, silhouette_sample => 500)
+    FROM kmeans_elbow('test_prune.blobs', 'v', 2, 6, init => 'k-means++', seed => 4, silhouette_sample => 500)
 $$;
 
 -- on unless set (the setting exists once the library is loaded)

@@ -29,14 +29,62 @@ SELECT last_value / 6000 AS passes_k400 FROM reads;
 -- greedy k-means++ reads a streamed source several times per center
 SELECT setval('reads', 1, false);
 SELECT count(*) FROM kmeans_fit('SELECT test_seeding.counted(v) AS v FROM test_seeding.pts', 'v', 40,
-                                max_iter => 1);
+                                init => 'k-means++', max_iter => 1);
 SELECT last_value / 6000 > 40 AS plusplus_reads_more FROM reads;
+-- Without an init, rows read again on every pass are seeded by k-means||: the same 10 passes,
+-- the saved model says so, and the centers are those of init => 'k-means||'.
+SELECT setval('reads', 1, false);
+CREATE TABLE streamed_default AS
+SELECT cluster, center, size, inertia
+FROM kmeans_fit('SELECT test_seeding.counted(v) AS v FROM test_seeding.pts', 'v', 40, max_iter => 1,
+                model => 'streamed_default');
+SELECT last_value / 6000 AS passes_default, last_value % 6000 AS stray_rows FROM reads;
+SELECT options->>'init' AS saved_init FROM kmeans_models WHERE name = 'streamed_default';
+SELECT count(*) AS differences_from_kmeans_parallel FROM
+  (SELECT * FROM streamed_default EXCEPT
+   SELECT cluster, center, size, inertia FROM kmeans_fit('pts', 'v', 40, init => 'k-means||',
+                                                        max_iter => 1)) d;
+-- the elbow's too, every k, and mini-batch's
+SELECT count(*) AS elbow_differences_from_kmeans_parallel FROM
+  (SELECT k, inertia FROM kmeans_elbow('pts', 'v', 8, 10, silhouette_sample => 0, max_iter => 1) EXCEPT
+   SELECT k, inertia FROM kmeans_elbow('pts', 'v', 8, 10, init => 'k-means||', silhouette_sample => 0,
+                                       max_iter => 1)) d;
+SELECT count(*) AS minibatch_differences_from_kmeans_parallel FROM
+  (SELECT center, size FROM kmeans_fit('pts', 'v', 40, algorithm => 'minibatch', max_iter => 1) EXCEPT
+   SELECT center, size FROM kmeans_fit('pts', 'v', 40, algorithm => 'minibatch', max_iter => 1,
+                                       init => 'k-means||')) d;
+-- (which k-means++ would not have given: the comparisons above can fail)
+SELECT count(*) > 0 AS plusplus_differs FROM
+  (SELECT * FROM streamed_default EXCEPT
+   SELECT cluster, center, size, inertia FROM kmeans_fit('pts', 'v', 40, init => 'k-means++',
+                                                        max_iter => 1)) d;
+SELECT count(*) > 0 AS elbow_plusplus_differs FROM
+  (SELECT k, inertia FROM kmeans_elbow('pts', 'v', 8, 10, silhouette_sample => 0, max_iter => 1) EXCEPT
+   SELECT k, inertia FROM kmeans_elbow('pts', 'v', 8, 10, init => 'k-means++', silhouette_sample => 0,
+                                       max_iter => 1)) d;
+SELECT count(*) > 0 AS minibatch_plusplus_differs FROM
+  (SELECT center, size FROM kmeans_fit('pts', 'v', 40, algorithm => 'minibatch', max_iter => 1) EXCEPT
+   SELECT center, size FROM kmeans_fit('pts', 'v', 40, algorithm => 'minibatch', max_iter => 1,
+                                       init => 'k-means++')) d;
 
 -- Streamed and resident: the same centers, bit for bit.
 CREATE TABLE streamed AS
 SELECT cluster, center, size, inertia FROM kmeans_fit('pts', 'v', 9, init => 'k-means||', seed => 5);
 RESET kmeans.memory_limit;
 RESET kmeans.batch_rows;
+-- rows kept in memory: without an init, greedy k-means++, and the saved model says so
+CREATE TABLE resident_default AS
+SELECT cluster, center, size, inertia FROM kmeans_fit('pts', 'v', 40, max_iter => 1,
+                                                     model => 'resident_default');
+SELECT options->>'init' AS saved_init FROM kmeans_models WHERE name = 'resident_default';
+SELECT count(*) AS resident_default_differences_from_plusplus FROM
+  (SELECT * FROM resident_default EXCEPT
+   SELECT cluster, center, size, inertia FROM kmeans_fit('pts', 'v', 40, init => 'k-means++',
+                                                        max_iter => 1)) d;
+SELECT count(*) > 0 AS resident_parallel_differs FROM
+  (SELECT * FROM resident_default EXCEPT
+   SELECT cluster, center, size, inertia FROM kmeans_fit('pts', 'v', 40, init => 'k-means||',
+                                                        max_iter => 1)) d;
 SELECT count(*) AS differences_resident FROM
   (SELECT * FROM streamed EXCEPT
    SELECT cluster, center, size, inertia FROM kmeans_fit('pts', 'v', 9, init => 'k-means||', seed => 5)) d;
@@ -71,5 +119,6 @@ SELECT k, inertia > 0 AS fitted FROM kmeans_elbow('pts', 'v', 8, 10, init => 'k-
 ORDER BY k;
 SELECT (m).k FROM (SELECT kmeans_agg(v, 9, '{"init": "k-means||"}') AS m FROM pts) s;
 
+DELETE FROM kmeans_models WHERE name IN ('streamed_default', 'resident_default');
 RESET search_path;
 DROP SCHEMA test_seeding CASCADE;
