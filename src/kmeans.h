@@ -175,6 +175,7 @@ typedef struct KmeansBatch
 	const float *w;				/* their weights, or NULL for 1 */
 	const int64 *ids;			/* NULL without an id column */
 	KmBlock    *blk;
+	bool		done;			/* set by the callback: the pass needs no more rows */
 } KmeansBatch;
 
 typedef void (*KmeansBatchFn) (KmeansBatch *batch, void *arg);

@@ -360,19 +360,20 @@ ProcessWindow(MiniBatch *mb)
 	mb->wn = 0;
 }
 
-/* A batch of the scan: its rows go into the window, which is dealt out each time it fills. */
+/*
+ * A batch of the scan: its rows go into the window, which is dealt out each time it fills.
+ * Once every segment has stopped, the scan is ended: the rest of the epoch is not read.
+ */
 static void
 WindowBatch(KmeansBatch *b, void *arg)
 {
 	MiniBatch  *mb = arg;
 	int64		done = 0;
 
-	while (done < b->n)
+	while (done < b->n && KmeansMiniBatchRunning(mb->ms))
 	{
 		int64		take = Min(b->n - done, mb->window - mb->wn);
 
-		if (!KmeansMiniBatchRunning(mb->ms))
-			return;				/* the rest of the epoch is read for nothing (streamed) */
 		memcpy(mb->wx + mb->wn * mb->d, b->x + done * mb->d, sizeof(float) * take * mb->d);
 		if (mb->ww)
 			memcpy(mb->ww + mb->wn, b->w + done, sizeof(float) * take);
@@ -381,6 +382,7 @@ WindowBatch(KmeansBatch *b, void *arg)
 		if (mb->wn == mb->window)
 			ProcessWindow(mb);
 	}
+	b->done = !KmeansMiniBatchRunning(mb->ms);
 }
 
 /* Whether any segment still runs. */

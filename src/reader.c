@@ -72,6 +72,7 @@ typedef struct Reader
 	/* later passes */
 	KmeansBatchFn fn;
 	void	   *fn_arg;
+	bool		done;			/* the callback wants no more rows: the source is stopped */
 } Reader;
 
 static void FinishFirstPass(KmeansData *data, Reader *r);
@@ -234,6 +235,7 @@ EmitBatch(Reader *r)
 	b.x = r->buf;
 	b.w = data->weights ? data->weights + b.first : NULL;
 	b.ids = r->has_id ? r->idbuf : NULL;
+	b.done = false;
 	/* the backend centres the rows on the mean as it takes them, the same way in every pass */
 	st = data->be->ops->batch_create(data->be, r->buf, b.w, r->fill, data->mean, &b.blk, &err);
 	KmeansCheckStatus(st, &err);
@@ -246,6 +248,7 @@ EmitBatch(Reader *r)
 		data->be->ops->block_destroy(data->be, b.blk);
 	}
 	PG_END_TRY();
+	r->done = b.done;
 	r->first_row += r->fill;
 	r->fill = 0;
 	KmeansProgressRows(r->first_row, data->n);
@@ -692,7 +695,8 @@ ReceiveSlot(TupleTableSlot *slot, DestReceiver *self)
 		idv = slot_getattr(slot, 2, &idnull);
 	value = slot_getattr(slot, 1, &isnull);
 	ReceiveRow(r, value, isnull, idv, idnull, wv, wnull);
-	return true;
+	/* false stops the executor: the rest of the source is not read */
+	return !r->done;
 }
 
 /*
@@ -796,8 +800,12 @@ RunSource(KmeansData *data, Reader *r)
 				if (r->has_weight)
 					wv = SPI_getbinval(tup, desc, r->has_id ? 3 : 2, &wnull);
 				ReceiveRow(r, value, isnull, idv, idnull, wv, wnull);
+				if (r->done)
+					break;
 			}
 			SPI_freetuptable(SPI_tuptable);
+			if (r->done)
+				break;
 		}
 		SPI_cursor_close(portal);
 	}
@@ -1121,7 +1129,9 @@ KmeansDataDetach(KmeansData *data)
 
 /*
  * One pass over the data: resident chunks in order, or the source run again in batches.
- * Interrupts are checked between batches.
+ * Interrupts are checked between batches.  A callback that sets its batch's done ends the pass
+ * there: a streamed source is stopped (and its row count, which only a whole pass can check,
+ * is not checked).
  */
 void
 KmeansScan(KmeansData *data, KmeansBatchFn fn, void *arg)
@@ -1139,8 +1149,11 @@ KmeansScan(KmeansData *data, KmeansBatchFn fn, void *arg)
 			b.w = data->weights ? data->weights + b.first : NULL;
 			b.ids = data->chunk_ids[c];
 			b.blk = data->blocks[c];
+			b.done = false;
 			fn(&b, arg);
 			KmeansProgressRows(b.first + b.n, data->n);
+			if (b.done)
+				break;
 		}
 	}
 	else
@@ -1154,8 +1167,9 @@ KmeansScan(KmeansData *data, KmeansBatchFn fn, void *arg)
 		r.buf = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * r.cap * data->d);
 		r.idbuf = data->src->id_column ? palloc(sizeof(int64) * r.cap) : NULL;
 		RunSource(data, &r);
-		EmitBatch(&r);
-		if (r.n != data->n)
+		if (!r.done)
+			EmitBatch(&r);
+		if (!r.done && r.n != data->n)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("source \"%s\" returned " INT64_FORMAT " rows, " INT64_FORMAT " in the first pass",

@@ -66,8 +66,28 @@ SELECT count(*) AS differences_streamed FROM
    SELECT cluster, center, size, inertia
    FROM kmeans_fit('pts', 'v', 5, algorithm => 'minibatch', batch_size => 300, max_iter => 5, seed => 7,
                    init => 'k-means++')) d;
+-- A fit that stops inside an epoch stops reading the source there.  A volatile function in the
+-- source counts the rows read: 8,000 for the first pass, then epoch 1 (batches of 100 rows,
+-- windows of 16 batches) ends early by scikit-learn's rule, then 8,000 for the final pass;
+-- explicit centers, so no seeding pass.  The result is the resident fit's, bit for bit.
+CREATE SEQUENCE reads;
+CREATE FUNCTION counted(v real[]) RETURNS real[] LANGUAGE sql VOLATILE
+AS $$ SELECT v FROM (SELECT nextval('test_minibatch.reads')) s $$;
+CREATE TABLE early AS
+SELECT cluster, center, size, inertia
+FROM kmeans_fit('SELECT test_minibatch.counted(v) AS v FROM test_minibatch.pts', 'v', 5,
+                algorithm => 'minibatch', batch_size => 100, max_iter => 50, seed => 7,
+                init_centers => '{{1,1,0},{9,3,0},{21,9,0},{29,11,0},{41,17,0}}');
+SELECT count(*) FILTER (WHERE phase = 'iterate') AS epochs FROM kmeans_last_fit();
+SELECT last_value - 2 * 8000 < 8000 AS epoch_cut_short, last_value - 2 * 8000 > 0 AS epoch_read
+FROM reads;
 RESET kmeans.memory_limit;
 RESET kmeans.batch_rows;
+SELECT count(*) AS early_differences_resident FROM
+  (SELECT * FROM early EXCEPT
+   SELECT cluster, center, size, inertia
+   FROM kmeans_fit('pts', 'v', 5, algorithm => 'minibatch', batch_size => 100, max_iter => 50, seed => 7,
+                   init_centers => '{{1,1,0},{9,3,0},{21,9,0},{29,11,0},{41,17,0}}')) d;
 -- another seed deals other batches
 SELECT count(*) > 0 AS another_seed_differs FROM
   (SELECT * FROM ref EXCEPT
