@@ -126,7 +126,7 @@ KmeansBudgetMake(KmeansBudget *b, const KmeansPlan *plan, int64 n, int d, bool s
 		int64		batch = Min(n, plan->minibatch_rows);
 
 		Add(b, "mini-batch window", window, (int64) d * sizeof(float) + 2 * sizeof(float) +
-			sizeof(int32));
+			2 * sizeof(int32));
 		Add(b, "mini-batch window", batch, (int64) d * sizeof(float) + 2 * sizeof(float) +
 			sizeof(int32));
 		Add(b, "mini-batch window", k, sizeof(double) + (int64) d * sizeof(float));

@@ -79,7 +79,8 @@ typedef struct MiniBatch
 	float	   *wx;
 	float	   *ww;				/* their weights, or NULL */
 	int64		wn;
-	int32	   *perm;			/* the window's permutation */
+	int32	   *perm;			/* the window's permutation, then its batches' rows */
+	int32	   *pos;			/* each window row's place in the permutation */
 	/* one batch, gathered */
 	float	   *bx;
 	float	   *bw;
@@ -94,6 +95,7 @@ typedef struct MiniBatch
 static int64
 WindowRows(int64 n, int64 batch, int d, bool weighted)
 {
+	/* the size of a window decides the batches: it stays what it was when pos was added */
 	int64		row_bytes = (int64) d * sizeof(float) + (weighted ? sizeof(float) : 0) +
 		sizeof(int32);
 	int64		batches;
@@ -109,15 +111,6 @@ int64
 KmeansMiniBatchWindow(int64 n, int64 batch, int d, bool weighted)
 {
 	return WindowRows(n, Min(n, batch), d, weighted);
-}
-
-static int
-CompareInt32(const void *a, const void *b)
-{
-	int32		x = *(const int32 *) a;
-	int32		y = *(const int32 *) b;
-
-	return (x > y) - (x < y);
 }
 
 /* Moves the light centers of segment r to rows of the batch (scikit-learn's reassignment). */
@@ -322,12 +315,18 @@ done:
 	MemoryContextReset(mb->step_cxt);
 }
 
-/* The window's rows dealt into batches by a fresh permutation; each batch one step. */
+/*
+ * The window's rows dealt into batches by a fresh permutation; each batch one step.  Batch b
+ * takes the rows at places b * batch .. (b + 1) * batch - 1 of the permutation, in source order:
+ * a counting sort of the rows by their batch (each row's place inverted), not a sort per batch.
+ */
 static void
 ProcessWindow(MiniBatch *mb)
 {
 	int64		m = mb->wn;
 	int			d = mb->d;
+	int64		nbatches = (m + mb->batch - 1) / mb->batch;
+	int64	   *next;
 
 	if (m == 0)
 		return;
@@ -341,6 +340,14 @@ ProcessWindow(MiniBatch *mb)
 		mb->perm[i] = mb->perm[j];
 		mb->perm[j] = t;
 	}
+	for (int64 i = 0; i < m; i++)
+		mb->pos[mb->perm[i]] = (int32) i;
+	next = palloc(sizeof(int64) * nbatches);
+	for (int64 b = 0; b < nbatches; b++)
+		next[b] = b * mb->batch;
+	for (int64 row = 0; row < m; row++)
+		mb->perm[next[mb->pos[row] / mb->batch]++] = (int32) row;
+	pfree(next);
 	for (int64 first = 0; first < m; first += mb->batch)
 	{
 		int64		nb = Min(mb->batch, m - first);
@@ -348,7 +355,6 @@ ProcessWindow(MiniBatch *mb)
 
 		if (!KmeansMiniBatchRunning(mb->ms))
 			break;
-		qsort(rows, nb, sizeof(int32), CompareInt32);
 		for (int64 i = 0; i < nb; i++)
 		{
 			memcpy(mb->bx + i * d, mb->wx + (int64) rows[i] * d, sizeof(float) * d);
@@ -423,6 +429,7 @@ KmeansMiniBatch(KmeansData *data, const KmeansOptions *opt, KmeansModelSet *ms, 
 	mb.wx = MemoryContextAllocHuge(cxt, sizeof(float) * mb.window * mb.d);
 	mb.ww = data->weights ? MemoryContextAllocHuge(cxt, sizeof(float) * mb.window) : NULL;
 	mb.perm = MemoryContextAllocHuge(cxt, sizeof(int32) * mb.window);
+	mb.pos = MemoryContextAllocHuge(cxt, sizeof(int32) * mb.window);
 	mb.bx = MemoryContextAllocHuge(cxt, sizeof(float) * mb.batch * mb.d);
 	mb.bw = data->weights ? MemoryContextAllocHuge(cxt, sizeof(float) * mb.batch) : NULL;
 	mb.pick = MemoryContextAllocHuge(cxt, sizeof(int32) * mb.batch);
