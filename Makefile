@@ -112,27 +112,14 @@ endif
 
 # Engine tests: the compute code on its own, no server needed.
 ENGINE_CFLAGS = -O2 $(OPTFLAGS) -std=gnu11 -Wall -Wextra $(if $(filter 1,$(WERROR)),-Werror) -Ikernels -pthread
-ENGINE_TESTS = $(patsubst test/engine/%.c,test/engine/bin/%,$(filter-out test/engine/test_cuda.c,$(wildcard test/engine/test_*.c))) \
-               test/engine/bin/test_cuda_emu $(if $(filter 1,$(USE_CUDA)),test/engine/bin/test_cuda)
+# The emulated GPU's test first: the longest, so that `make -j2 check-engine` ends its two jobs together.
+ENGINE_TESTS = test/engine/bin/test_cuda_emu \
+               $(patsubst test/engine/%.c,test/engine/bin/%,$(filter-out test/engine/test_cuda.c,$(wildcard test/engine/test_*.c))) \
+               $(if $(filter 1,$(USE_CUDA)),test/engine/bin/test_cuda)
 
-test/engine/bin/%: test/engine/%.c test/engine/test_util.h test/engine/test_backend.h $(KERNEL_C) kernels/km_nocuda.c kernels/km_kernels.h kernels/km_quality.h kernels/km_state.h kernels/km_exact.h kernels/km_bounds.h kernels/km_dtw.h \
-                    kernels/km_crew.h kernels/km_softdtw.h kernels/km_lbfgs.h
-	@mkdir -p $(dir $@)
-	$(CC) $(ENGINE_CFLAGS) -o $@ $< $(KERNEL_C) kernels/km_nocuda.c -lm
-
-# test_quality includes km_quality.c itself, to reach its static paths.
-test/engine/bin/test_quality: test/engine/test_quality.c test/engine/test_util.h kernels/km_quality.c kernels/km_quality.h kernels/km_util.c
-	@mkdir -p $(dir $@)
-	$(CC) $(ENGINE_CFLAGS) -o $@ $< kernels/km_util.c -lm
-
-# The GPU backend's kernels run on the CPU (km_cuda_emu.h), so their logic is tested anywhere.
+# Their builds (test/engine/bin, and the sanitizer's and valgrind's) compile the kernels once
+# into objects that every test links: test/engine/sanitize.mk, ENGINE_BUILD.
 CXX ?= g++
-test/engine/bin/test_cuda_emu: test/engine/test_cuda.c test/engine/test_util.h test/engine/test_backend.h $(CUDA_SRC) kernels/km_cuda_emu.h $(KERNEL_C) kernels/km_kernels.h kernels/km_quality.h kernels/km_state.h kernels/km_dtw.h
-	@mkdir -p $(dir $@)
-	$(CXX) $(filter-out -std=gnu11,$(ENGINE_CFLAGS)) -std=c++17 -ffp-contract=off -DKM_CUDA_EMU -x c++ -c kernels/km_cuda.cu -o $@.cuda.o
-	$(CC) $(ENGINE_CFLAGS) -DKM_CUDA_EMU -c test/engine/test_cuda.c -o $@.test.o
-	$(CC) $(ENGINE_CFLAGS) -o $@ $@.test.o $@.cuda.o $(KERNEL_C) -lstdc++ -lm
-	@rm -f $@.cuda.o $@.test.o
 
 # The same test on a real GPU, where nvcc built the backend; it skips without a usable device.
 test/engine/bin/test_cuda: test/engine/test_cuda.c test/engine/test_util.h test/engine/test_backend.h kernels/km_cuda.o $(KERNEL_C) kernels/km_kernels.h kernels/km_quality.h kernels/km_dtw.h
@@ -147,10 +134,6 @@ test/engine/bin/bench_gemm: test/engine/bench_gemm.c test/engine/test_util.h $(K
 .PHONY: bench-engine
 bench-engine: test/engine/bin/bench_gemm
 	test/engine/bin/bench_gemm
-
-.PHONY: check-engine
-check-engine: $(ENGINE_TESTS)
-	@for t in $(ENGINE_TESTS); do echo "== $$t"; $$t || exit 1; done
 
 # The engine tests under ASan and UBSan, and under valgrind: check-engine-sanitize, -valgrind
 include test/engine/sanitize.mk

@@ -3,7 +3,8 @@
 # some under valgrind), then the regression suite, the fuzz cases, the hostile-input checks and
 # the reference comparisons against a throwaway PostgreSQL server, then the suite again with the
 # GPU backend on its CPU emulator.  The pg_cron recipe runs on a second throwaway server
-# (test/cron/check_cron.sh, 1 to 2 minutes: pg_cron 1.4 runs a job once a minute at most).
+# (test/cron/check_cron.sh, 1 to 2 minutes: pg_cron 1.4 runs a job once a minute at most),
+# beside the engine tests, as does the making of tslearn's virtual environment.
 # Ends with the line "N passed, M failed" and a non-zero exit status when anything failed.
 #
 #   scripts/test.sh            (as root it installs the packages it needs; as another user it
@@ -37,8 +38,23 @@ record() {                      # record NAME STATUS
 echo "== build (${SECONDS}s)"
 kmeans_build_install WERROR="${WERROR:-0}" || { echo "0 passed, 1 failed"; exit 1; }
 
+# Two checks that mostly wait start now and run beside the rest: the pg_cron recipe on a server
+# of its own (pg_cron 1.4 runs a job once a minute at most) and the making of tslearn's virtual
+# environment (pip, from PyPI; scripts/_venv.sh, pinned by test/reference/requirements-tslearn.txt).
+# Their output is shown where their results are recorded.
+KMEANS_CRON_PORT=$((${KMEANS_TEST_PORT:-54331} + 1)) test/cron/check_cron.sh \
+    >"$KMEANS_TMP/cron.log" 2>&1 &
+cron_pid=$!
+. scripts/_venv.sh
+test_venv=${KMEANS_TEST_VENV:-$HOME/.cache/kmeans/test-venv}
+{ kmeans_venv_make "$test_venv" &&
+      kmeans_venv_install "$test_venv" test/reference/requirements-tslearn.txt; } \
+    >"$KMEANS_TMP/venv.log" 2>&1 &
+venv_pid=$!
+
 echo "== engine tests (${SECONDS}s)"
-make -s PG_CONFIG="$PG_CONFIG" WERROR="${WERROR:-0}" check-engine; record engine $?
+# every test a job of its own, two at a time (the emulated GPU's takes longest)
+make -s -j2 PG_CONFIG="$PG_CONFIG" WERROR="${WERROR:-0}" check-engine; record engine $?
 
 # The same tests built with ASan and UBSan, then some under valgrind (test/engine/sanitize.mk):
 # every test a job of its own, two at a time.
@@ -85,41 +101,41 @@ for t in test/reference/check_*.py test/engine/check_*.py; do
     "$py" "$t"; record "$(basename "$t")" $?
 done
 
-# tslearn comes from PyPI only: into a virtual environment of its own (scripts/_venv.sh),
-# pinned by test/reference/requirements-tslearn.txt; without PyPI the check says it skips
+# tslearn comes from PyPI only: into the virtual environment made beside the tests above;
+# without PyPI the check says it skips
 echo "== reference comparisons (tslearn, from PyPI) (${SECONDS}s)"
-. scripts/_venv.sh
-test_venv=${KMEANS_TEST_VENV:-$HOME/.cache/kmeans/test-venv}
 tpy=$py
-if kmeans_venv_make "$test_venv" &&
-        kmeans_venv_install "$test_venv" test/reference/requirements-tslearn.txt; then
-    tpy=$test_venv/bin/python
-fi
+wait $venv_pid && tpy=$test_venv/bin/python
+cat "$KMEANS_TMP/venv.log"
 for t in test/reference/check_*_tslearn.py; do
     "$tpy" -W ignore::UserWarning "$t"; record "$(basename "$t")" $?
 done
 
-echo "== the pg_cron recipe: a scheduled refit, run twice (${SECONDS}s)"
-KMEANS_CRON_PORT=$((${KMEANS_TEST_PORT:-54331} + 1)) test/cron/check_cron.sh; record check_cron.sh $?
+echo "== the pg_cron recipe: a scheduled refit, run twice (started with the engine tests; ${SECONDS}s)"
+wait $cron_pid; status=$?
+cat "$KMEANS_TMP/cron.log"
+record check_cron.sh $status
 
 # The GPU backend's host side (passes with the labels kept on the device, staging, the
 # fallbacks) through the whole SQL surface, on the CPU emulator of km_cuda.cu: every file but
 # cancel.sql, whose time bound the emulator (about a thousand times slower) cannot meet, and
 # prune.sql, whose setting only the CPU backend reads.
-# KMEANS_TEST_EMU=0 skips it.  The real build is put back afterwards.
+# KMEANS_TEST_EMU=0 skips it.  The emulator's build is made in a copy of the sources, so this
+# tree keeps its real build, which is installed again afterwards.
 if [ "${KMEANS_TEST_EMU:-1}" != 0 ]; then
     echo "== regression tests on the emulated GPU (kmeans.device = 'gpu') (${SECONDS}s)"
-    make -s clean >/dev/null 2>&1
-    if kmeans_build_install USE_CUDA=emu WERROR="${WERROR:-0}"; then
+    emu_src=$KMEANS_TMP/emu-src
+    mkdir -p "$emu_src" && cp -r Makefile kmeans.control src kernels sql test fuzz "$emu_src/" &&
+        make -s -C "$emu_src" PG_CONFIG="$PG_CONFIG" clean >/dev/null 2>&1
+    if (cd "$emu_src" && kmeans_build_install USE_CUDA=emu WERROR="${WERROR:-0}"); then
         emu_tests=$(cd test/sql && ls *.sql | sed 's/\.sql$//' | grep -vx -e cancel -e prune | tr '\n' ' ')
-        make -s PG_CONFIG="$PG_CONFIG" USE_CUDA=emu installcheck REGRESS_DEVICE=gpu REGRESS="$emu_tests"
+        make -s PG_CONFIG="$PG_CONFIG" installcheck REGRESS_DEVICE=gpu REGRESS="$emu_tests"
         status=$?
         [ $status = 0 ] || cat test/regression.diffs 2>/dev/null | head -100
     else
         status=1
     fi
     record regress-emulated-gpu $status
-    make -s clean >/dev/null 2>&1
     kmeans_build_install WERROR="${WERROR:-0}" || record rebuild 1
 fi
 

@@ -1,10 +1,11 @@
-# test/engine/sanitize.mk -- the engine tests under AddressSanitizer and UndefinedBehaviorSanitizer
-# (make check-engine-sanitize) and under valgrind's memcheck (make check-engine-valgrind).
+# test/engine/sanitize.mk -- the builds of the engine tests: native (make check-engine), under
+# AddressSanitizer and UndefinedBehaviorSanitizer (make check-engine-sanitize) and under
+# valgrind's memcheck (make check-engine-valgrind).
 #
-# Included by the Makefile after the engine tests' rules, whose variables it uses.  Each build
-# has a folder of its own, so that neither clobbers test/engine/bin or the other; each target
-# fails at the first report.  Every test is a job of its own, printed whole when it ends:
-# `make -j2 check-engine-sanitize` runs two at a time (scripts/test.sh runs them so).
+# Included by the Makefile after the engine tests' variables.  Each build has a folder of its
+# own, so that none clobbers another; each target fails at the first failure or report.  Every
+# test is a job of its own, printed whole when it ends: `make -j2 check-engine` (and -sanitize,
+# -valgrind) runs two at a time, as scripts/test.sh does.
 
 SAN_DIR = test/engine/bin-san
 VG_DIR = test/engine/bin-vg
@@ -44,13 +45,13 @@ $(1)/obj/km_cuda_emu.o: $(CUDA_SRC) kernels/km_cuda_emu.h $(ENGINE_HEADERS)
 	@mkdir -p $$(dir $$@)
 	$$(CXX) $(filter-out -std=gnu11,$(2)) -std=c++17 -ffp-contract=off -DKM_CUDA_EMU -x c++ -c $$< -o $$@
 
-$(1)/test_%: test/engine/test_%.c test/engine/test_util.h $(patsubst kernels/%.c,$(1)/obj/%.o,$(KERNEL_C) kernels/km_nocuda.c)
+$(1)/test_%: test/engine/test_%.c test/engine/test_util.h test/engine/test_backend.h $(patsubst kernels/%.c,$(1)/obj/%.o,$(KERNEL_C) kernels/km_nocuda.c)
 	$$(CC) $(2) -o $$@ $$(filter %.c %.o,$$^) -lm
 
 $(1)/test_quality: test/engine/test_quality.c test/engine/test_util.h kernels/km_quality.c kernels/km_quality.h $(1)/obj/km_util.o
 	$$(CC) $(2) -o $$@ $$< $(1)/obj/km_util.o -lm
 
-$(1)/obj/test_cuda_emu.o: test/engine/test_cuda.c test/engine/test_util.h $(ENGINE_HEADERS)
+$(1)/obj/test_cuda_emu.o: test/engine/test_cuda.c test/engine/test_util.h test/engine/test_backend.h $(ENGINE_HEADERS)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $(2) -DKM_CUDA_EMU -c $$< -o $$@
 
@@ -59,6 +60,9 @@ $(1)/test_cuda_emu: $(1)/obj/test_cuda_emu.o $(1)/obj/km_cuda_emu.o $(patsubst k
 	$$(CXX) $(filter-out -std=gnu11,$(2)) -o $$@ $$^ -lm
 endef
 
+# test/engine/bin: what the Makefile's ENGINE_TESTS name (test_cuda, the real GPU's, has a rule
+# of its own there)
+$(eval $(call ENGINE_BUILD,test/engine/bin,$(ENGINE_CFLAGS)))
 $(eval $(call ENGINE_BUILD,$(SAN_DIR),$(SAN_CFLAGS)))
 $(eval $(call ENGINE_BUILD,$(VG_DIR),$(VG_CFLAGS)))
 
@@ -81,13 +85,23 @@ VG_TESTS = $(VG_DIR)/test_cuda_emu $(VG_DIR)/test_kernels $(VG_DIR)/test_exact $
            $(VG_DIR)/test_dtw $(VG_DIR)/test_softdtw
 $(VG_DIR)/test_cuda_emu.run $(VG_DIR)/test_bounds.run: VG_ENV = KM_TEST_QUICK=1
 
+$(ENGINE_TESTS:%=%.run): %.run: %
+	@$< > $<.log 2>&1; status=$$?; echo "== $<"; cat $<.log; exit $$status
+
+# The emulated GPU's test takes every path in its quick cases (KM_TEST_QUICK), which the
+# sanitizers check in two minutes less; the native build runs all its cases.
+$(SAN_DIR)/test_cuda_emu.run: SAN_QUICK = KM_TEST_QUICK=1
+
 $(SAN_TESTS:%=%.run): %.run: %
-	@$(SAN_ENV) $< > $<.log 2>&1; status=$$?; echo "== $< (ASan, UBSan)"; cat $<.log; exit $$status
+	@$(SAN_ENV) $(SAN_QUICK) $< > $<.log 2>&1; status=$$?; \
+		echo "== $< (ASan, UBSan$(if $(SAN_QUICK),; $(SAN_QUICK)))"; cat $<.log; exit $$status
 
 $(VG_TESTS:%=%.run): %.run: %
 	@$(VG_ENV) $(VALGRIND) $(VALGRIND_FLAGS) $< > $<.log 2>&1; status=$$?; \
 		echo "== $< (valgrind$(if $(VG_ENV),; $(VG_ENV)))"; cat $<.log; exit $$status
 
-.PHONY: check-engine-sanitize check-engine-valgrind $(SAN_TESTS:%=%.run) $(VG_TESTS:%=%.run)
+.PHONY: check-engine check-engine-sanitize check-engine-valgrind $(ENGINE_TESTS:%=%.run) \
+        $(SAN_TESTS:%=%.run) $(VG_TESTS:%=%.run)
+check-engine: $(ENGINE_TESTS:%=%.run)
 check-engine-sanitize: $(SAN_TESTS:%=%.run)
 check-engine-valgrind: $(VG_TESTS:%=%.run)
