@@ -3,8 +3,9 @@
  *
  * Threading protocol.  The backend owns threads-1 worker threads, started with every signal
  * blocked so that PostgreSQL's handlers only ever run in the backend's own thread.  The calling
- * thread runs share 0 of every parallel step itself and waits for the workers; workers touch
- * only the buffers handed to them for that step and never call into PostgreSQL.  Nothing here
+ * thread runs share 0 of every parallel step itself and waits for the workers that joined the
+ * step (Pool); workers touch only the buffers handed to them for that step and never call into
+ * PostgreSQL.  Nothing here
  * allocates during a step, so a step cannot fail half way; the memory a step needs is reserved
  * before it starts.
  *
@@ -21,6 +22,7 @@
 #include "km_dtw.h"
 #include "km_kernels.h"
 #include "km_quality.h"
+#include "km_simd.h"
 #include "km_state.h"
 
 #include <errno.h>
@@ -28,6 +30,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #endif
@@ -36,7 +39,21 @@
 
 typedef void (*StepFn) (void *arg, int share, int nshares);
 
-/* A fixed crew of worker threads that run one step at a time with the caller. */
+/*
+ * A fixed crew of worker threads that run one step at a time with the caller.  A step is
+ * offered to the workers and each joins it when it wakes; the caller works through the
+ * step's pieces meanwhile and, done with them, closes the step: a worker that has not joined
+ * by then never does (the step's arguments may be gone by the time it wakes), and the caller
+ * waits only for those that did.  So a worker that the OS has put aside, or that sleeps
+ * while the caller does a few microseconds of work, costs the step nothing.  Every step cuts
+ * its work into pieces that any thread may claim, so it does not matter which shares ran.
+ *
+ * The step's word (step): the step's number in its high 32 bits, then one bit while workers
+ * may join, then the count of workers that joined and have not finished.
+ */
+#define STEP_OPEN ((uint64_t) 1 << 31)
+#define STEP_RUNNING (STEP_OPEN - 1)
+
 typedef struct Pool
 {
 	int			nthreads;		/* including the caller */
@@ -47,7 +64,7 @@ typedef struct Pool
 	pthread_cond_t done;
 	/* read without the mutex while a thread spins, written with it held */
 	atomic_uint_fast64_t generation;
-	atomic_int	pending;
+	atomic_uint_fast64_t step;
 	atomic_int	quit;
 	StepFn		fn;
 	void	   *arg;
@@ -98,6 +115,8 @@ typedef struct CpuBackend
 
 	/* each row's label and distance between passes, and its k-means++ distance */
 	KmHostState state;
+	int64_t    *share_changed;	/* a pass's changed labels per share and segment */
+	int64_t		share_changed_cap;
 
 	/* the open pass skips what its bounds settle (km_bounds.c) */
 	int			pruning;
@@ -127,7 +146,36 @@ CpuRelax(void)
 #endif
 }
 
-/* Worker loop: wait for a new generation, run its share, report back. */
+/*
+ * Joins step number gen if it is still open: true when the worker is to run its share (and
+ * then Leave the step).
+ */
+static bool
+JoinStep(Pool *pool, uint64_t gen)
+{
+	uint64_t	word = atomic_load(&pool->step);
+
+	while ((word >> 32) == (gen & 0xffffffffu) && (word & STEP_OPEN) != 0)
+		if (atomic_compare_exchange_weak(&pool->step, &word, word + 1))
+			return true;
+	return false;
+}
+
+/* A worker's share is done: the last one out of a closed step wakes the caller. */
+static void
+LeaveStep(Pool *pool)
+{
+	uint64_t	word = atomic_fetch_sub(&pool->step, 1);
+
+	if ((word & STEP_RUNNING) == 1 && (word & STEP_OPEN) == 0)
+	{
+		pthread_mutex_lock(&pool->mutex);
+		pthread_cond_signal(&pool->done);
+		pthread_mutex_unlock(&pool->mutex);
+	}
+}
+
+/* Worker loop: wait for a new generation, join it while open, run its share, report back. */
 static void *
 WorkerMain(void *p)
 {
@@ -148,24 +196,24 @@ WorkerMain(void *p)
 		seen = atomic_load(&pool->generation);
 		pthread_mutex_unlock(&pool->mutex);
 
+		if (!JoinStep(pool, seen))
+			continue;			/* closed before this thread woke: nothing left for it */
 		pool->fn(pool->arg, ws->share, pool->nthreads);
-
-		/* the last share to finish wakes the caller, should it sleep already */
-		if (atomic_fetch_sub(&pool->pending, 1) == 1)
-		{
-			pthread_mutex_lock(&pool->mutex);
-			pthread_cond_signal(&pool->done);
-			pthread_mutex_unlock(&pool->mutex);
-		}
+		LeaveStep(pool);
 	}
 	pthread_mutex_unlock(&pool->mutex);
 	return NULL;
 }
 
-/* Runs fn on every share, share 0 on the calling thread, and waits for all of them. */
+/*
+ * Runs fn on every share that joins in time, share 0 on the calling thread, and waits for
+ * the shares that joined.
+ */
 static void
 PoolRun(Pool *pool, StepFn fn, void *arg)
 {
+	uint64_t	gen;
+
 	if (pool->nthreads == 1)
 	{
 		fn(arg, 0, 1);
@@ -174,19 +222,23 @@ PoolRun(Pool *pool, StepFn fn, void *arg)
 	pthread_mutex_lock(&pool->mutex);
 	pool->fn = fn;
 	pool->arg = arg;
-	atomic_store(&pool->pending, pool->nthreads - 1);
-	atomic_fetch_add(&pool->generation, 1);
+	gen = atomic_load(&pool->generation) + 1;
+	atomic_store(&pool->step, ((gen & 0xffffffffu) << 32) | STEP_OPEN);
+	atomic_store(&pool->generation, gen);
 	pthread_cond_broadcast(&pool->wake);
 	pthread_mutex_unlock(&pool->mutex);
 
 	fn(arg, 0, pool->nthreads);
 
-	for (int i = 0; i < POOL_SPINS && atomic_load(&pool->pending) > 0; i++)
+	/* every piece is claimed: close the step, then wait for the workers in it */
+	if ((atomic_fetch_and(&pool->step, ~STEP_OPEN) & STEP_RUNNING) == 0)
+		return;
+	for (int i = 0; i < POOL_SPINS && (atomic_load(&pool->step) & STEP_RUNNING) != 0; i++)
 		CpuRelax();
-	if (atomic_load(&pool->pending) > 0)
+	if ((atomic_load(&pool->step) & STEP_RUNNING) != 0)
 	{
 		pthread_mutex_lock(&pool->mutex);
-		while (atomic_load(&pool->pending) > 0)
+		while ((atomic_load(&pool->step) & STEP_RUNNING) != 0)
 			pthread_cond_wait(&pool->done, &pool->mutex);
 		pthread_mutex_unlock(&pool->mutex);
 	}
@@ -337,6 +389,7 @@ CpuDestroy(KmBackend *be)
 	free(cb->order);
 	free(cb->order_row);
 	free(cb->start);
+	free(cb->share_changed);
 	km_host_state_free(&cb->state);
 	km_bounds_free(&cb->bounds);
 	free(cb);
@@ -466,6 +519,9 @@ typedef struct AssignStep
 	float	   *dist;
 	int			exact;
 	int			screen;			/* through km_screen_argmin */
+	KmHostState *record;		/* a pass's state to record the rows in, or NULL */
+	int64_t		first;			/* the block's first row there */
+	int64_t    *changed;		/* per share, nseg counts of changed labels */
 	atomic_int_fast64_t next;
 } AssignStep;
 
@@ -479,22 +535,30 @@ AssignShare(void *arg, int share, int nshares)
 				lo,
 				hi;
 
-	(void) share;
 	(void) nshares;
 	while ((p = ClaimPiece(&st->next, PIECES(st->blk->n))) >= 0)
 	{
 		PieceRows(p, st->blk->n, &lo, &hi);
 		Nearest(st->cb, st->blk->x + lo * st->cb->base.d, st->blk->norms + lo, hi - lo, st->exact,
 				st->screen, st->labels + lo * nseg, st->dist + lo * nseg);
+		/* while the piece's labels are in cache: the rows are this share's alone */
+		if (st->record)
+			km_host_pass_record(st->record, st->first + lo, hi - lo, st->labels + lo * nseg,
+								st->dist + lo * nseg, st->changed + (int64_t) share * nseg);
 	}
 }
 
-/* Nearest center per segment: labels and squared distances. */
+/*
+ * Nearest center per segment: labels and squared distances; with record, the pass's state of
+ * the block's rows (from row first) replaced too and the changes counted, per share into
+ * changed (nthreads x nseg).
+ */
 static KmStatus
-CpuAssign(KmBackend *be, KmBlock *blk, int32_t *labels, float *dist, int exact, KmError *err)
+Assign(CpuBackend *cb, KmBlock *blk, int32_t *labels, float *dist, int exact,
+	   KmHostState *record, int64_t first, int64_t *changed, KmError *err)
 {
-	CpuBackend *cb = (CpuBackend *) be;
-	AssignStep	st = {.cb = cb, .blk = blk, .labels = labels, .dist = dist, .exact = exact};
+	AssignStep	st = {.cb = cb, .blk = blk, .labels = labels, .dist = dist, .exact = exact,
+	.record = record, .first = first, .changed = changed};
 
 	atomic_init(&st.next, 0);
 	if (cb->c == NULL)
@@ -520,11 +584,21 @@ CpuAssign(KmBackend *be, KmBlock *blk, int32_t *labels, float *dist, int exact, 
 									   labels, dist, limit);
 		st.screen = work <= limit;
 		if (st.screen)
+		{
 			atomic_init(&st.next, 1);
+			if (record)
+				km_host_pass_record(record, first, hi, labels, dist, changed);
+		}
 	}
 	if (blk->n > 0)
 		PoolRun(&cb->pool, AssignShare, &st);
 	return KM_OK;
+}
+
+static KmStatus
+CpuAssign(KmBackend *be, KmBlock *blk, int32_t *labels, float *dist, int exact, KmError *err)
+{
+	return Assign((CpuBackend *) be, blk, labels, dist, exact, NULL, 0, NULL, err);
 }
 
 typedef struct AccumStep
@@ -538,6 +612,9 @@ typedef struct AccumStep
 	const int64_t *order;		/* (row * nseg + seg) entries grouped by label, rows ascending */
 	const int32_t *order_row;	/* the row of each of those entries */
 	const int64_t *start;		/* k + 1: where each label's entries begin in order */
+	/* narrow rows: pieces of segments (AccumNarrow) */
+	int			npieces;
+	int			split;			/* pieces are (segment, sums or the rest) */
 	atomic_int_fast64_t next;
 } AccumStep;
 
@@ -632,100 +709,174 @@ SumColumns16W(const float *x, const float *w, int d, int lo, const int32_t *rows
 #endif
 }
 
+#if defined(__AVX512F__)
 /*
- * Unweighted rows into their clusters' sums in each of nseg segments, rows in order, for a
- * constant D.
+ * sp[0 .. D) += r (D float64 in r0, then r1): unmasked loads and stores for the common D,
+ * masked ones (m0, m1) for the others (D = 0), which cost half as much again.
  */
 static inline __attribute__((always_inline)) void
-SumRows(const float *x, int64_t n, const int D, int nseg, const int32_t *labels, double *sums)
+AddRow(double *sp, const int D, __m512d r0, __m512d r1, __mmask8 m0, __mmask8 m1)
 {
+	switch (D)
+	{
+		case 2:
+			_mm_storeu_pd(sp, _mm_add_pd(_mm_loadu_pd(sp), _mm512_castpd512_pd128(r0)));
+			break;
+		case 4:
+			_mm256_storeu_pd(sp, _mm256_add_pd(_mm256_loadu_pd(sp), _mm512_castpd512_pd256(r0)));
+			break;
+		case 8:
+		case 10:
+		case 16:
+			_mm512_storeu_pd(sp, _mm512_add_pd(_mm512_loadu_pd(sp), r0));
+			if (D == 10)
+				_mm_storeu_pd(sp + 8, _mm_add_pd(_mm_loadu_pd(sp + 8), _mm512_castpd512_pd128(r1)));
+			else if (D == 16)
+				_mm512_storeu_pd(sp + 8, _mm512_add_pd(_mm512_loadu_pd(sp + 8), r1));
+			break;
+		default:
+			_mm512_mask_storeu_pd(sp, m0, _mm512_add_pd(_mm512_maskz_loadu_pd(m0, sp), r0));
+			if (m1)
+				_mm512_mask_storeu_pd(sp + 8, m1,
+									  _mm512_add_pd(_mm512_maskz_loadu_pd(m1, sp + 8), r1));
+	}
+}
+#endif
+
+/*
+ * Narrow rows (d <= ACCUM_COLUMNS) into the sums of segments [s0, s1) of nseg, rows in order:
+ * row i adds w_i x_i (x_i without weights) to the sums of its cluster in each segment, each
+ * coordinate one float64 addition (w_i x_i is exact in float64).  Compiled for whether rows
+ * carry weights and for the common d (D; 0 for any other), so that the loop holds no tests.
+ */
+static inline __attribute__((always_inline)) void
+SumRows(const AccumStep *st, int s0, int s1, const int weighted, const int D)
+{
+	const int	d = D ? D : st->d;
+	const int	nseg = st->nseg;
+	const int64_t n = st->blk->n;
+	const float *restrict x = st->blk->x;
+	const float *restrict w = st->blk->w;
+	const int32_t *restrict labels = st->labels;
+	double	   *restrict sums = st->acc->sums;
+#if defined(__AVX512F__)
+	/* the row as two vectors of float64, zero past d */
+	const __mmask8 m0 = (__mmask8) ((1u << (d < 8 ? d : 8)) - 1);
+	const __mmask8 m1 = (__mmask8) ((1u << (d > 8 ? d - 8 : 0)) - 1);
+
 	for (int64_t i = 0; i < n; i++)
 	{
-		double		rd[KM_SMALL_D_MAX];
+		const float *r = x + i * d;
+		__m512d		r0 = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(m0, r));
+		__m512d		r1 = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(m1, r + 8));
 
-		for (int t = 0; t < D; t++)
-			rd[t] = (double) x[i * D + t];
-		for (int s = 0; s < nseg; s++)
+		if (weighted)
 		{
-			double	   *restrict sp = sums + (int64_t) labels[i * nseg + s] * D;
+			r0 = _mm512_mul_pd(r0, _mm512_set1_pd((double) w[i]));
+			r1 = _mm512_mul_pd(r1, _mm512_set1_pd((double) w[i]));
+		}
+		for (int s = s0; s < s1; s++)
+			AddRow(sums + (int64_t) labels[i * nseg + s] * d, D, r0, r1, m0, m1);
+	}
+#else
+	for (int64_t i = 0; i < n; i++)
+	{
+		double		rd[ACCUM_COLUMNS];
 
-			for (int t = 0; t < D; t++)
+		for (int t = 0; t < d; t++)
+			rd[t] = weighted ? (double) w[i] * x[i * d + t] : (double) x[i * d + t];
+		for (int s = s0; s < s1; s++)
+		{
+			double	   *sp = sums + (int64_t) labels[i * nseg + s] * d;
+
+			for (int t = 0; t < d; t++)
 				sp[t] += rd[t];
 		}
 	}
+#endif
+}
+
+/* Counts, inertia (and mass) of segments [s0, s1), rows in order. */
+static void
+CountRows(const AccumStep *st, int s0, int s1)
+{
+	const int	nseg = st->nseg;
+	const int64_t n = st->blk->n;
+	const float *restrict w = st->blk->w;
+	const int32_t *restrict labels = st->labels;
+	const float *restrict dist = st->dist;
+	int64_t    *restrict counts = st->acc->counts;
+	double	   *restrict inertia = st->acc->inertia;
+	double	   *restrict mass = st->acc->mass;
+
+	for (int64_t i = 0; i < n; i++)
+		for (int s = s0; s < s1; s++)
+		{
+			int64_t		e = i * nseg + s;
+			int32_t		j = labels[e];
+
+			counts[j]++;
+			if (w != NULL)
+			{
+				inertia[j] += (double) w[i] * dist[e];
+				mass[j] += w[i];
+			}
+			else
+				inertia[j] += dist[e];
+		}
+}
+
+/* The sums of segments [s0, s1), by the kind of rows. */
+static void
+SumSegments(const AccumStep *st, int s0, int s1)
+{
+	if (st->blk->w != NULL)
+		SumRows(st, s0, s1, 1, 0);
+	else
+		switch (st->d)
+		{
+			case 2:
+				SumRows(st, s0, s1, 0, 2);
+				break;
+			case 4:
+				SumRows(st, s0, s1, 0, 4);
+				break;
+			case 8:
+				SumRows(st, s0, s1, 0, 8);
+				break;
+			case 10:
+				SumRows(st, s0, s1, 0, 10);
+				break;
+			case 16:
+				SumRows(st, s0, s1, 0, 16);
+				break;
+			default:
+				SumRows(st, s0, s1, 0, 0);
+		}
 }
 
 /*
- * Narrow rows (d <= ACCUM_COLUMNS): one column piece holds the whole row, so each (row,
- * segment) adds its row straight into its cluster's sums, rows in order; grouping first would
- * cost more than it saves.  Column piece 1 is the counts and inertia.
+ * Narrow rows: one column piece holds the whole row, so each (row, segment) adds its row
+ * straight into its cluster's sums, rows in order; grouping first would cost more than it
+ * saves.  A piece is a range of segments, whose clusters no other piece touches: with many
+ * segments (an elbow) each piece takes its segments' sums and counts, so the threads share
+ * the segments; with few, a segment's sums and its counts are two pieces.  Either way every
+ * cluster is added row by row in order, by one thread.
  */
 static void
 AccumNarrow(AccumStep *st)
 {
-	int			d = st->d;
-	int			nseg = st->nseg;
-	int64_t		n = st->blk->n;
-	const float *w = st->blk->w;
 	int64_t		p;
 
-	while ((p = ClaimPiece(&st->next, 2)) >= 0)
+	while ((p = ClaimPiece(&st->next, st->npieces)) >= 0)
 	{
-		if (p == 1)
-		{
-			for (int64_t e = 0; e < n * nseg; e++)
-			{
-				int32_t		j = st->labels[e];
+		int			s0 = st->split ? (int) (p / 2) : (int) (st->nseg * p / st->npieces);
+		int			s1 = st->split ? s0 + 1 : (int) (st->nseg * (p + 1) / st->npieces);
 
-				st->acc->counts[j]++;
-				if (w == NULL)
-					st->acc->inertia[j] += st->dist[e];
-				else
-				{
-					st->acc->inertia[j] += (double) w[e / nseg] * st->dist[e];
-					st->acc->mass[j] += w[e / nseg];
-				}
-			}
-			continue;
-		}
-		switch (w == NULL ? d : 0)
-		{
-				/* the common d known, so that a row's adds become a few vector ops */
-			case 2:
-				SumRows(st->blk->x, n, 2, nseg, st->labels, st->acc->sums);
-				break;
-			case 3:
-				SumRows(st->blk->x, n, 3, nseg, st->labels, st->acc->sums);
-				break;
-			case 4:
-				SumRows(st->blk->x, n, 4, nseg, st->labels, st->acc->sums);
-				break;
-			case 8:
-				SumRows(st->blk->x, n, 8, nseg, st->labels, st->acc->sums);
-				break;
-			case 10:
-				SumRows(st->blk->x, n, 10, nseg, st->labels, st->acc->sums);
-				break;
-			case 16:
-				SumRows(st->blk->x, n, 16, nseg, st->labels, st->acc->sums);
-				break;
-			default:
-				for (int64_t i = 0; i < n; i++)
-				{
-					const float *r = st->blk->x + i * d;
-					double		rd[ACCUM_COLUMNS];
-
-					for (int t = 0; t < d; t++)
-						rd[t] = w == NULL ? (double) r[t] : (double) w[i] * r[t];
-					for (int s = 0; s < nseg; s++)
-					{
-						double	   *restrict sp = st->acc->sums + (int64_t) st->labels[i * nseg + s] * d;
-
-						for (int t = 0; t < d; t++)
-							sp[t] += rd[t];
-					}
-				}
-		}
+		if (!st->split || p % 2 == 0)
+			SumSegments(st, s0, s1);
+		if (!st->split || p % 2 == 1)
+			CountRows(st, s0, s1);
 	}
 }
 
@@ -877,6 +1028,12 @@ GroupByLabel(CpuBackend *cb, int64_t n, int nseg, const int32_t *labels, int k, 
 	return KM_OK;
 }
 
+/*
+ * Segment pieces per thread for narrow rows: enough that a thread the OS puts aside leaves
+ * its share to the others, few enough that each piece converts its rows to float64 rarely.
+ */
+#define ACCUM_PIECES_PER_THREAD 4
+
 /* Adds rows into the accumulators by label, in row order. */
 static KmStatus
 CpuAccumulate(KmBackend *be, KmBlock *blk, int nseg, const int32_t *labels, const float *dist,
@@ -885,6 +1042,7 @@ CpuAccumulate(KmBackend *be, KmBlock *blk, int nseg, const int32_t *labels, cons
 	CpuBackend *cb = (CpuBackend *) be;
 	AccumStep	st = {.blk = blk, .d = be->d, .nseg = nseg, .labels = labels, .dist = dist,
 	.acc = acc};
+	int			nshares = cb->pool.nthreads;
 	KmStatus	status;
 
 	atomic_init(&st.next, 0);
@@ -901,6 +1059,14 @@ CpuAccumulate(KmBackend *be, KmBlock *blk, int nseg, const int32_t *labels, cons
 		st.order = cb->order;
 		st.order_row = cb->order_row;
 		st.start = cb->start;
+	}
+	else if (nseg >= 2 * nshares)
+		st.npieces = nseg < ACCUM_PIECES_PER_THREAD * nshares ? nseg :
+			ACCUM_PIECES_PER_THREAD * nshares;
+	else
+	{
+		st.split = 1;
+		st.npieces = 2 * nseg;
 	}
 	PoolRun(&cb->pool, AccumShare, &st);
 	return KM_OK;
@@ -938,7 +1104,8 @@ CandRunSmall(const float *x, const float *w, int64_t m, int d, const float *cand
 {
 #if defined(__AVX512F__)
 	__m512d		acc[CAND_MAX][2];
-	float		tmp[16] __attribute__((aligned(64)));
+
+	__mmask16	cols = (__mmask16) ((1u << d) - 1);
 
 	for (int j = 0; j < t; j++)
 		acc[j][0] = acc[j][1] = _mm512_setzero_pd();
@@ -946,16 +1113,18 @@ CandRunSmall(const float *x, const float *w, int64_t m, int d, const float *cand
 	{
 		int			rows = m - i0 < 16 ? (int) (m - i0) : 16;
 		__mmask16	live = (__mmask16) ((1u << rows) - 1);
-		__m512		xt[KM_SMALL_D_MAX];
+		__m512		xt[16];
 		__m512		md = _mm512_maskz_loadu_ps(live, mindist + i0);	/* padding adds nothing */
 		__m512		wt = w ? _mm512_maskz_loadu_ps(live, w + i0) : _mm512_setzero_ps();
 
-		for (int tt = 0; tt < d; tt++)
-		{
-			for (int l = 0; l < 16; l++)
-				tmp[l] = l < rows ? x[(i0 + l) * d + tt] : 0.0f;
-			xt[tt] = _mm512_load_ps(tmp);
-		}
+		/*
+		 * The rows into lanes: each row a masked load, then a register transpose.  Copying
+		 * them through memory a value at a time stalled each vector load on the stores before
+		 * it, and took most of a k-means++ step with few candidates.
+		 */
+		for (int l = 0; l < 16; l++)
+			xt[l] = l < rows ? _mm512_maskz_loadu_ps(cols, x + (i0 + l) * d) : _mm512_setzero_ps();
+		km_transpose16(xt);
 		for (int j = 0; j < t; j++)
 		{
 			const float *c = cand + (int64_t) j * d;
@@ -1247,13 +1416,7 @@ CpuPotentials(KmBackend *be, KmBlock *blk, const float *cand, int t, const float
 
 typedef struct SilhouetteStep
 {
-	const float *x;
-	int64_t		s;
-	int			d;
-	KmMetric	metric;
-	const int32_t *labels;
-	int			nlab;
-	const int  *ks;
+	const KmSilhouette *sample;
 	int64_t		row_begin;
 	int64_t		row_end;
 	double	   *out;
@@ -1280,45 +1443,55 @@ SilhouetteShare(void *arg, int share, int nshares)
 		int64_t		lo = st->row_begin + p * SILHOUETTE_PIECE;
 		int64_t		hi = lo + SILHOUETTE_PIECE < st->row_end ? lo + SILHOUETTE_PIECE : st->row_end;
 
-		st->status[share] = km_silhouette_rows(st->x, st->s, st->d, st->metric, st->labels, st->nlab,
-											   st->ks, lo, hi, st->out, &st->errs[share]);
+		st->status[share] = km_silhouette_prepared_rows(st->sample, lo, hi, st->out,
+														&st->errs[share]);
 	}
 }
 
-/* Silhouette values of a slice of the s rows, split between the threads. */
+/*
+ * Silhouette values of a slice of the s rows, split between the threads; the sample is sorted
+ * by label once for the slice, not once per piece.
+ */
 static KmStatus
 CpuSilhouette(KmBackend *be, const float *x, int64_t s, const int32_t *labels, int nlab,
 			  const int *ks, int64_t row_begin, int64_t row_end, double *out, KmError *err)
 {
 	CpuBackend *cb = (CpuBackend *) be;
 	int			nt = cb->pool.nthreads;
-	SilhouetteStep st = {.x = x, .s = s, .d = be->d, .metric = be->metric, .labels = labels, .nlab = nlab, .ks = ks,
-	.row_begin = row_begin, .row_end = row_end, .out = out};
+	SilhouetteStep st = {.row_begin = row_begin, .row_end = row_end, .out = out};
+	KmSilhouette *sample = NULL;
+	KmStatus	failed = KM_OK;
 
+	if (row_end <= row_begin)
+		return KM_OK;
+	if (row_begin < 0 || row_end > s || nlab < 0)
+		return KM_FAIL(err, KM_ERR_ARGUMENT,
+					   "silhouette: bad sizes (s=%lld d=%d nlab=%d rows %lld..%lld)",
+					   (long long) s, be->d, nlab, (long long) row_begin, (long long) row_end);
+	if (nlab == 0)
+		return KM_OK;
 	atomic_init(&st.next, 0);
 	st.status = calloc(nt, sizeof(KmStatus));
 	st.errs = calloc(nt, sizeof(KmError));
 	if (st.status == NULL || st.errs == NULL)
+		failed = KM_FAIL(err, KM_ERR_NOMEM, "could not allocate silhouette state");
+	else
+		failed = km_silhouette_prepare(x, s, be->d, be->metric, labels, nlab, ks, &sample, err);
+	if (failed == KM_OK)
 	{
-		free(st.status);
-		free(st.errs);
-		return KM_FAIL(err, KM_ERR_NOMEM, "could not allocate silhouette state");
-	}
-	if (row_end > row_begin)
+		st.sample = sample;
 		PoolRun(&cb->pool, SilhouetteShare, &st);
-	for (int i = 0; i < nt; i++)
-		if (st.status[i] != KM_OK)
-		{
-			KmStatus	failed = st.status[i];
-
-			*err = st.errs[i];
-			free(st.status);
-			free(st.errs);
-			return failed;
-		}
+		for (int i = 0; i < nt && failed == KM_OK; i++)
+			if (st.status[i] != KM_OK)
+			{
+				failed = st.status[i];
+				*err = st.errs[i];
+			}
+	}
+	km_silhouette_free(sample);
 	free(st.status);
 	free(st.errs);
-	return KM_OK;
+	return failed;
 }
 
 /* Assign, then accumulate: on the CPU the two steps hand the labels over in memory. */
@@ -1412,7 +1585,38 @@ CpuPassBlock(KmBackend *be, KmBlock *blk, int64_t first, KmError *err)
 	KmStatus	s;
 
 	if (!cb->pruning)
-		return km_host_pass_block(hs, be, blk, first, blk->n, err);
+	{
+		/*
+		 * km_host_pass_block, with the state of each piece of rows recorded by the thread that
+		 * assigned it, while its labels are in cache, where km_state.c would walk every
+		 * entry on this thread after the assignment
+		 */
+		int			nrun = cb->nseg;
+		int64_t		entries = (int64_t) cb->pool.nthreads * nrun;
+
+		if ((s = km_host_pass_prepare(hs, first, blk->n, err)) != KM_OK || blk->n == 0)
+			return s;
+		if (hs->acc.k != cb->seg_off[nrun])
+			return KM_FAIL(err, KM_ERR_ARGUMENT, "accumulator for %d centers, %d installed",
+						   hs->acc.k, cb->seg_off[nrun]);
+		if (entries > cb->share_changed_cap)
+		{
+			free(cb->share_changed);
+			cb->share_changed = malloc(sizeof(int64_t) * (size_t) entries);
+			cb->share_changed_cap = cb->share_changed ? entries : 0;
+			if (cb->share_changed == NULL)
+				return KM_FAIL(err, KM_ERR_NOMEM, "could not allocate %lld label counts",
+							   (long long) entries);
+		}
+		memset(cb->share_changed, 0, sizeof(int64_t) * (size_t) entries);
+		if ((s = Assign(cb, blk, hs->blk_labels, hs->blk_dist, hs->exact, hs, first,
+						cb->share_changed, err)) != KM_OK)
+			return s;
+		for (int q = 0; q < cb->pool.nthreads; q++)
+			for (int r = 0; r < nrun; r++)
+				hs->changed[r] += cb->share_changed[(int64_t) q * nrun + r];
+		return CpuAccumulate(be, blk, nrun, hs->blk_labels, hs->blk_dist, &hs->acc, err);
+	}
 	if ((s = km_host_pass_prepare(hs, first, blk->n, err)) != KM_OK || blk->n == 0)
 		return s;
 	/* each row's state is read, compared and replaced by the thread that assigns it */

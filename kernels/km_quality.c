@@ -413,11 +413,36 @@ sil_take(char **cursor, uint64_t count, size_t elem)
 	return p;
 }
 
-/* Silhouette values of a row range for nlab labellings over one sample; see km_quality.h. */
+/*
+ * A sample prepared for km_silhouette_prepared_rows: its cluster sizes and, per tile and
+ * labelling, the rows sorted into padded runs of one label, built once however many row
+ * ranges are asked for (each would otherwise sort the whole sample again).
+ */
+struct KmSilhouette
+{
+	const float *x;
+	int64_t		s;
+	int			d;
+	KmMetric	metric;
+	const int32_t *labels;
+	int			nlab;
+	const int  *ks;
+	int64_t		sum_k;
+	int64_t		ntiles;
+	int64_t    *off;			/* nlab + 1: first cluster slot of each labelling */
+	int64_t    *cnt;			/* sum_k: rows of the sample in each cluster */
+	int		   *occupied;		/* nlab: clusters with at least one row */
+	uint8_t    *idx;			/* per tile and labelling, the padded runs of rows */
+	int32_t    *run_lab;		/* each run's label ... */
+	uint8_t    *run_trips;		/* ... and its length in groups of SIL_UNROLL rows */
+	int64_t    *run_off;		/* ntiles * nlab + 1: first run of each (tile, labelling) */
+	char	   *area;
+};
+
+/* Prepares a sample for silhouette values of its rows; see km_quality.h. */
 KmStatus
-km_silhouette_rows(const float *x, int64_t s, int d, KmMetric metric, const int32_t *labels,
-				   int nlab, const int *ks, int64_t row_begin, int64_t row_end, double *out,
-				   KmError *err)
+km_silhouette_prepare(const float *x, int64_t s, int d, KmMetric metric, const int32_t *labels,
+					  int nlab, const int *ks, KmSilhouette **out, KmError *err)
 {
 	int64_t		sum_k = 0;
 	int			max_k = 0;
@@ -426,28 +451,24 @@ km_silhouette_rows(const float *x, int64_t s, int d, KmMetric metric, const int3
 	size_t		bytes = SIL_ALIGN;
 	char	   *area;
 	char	   *cursor;
-	int64_t    *off;			/* nlab + 1: first cluster slot of each labelling */
-	int64_t    *cnt;			/* sum_k: rows of the sample in each cluster */
-	int		   *occupied;		/* nlab: clusters with at least one row */
-	uint8_t    *idx;			/* per tile and labelling, the padded runs of rows */
-	int32_t    *run_lab;		/* each run's label ... */
-	uint8_t    *run_trips;		/* ... and its length in groups of SIL_UNROLL rows */
-	int64_t    *run_off;		/* ntiles * nlab + 1: first run of each (tile, labelling) */
+	KmSilhouette *sp;
+	int64_t    *off;
+	int64_t    *cnt;
+	int		   *occupied;
+	uint8_t    *idx;
+	int32_t    *run_lab;
+	uint8_t    *run_trips;
+	int64_t    *run_off;
 	int32_t    *pos;			/* max_k + 1: counting-sort cursor per label */
 	int32_t    *by_trips;		/* labels present in the tile, ordered by run length */
 	uint8_t    *sorted;			/* SIL_T: the tile's rows sorted by label */
-	SilLanes   *dist;			/* SIL_T + 1: distances of the current tile, then zero */
-	SilLanes   *acc;			/* sum_k: per-cluster distance sums of the current block */
-	SilLanes   *xi;				/* d: the current block's rows, transposed */
 	int64_t		nruns = 0;
 	uint64_t	nidx = 0;
 
-	if (s < 0 || d < 1 || nlab < 0 || row_begin < 0 || row_end > s || row_begin > row_end)
-		return KM_FAIL(err, KM_ERR_ARGUMENT,
-					   "silhouette: bad sizes (s=%lld d=%d nlab=%d rows %lld..%lld)",
-					   (long long) s, d, nlab, (long long) row_begin, (long long) row_end);
-	if (nlab == 0 || row_begin == row_end)
-		return KM_OK;
+	*out = NULL;
+	if (s < 0 || d < 1 || nlab < 0)
+		return KM_FAIL(err, KM_ERR_ARGUMENT, "silhouette: bad sizes (s=%lld d=%d nlab=%d)",
+					   (long long) s, d, nlab);
 	for (int m = 0; m < nlab; m++)
 	{
 		if (ks[m] < 1)
@@ -473,7 +494,8 @@ km_silhouette_rows(const float *x, int64_t s, int d, KmMetric metric, const int3
 	/* padding adds at most SIL_UNROLL - 1 entries per run, and there are at most s * nlab runs */
 	ntiles = (s + SIL_T - 1) / SIL_T;
 	max_idx = (uint64_t) s * (uint64_t) nlab * SIL_UNROLL;
-	if (!sil_reserve(&bytes, (uint64_t) nlab + 1, sizeof(int64_t)) ||
+	if (!sil_reserve(&bytes, 1, sizeof(KmSilhouette)) ||
+		!sil_reserve(&bytes, (uint64_t) nlab + 1, sizeof(int64_t)) ||
 		!sil_reserve(&bytes, (uint64_t) sum_k, sizeof(int64_t)) ||
 		!sil_reserve(&bytes, (uint64_t) nlab, sizeof(int)) ||
 		!sil_reserve(&bytes, max_idx, sizeof(uint8_t)) ||
@@ -482,10 +504,7 @@ km_silhouette_rows(const float *x, int64_t s, int d, KmMetric metric, const int3
 		!sil_reserve(&bytes, (uint64_t) ntiles * (uint64_t) nlab + 1, sizeof(int64_t)) ||
 		!sil_reserve(&bytes, (uint64_t) max_k + 1, sizeof(int32_t)) ||
 		!sil_reserve(&bytes, SIL_T, sizeof(int32_t)) ||
-		!sil_reserve(&bytes, SIL_T, sizeof(uint8_t)) ||
-		!sil_reserve(&bytes, SIL_T + 1, sizeof(SilLanes)) ||
-		!sil_reserve(&bytes, (uint64_t) sum_k, sizeof(SilLanes)) ||
-		!sil_reserve(&bytes, (uint64_t) d, sizeof(SilLanes)))
+		!sil_reserve(&bytes, SIL_T, sizeof(uint8_t)))
 		return KM_FAIL(err, KM_ERR_NOMEM, "silhouette: scratch size overflows (s=%lld, nlab=%d)",
 					   (long long) s, nlab);
 	area = malloc(bytes);
@@ -493,6 +512,7 @@ km_silhouette_rows(const float *x, int64_t s, int d, KmMetric metric, const int3
 		return KM_FAIL(err, KM_ERR_NOMEM, "silhouette: out of memory for %zu bytes of scratch",
 					   bytes);
 	cursor = (char *) (((uintptr_t) area + SIL_ALIGN - 1) & ~(uintptr_t) (SIL_ALIGN - 1));
+	sp = sil_take(&cursor, 1, sizeof(KmSilhouette));
 	off = sil_take(&cursor, (uint64_t) nlab + 1, sizeof(int64_t));
 	cnt = sil_take(&cursor, (uint64_t) sum_k, sizeof(int64_t));
 	occupied = sil_take(&cursor, (uint64_t) nlab, sizeof(int));
@@ -503,9 +523,6 @@ km_silhouette_rows(const float *x, int64_t s, int d, KmMetric metric, const int3
 	pos = sil_take(&cursor, (uint64_t) max_k + 1, sizeof(int32_t));
 	by_trips = sil_take(&cursor, SIL_T, sizeof(int32_t));
 	sorted = sil_take(&cursor, SIL_T, sizeof(uint8_t));
-	dist = sil_take(&cursor, SIL_T + 1, sizeof(SilLanes));
-	acc = sil_take(&cursor, (uint64_t) sum_k, sizeof(SilLanes));
-	xi = sil_take(&cursor, (uint64_t) d, sizeof(SilLanes));
 
 	/* cluster sizes over the whole sample, per labelling */
 	off[0] = 0;
@@ -585,6 +602,81 @@ km_silhouette_rows(const float *x, int64_t s, int d, KmMetric metric, const int3
 			run_off[t * nlab + m + 1] = nruns;
 		}
 	}
+
+	sp->x = x;
+	sp->s = s;
+	sp->d = d;
+	sp->metric = metric;
+	sp->labels = labels;
+	sp->nlab = nlab;
+	sp->ks = ks;
+	sp->sum_k = sum_k;
+	sp->ntiles = ntiles;
+	sp->off = off;
+	sp->cnt = cnt;
+	sp->occupied = occupied;
+	sp->idx = idx;
+	sp->run_lab = run_lab;
+	sp->run_trips = run_trips;
+	sp->run_off = run_off;
+	sp->area = area;
+	*out = sp;
+	return KM_OK;
+}
+
+void
+km_silhouette_free(KmSilhouette *sp)
+{
+	if (sp != NULL)
+		free(sp->area);
+}
+
+/* Silhouette values of a row range of a prepared sample; see km_quality.h. */
+KmStatus
+km_silhouette_prepared_rows(const KmSilhouette *sp, int64_t row_begin, int64_t row_end,
+							double *out, KmError *err)
+{
+	const float *x = sp->x;
+	int64_t		s = sp->s;
+	int			d = sp->d;
+	KmMetric	metric = sp->metric;
+	const int32_t *labels = sp->labels;
+	int			nlab = sp->nlab;
+	const int  *ks = sp->ks;
+	int64_t		sum_k = sp->sum_k;
+	int64_t		ntiles = sp->ntiles;
+	const int64_t *off = sp->off;
+	const int64_t *cnt = sp->cnt;
+	const int  *occupied = sp->occupied;
+	const uint8_t *idx = sp->idx;
+	const int32_t *run_lab = sp->run_lab;
+	const uint8_t *run_trips = sp->run_trips;
+	const int64_t *run_off = sp->run_off;
+	size_t		bytes = SIL_ALIGN;
+	char	   *area;
+	char	   *cursor;
+	SilLanes   *dist;			/* SIL_T + 1: distances of the current tile, then zero */
+	SilLanes   *acc;			/* sum_k: per-cluster distance sums of the current block */
+	SilLanes   *xi;				/* d: the current block's rows, transposed */
+
+	if (row_begin < 0 || row_end > s || row_begin > row_end)
+		return KM_FAIL(err, KM_ERR_ARGUMENT, "silhouette: rows %lld..%lld of %lld",
+					   (long long) row_begin, (long long) row_end, (long long) s);
+	if (nlab == 0 || row_begin == row_end)
+		return KM_OK;
+	if (!sil_reserve(&bytes, SIL_T + 1, sizeof(SilLanes)) ||
+		!sil_reserve(&bytes, (uint64_t) sum_k, sizeof(SilLanes)) ||
+		!sil_reserve(&bytes, (uint64_t) d, sizeof(SilLanes)))
+		return KM_FAIL(err, KM_ERR_NOMEM, "silhouette: scratch size overflows (s=%lld, nlab=%d)",
+					   (long long) s, nlab);
+	area = malloc(bytes);
+	if (area == NULL)
+		return KM_FAIL(err, KM_ERR_NOMEM, "silhouette: out of memory for %zu bytes of scratch",
+					   bytes);
+	cursor = (char *) (((uintptr_t) area + SIL_ALIGN - 1) & ~(uintptr_t) (SIL_ALIGN - 1));
+	dist = sil_take(&cursor, SIL_T + 1, sizeof(SilLanes));
+	acc = sil_take(&cursor, (uint64_t) sum_k, sizeof(SilLanes));
+	xi = sil_take(&cursor, (uint64_t) d, sizeof(SilLanes));
 
 	memset(&dist[SIL_PAD], 0, sizeof(SilLanes));
 	for (int64_t ib = row_begin; ib < row_end; ib += SIL_B)
@@ -671,6 +763,28 @@ km_silhouette_rows(const float *x, int64_t s, int d, KmMetric metric, const int3
 
 	free(area);
 	return KM_OK;
+}
+
+/* Silhouette values of a row range for nlab labellings over one sample; see km_quality.h. */
+KmStatus
+km_silhouette_rows(const float *x, int64_t s, int d, KmMetric metric, const int32_t *labels,
+				   int nlab, const int *ks, int64_t row_begin, int64_t row_end, double *out,
+				   KmError *err)
+{
+	KmSilhouette *sp;
+	KmStatus	st;
+
+	if (s < 0 || d < 1 || nlab < 0 || row_begin < 0 || row_end > s || row_begin > row_end)
+		return KM_FAIL(err, KM_ERR_ARGUMENT,
+					   "silhouette: bad sizes (s=%lld d=%d nlab=%d rows %lld..%lld)",
+					   (long long) s, d, nlab, (long long) row_begin, (long long) row_end);
+	if (nlab == 0 || row_begin == row_end)
+		return KM_OK;
+	if ((st = km_silhouette_prepare(x, s, d, metric, labels, nlab, ks, &sp, err)) != KM_OK)
+		return st;
+	st = km_silhouette_prepared_rows(sp, row_begin, row_end, out, err);
+	km_silhouette_free(sp);
+	return st;
 }
 
 /* ---------------------------------------------------------------------------------------------

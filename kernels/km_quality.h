@@ -68,6 +68,23 @@ KmStatus	km_silhouette_rows(const float *x, int64_t s, int d, KmMetric metric,
 							   int64_t row_end, double *out, KmError *err);
 
 /*
+ * km_silhouette_rows in two steps, for a caller that asks for several row ranges of one
+ * sample (the CPU backend, a piece of rows per thread): km_silhouette_prepare checks the
+ * labels and sorts the sample's rows by label per tile once, km_silhouette_prepared_rows then
+ * gives the values of any range, the same bits as km_silhouette_rows, and may run on several
+ * threads at once.  x, labels and ks must outlive the prepared sample; km_silhouette_free
+ * releases it (NULL is ignored).
+ */
+typedef struct KmSilhouette KmSilhouette;
+
+KmStatus	km_silhouette_prepare(const float *x, int64_t s, int d, KmMetric metric,
+								  const int32_t *labels, int nlab, const int *ks,
+								  KmSilhouette **out, KmError *err);
+KmStatus	km_silhouette_prepared_rows(const KmSilhouette *sp, int64_t row_begin,
+										int64_t row_end, double *out, KmError *err);
+void		km_silhouette_free(KmSilhouette *sp);
+
+/*
  * A uniform sample of s distinct row numbers out of 0 .. n-1, in increasing order, into
  * idx[0..s).  The same (n, s, seed) gives the same sample on every platform (it draws only from
  * km_rng_below).  When s >= n every row is taken and idx[0..n) = 0 .. n-1.

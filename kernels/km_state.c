@@ -163,24 +163,27 @@ km_host_pass_prepare(KmHostState *hs, int64_t first, int64_t rows, KmError *err)
 	return BlockBuffers(hs, rows * hs->nrun, err);
 }
 
-/* The state updated from a block's labels and distances, the changes counted. */
-static void
-PassRecord(KmHostState *hs, int64_t first, int64_t rows)
+void
+km_host_pass_record(KmHostState *hs, int64_t first, int64_t rows, const int32_t *labels,
+					const float *dist, int64_t *changed)
 {
-	int			nrun = hs->nrun;
+	/* local copies: the stores into the state could otherwise alias its fields */
+	const int	nrun = hs->nrun;
+	const int	nseg = hs->nseg;
+	const int  *restrict off = hs->off;
+	const int  *restrict segs = hs->segs;
+	int32_t    *restrict state_labels = hs->labels + first * nseg;
+	float	   *restrict state_dist = hs->dist + first * nseg;
 
 	for (int64_t i = 0; i < rows; i++)
 		for (int r = 0; r < nrun; r++)
 		{
-			int32_t		local = hs->blk_labels[i * nrun + r] - hs->off[r];
-			int64_t		at = (first + i) * hs->nseg + hs->segs[r];
+			int32_t		local = labels[i * nrun + r] - off[r];
+			int64_t		at = i * nseg + segs[r];
 
-			if (hs->labels[at] != local)
-			{
-				hs->changed[r]++;
-				hs->labels[at] = local;
-			}
-			hs->dist[at] = hs->blk_dist[i * nrun + r];
+			changed[r] += state_labels[at] != local;
+			state_labels[at] = local;
+			state_dist[at] = dist[i * nrun + r];
 		}
 }
 
@@ -195,7 +198,7 @@ km_host_pass_block(KmHostState *hs, KmBackend *be, KmBlock *blk, int64_t first, 
 	if ((st = be->steps->assign_accumulate(be, blk, hs->blk_labels, hs->blk_dist, hs->exact,
 										   &hs->acc, err)) != KM_OK)
 		return st;
-	PassRecord(hs, first, rows);
+	km_host_pass_record(hs, first, rows, hs->blk_labels, hs->blk_dist, hs->changed);
 	return KM_OK;
 }
 

@@ -76,6 +76,15 @@ KmStatus	km_host_pass_block(KmHostState *hs, KmBackend *be, KmBlock *blk, int64_
  */
 KmStatus	km_host_pass_prepare(KmHostState *hs, int64_t first, int64_t rows, KmError *err);
 
+/*
+ * The state of rows first .. first + rows - 1 replaced by their labels (global) and distances
+ * (rows * nrun each, as a block's), and the rows whose segment-local label changed counted
+ * into changed[r] per installed segment: km_host_pass_block's second half, which a backend
+ * may run on disjoint ranges of rows at once, each with its own changed[].
+ */
+void		km_host_pass_record(KmHostState *hs, int64_t first, int64_t rows,
+								const int32_t *labels, const float *dist, int64_t *changed);
+
 /* Closes the pass: its totals added into acc, changed[r] set per installed segment. */
 KmStatus	km_host_pass_end(KmHostState *hs, KmAccum *acc, int64_t *changed, KmError *err);
 

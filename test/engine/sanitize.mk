@@ -77,12 +77,14 @@ SAN_TESTS = $(SAN_FIRST) $(filter-out $(SAN_FIRST),$(patsubst test/engine/bin/%,
 # quick cases (KM_TEST_QUICK) of the GPU backend (test_cuda.c) and of the pruning bounds
 # (test_bounds.c, which in this portable build also meets the kernels without FMA), DTW
 # (test_dtw.c, under 1 minute: the only run of km_dtw.c's code for CPUs without AVX-512) and
-# soft-DTW (test_softdtw.c, about 10 s: the same for km_softdtw.c's one-row path).  The
+# soft-DTW (test_softdtw.c, about 10 s: the same for km_softdtw.c's one-row path), and the
+# elbow's passes (test_elbow.c, about a minute: the portable paths of km_cpu.c's narrow
+# accumulation and k-means++ lanes, against plain loops).  The
 # others would take minutes each (test_quality about four), and the sanitizer run reads them
 # all for memory errors; test_screen would skip anyway, the baseline build having no
 # AVX512-BF16.
 VG_TESTS = $(VG_DIR)/test_cuda_emu $(VG_DIR)/test_kernels $(VG_DIR)/test_exact $(VG_DIR)/test_bounds \
-           $(VG_DIR)/test_dtw $(VG_DIR)/test_softdtw
+           $(VG_DIR)/test_dtw $(VG_DIR)/test_softdtw $(VG_DIR)/test_elbow
 $(VG_DIR)/test_cuda_emu.run $(VG_DIR)/test_bounds.run: VG_ENV = KM_TEST_QUICK=1
 
 $(ENGINE_TESTS:%=%.run): %.run: %
