@@ -246,7 +246,11 @@ KmeansBegin(text *source, text *column, text *id_column, KmeansOptions *opt, Kme
 	if (km_metric_series(opt->metric))
 		data = KmeansSeriesLoad(src, plan);	/* fitted by dtw.c, the GPU's assignment aside */
 	else if (KmeansUseAggregate(src, opt))
+	{
+		/* its seeding is aggregate queries (strategy.c), which keep no D^2 per row */
+		plan->init_auto = false;
 		data = KmeansAggregateOpen(src, plan, opt, gpu);	/* strategy.c */
+	}
 	else
 	{
 		data = KmeansDataLoad(src, plan, gpu);

@@ -119,6 +119,27 @@ SELECT k, inertia > 0 AS fitted FROM kmeans_elbow('pts', 'v', 8, 10, init => 'k-
 ORDER BY k;
 SELECT (m).k FROM (SELECT kmeans_agg(v, 9, '{"init": "k-means||"}') AS m FROM pts) s;
 
+-- The memory estimate counts k-means||'s 4 bytes of D^2 per row for a streamed fit without an
+-- init; the aggregate strategy seeds by aggregate queries, which keep nothing per row, so its
+-- estimate has no such term.  Both refused (53200) by kmeans.max_memory = 1MB over 200,000
+-- rows, their terms compared.
+CREATE TABLE many AS SELECT ARRAY[i % 7, i % 11]::real[] AS v FROM generate_series(1, 200000) i;
+CREATE FUNCTION estimate_terms(how text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    detail text;
+BEGIN
+    PERFORM count(*) FROM kmeans_fit('test_seeding.many', 'v', 3, strategy => how);
+    RETURN 'fitted';
+EXCEPTION WHEN out_of_memory THEN
+    GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL;
+    RETURN CASE WHEN detail LIKE '%k-means|| seeding%' THEN 'counts k-means||'
+                ELSE 'no k-means|| term' END;
+END $$;
+SET kmeans.memory_limit = '64kB';
+SET kmeans.max_memory = '1MB';
+SELECT estimate_terms('aggregate') AS aggregate, estimate_terms('engine') AS engine_streamed;
+RESET kmeans.max_memory;
+RESET kmeans.memory_limit;
 DELETE FROM kmeans_models WHERE name IN ('streamed_default', 'resident_default');
 RESET search_path;
 DROP SCHEMA test_seeding CASCADE;
