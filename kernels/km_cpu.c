@@ -1576,52 +1576,61 @@ BoundsShare(void *arg, int share, int nshares)
 	}
 }
 
+/*
+ * An unpruned pass's block: km_host_pass_block's assignment and record, with the state of each
+ * piece of rows recorded by the thread that assigned it, while its labels are in cache, where
+ * km_state.c would walk every entry on one thread afterwards.  Each thread counts the changed
+ * labels apart (share_changed), added up here.
+ */
+static KmStatus
+AssignRecorded(CpuBackend *cb, KmBlock *blk, int64_t first, KmError *err)
+{
+	KmHostState *hs = &cb->state;
+	int			nrun = cb->nseg;
+	int64_t		entries = (int64_t) cb->pool.nthreads * nrun;
+	KmStatus	s;
+
+	if (hs->acc.k != cb->seg_off[nrun])
+		return KM_FAIL(err, KM_ERR_ARGUMENT, "accumulator for %d centers, %d installed",
+					   hs->acc.k, cb->seg_off[nrun]);
+	if (entries > cb->share_changed_cap)
+	{
+		free(cb->share_changed);
+		cb->share_changed = malloc(sizeof(int64_t) * (size_t) entries);
+		cb->share_changed_cap = cb->share_changed ? entries : 0;
+		if (cb->share_changed == NULL)
+			return KM_FAIL(err, KM_ERR_NOMEM, "could not allocate %lld label counts",
+						   (long long) entries);
+	}
+	memset(cb->share_changed, 0, sizeof(int64_t) * (size_t) entries);
+	if ((s = Assign(cb, blk, hs->blk_labels, hs->blk_dist, hs->exact, hs, first,
+					cb->share_changed, err)) != KM_OK)
+		return s;
+	for (int q = 0; q < cb->pool.nthreads; q++)
+		for (int r = 0; r < nrun; r++)
+			hs->changed[r] += cb->share_changed[(int64_t) q * nrun + r];
+	return KM_OK;
+}
+
 static KmStatus
 CpuPassBlock(KmBackend *be, KmBlock *blk, int64_t first, KmError *err)
 {
 	CpuBackend *cb = (CpuBackend *) be;
 	KmHostState *hs = &cb->state;
-	BoundsStep	st = {.cb = cb, .blk = blk, .first = first};
 	KmStatus	s;
 
-	if (!cb->pruning)
-	{
-		/*
-		 * km_host_pass_block, with the state of each piece of rows recorded by the thread that
-		 * assigned it, while its labels are in cache, where km_state.c would walk every
-		 * entry on this thread after the assignment
-		 */
-		int			nrun = cb->nseg;
-		int64_t		entries = (int64_t) cb->pool.nthreads * nrun;
-
-		if ((s = km_host_pass_prepare(hs, first, blk->n, err)) != KM_OK || blk->n == 0)
-			return s;
-		if (hs->acc.k != cb->seg_off[nrun])
-			return KM_FAIL(err, KM_ERR_ARGUMENT, "accumulator for %d centers, %d installed",
-						   hs->acc.k, cb->seg_off[nrun]);
-		if (entries > cb->share_changed_cap)
-		{
-			free(cb->share_changed);
-			cb->share_changed = malloc(sizeof(int64_t) * (size_t) entries);
-			cb->share_changed_cap = cb->share_changed ? entries : 0;
-			if (cb->share_changed == NULL)
-				return KM_FAIL(err, KM_ERR_NOMEM, "could not allocate %lld label counts",
-							   (long long) entries);
-		}
-		memset(cb->share_changed, 0, sizeof(int64_t) * (size_t) entries);
-		if ((s = Assign(cb, blk, hs->blk_labels, hs->blk_dist, hs->exact, hs, first,
-						cb->share_changed, err)) != KM_OK)
-			return s;
-		for (int q = 0; q < cb->pool.nthreads; q++)
-			for (int r = 0; r < nrun; r++)
-				hs->changed[r] += cb->share_changed[(int64_t) q * nrun + r];
-		return CpuAccumulate(be, blk, nrun, hs->blk_labels, hs->blk_dist, &hs->acc, err);
-	}
 	if ((s = km_host_pass_prepare(hs, first, blk->n, err)) != KM_OK || blk->n == 0)
 		return s;
-	/* each row's state is read, compared and replaced by the thread that assigns it */
-	atomic_init(&st.next, 0);
-	PoolRun(&cb->pool, BoundsShare, &st);
+	if (cb->pruning)
+	{
+		/* each row's state is read, compared and replaced by the thread that assigns it */
+		BoundsStep	st = {.cb = cb, .blk = blk, .first = first};
+
+		atomic_init(&st.next, 0);
+		PoolRun(&cb->pool, BoundsShare, &st);
+	}
+	else if ((s = AssignRecorded(cb, blk, first, err)) != KM_OK)
+		return s;
 	return CpuAccumulate(be, blk, cb->nseg, hs->blk_labels, hs->blk_dist, &hs->acc, err);
 }
 
