@@ -95,7 +95,10 @@ typedef struct MiniBatch
 static int64
 WindowRows(int64 n, int64 batch, int d, bool weighted)
 {
-	/* the size of a window decides the batches: it stays what it was when pos was added */
+	/*
+	 * the window's size decides the batches, and so the result: pos (counted in budget.c)
+	 * is left out of this row size, so that it does not change them
+	 */
 	int64		row_bytes = (int64) d * sizeof(float) + (weighted ? sizeof(float) : 0) +
 		sizeof(int32);
 	int64		batches;
