@@ -1516,7 +1516,7 @@ CpuAssignAccumulate(KmBackend *be, KmBlock *blk, int32_t *labels, float *dist, i
  */
 static KmStatus
 CpuPassBegin(KmBackend *be, int64_t n, int nseg, const int *segs, int reset, int exact,
-			 KmError *err)
+			 int keep, KmError *err)
 {
 	CpuBackend *cb = (CpuBackend *) be;
 	KmStatus	st;
@@ -1524,7 +1524,7 @@ CpuPassBegin(KmBackend *be, int64_t n, int nseg, const int *segs, int reset, int
 	if (cb->c == NULL)
 		return KM_FAIL(err, KM_ERR_ARGUMENT, "pass_begin before set_centers");
 	if ((st = km_host_pass_begin(&cb->state, n, nseg, segs, cb->nseg, cb->seg_off, be->d, reset,
-								 exact, err)) != KM_OK)
+								 exact, keep, err)) != KM_OK)
 		return st;
 	be->pass_scanned = NULL;
 	be->pass_rows = 0;
@@ -1534,7 +1534,8 @@ CpuPassBegin(KmBackend *be, int64_t n, int nseg, const int *segs, int reset, int
 		for (int r = 1; r < cb->nseg; r++)
 			if (cb->seg_off[r + 1] - cb->seg_off[r] < k_min)
 				k_min = cb->seg_off[r + 1] - cb->seg_off[r];
-		cb->pruning = be->prune != KM_PRUNE_OFF && be->metric != KM_METRIC_IOU &&
+		/* bounds are per row: a pass that keeps no state keeps none */
+		cb->pruning = keep && be->prune != KM_PRUNE_OFF && be->metric != KM_METRIC_IOU &&
 			km_bounds_serve(be->d, cb->nseg, k_min);
 	}
 	if (!cb->pruning)

@@ -151,28 +151,33 @@ DevicePassBegin(KmBackend *be, int64_t n, int nseg, const int *segs, int reset, 
 /*
  * Opens a pass with the state on the device, or in host memory when a fit's first pass finds
  * no room on the device; the fit's later passes then stay in host memory (its state is there).
+ * A pass without keep keeps its state on the device where there is room (device memory, not
+ * the host's), and else goes through host memory with no state at all.
  */
 static KmStatus
 CudaPassBegin(KmBackend *be, int64_t n, int nseg, const int *segs, int reset, int exact,
-			  KmError *err)
+			  int keep, KmError *err)
 {
 	CudaBackend *cb = (CudaBackend *) be;
 	KmStatus	st;
 
 	cb->pass_exact = exact;
-	if (cb->host_pass && !reset && cb->host.n == n && cb->host.nseg == nseg)
-		return km_host_pass_begin(&cb->host, n, nseg, segs, cb->nseg, cb->seg_off, be->d, 0,
-								  exact, err);
+	if (cb->host_pass && (!keep || (!reset && cb->host.n == n && cb->host.nseg == nseg)))
+		return km_host_pass_begin(&cb->host, n, nseg, segs, cb->nseg, cb->seg_off, be->d,
+								  !keep, exact, keep, err);
+	/* host memory held no state of these rows: the device's starts afresh */
+	if (cb->host_pass)
+		reset = 1;
 	km_host_state_free(&cb->host);
 	cb->host_pass = 0;
 	cb->host_seed = 0;
-	st = DevicePassBegin(be, n, nseg, segs, reset, err);
-	if (st != KM_ERR_DEVICE_NOMEM || !reset)
+	st = DevicePassBegin(be, n, nseg, segs, reset || !keep, err);
+	if (st != KM_ERR_DEVICE_NOMEM || !(reset || !keep))
 		return st;
 	/* the device state gave its room back when it failed */
 	cb->host_pass = 1;
 	return km_host_pass_begin(&cb->host, n, nseg, segs, cb->nseg, cb->seg_off, be->d, 1, exact,
-							  err);
+							  keep, err);
 }
 
 static KmStatus

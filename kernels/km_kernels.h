@@ -361,10 +361,14 @@ typedef struct KmBackendOps
 	 * its rows as soon as it returns.  pass_end waits for the pass, adds its sums, counts and
 	 * inertia into acc (over every installed center) and sets changed[r] for each installed
 	 * segment.  A block's totals do not depend on the device's memory or on how the rows are
-	 * split into blocks of whole runs of KM_SUB_ROWS.
+	 * split into blocks of whole runs of KM_SUB_ROWS.  Without keep, the caller reads no row's
+	 * state after the pass but the last block's, right after its pass_block, and wants no
+	 * changes (changed[] is then unspecified), with every segment installed: the backend may
+	 * keep no per-row state (the CPU backend keeps none, and no bounds), and the totals are
+	 * the same bits.  A pass with keep after one without must reset.
 	 */
 	KmStatus	(*pass_begin) (KmBackend *be, int64_t n, int nseg, const int *segs, int reset,
-							   int exact, KmError *err);
+							   int exact, int keep, KmError *err);
 	KmStatus	(*pass_block) (KmBackend *be, KmBlock *blk, int64_t first, KmError *err);
 	KmStatus	(*pass_end) (KmBackend *be, KmAccum *acc, int64_t *changed, KmError *err);
 

@@ -76,7 +76,7 @@ km_host_state_free(KmHostState *hs)
 
 KmStatus
 km_host_pass_begin(KmHostState *hs, int64_t n, int nseg, const int *segs, int nrun,
-				   const int *off, int d, int reset, int exact, KmError *err)
+				   const int *off, int d, int reset, int exact, int keep, KmError *err)
 {
 	int			k = off[nrun];
 
@@ -88,9 +88,15 @@ km_host_pass_begin(KmHostState *hs, int64_t n, int nseg, const int *segs, int nr
 		if (segs[r] < 0 || segs[r] >= nseg)
 			return KM_FAIL(err, KM_ERR_ARGUMENT, "pass_begin: segment %d maps to %d of %d", r,
 						   segs[r], nseg);
+	/* a pass that keeps no state serves its block's labels as the state's: all segments */
+	if (!keep && nrun != nseg)
+		return KM_FAIL(err, KM_ERR_ARGUMENT, "pass_begin without state for %d of %d segments",
+					   nrun, nseg);
 	/* the seeding is over once the passes begin: its distances give their room back */
 	FreeSeed(hs);
-	if (hs->n != n || hs->nseg != nseg)
+	if (!keep)
+		FreeLloyd(hs);
+	else if (hs->n != n || hs->nseg != nseg)
 	{
 		size_t		entries = (size_t) n * nseg;
 
@@ -125,11 +131,15 @@ km_host_pass_begin(KmHostState *hs, int64_t n, int nseg, const int *segs, int nr
 	}
 	memcpy(hs->segs, segs, sizeof(int) * nrun);
 	memcpy(hs->off, off, sizeof(int) * (nrun + 1));
-	if (reset)
+	if (reset && keep)
 		memset(hs->labels, 0xff, sizeof(int32_t) * (size_t) n * nseg);
-	hs->fresh = reset;
+	hs->fresh = reset || !keep;
 	hs->nrun = nrun;
 	hs->exact = exact;
+	hs->keep = keep;
+	hs->pass_n = n;
+	hs->blk_first = 0;
+	hs->blk_rows = 0;
 	hs->open = 1;
 	return KM_OK;
 }
@@ -158,9 +168,13 @@ km_host_pass_prepare(KmHostState *hs, int64_t first, int64_t rows, KmError *err)
 
 	if (!hs->open)
 		return KM_FAIL(err, KM_ERR_ARGUMENT, "pass_block outside a pass");
-	if ((st = km_rows_within("pass_block", first, rows, hs->n, err)) != KM_OK)
+	if ((st = km_rows_within("pass_block", first, rows, hs->pass_n, err)) != KM_OK)
 		return st;
-	return BlockBuffers(hs, rows * hs->nrun, err);
+	if ((st = BlockBuffers(hs, rows * hs->nrun, err)) != KM_OK)
+		return st;
+	hs->blk_first = first;
+	hs->blk_rows = rows;
+	return KM_OK;
 }
 
 void
@@ -172,9 +186,13 @@ km_host_pass_record(KmHostState *hs, int64_t first, int64_t rows, const int32_t 
 	const int	nseg = hs->nseg;
 	const int  *restrict off = hs->off;
 	const int  *restrict segs = hs->segs;
-	int32_t    *restrict state_labels = hs->labels + first * nseg;
-	float	   *restrict state_dist = hs->dist + first * nseg;
+	int32_t    *restrict state_labels;
+	float	   *restrict state_dist;
 
+	if (!hs->keep)
+		return;					/* nothing kept, no change counted */
+	state_labels = hs->labels + first * nseg;
+	state_dist = hs->dist + first * nseg;
 	for (int64_t i = 0; i < rows; i++)
 		for (int r = 0; r < nrun; r++)
 		{
@@ -238,8 +256,27 @@ km_host_state_fetch(KmHostState *hs, int64_t first, int64_t m, int32_t *labels, 
 	size_t		entries = (size_t) m * hs->nseg;
 	KmStatus	st;
 
+	if (hs->open && !hs->keep)
+	{
+		/* the open pass keeps nothing: its last block's labels, made segment-local */
+		const int	nrun = hs->nrun;
+		const int32_t *bl;
+		const float *bd;
+
+		if ((st = km_rows_within("state_fetch", first - hs->blk_first, m, hs->blk_rows, err)) != KM_OK)
+			return st;
+		bl = hs->blk_labels + (first - hs->blk_first) * nrun;
+		bd = hs->blk_dist + (first - hs->blk_first) * nrun;
+		for (int64_t i = 0; i < m; i++)
+			for (int r = 0; r < nrun; r++)
+			{
+				labels[i * nrun + hs->segs[r]] = bl[i * nrun + r] - hs->off[r];
+				dist[i * nrun + hs->segs[r]] = bd[i * nrun + r];
+			}
+		return KM_OK;
+	}
 	if (hs->n == 0)
-		return KM_FAIL(err, KM_ERR_ARGUMENT, "state_fetch before any pass");
+		return KM_FAIL(err, KM_ERR_ARGUMENT, "state_fetch before any pass that keeps the state");
 	if ((st = km_rows_within("state_fetch", first, m, hs->n, err)) != KM_OK)
 		return st;
 	memcpy(labels, hs->labels + at, sizeof(int32_t) * entries);

@@ -32,6 +32,10 @@ typedef struct KmHostState
 	int			open;
 	int			fresh;			/* the open pass started every label at -1 */
 	int			exact;
+	int			keep;			/* the open (or last) pass keeps each row's state */
+	int64_t		pass_n;			/* the open pass's rows */
+	int64_t		blk_first;		/* the last block's rows, whose labels and distances */
+	int64_t		blk_rows;		/* blk_labels and blk_dist still hold */
 	int			nrun;
 	int		   *segs;
 	int		   *off;			/* nrun + 1: the installed segments' offsets */
@@ -56,10 +60,13 @@ void		km_host_state_free(KmHostState *hs);
  * Opens a pass over n rows whose state has nseg segments, for the nrun installed segments
  * with offsets off[0..nrun] (k = off[nrun] centers of dimension d).  The state is allocated
  * when n or nseg change, and then, or with reset, every label starts as -1.  The k-means++
- * distances give their room back.
+ * distances give their room back.  Without keep the pass keeps no state (what there was
+ * gives its room back): it needs every segment installed, counts no changes, and
+ * km_host_state_fetch serves the rows of its last block only, until the pass ends.
  */
 KmStatus	km_host_pass_begin(KmHostState *hs, int64_t n, int nseg, const int *segs, int nrun,
-							   const int *off, int d, int reset, int exact, KmError *err);
+							   const int *off, int d, int reset, int exact, int keep,
+							   KmError *err);
 
 /*
  * One block whose row 0 is row first: the backend's assign_accumulate into the pass's totals,
@@ -88,7 +95,10 @@ void		km_host_pass_record(KmHostState *hs, int64_t first, int64_t rows,
 /* Closes the pass: its totals added into acc, changed[r] set per installed segment. */
 KmStatus	km_host_pass_end(KmHostState *hs, KmAccum *acc, int64_t *changed, KmError *err);
 
-/* Copies rows first .. first + m - 1 of the state (m * nseg entries each). */
+/*
+ * Copies rows first .. first + m - 1 of the state (m * nseg entries each); after a pass
+ * without keep, only rows of its last block while it is open.
+ */
 KmStatus	km_host_state_fetch(KmHostState *hs, int64_t first, int64_t m, int32_t *labels,
 								float *dist, KmError *err);
 

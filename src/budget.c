@@ -65,8 +65,14 @@ KmeansBudgetMake(KmeansBudget *b, const KmeansPlan *plan, int64 n, int d, bool s
 	int64		threads = KmeansThreads();
 	int64		model_sets = plan->n_init > 1 ? 2 : 1;
 	int64		trials = 2 + (int64) log((double) Max(plan->k_max, 1));	/* k-means++ candidates */
+	/* mini-batch keeps nothing per row in the backend (KmeansKeepsRowState) */
+	bool		keep = KmeansKeepsRowState(plan);
+	/* k-means|| seeds where no init was given and the rows are streamed (KmeansBegin) */
+	bool		parallel = plan->parallel_init || (plan->init_auto && stream);
+	/* greedy k-means++ keeps each row's distance to its nearest center (seed.c) */
+	bool		plusplus = plan->plusplus_init && !parallel;
 	/* the CPU backend's pruning bounds (km_bounds.h) */
-	bool		bounds = kmeans_prune && km_bounds_serve(d, plan->nseg, plan->k_min);
+	bool		bounds = keep && kmeans_prune && km_bounds_serve(d, plan->nseg, plan->k_min);
 
 	memset(b, 0, sizeof(*b));
 	b->plan = plan;
@@ -77,8 +83,10 @@ KmeansBudgetMake(KmeansBudget *b, const KmeansPlan *plan, int64 n, int d, bool s
 
 	/* each row's label and distance per k between passes, and the k-means++ distances (the
 	 * backend's, in host memory on the CPU or where the device has no room) */
-	Add(b, "per-row labels and distances", n, nseg * (int64) (sizeof(int32) + sizeof(float)));
-	Add(b, "per-row labels and distances", n, sizeof(float));
+	if (keep)
+		Add(b, "per-row labels and distances", n, nseg * (int64) (sizeof(int32) + sizeof(float)));
+	if (keep || plusplus)
+		Add(b, "per-row labels and distances", n, sizeof(float));
 	if (plan->final_labels)
 		Add(b, "final labels for the quality indices", n, nseg * (int64) sizeof(int32));
 	if (bounds)
@@ -117,7 +125,8 @@ KmeansBudgetMake(KmeansBudget *b, const KmeansPlan *plan, int64 n, int d, bool s
 	/* the pruning bounds' rows gathered for a full scan, a run per thread */
 	if (bounds)
 		Add(b, "per-batch buffers", threads * KM_SUB_ROWS, (int64) (d + 4) * sizeof(float));
-	Add(b, "per-row labels and distances", n / KM_SUB_ROWS + 1, trials * (int64) sizeof(double));
+	if (keep || plusplus)
+		Add(b, "per-row labels and distances", n / KM_SUB_ROWS + 1, trials * (int64) sizeof(double));
 
 	/* algorithm => 'minibatch': a window of rows with their permutation, and one batch */
 	if (plan->minibatch_rows > 0)
@@ -135,13 +144,15 @@ KmeansBudgetMake(KmeansBudget *b, const KmeansPlan *plan, int64 n, int d, bool s
 	/*
 	 * init => 'k-means||' (seed_parallel.c): each row's D^2, the kept keys and rows (8 k), and
 	 * at most 1 + 5 rounds of them as candidates, with their float64 weighing sums; without an
-	 * init, streamed rows are seeded so (KmeansBegin)
+	 * init, streamed rows are seeded so (KmeansBegin).  A fit that keeps nothing per row
+	 * recomputes D^2 instead (seed_parallel.c).
 	 */
-	if (plan->parallel_init || (plan->init_auto && stream))
+	if (parallel)
 	{
 		int64		kept = Min((int64) 8 * plan->k_max, (int64) 1000000);
 
-		Add(b, "k-means|| seeding", n, sizeof(float));
+		if (keep)
+			Add(b, "k-means|| seeding", n, sizeof(float));
 		Add(b, "k-means|| seeding", kept, (int64) d * sizeof(float) + 24);
 		Add(b, "k-means|| seeding", 1 + KMEANS_PARALLEL_ROUNDS * kept,
 			(int64) d * (sizeof(float) + 2 * sizeof(double)) + 32);

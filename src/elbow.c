@@ -260,6 +260,7 @@ ReadArgs(FunctionCallInfo fcinfo, ElbowCall *ec)
 	plan.median = ec->opt.median;
 	plan.minibatch_rows = ec->opt.minibatch ? ec->opt.batch_size : 0;
 	plan.parallel_init = ec->opt.init == KMEANS_INIT_PARALLEL;
+	plan.plusplus_init = ec->opt.init == KMEANS_INIT_PLUSPLUS;
 	plan.init_auto = ec->opt.init_auto;
 	plan.silhouette_rows = sample_size;
 	ec->plan = plan;

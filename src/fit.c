@@ -95,6 +95,7 @@ FitBegin(FunctionCallInfo fcinfo, FitCall *fc, bool need_id, KmeansLabelFn fn, v
 	fc->plan.median = fc->opt.median;
 	fc->plan.minibatch_rows = fc->opt.minibatch ? fc->opt.batch_size : 0;
 	fc->plan.parallel_init = fc->opt.init == KMEANS_INIT_PARALLEL;
+	fc->plan.plusplus_init = fc->opt.init == KMEANS_INIT_PLUSPLUS;
 	fc->plan.init_auto = fc->opt.init_auto;
 	fc->data = KmeansBegin(source, column, PG_ARGISNULL(ARG_ID) ? NULL : PG_GETARG_TEXT_PP(ARG_ID),
 						   &fc->opt, &fc->plan);

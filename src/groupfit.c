@@ -38,6 +38,7 @@ KmeansGroupFitBegin(MemoryContext parent, const char *what, int k, Jsonb *option
 	g->plan.median = g->opt.median;
 	g->plan.minibatch_rows = g->opt.minibatch ? g->opt.batch_size : 0;
 	g->plan.parallel_init = g->opt.init == KMEANS_INIT_PARALLEL;
+	g->plan.plusplus_init = g->opt.init == KMEANS_INIT_PLUSPLUS;
 	g->feed = KmeansFeedOpen(what, &g->opt, &g->plan);
 	MemoryContextSwitchTo(old);
 	return g;

@@ -125,6 +125,7 @@ typedef struct KmeansPlan
 	int64		silhouette_rows;	/* rows of the silhouette sample; 0 for none */
 	int64		minibatch_rows; /* algorithm => 'minibatch': rows per mini-batch; 0 for Lloyd */
 	bool		parallel_init;	/* init => 'k-means||' with the engine's passes (seed_parallel.c) */
+	bool		plusplus_init;	/* greedy k-means++, or no init given (seed.c) */
 	bool		init_auto;		/* init not given: k-means|| if the rows are streamed */
 } KmeansPlan;
 
@@ -359,6 +360,18 @@ extern void KmeansMiniBatch(KmeansData *data, const KmeansOptions *opt, KmeansMo
 extern bool KmeansMiniBatchRunning(const KmeansModelSet *ms);
 extern int64 KmeansMiniBatchWindow(int64 n, int64 batch, int d, bool weighted);
 extern void KmeansFinalPass(KmeansData *data, KmeansModelSet *ms, KmeansLabelFn fn, void *arg);
+
+/*
+ * Whether the passes over the rows keep each row's state in the backend (pass_begin's keep):
+ * Lloyd's do, between iterations; mini-batch keeps none, so that its memory does not grow
+ * with the rows: its final pass and its k-means|| rounds (which then recompute D^2) keep only
+ * a block's labels.
+ */
+static inline bool
+KmeansKeepsRowState(const KmeansPlan *plan)
+{
+	return plan == NULL || plan->minibatch_rows == 0;
+}
 extern KmeansModelSet *KmeansRuns(KmeansData *data, const KmeansOptions *opt, int nseg, const int *ks,
 								  KmeansLabelFn fn, void *arg);
 extern double KmeansSegmentInertia(const KmeansModelSet *ms, int s);

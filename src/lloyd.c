@@ -6,6 +6,8 @@
  * Per-row state that outlives a pass (the previous labels and this pass's distances) belongs to
  * the backend (pass_begin .. pass_end), on every device: the engine has one path, and reads the
  * state back only for the final labels and a repair (state_fetch, a batch of rows at a time).
+ * Mini-batch's final pass keeps none (KmeansKeepsRowState): its sink reads each batch's labels
+ * as the batch is passed.
  */
 #include "kmeans.h"
 
@@ -141,7 +143,7 @@ LloydPass(LloydState *ls, bool reset, bool exact)
 	/* the backend has no state of the rows until the first pass it sees */
 	reset |= data->agg != NULL;
 	KmeansCheckStatus(be->ops->pass_begin(be, data->n, ls->ms->nseg, rs->segs, reset, exact,
-										  &err), &err);
+										  KmeansKeepsRowState(data->fit), &err), &err);
 	KmeansScan(data, PassBatch, ls);
 	KmeansCheckStatus(be->ops->pass_end(be, &rs->acc, ls->changed, &err), &err);
 }

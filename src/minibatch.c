@@ -32,7 +32,9 @@
  * of an elbow has its own counts, average and stop, and stopped k cost nothing in later steps.
  * The final labels and inertia come from one full pass (lloyd.c), as for Lloyd.
  *
- * Memory: a window of rows and one batch, besides what every fit holds (budget.c).
+ * Memory: a window of rows and one batch, besides what every fit holds (budget.c), and
+ * nothing per row: a step's state is its batch's, and the final pass and the k-means|| rounds
+ * keep none (KmeansKeepsRowState), so a streamed fit's memory does not grow with the table.
  */
 #include "kmeans.h"
 
@@ -236,7 +238,7 @@ Step(MiniBatch *mb, int64 nb)
 	if (rs->nrun == 0)
 		goto done;
 	KmeansRunSetReset(rs);
-	KmeansCheckStatus(be->ops->pass_begin(be, nb, ms->nseg, rs->segs, true, false, &err), &err);
+	KmeansCheckStatus(be->ops->pass_begin(be, nb, ms->nseg, rs->segs, true, false, true, &err), &err);
 	/* in slices of a resident chunk's rows, so that a cancel is seen within a call's work */
 	for (int64 off = 0; off < nb; off += slice)
 	{

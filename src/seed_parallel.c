@@ -22,6 +22,14 @@
  * times to seed, whatever k is (test/sql/seeding.sql counts them).  The draws depend on the rows,
  * their order and the seed only: resident and streamed data, and any thread count, give the same
  * centers.  Fewer candidates than k (few distinct rows) are topped up with rows drawn uniformly.
+ *
+ * A fit that keeps nothing per row (mini-batch, KmeansKeepsRowState) keeps no D^2 either: each
+ * round's pass assigns the rows to every candidate so far, and a row's distance there is its
+ * D^2.  Each (row, candidate) distance is the same float32 whichever other candidates are
+ * installed with it, so the least of them is the same bits as the least of each round's
+ * least, and both ways draw the same candidates (seeding.sql compares them).  The rounds then
+ * compute about 10 l distances a row instead of 4 l, and the seeding with its weighing pass
+ * 15 l instead of 9 l.
  */
 #include "kmeans.h"
 
@@ -43,7 +51,7 @@ typedef struct Round
 	int			d;
 	uint64		seed;
 	int			round;
-	float	   *mindist;		/* n: D^2 to the nearest candidate so far */
+	float	   *mindist;		/* n: D^2 to the nearest candidate so far, or NULL */
 	double		phi;
 	/* the rows of the largest keys: a min-heap of m entries and their values */
 	int			m;
@@ -169,9 +177,13 @@ RoundBatch(KmeansBatch *b, void *arg)
 			double		w = b->w ? (double) b->w[off + i] : 1.0;
 			double		wd2;
 
-			if (d2 < r->mindist[row])
-				r->mindist[row] = d2;
-			wd2 = w * (double) r->mindist[row];
+			if (r->mindist != NULL)
+			{
+				if (d2 < r->mindist[row])
+					r->mindist[row] = d2;
+				d2 = r->mindist[row];
+			}
+			wd2 = w * (double) d2;
 			if (!(wd2 > 0.0))
 				continue;		/* a candidate already, or of weight 0 */
 			r->phi += wd2;
@@ -222,7 +234,8 @@ CandidatePass(Round *r, const float *c, int from, int to, double *weights)
 	acc.mass = r->data->weights ? palloc0(sizeof(double) * k) : NULL;
 	r->weighing = weights != NULL;
 	KmeansCheckStatus(be->ops->set_centers(be, c + (int64) from * r->d, r->d, 1, seg_off, &err), &err);
-	KmeansCheckStatus(be->ops->pass_begin(be, r->data->n, 1, segs, true, false, &err), &err);
+	KmeansCheckStatus(be->ops->pass_begin(be, r->data->n, 1, segs, true, false,
+										  KmeansKeepsRowState(r->data->fit), &err), &err);
 	KmeansScan(r->data, RoundBatch, r);
 	KmeansCheckStatus(be->ops->pass_end(be, &acc, changed, &err), &err);
 	if (weights != NULL)
@@ -259,9 +272,12 @@ KmeansSeedParallel(KmeansData *data, const KmeansOptions *opt, int k, int run, f
 	r.d = d;
 	r.seed = seed;
 	r.m = (int) Min((int64) 4 * l, (int64) 1000000);
-	r.mindist = MemoryContextAllocHuge(cxt, sizeof(float) * data->n);
-	for (int64 i = 0; i < data->n; i++)
-		r.mindist[i] = INFINITY;
+	if (KmeansKeepsRowState(data->fit))
+	{
+		r.mindist = MemoryContextAllocHuge(cxt, sizeof(float) * data->n);
+		for (int64 i = 0; i < data->n; i++)
+			r.mindist[i] = INFINITY;
+	}
 	r.heap = MemoryContextAllocHuge(cxt, sizeof(Kept) * r.m);
 	r.slot = MemoryContextAllocHuge(cxt, sizeof(int) * r.m);
 	r.vals = MemoryContextAllocHuge(cxt, sizeof(float) * (Size) r.m * d);
@@ -283,7 +299,8 @@ KmeansSeedParallel(KmeansData *data, const KmeansOptions *opt, int k, int run, f
 		CHECK_FOR_INTERRUPTS();
 		r.phi = 0.0;
 		r.nkept = 0;
-		CandidatePass(&r, c, done, nc, NULL);
+		/* the new candidates lower the kept D^2; without it, every candidate gives it */
+		CandidatePass(&r, c, r.mindist != NULL ? done : 0, nc, NULL);
 		done = nc;
 		if (!(r.phi > 0.0))
 			break;				/* every row is a candidate already */

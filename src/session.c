@@ -207,6 +207,7 @@ SeedStreamedRows(KmeansData *data, KmeansOptions *opt, KmeansPlan *plan)
 	opt->init = KMEANS_INIT_PARALLEL;
 	opt->init_name = "k-means||";
 	plan->parallel_init = true;
+	plan->plusplus_init = false;
 	ereport(KmeansTracing() ? NOTICE : DEBUG1,
 			(errmsg("kmeans: the rows are read again on every pass: seeded by k-means||"),
 			 errdetail(INT64_FORMAT " rows of dimension %d are not kept in memory: they exceed "

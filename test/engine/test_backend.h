@@ -184,11 +184,11 @@ TestStateMisuse(const char *name, KmBackend *be)
 
 	AccumAlloc(&a, 2, 2);
 	MUST(be->ops->block_create(be, x, NULL, 4, NULL, &blk, ERR));
-	REFUSED(be->ops->pass_begin(be, 4, 1, segs, 1, 0, &err), "set_centers");
+	REFUSED(be->ops->pass_begin(be, 4, 1, segs, 1, 0, 1, &err), "set_centers");
 	MUST(be->ops->set_centers(be, c, 2, 1, seg_off, ERR));
 	REFUSED(be->ops->pass_block(be, blk, 0, &err), "outside a pass");
-	REFUSED(be->ops->pass_begin(be, 4, 1, bad, 1, 0, &err), "maps to 3");
-	MUST(be->ops->pass_begin(be, 4, 1, segs, 1, 0, ERR));
+	REFUSED(be->ops->pass_begin(be, 4, 1, bad, 1, 0, 1, &err), "maps to 3");
+	MUST(be->ops->pass_begin(be, 4, 1, segs, 1, 0, 1, ERR));
 	REFUSED(be->ops->pass_block(be, blk, 1, &err), "rows 1..5 of 4");
 	MUST(be->ops->pass_block(be, blk, 0, ERR));
 	MUST(be->ops->pass_end(be, &a, changed, ERR));

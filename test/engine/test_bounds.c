@@ -128,7 +128,7 @@ RunnerPass(Runner *rn, int64_t n, int nseg, const int *segs, int nrun, int k, in
 	memset(rn->acc.counts, 0, sizeof(int64_t) * k);
 	memset(rn->acc.inertia, 0, sizeof(double) * k);
 	rn->acc.k = k;
-	MUST(rn->be->ops->pass_begin(rn->be, n, nseg, segs, reset, 0, ERR));
+	MUST(rn->be->ops->pass_begin(rn->be, n, nseg, segs, reset, 0, 1, ERR));
 	for (int64_t b = 0; b < rn->nblk; b++)
 		MUST(rn->be->ops->pass_block(rn->be, rn->blocks[b], b * rn->bsize, ERR));
 	MUST(rn->be->ops->pass_end(rn->be, &rn->acc, rn->changed, ERR));

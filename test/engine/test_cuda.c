@@ -418,7 +418,7 @@ static void
 StreamPass(KmBackend *be, int batch, const float *x0, int64_t n, int d, int64_t bsize, float *buf,
 		   int nseg, const int *segs, int reset, KmAccum *acc, int64_t *changed)
 {
-	MUST(be->ops->pass_begin(be, n, nseg, segs, reset, 0, ERR));
+	MUST(be->ops->pass_begin(be, n, nseg, segs, reset, 0, 1, ERR));
 	for (int64_t b = 0; b * bsize < n; b++)
 	{
 		int64_t		m = n - b * bsize < bsize ? n - b * bsize : bsize;
@@ -539,7 +539,7 @@ RunPasses(const Case *c, KmBackend *resident, KmBackend *staged)
 		ReferencePass(resident, blocks, nblk, bsize, nrun, segs, off, 0, &rs, &ref, ch_ref);
 
 		/* resident blocks */
-		MUST(resident->ops->pass_begin(resident, n, nseg, segs, pass == 0, 0, ERR));
+		MUST(resident->ops->pass_begin(resident, n, nseg, segs, pass == 0, 0, 1, ERR));
 		for (int64_t b = 0; b < nblk; b++)
 			MUST(resident->ops->pass_block(resident, blocks[b], b * bsize, ERR));
 		MUST(resident->ops->pass_end(resident, &got, ch_got, ERR));
@@ -568,7 +568,7 @@ RunPasses(const Case *c, KmBackend *resident, KmBackend *staged)
 			memset(got3.sums, 0, sizeof(double) * k * d);
 			memset(got3.counts, 0, sizeof(int64_t) * k);
 			memset(got3.inertia, 0, sizeof(double) * k);
-			MUST(staged->ops->pass_begin(staged, n, nseg, segs, 0, 0, ERR));
+			MUST(staged->ops->pass_begin(staged, n, nseg, segs, 0, 0, 1, ERR));
 			for (int64_t b = 0; b < nblk; b++)
 				MUST(staged->ops->pass_block(staged, sblocks[b], b * bsize, ERR));
 			MUST(staged->ops->pass_end(staged, &got3, ch_got3, ERR));
@@ -656,8 +656,8 @@ RunPasses(const Case *c, KmBackend *resident, KmBackend *staged)
 		MUST(resident->ops->set_centers(resident, centers, d, nrun, off, ERR));
 		MUST(staged->ops->set_centers(staged, centers, d, nrun, off, ERR));
 		ReferencePass(resident, blocks, nblk, bsize, nrun, segs, off, 1, &rs, &ref, ch_ref);
-		MUST(resident->ops->pass_begin(resident, n, nseg, segs, 0, 1, ERR));
-		MUST(staged->ops->pass_begin(staged, n, nseg, segs, 0, 1, ERR));
+		MUST(resident->ops->pass_begin(resident, n, nseg, segs, 0, 1, 1, ERR));
+		MUST(staged->ops->pass_begin(staged, n, nseg, segs, 0, 1, 1, ERR));
 		for (int64_t b = 0; b < nblk; b++)
 		{
 			MUST(resident->ops->pass_block(resident, blocks[b], b * bsize, ERR));
@@ -730,7 +730,7 @@ RunPasses(const Case *c, KmBackend *resident, KmBackend *staged)
 
 		AccumAlloc(&a, k, d);
 		MUST(resident->ops->set_centers(resident, centers, d, nrun, off, ERR));
-		MUST(resident->ops->pass_begin(resident, n, nseg, segs, 1, 0, ERR));
+		MUST(resident->ops->pass_begin(resident, n, nseg, segs, 1, 0, 1, ERR));
 		for (int64_t b = 0; b < nblk; b++)
 			MUST(resident->ops->pass_block(resident, blocks[b], b * bsize, ERR));
 		MUST(resident->ops->pass_end(resident, &a, ch, ERR));
@@ -747,6 +747,102 @@ RunPasses(const Case *c, KmBackend *resident, KmBackend *staged)
 	free(buf);
 	free(centers);
 	RefStateFree(&rs);
+}
+
+/*
+ * A pass without keep (pass_begin's keep = 0, mini-batch's final pass) on a GPU with room,
+ * where the state stays on the device, and on one whose budget a filler block has used up,
+ * where the pass goes through host memory with no state: the totals of assign_accumulate
+ * block by block and, fetched right after each block, its labels and distances, bit for bit
+ * (400,000 rows leave no room for their state in 16 MB; 5,000 do).  A pass with keep and
+ * reset afterwards starts from fresh labels on both.
+ */
+static void
+TestStateless(int64_t n, int d, int k, size_t limit)
+{
+	int64_t		bsize = 1024;
+	int64_t		nblk = (n + bsize - 1) / bsize;
+	int			segs[1] = {0},
+				off[2] = {0, k};
+	int64_t		nfill = (int64_t) (limit - limit / 8) / (4 * (d + 1));
+	float	   *fill = calloc((size_t) nfill * d, sizeof(float)),
+			   *x = malloc(sizeof(float) * n * d),
+			   *c = malloc(sizeof(float) * k * d),
+			   *rd = malloc(sizeof(float) * n),
+			   *dd = malloc(sizeof(float) * bsize);
+	int32_t    *rl = malloc(sizeof(int32_t) * n),
+			   *l = malloc(sizeof(int32_t) * bsize);
+	KmBackend  *be[2];
+	KmBlock    *filler;
+	KmRng		rng;
+
+	km_rng_seed(&rng, (uint64_t) n * 3 + d);
+	for (int64_t q = 0; q < n * d; q++)
+		x[q] = (float) ((q / d) % 5) * 2.0f + (float) km_rng_uniform(&rng);
+	for (int j = 0; j < k; j++)
+		memcpy(c + (int64_t) j * d, x + (int64_t) (j * 41 % n) * d, sizeof(float) * d);
+	MUST(km_cuda_backend_create(0, d, 0, &be[0], ERR));
+	MUST(km_cuda_backend_create(0, d, limit, &be[1], ERR));
+	MUST(be[1]->ops->block_create(be[1], fill, NULL, nfill, NULL, &filler, ERR));
+	for (int b = 0; b < 2; b++)
+	{
+		const char *name = b == 0 ? "with room" : "in 16 MB";
+		KmAccum		ref,
+					got,
+					again;
+		int64_t		ch[1];
+		int			same = 1;
+
+		AccumAlloc(&ref, k, d);
+		AccumAlloc(&got, k, d);
+		AccumAlloc(&again, k, d);
+		MUST(be[b]->ops->set_centers(be[b], c, d, 1, off, ERR));
+		/* each block made just before it is used, as a streamed source's are */
+		for (int pass = 0; pass < 3; pass++)
+		{
+			if (pass > 0)
+				MUST(be[b]->ops->pass_begin(be[b], n, 1, segs, 1, 1, pass == 2, ERR));
+			for (int64_t q = 0; q < nblk; q++)
+			{
+				int64_t		m = n - q * bsize < bsize ? n - q * bsize : bsize;
+				KmBlock    *blk;
+
+				MUST(be[b]->ops->block_create(be[b], x + q * bsize * d, NULL, m, NULL, &blk, ERR));
+				if (pass == 0)
+					MUST(be[b]->steps->assign_accumulate(be[b], blk, rl + q * bsize, rd + q * bsize,
+														 1, &ref, ERR));
+				else
+					MUST(be[b]->ops->pass_block(be[b], blk, q * bsize, ERR));
+				be[b]->ops->block_destroy(be[b], blk);
+				if (pass != 1)
+					continue;
+				MUST(be[b]->ops->state_fetch(be[b], q * bsize, m, l, dd, ERR));
+				same &= memcmp(l, rl + q * bsize, sizeof(int32_t) * m) == 0 &&
+					memcmp(dd, rd + q * bsize, sizeof(float) * m) == 0;
+			}
+			if (pass > 0)
+				MUST(be[b]->ops->pass_end(be[b], pass == 1 ? &got : &again, ch, ERR));
+		}
+		CHECK(AccumSame(&ref, &got) && same,
+			  "GPU %s: a pass without state differs from assign_accumulate's (labels %s)", name,
+			  same ? "equal" : "differ");
+		CHECK(AccumSame(&ref, &again) && ch[0] == n,
+			  "GPU %s: a kept pass after one without: changed %lld of %lld", name,
+			  (long long) ch[0], (long long) n);
+		AccumFree(&ref);
+		AccumFree(&got);
+		AccumFree(&again);
+	}
+	be[1]->ops->block_destroy(be[1], filler);
+	be[0]->ops->destroy(be[0]);
+	be[1]->ops->destroy(be[1]);
+	free(fill);
+	free(x);
+	free(c);
+	free(rd);
+	free(dd);
+	free(rl);
+	free(l);
 }
 
 /* The budget: an allocation over it fails with a message that gives both sizes in MB. */
@@ -1234,6 +1330,8 @@ main(void)
 		if (!quick || cases[i].quick)
 			RunOnBackends(&cases[i], 1, 16 << 20);
 	TestBudget();
+	TestStateless(400000, 4, 9, 16 << 20);
+	TestStateless(5000, 40, 33, 16 << 20);
 	TestIouBackends();
 	TestSeriesAssign(quick);
 	{

@@ -215,7 +215,7 @@ TestPasses(const char *name, int64_t n, int d, int kmin, int nseg, int64_t bsize
 				}
 
 			MUST(be->ops->set_centers(be, cr, d, nrun, run_off, ERR));
-			MUST(be->ops->pass_begin(be, n, nseg, segs, pass == 0, exact, ERR));
+			MUST(be->ops->pass_begin(be, n, nseg, segs, pass == 0, exact, 1, ERR));
 			for (int64_t b = 0; b < nblk; b++)
 				MUST(be->ops->pass_block(be, blk[b], b * bsize, ERR));
 			MUST(be->ops->pass_end(be, &got, ch_got, ERR));

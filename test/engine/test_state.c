@@ -53,7 +53,7 @@ TestPasses(const char *name, int64_t n, int d, const int ks[3], int64_t bsize)
 		AccumAlloc(&got, k, d);
 		MUST(be->ops->set_centers(be, c, d, 2, off, ERR));
 		ReferencePass(be, blk, nblk, bsize, 2, segs, off, exact, &rs, &ref, ch_ref);
-		MUST(be->ops->pass_begin(be, n, nseg, segs, pass == 0, exact, ERR));
+		MUST(be->ops->pass_begin(be, n, nseg, segs, pass == 0, exact, 1, ERR));
 		for (int64_t b = 0; b < nblk; b++)
 			MUST(be->ops->pass_block(be, blk[b], b * bsize, ERR));
 		MUST(be->ops->pass_end(be, &got, ch_got, ERR));
@@ -110,7 +110,7 @@ TestPasses(const char *name, int64_t n, int d, const int ks[3], int64_t bsize)
 		int64_t		ch[2] = {0};
 
 		AccumAlloc(&a, k, d);
-		MUST(be->ops->pass_begin(be, n, nseg, segs, 1, 0, ERR));
+		MUST(be->ops->pass_begin(be, n, nseg, segs, 1, 0, 1, ERR));
 		for (int64_t b = 0; b < nblk; b++)
 			MUST(be->ops->pass_block(be, blk[b], b * bsize, ERR));
 		MUST(be->ops->pass_end(be, &a, ch, ERR));
@@ -196,6 +196,130 @@ TestSeeding(const char *name, int64_t n, int d)
 	free(sd);
 }
 
+/*
+ * A pass without keep (mini-batch's final pass, KmeansKeepsRowState) against the same pass with
+ * the state kept, on its own backend with the same history: the same totals and, fetched right
+ * after each block, the same labels and distances, bit for bit.  Rows outside the last block,
+ * a fetch once the pass is over and some segments installed are refused; a pass with keep
+ * afterwards starts its labels afresh.  Each pass follows a first one over the same centers,
+ * so that where the CPU backend keeps bounds (d <= 16, one segment of 64) the kept pass is a
+ * pruned one and the other is not.
+ */
+static void
+TestStateless(const char *name, int64_t n, int d, int nseg, const int *ks, int64_t bsize,
+			  int exact)
+{
+	int			segs[2] = {0, 1};
+	int			off[3] = {0, ks[0], ks[0] + (nseg > 1 ? ks[1] : 0)};
+	int			k = off[nseg];
+	int64_t		nblk = (n + bsize - 1) / bsize;
+	float	   *x = malloc(sizeof(float) * n * d),
+			   *c = malloc(sizeof(float) * k * d),
+			   *dk = malloc(sizeof(float) * n * nseg),
+			   *dn = malloc(sizeof(float) * n * nseg);
+	int32_t    *lk = malloc(sizeof(int32_t) * n * nseg),
+			   *ln = malloc(sizeof(int32_t) * n * nseg);
+	KmBackend  *kept,
+			   *none;
+	KmBlock   **bk,
+			  **bn;
+	KmAccum		ak,
+				an;
+	int64_t		ch[2];
+	KmError		err = {0};
+	KmStatus	st;
+
+	rng_state = (uint64_t) n * 13 + d + nseg;
+	for (int64_t q = 0; q < n * d; q++)
+		x[q] = RandUnit() * 4.0f + (float) ((q / d) % 7);
+	for (int j = 0; j < k; j++)
+		memcpy(c + (int64_t) j * d, x + (int64_t) (j * 53 % n) * d, sizeof(float) * d);
+	MUST(km_cpu_backend_create(2, d, &kept, ERR));
+	MUST(km_cpu_backend_create(2, d, &none, ERR));
+	bk = MakeBlocks(kept, x, n, d, bsize);
+	bn = MakeBlocks(none, x, n, d, bsize);
+	for (int pass = 0; pass < 2; pass++)
+	{
+		KmBackend  *be[2] = {kept, none};
+		KmBlock   **blk[2] = {bk, bn};
+
+		/* the first pass keeps the state on both; the second keeps it on one */
+		for (int b = 0; b < 2; b++)
+		{
+			int			keep = pass == 0 || b == 0;
+			KmAccum    *acc = b == 0 ? &ak : &an;
+
+			AccumAlloc(acc, k, d);
+			MUST(be[b]->ops->set_centers(be[b], c, d, nseg, off, ERR));
+			MUST(be[b]->ops->pass_begin(be[b], n, nseg, segs, pass == 0, exact, keep, ERR));
+			for (int64_t q = 0; q < nblk; q++)
+			{
+				int64_t		m = n - q * bsize < bsize ? n - q * bsize : bsize;
+
+				MUST(be[b]->ops->pass_block(be[b], blk[b][q], q * bsize, ERR));
+				if (keep)
+					continue;
+				MUST(be[b]->ops->state_fetch(be[b], q * bsize, m, ln + q * bsize * nseg,
+											 dn + q * bsize * nseg, ERR));
+				if (q > 0)
+				{
+					st = be[b]->ops->state_fetch(be[b], q * bsize - 1, 1, lk, dk, &err);
+					CHECK(st == KM_ERR_ARGUMENT, "%s: a row before the last block was served", name);
+				}
+			}
+			MUST(be[b]->ops->pass_end(be[b], acc, ch, ERR));
+		}
+		if (pass == 0)
+		{
+			AccumFree(&ak);
+			AccumFree(&an);
+			continue;
+		}
+		MUST(kept->ops->state_fetch(kept, 0, n, lk, dk, ERR));
+		CHECK(AccumSame(&ak, &an), "%s: the totals without state differ", name);
+		CHECK(memcmp(lk, ln, sizeof(int32_t) * n * nseg) == 0 &&
+			  memcmp(dk, dn, sizeof(float) * n * nseg) == 0,
+			  "%s: the labels or distances without state differ", name);
+		AccumFree(&ak);
+		AccumFree(&an);
+	}
+
+	/* after the pass nothing is kept; a partial pass cannot keep nothing */
+	st = none->ops->state_fetch(none, 0, 1, ln, dn, &err);
+	CHECK(st == KM_ERR_ARGUMENT && strstr(err.message, "keeps the state") != NULL,
+		  "%s: state_fetch after a pass without state: status %d, \"%s\"", name, (int) st,
+		  err.message);
+	if (nseg > 1)
+	{
+		st = none->ops->pass_begin(none, n, nseg, segs, 0, exact, 0, &err);
+		CHECK(st == KM_OK, "%s: pass_begin without state: %s", name, err.message);
+		st = none->ops->pass_begin(none, n, nseg + 1, segs, 0, exact, 0, &err);
+		CHECK(st == KM_ERR_ARGUMENT && strstr(err.message, "without state") != NULL,
+			  "%s: a pass without state for %d of %d segments: status %d", name, nseg, nseg + 1,
+			  (int) st);
+	}
+	/* the labels start afresh: every row changes */
+	AccumAlloc(&an, k, d);
+	MUST(none->ops->pass_begin(none, n, nseg, segs, 0, exact, 1, ERR));
+	for (int64_t q = 0; q < nblk; q++)
+		MUST(none->ops->pass_block(none, bn[q], q * bsize, ERR));
+	MUST(none->ops->pass_end(none, &an, ch, ERR));
+	CHECK(ch[0] == n && (nseg == 1 || ch[1] == n), "%s: a kept pass after one without changed %lld of %lld",
+		  name, (long long) ch[0], (long long) n);
+	AccumFree(&an);
+
+	FreeBlocks(kept, bk, nblk);
+	FreeBlocks(none, bn, nblk);
+	kept->ops->destroy(kept);
+	none->ops->destroy(none);
+	free(x);
+	free(c);
+	free(lk);
+	free(ln);
+	free(dk);
+	free(dn);
+}
+
 int
 main(void)
 {
@@ -206,6 +330,16 @@ main(void)
 	TestPasses("d=3", 5000, 3, small, 1024);
 	TestPasses("d=3 uneven blocks", 3333, 3, small, 3 * KM_SUB_ROWS);
 	TestPasses("d=40", 2500, 40, wide, 2 * KM_SUB_ROWS);
+	{
+		int			two[2] = {6, 11};
+		int			one[1] = {64};
+
+		TestStateless("stateless d=3", 5000, 3, 2, two, 1024, 1);
+		TestStateless("stateless d=3 pruned", 6000, 3, 1, one, 3 * KM_SUB_ROWS, 1);
+		TestStateless("stateless d=3 pruned, not exact", 6000, 3, 1, one, 1024, 0);
+		TestStateless("stateless d=40", 2500, 40, 2, two, 2 * KM_SUB_ROWS, 1);
+		TestStateless("stateless d=40, not exact", 2500, 40, 1, one, KM_SUB_ROWS, 0);
+	}
 	TestSeeding("d=4", 10000, 4);
 	TestSeeding("d=40", 3000, 40);
 	{

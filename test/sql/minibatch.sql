@@ -88,6 +88,54 @@ SELECT count(*) AS early_differences_resident FROM
    SELECT cluster, center, size, inertia
    FROM kmeans_fit('pts', 'v', 5, algorithm => 'minibatch', batch_size => 100, max_iter => 50, seed => 7,
                    init_centers => '{{1,1,0},{9,3,0},{21,9,0},{29,11,0},{41,17,0}}')) d;
+-- Nothing per row: a streamed mini-batch fit holds a window, a batch and the centers, and its
+-- final pass and k-means|| seeding keep no label, distance or D^2 per row.  kmeans.max_memory =
+-- 1MB refuses Lloyd on 200,000 rows (its labels and distances, 8 bytes a row, no longer fit
+-- once some 45,000 rows are counted) and lets mini-batch fit them all, with the result of the
+-- rows kept in memory.
+CREATE TABLE many AS
+SELECT i AS id, ARRAY[(i % 5) * 10 + sin(i * 1.3), (i % 5) * 4 + cos(i * 0.7)]::real[] AS v
+FROM generate_series(1, 200000) i;
+CREATE FUNCTION fit_or_refusal(alg text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    detail text;
+BEGIN
+    PERFORM count(*) FROM kmeans_fit('test_minibatch.many', 'v', 5, algorithm => alg, max_iter => 2,
+                                     batch_size => 2048, init => 'k-means||');
+    RETURN 'fitted';
+EXCEPTION WHEN out_of_memory THEN
+    GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL;
+    RETURN CASE WHEN detail LIKE '%per-row labels and distances%' THEN 'refused for its per-row labels'
+                ELSE detail END;
+END $$;
+SET kmeans.memory_limit = '64kB';
+SET kmeans.max_memory = '1MB';
+SET kmeans.batch_rows = 1024;
+SELECT fit_or_refusal('lloyd') AS lloyd, fit_or_refusal('minibatch') AS minibatch;
+CREATE TABLE many_streamed AS
+SELECT cluster, center, size, inertia
+FROM kmeans_fit('many', 'v', 5, algorithm => 'minibatch', max_iter => 2, batch_size => 2048,
+                init => 'k-means||');
+RESET kmeans.max_memory;
+RESET kmeans.memory_limit;
+RESET kmeans.batch_rows;
+SELECT count(*) AS clusters, sum(size) AS rows FROM many_streamed;
+SELECT count(*) AS many_differences_resident FROM
+  (SELECT * FROM many_streamed EXCEPT
+   SELECT cluster, center, size, inertia
+   FROM kmeans_fit('many', 'v', 5, algorithm => 'minibatch', max_iter => 2, batch_size => 2048,
+                   init => 'k-means||')) d;
+-- kmeans_labels streams its labels out of the final pass too: sum(distance^2) is the inertia
+SET kmeans.memory_limit = '64kB';
+SET kmeans.max_memory = '1MB';
+SET kmeans.batch_rows = 1024;
+SELECT count(*) AS labelled, abs(sum(distance ^ 2) / (SELECT sum(inertia) FROM many_streamed) - 1) < 1e-9 AS inertia_agrees
+FROM kmeans_labels('many', 'v', 5, id => 'id', algorithm => 'minibatch', max_iter => 2,
+                   batch_size => 2048, init => 'k-means||');
+RESET kmeans.max_memory;
+RESET kmeans.memory_limit;
+RESET kmeans.batch_rows;
+
 -- another seed deals other batches
 SELECT count(*) > 0 AS another_seed_differs FROM
   (SELECT * FROM ref EXCEPT
