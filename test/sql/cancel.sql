@@ -28,6 +28,35 @@ RESET statement_timeout;
 SELECT clock_timestamp() - t < interval '1.4 s' AS stopped_within_a_second FROM t0;
 RESET kmeans.memory_limit;
 
+-- A mini-batch epoch: 8,000 centers and batches of every row make each step some 10^10
+-- multiply-adds, and the fit runs for many seconds.  Its steps are cut into calls that a
+-- cancel waits for at most one of; kmeans_last_fit() keeps the steps a cancelled fit finished,
+-- and says where it stopped: seeded, not yet in its final pass.
+TRUNCATE t0;
+SET statement_timeout = '400ms';
+INSERT INTO t0 VALUES (clock_timestamp());
+SELECT count(*) FROM kmeans_fit('big', 'v', 8000, algorithm => 'minibatch', batch_size => 100000,
+                                max_iter => 1000, init => 'random');
+RESET statement_timeout;
+SELECT clock_timestamp() - t < interval '1.4 s' AS stopped_within_a_second FROM t0;
+SELECT count(*) FILTER (WHERE phase = 'seed') = 1 AND count(*) FILTER (WHERE phase = 'final') = 0
+       AS cancelled_in_the_epochs
+FROM kmeans_last_fit();
+
+-- A k-means|| round over rows streamed from the table: 2,000 centers draw 4,000 candidates a
+-- round.  The cancel lands after the first read and before the seeding ends.
+SET kmeans.memory_limit = '64kB';
+TRUNCATE t0;
+SET statement_timeout = '400ms';
+INSERT INTO t0 VALUES (clock_timestamp());
+SELECT count(*) FROM kmeans_fit('big', 'v', 2000, init => 'k-means||');
+RESET statement_timeout;
+SELECT clock_timestamp() - t < interval '1.4 s' AS stopped_within_a_second FROM t0;
+SELECT count(*) FILTER (WHERE phase = 'read') = 1 AND count(*) FILTER (WHERE phase = 'seed') = 0
+       AS cancelled_while_seeding
+FROM kmeans_last_fit();
+RESET kmeans.memory_limit;
+
 -- The silhouette of kmeans_elbow on a large sample (each row a pass over the whole sample:
 -- minutes for 100,000 rows) stops as quickly; everything before it takes about 0.2 s here.
 TRUNCATE t0;
