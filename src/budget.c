@@ -145,13 +145,13 @@ KmeansBudgetMake(KmeansBudget *b, const KmeansPlan *plan, int64 n, int d, bool s
 	 * init => 'k-means||' (seed_parallel.c): each row's D^2, the kept keys and rows (8 k), and
 	 * at most 1 + 5 rounds of them as candidates, with their float64 weighing sums; without an
 	 * init, streamed rows are seeded so (KmeansBegin).  A fit that keeps nothing per row
-	 * recomputes D^2 instead (seed_parallel.c).
+	 * recomputes D^2 instead where it would not fit kmeans.memory_limit (seed_parallel.c).
 	 */
 	if (parallel)
 	{
 		int64		kept = Min((int64) 8 * plan->k_max, (int64) 1000000);
 
-		if (keep)
+		if (KmeansParallelKeepsD2(plan, n))
 			Add(b, "k-means|| seeding", n, sizeof(float));
 		Add(b, "k-means|| seeding", kept, (int64) d * sizeof(float) + 24);
 		Add(b, "k-means|| seeding", 1 + KMEANS_PARALLEL_ROUNDS * kept,

@@ -364,13 +364,23 @@ extern void KmeansFinalPass(KmeansData *data, KmeansModelSet *ms, KmeansLabelFn 
 /*
  * Whether the passes over the rows keep each row's state in the backend (pass_begin's keep):
  * Lloyd's do, between iterations; mini-batch keeps none, so that its memory does not grow
- * with the rows: its final pass and its k-means|| rounds (which then recompute D^2) keep only
- * a block's labels.
+ * with the rows: its final pass and its k-means|| rounds keep only a block's labels.
  */
 static inline bool
 KmeansKeepsRowState(const KmeansPlan *plan)
 {
 	return plan == NULL || plan->minibatch_rows == 0;
+}
+
+/*
+ * Whether k-means|| keeps each row's D^2 (4 bytes a row) for n rows: always where the passes
+ * keep their state; under mini-batch while it fits kmeans.memory_limit, the memory its rows
+ * may take (beyond it, seed_parallel.c recomputes D^2 from every candidate each round).
+ */
+static inline bool
+KmeansParallelKeepsD2(const KmeansPlan *plan, int64 n)
+{
+	return KmeansKeepsRowState(plan) || n <= (int64) kmeans_memory_limit * 1024 / (int64) sizeof(float);
 }
 extern KmeansModelSet *KmeansRuns(KmeansData *data, const KmeansOptions *opt, int nseg, const int *ks,
 								  KmeansLabelFn fn, void *arg);

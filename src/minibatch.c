@@ -33,8 +33,9 @@
  * The final labels and inertia come from one full pass (lloyd.c), as for Lloyd.
  *
  * Memory: a window of rows and one batch, besides what every fit holds (budget.c), and
- * nothing per row: a step's state is its batch's, and the final pass and the k-means|| rounds
- * keep none (KmeansKeepsRowState), so a streamed fit's memory does not grow with the table.
+ * nothing per row: a step's state is its batch's, the final pass and the k-means|| rounds keep
+ * none (KmeansKeepsRowState), and k-means|| keeps D^2 only within kmeans.memory_limit, so a
+ * streamed fit's memory does not grow with the table.
  */
 #include "kmeans.h"
 

@@ -23,9 +23,9 @@
  * their order and the seed only: resident and streamed data, and any thread count, give the same
  * centers.  Fewer candidates than k (few distinct rows) are topped up with rows drawn uniformly.
  *
- * A fit that keeps nothing per row (mini-batch, KmeansKeepsRowState) keeps no D^2 either: each
- * round's pass assigns the rows to every candidate so far, and a row's distance there is its
- * D^2.  Each (row, candidate) distance is the same float32 whichever other candidates are
+ * A fit that keeps nothing per row (mini-batch, KmeansKeepsRowState) keeps D^2 only while it
+ * fits kmeans.memory_limit (KmeansParallelKeepsD2); beyond, each round's pass assigns the rows
+ * to every candidate so far, and a row's distance there is its D^2.  Each (row, candidate) distance is the same float32 whichever other candidates are
  * installed with it, so the least of them is the same bits as the least of each round's
  * least, and both ways draw the same candidates (seeding.sql compares them).  The rounds then
  * compute about 10 l distances a row instead of 4 l, and the seeding with its weighing pass
@@ -272,7 +272,7 @@ KmeansSeedParallel(KmeansData *data, const KmeansOptions *opt, int k, int run, f
 	r.d = d;
 	r.seed = seed;
 	r.m = (int) Min((int64) 4 * l, (int64) 1000000);
-	if (KmeansKeepsRowState(data->fit))
+	if (KmeansParallelKeepsD2(data->fit, data->n))
 	{
 		r.mindist = MemoryContextAllocHuge(cxt, sizeof(float) * data->n);
 		for (int64 i = 0; i < data->n; i++)

@@ -67,35 +67,45 @@ SELECT count(*) > 0 AS minibatch_plusplus_differs FROM
    SELECT center, size FROM kmeans_fit('pts', 'v', 40, algorithm => 'minibatch', max_iter => 1,
                                        init => 'k-means++')) d;
 
--- Mini-batch keeps nothing per row, so its k-means|| keeps no D^2: each round assigns every row
--- to all the candidates so far, where Lloyd lowers its kept D^2 by the round's new ones.  The
--- candidates are the same either way: a mini-batch epoch of one batch is Lloyd's first
--- iteration (minibatch.sql), and it equals a one-iteration Lloyd fit bit for bit, with the
--- direct kernel (2-D) and with the matrix product (64-D, 100 centers), streamed.  The rounds
--- still take one pass each: 10 passes, as above.
+-- Mini-batch keeps nothing per row, so its k-means|| keeps D^2 only while it fits
+-- kmeans.memory_limit (4 bytes a row); beyond, each round assigns every row to all the
+-- candidates so far, where Lloyd lowers its kept D^2 by the round's new ones.  The candidates
+-- are the same either way: a mini-batch epoch of one batch is Lloyd's first iteration
+-- (minibatch.sql), and it equals a one-iteration Lloyd fit bit for bit, streamed, with D^2 kept
+-- (6,000 rows: 24 kB) and recomputed (20,000 rows: 80 kB, over the 64 kB limit), with the
+-- direct kernel (2-D) and with the matrix product (64-D).  The rounds take one pass each
+-- either way: 10 passes, as above.
 SELECT setval('reads', 1, false);
-SELECT count(*) AS minibatch_recomputed_d2_differences FROM
+SELECT count(*) AS minibatch_kept_d2_differences FROM
   (SELECT cluster, center, size, inertia FROM kmeans_fit('pts', 'v', 40, init => 'k-means||', max_iter => 1) EXCEPT
    SELECT cluster, center, size, inertia
    FROM kmeans_fit('SELECT test_seeding.counted(v) AS v FROM test_seeding.pts', 'v', 40,
                    init => 'k-means||', max_iter => 1, algorithm => 'minibatch', batch_size => 6000)) d;
 SELECT last_value / 6000 AS minibatch_passes, last_value % 6000 AS stray_rows FROM reads;
+CREATE TABLE pts20k AS
+SELECT i AS id, ARRAY[(i % 9) * 5 + sin(i * 1.7), (i % 9 / 3) * 7 + cos(i * 0.9)]::real[] AS v
+FROM generate_series(1, 20000) i;
+SELECT setval('reads', 1, false);
+SELECT count(*) AS minibatch_recomputed_d2_differences FROM
+  (SELECT cluster, center, size, inertia FROM kmeans_fit('pts20k', 'v', 40, init => 'k-means||', max_iter => 1) EXCEPT
+   SELECT cluster, center, size, inertia
+   FROM kmeans_fit('SELECT test_seeding.counted(v) AS v FROM test_seeding.pts20k', 'v', 40,
+                   init => 'k-means||', max_iter => 1, algorithm => 'minibatch', batch_size => 20000)) d;
+SELECT last_value / 20000 AS minibatch_recomputed_passes, last_value % 20000 AS stray_rows FROM reads;
 CREATE TABLE wide AS
 SELECT i AS id, (SELECT array_agg((i % 23) * 0.5 + sin(i * 0.37 + j * 1.1) + cos(i * j * 0.01))::real[]
                  FROM generate_series(1, 64) j) AS v
-FROM generate_series(1, 8000) i;
-SET kmeans.memory_limit = '1MB';		-- the candidates are kept; the 2 MB of rows are not
+FROM generate_series(1, 20000) i;
 SELECT count(*) AS minibatch_recomputed_d2_differences_64d FROM
-  (SELECT cluster, center, size, inertia FROM kmeans_fit('wide', 'v', 100, init => 'k-means||', max_iter => 1) EXCEPT
-   SELECT cluster, center, size, inertia FROM kmeans_fit('wide', 'v', 100, init => 'k-means||', max_iter => 1,
-                                                        algorithm => 'minibatch', batch_size => 8000)) d;
+  (SELECT cluster, center, size, inertia FROM kmeans_fit('wide', 'v', 10, init => 'k-means||', max_iter => 1) EXCEPT
+   SELECT cluster, center, size, inertia FROM kmeans_fit('wide', 'v', 10, init => 'k-means||', max_iter => 1,
+                                                        algorithm => 'minibatch', batch_size => 20000)) d;
 -- (another seed draws other candidates, so the comparison can fail)
 SELECT count(*) > 0 AS minibatch_another_seed_differs FROM
-  (SELECT cluster, center, size, inertia FROM kmeans_fit('wide', 'v', 100, init => 'k-means||', max_iter => 1) EXCEPT
-   SELECT cluster, center, size, inertia FROM kmeans_fit('wide', 'v', 100, init => 'k-means||', max_iter => 1,
-                                                        algorithm => 'minibatch', batch_size => 8000,
+  (SELECT cluster, center, size, inertia FROM kmeans_fit('wide', 'v', 10, init => 'k-means||', max_iter => 1) EXCEPT
+   SELECT cluster, center, size, inertia FROM kmeans_fit('wide', 'v', 10, init => 'k-means||', max_iter => 1,
+                                                        algorithm => 'minibatch', batch_size => 20000,
                                                         seed => 1)) d;
-SET kmeans.memory_limit = '64kB';
 
 -- Streamed and resident: the same centers, bit for bit.
 CREATE TABLE streamed AS
