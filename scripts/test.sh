@@ -85,20 +85,20 @@ done
 
 echo "== hostile SQL text, with a sentinel connection that must survive (${SECONDS}s)"
 for t in test/hostile/check_*.py; do
-    "$py" "$t"; record "$(basename "$t")" $?
+    "$py" "$t"; record "${t##*/}" $?
 done
 
 echo "== workflows: dump and restore, progress seen from a second session (${SECONDS}s)"
 for t in test/workflow/check_*.py; do
     [ -e "$t" ] || continue
-    "$py" "$t"; record "$(basename "$t")" $?
+    "$py" "$t"; record "${t##*/}" $?
 done
 
 echo "== reference comparisons (scikit-learn) (${SECONDS}s)"
 for t in test/reference/check_*.py test/engine/check_*.py; do
     [ -e "$t" ] || continue
     case $t in *_tslearn.py) continue ;; esac
-    "$py" "$t"; record "$(basename "$t")" $?
+    "$py" "$t"; record "${t##*/}" $?
 done
 
 # tslearn comes from PyPI only: into the virtual environment made beside the tests above;
@@ -108,7 +108,7 @@ tpy=$py
 wait $venv_pid && tpy=$test_venv/bin/python
 cat "$KMEANS_TMP/venv.log"
 for t in test/reference/check_*_tslearn.py; do
-    "$tpy" -W ignore::UserWarning "$t"; record "$(basename "$t")" $?
+    "$tpy" -W ignore::UserWarning "$t"; record "${t##*/}" $?
 done
 
 echo "== the pg_cron recipe: a scheduled refit, run twice (started with the engine tests; ${SECONDS}s)"
