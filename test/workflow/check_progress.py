@@ -2,7 +2,8 @@
 """kmeans_progress seen from a second connection while a fit runs, and a cancel from it.
 
 Against a live server (libpq variables): one session runs a long Lloyd fit (tol 0, many
-iterations), then a long mini-batch fit; a second session polls the view every 20 ms.  It
+iterations), then a long mini-batch fit, both streamed from the table; a second session polls
+the view every 20 ms and cancels once it has seen two iterations.  It
 must see the fit's pid, function and k, its phase move on to iterating and its iteration rise,
 rows done within rows total, and an inertia once an iteration has ended; then it cancels the fit
 with pg_cancel_backend, which must stop it within a second, and the view must be empty again.
@@ -38,6 +39,10 @@ def watch(call, label, min_iter):
     a, b = connect(), connect()
     ca, cb = a.cursor(), b.cursor()
     ca.execute("SET search_path = kmeans_progress_check, public")
+    # rows read again on every pass: an iteration lasts a scan of the table, longer than a look
+    # (kept in memory, a pruned iteration of these rows takes about 2 ms, and the first look at
+    # an iteration could already be the one that cancels)
+    ca.execute("SET kmeans.memory_limit = '64kB'")
     ca.execute("SELECT pg_backend_pid()")
     pid = ca.fetchone()[0]
     result = {}
@@ -62,7 +67,8 @@ def watch(call, label, min_iter):
         row = cb.fetchone()
         if row:
             seen.append(row)
-            if cancel_at is None and row[1] == "iterating" and (row[5] or 0) >= min_iter:
+            iterations = {r[5] for r in seen if r[1] == "iterating"}
+            if cancel_at is None and len(iterations) >= 2 and max(iterations) >= min_iter:
                 cb.execute("SELECT pg_cancel_backend(%s)", (pid,))
                 cancel_at = time.time()
         time.sleep(0.02)
