@@ -402,6 +402,21 @@ sil_reserve(size_t *total, uint64_t count, size_t elem)
 	return true;
 }
 
+/*
+ * A scratch area of bytes (sized by sil_reserve, from SIL_ALIGN up): *area to free, *cursor
+ * its first aligned byte for sil_take.
+ */
+static KmStatus
+sil_area(size_t bytes, char **area, char **cursor, KmError *err)
+{
+	*area = malloc(bytes);
+	if (*area == NULL)
+		return KM_FAIL(err, KM_ERR_NOMEM, "silhouette: out of memory for %zu bytes of scratch",
+					   bytes);
+	*cursor = (char *) (((uintptr_t) *area + SIL_ALIGN - 1) & ~(uintptr_t) (SIL_ALIGN - 1));
+	return KM_OK;
+}
+
 /* Carves the next aligned piece out of a scratch area sized by sil_reserve. */
 static void *
 sil_take(char **cursor, uint64_t count, size_t elem)
@@ -450,7 +465,8 @@ km_silhouette_prepare(const float *x, int64_t s, int d, KmMetric metric, const i
 	uint64_t	max_idx;
 	size_t		bytes = SIL_ALIGN;
 	char	   *area;
-	char	   *cursor;
+	char	   *cursor = NULL;	/* set by sil_area */
+	KmStatus	st;
 	KmSilhouette *sp;
 	int64_t    *off;
 	int64_t    *cnt;
@@ -507,11 +523,8 @@ km_silhouette_prepare(const float *x, int64_t s, int d, KmMetric metric, const i
 		!sil_reserve(&bytes, SIL_T, sizeof(uint8_t)))
 		return KM_FAIL(err, KM_ERR_NOMEM, "silhouette: scratch size overflows (s=%lld, nlab=%d)",
 					   (long long) s, nlab);
-	area = malloc(bytes);
-	if (area == NULL)
-		return KM_FAIL(err, KM_ERR_NOMEM, "silhouette: out of memory for %zu bytes of scratch",
-					   bytes);
-	cursor = (char *) (((uintptr_t) area + SIL_ALIGN - 1) & ~(uintptr_t) (SIL_ALIGN - 1));
+	if ((st = sil_area(bytes, &area, &cursor, err)) != KM_OK)
+		return st;
 	sp = sil_take(&cursor, 1, sizeof(KmSilhouette));
 	off = sil_take(&cursor, (uint64_t) nlab + 1, sizeof(int64_t));
 	cnt = sil_take(&cursor, (uint64_t) sum_k, sizeof(int64_t));
@@ -654,7 +667,8 @@ km_silhouette_prepared_rows(const KmSilhouette *sp, int64_t row_begin, int64_t r
 	const int64_t *run_off = sp->run_off;
 	size_t		bytes = SIL_ALIGN;
 	char	   *area;
-	char	   *cursor;
+	char	   *cursor = NULL;	/* set by sil_area */
+	KmStatus	st;
 	SilLanes   *dist;			/* SIL_T + 1: distances of the current tile, then zero */
 	SilLanes   *acc;			/* sum_k: per-cluster distance sums of the current block */
 	SilLanes   *xi;				/* d: the current block's rows, transposed */
@@ -669,11 +683,8 @@ km_silhouette_prepared_rows(const KmSilhouette *sp, int64_t row_begin, int64_t r
 		!sil_reserve(&bytes, (uint64_t) d, sizeof(SilLanes)))
 		return KM_FAIL(err, KM_ERR_NOMEM, "silhouette: scratch size overflows (s=%lld, nlab=%d)",
 					   (long long) s, nlab);
-	area = malloc(bytes);
-	if (area == NULL)
-		return KM_FAIL(err, KM_ERR_NOMEM, "silhouette: out of memory for %zu bytes of scratch",
-					   bytes);
-	cursor = (char *) (((uintptr_t) area + SIL_ALIGN - 1) & ~(uintptr_t) (SIL_ALIGN - 1));
+	if ((st = sil_area(bytes, &area, &cursor, err)) != KM_OK)
+		return st;
 	dist = sil_take(&cursor, SIL_T + 1, sizeof(SilLanes));
 	acc = sil_take(&cursor, (uint64_t) sum_k, sizeof(SilLanes));
 	xi = sil_take(&cursor, (uint64_t) d, sizeof(SilLanes));
