@@ -171,8 +171,10 @@ CudaPassBegin(KmBackend *be, int64_t n, int nseg, const int *segs, int reset, in
 	km_host_state_free(&cb->host);
 	cb->host_pass = 0;
 	cb->host_seed = 0;
-	st = DevicePassBegin(be, n, nseg, segs, reset || !keep, err);
-	if (st != KM_ERR_DEVICE_NOMEM || !(reset || !keep))
+	/* a pass without state reads no labels from before it: it starts afresh too */
+	reset |= !keep;
+	st = DevicePassBegin(be, n, nseg, segs, reset, err);
+	if (st != KM_ERR_DEVICE_NOMEM || !reset)
 		return st;
 	/* the device state gave its room back when it failed */
 	cb->host_pass = 1;
